@@ -1,0 +1,386 @@
+//! Executes a plan against the API: invites first, then per-user profile, memberships and roles,
+//! and removals last (only when everything before succeeded, so a half-applied run never locks
+//! people out). One failed operation is reported and the rest go on; a systemic failure (bad
+//! token, API unreachable) stops the run, and what was done is still recorded.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures_util::StreamExt;
+
+use crate::config::NetworkRole;
+use crate::desired::{ProfileField, Resolution};
+use crate::plan::{Change, Plan, UserAction, UserPlan};
+use crate::speakap::{ApiError, Client, MAX_INVITES_PER_CALL, Observed, ObservedUser, wire};
+use crate::state::{Counts, Ledger, LedgerEntry, OperationResult};
+
+pub struct ApplyReport {
+    pub results: Vec<OperationResult>,
+    pub counts: Counts,
+    /// Set when a systemic error stopped the run early.
+    pub stopped: Option<String>,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> bool {
+        self.counts.failed > 0 || self.stopped.is_some()
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    results: Vec<OperationResult>,
+    stopped: Option<String>,
+}
+
+impl Recorder {
+    fn record(&mut self, xid: &str, operation: &str, outcome: Result<(), ApiError>) -> bool {
+        let ok = outcome.is_ok();
+        let error = outcome.err().map(|e| {
+            if e.is_systemic() && self.stopped.is_none() {
+                self.stopped = Some(e.to_string());
+            }
+            e.to_string()
+        });
+        self.results.push(OperationResult {
+            xid: xid.to_string(),
+            operation: operation.to_string(),
+            ok,
+            error,
+        });
+        ok
+    }
+}
+
+pub async fn apply(client: &Client, plan: &Plan, observed: &Observed, concurrency: usize) -> ApplyReport {
+    let mut recorder = Recorder::default();
+    let accounts: HashMap<&str, &ObservedUser> = observed.users.iter().map(|u| (u.eid.as_str(), u)).collect();
+
+    // 1. Invites, batched.
+    let invites: Vec<&UserPlan> = plan.users.iter().filter(|u| u.action == UserAction::Invite).collect();
+    let mut invited: HashMap<&str, String> = HashMap::new();
+    for batch in invites.chunks(MAX_INVITES_PER_CALL) {
+        if recorder.stopped.is_some() {
+            break;
+        }
+        let invitees = batch
+            .iter()
+            .map(|u| wire::Invitee {
+                name: u.name.clone(),
+                email: planned_email(u).to_string(),
+            })
+            .collect();
+        match client.invite(invitees).await {
+            Ok(results) => {
+                let by_email: HashMap<String, &wire::InviteResult> = results.iter().map(|r| (r.email.to_lowercase(), r)).collect();
+                for user in batch {
+                    let outcome = match by_email.get(&planned_email(user).to_lowercase()) {
+                        Some(r) if r.status != "invalid" && r.eid.is_some() => {
+                            invited.insert(&user.xid, r.eid.clone().expect("checked"));
+                            Ok(())
+                        }
+                        Some(r) => Err(api_rejection("invite", -8, &format!("invite status `{}`", r.status))),
+                        None => Err(api_rejection("invite", -1, "the invite response does not mention this email address")),
+                    };
+                    recorder.record(&user.xid, "invite", outcome);
+                }
+            }
+            Err(e) => {
+                for user in batch {
+                    recorder.record(&user.xid, "invite", Err(clone_error(&e)));
+                }
+            }
+        }
+    }
+
+    // 2. Profile, memberships and roles, several users at a time.
+    let work: Vec<(&UserPlan, String)> = plan
+        .users
+        .iter()
+        .filter(|u| u.action != UserAction::Remove)
+        .filter_map(|u| match u.action {
+            UserAction::Invite => invited.get(u.xid.as_str()).map(|eid| (u, eid.clone())),
+            _ => u.eid.clone().map(|eid| (u, eid)),
+        })
+        .collect();
+    if recorder.stopped.is_none() {
+        let outcomes: Vec<Vec<(String, String, Result<(), ApiError>)>> = futures_util::stream::iter(work)
+            .map(|(user, eid)| {
+                let current = accounts.get(eid.as_str()).copied();
+                async move { update_user(client, user, &eid, current).await }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        for (xid, operation, outcome) in outcomes.into_iter().flatten() {
+            recorder.record(&xid, &operation, outcome);
+        }
+    }
+
+    // 3. Removals, last and only after everything else succeeded.
+    let removals: Vec<&UserPlan> = plan.users.iter().filter(|u| u.action == UserAction::Remove).collect();
+    let earlier_failures = recorder.results.iter().any(|r| !r.ok);
+    for user in removals {
+        if recorder.stopped.is_some() {
+            break;
+        }
+        if earlier_failures {
+            recorder.results.push(OperationResult {
+                xid: user.xid.clone(),
+                operation: "remove from network".into(),
+                ok: false,
+                error: Some("not attempted: earlier operations failed; fix them and run apply again".into()),
+            });
+            continue;
+        }
+        let membership = user
+            .eid
+            .as_deref()
+            .and_then(|eid| accounts.get(eid))
+            .and_then(|a| a.network.as_ref())
+            .map(|m| m.eid.clone());
+        let outcome = match membership {
+            Some(m) => client.remove_from_network(&m).await,
+            None => Err(api_rejection("remove", -4, "the account has no network membership")),
+        };
+        recorder.record(&user.xid, "remove from network", outcome);
+    }
+
+    let mut results = recorder.results;
+    results.sort_by(|a, b| a.xid.cmp(&b.xid).then(a.operation.cmp(&b.operation)));
+    let failed_xids: BTreeSet<&str> = results.iter().filter(|r| !r.ok).map(|r| r.xid.as_str()).collect();
+    let done = |action| {
+        plan.users
+            .iter()
+            .filter(|u| u.action == action && results.iter().any(|r| r.xid == u.xid) && !failed_xids.contains(u.xid.as_str()))
+            .count()
+    };
+    let counts = Counts {
+        invited: done(UserAction::Invite),
+        updated: done(UserAction::Update),
+        removed: done(UserAction::Remove),
+        succeeded: results.iter().filter(|r| r.ok).count(),
+        failed: results.iter().filter(|r| !r.ok).count(),
+    };
+    ApplyReport {
+        results,
+        counts,
+        stopped: recorder.stopped,
+    }
+}
+
+fn planned_email(user: &UserPlan) -> &str {
+    user.changes
+        .iter()
+        .find_map(|c| match c {
+            Change::SetProfile { field: ProfileField::Email, to, .. } => Some(to.as_str()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn api_rejection(operation: &str, code: i64, message: &str) -> ApiError {
+    ApiError::Api {
+        method: "POST".into(),
+        path: operation.into(),
+        status: 400,
+        code,
+        message: message.into(),
+    }
+}
+
+/// `ApiError` holds no non-clonable parts but reqwest's; it is rebuilt from its parts.
+fn clone_error(error: &ApiError) -> ApiError {
+    match error {
+        ApiError::Api { method, path, status, code, message } => ApiError::Api {
+            method: method.clone(),
+            path: path.clone(),
+            status: *status,
+            code: *code,
+            message: message.clone(),
+        },
+        ApiError::Unreachable { url, detail } => ApiError::Unreachable {
+            url: url.clone(),
+            detail: detail.clone(),
+        },
+        ApiError::Protocol { method, path, detail } => ApiError::Protocol {
+            method: method.clone(),
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        ApiError::MissingToken(name) => ApiError::MissingToken(name.clone()),
+    }
+}
+
+/// Profile, then group additions and removals, then role changes for one user.
+async fn update_user(client: &Client, user: &UserPlan, eid: &str, current: Option<&ObservedUser>) -> Vec<(String, String, Result<(), ApiError>)> {
+    let mut outcomes = Vec::new();
+    let mut push = |operation: &str, outcome| outcomes.push((user.xid.clone(), operation.to_string(), outcome));
+
+    let update = profile_update(user, current);
+    if update != wire::UserUpdate::default() {
+        push("update profile", client.update_user(eid, &update).await);
+    }
+
+    let mut role_changes: Vec<(String, String)> = Vec::new();
+    let additions: Vec<(&String, bool)> = user
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::AddMembership { group_eid, admin, .. } => Some((group_eid, *admin)),
+            _ => None,
+        })
+        .collect();
+    if !additions.is_empty() {
+        let groups: Vec<String> = additions.iter().map(|(g, _)| (*g).clone()).collect();
+        match client.add_to_groups(eid, &groups).await {
+            Ok(memberships) => {
+                let by_group: HashMap<&str, &wire::Membership> =
+                    memberships.iter().filter_map(|m| m.group.as_deref().map(|g| (g, m))).collect();
+                for (group, admin) in &additions {
+                    if let (true, Some(m)) = (*admin, by_group.get(group.as_str())) {
+                        role_changes.push((m.eid.clone(), "admin".into()));
+                    }
+                }
+                push("add memberships", Ok(()));
+            }
+            Err(e) => push("add memberships", Err(e)),
+        }
+    }
+
+    let removals: Vec<String> = user
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::RemoveMembership { group_eid, .. } => Some(group_eid.clone()),
+            _ => None,
+        })
+        .collect();
+    if !removals.is_empty() {
+        push("remove memberships", client.remove_from_groups(eid, &removals).await);
+    }
+
+    for change in &user.changes {
+        if let Change::SetGroupAdmin { group_eid, admin, .. } = change {
+            if let Some(m) = current.and_then(|c| c.groups.get(group_eid)) {
+                role_changes.push((m.eid.clone(), if *admin { "admin" } else { "member" }.into()));
+            }
+        }
+    }
+    let network_role = user.changes.iter().find_map(|c| match c {
+        Change::SetNetworkRole { to, .. } => Some(*to),
+        _ => None,
+    });
+    if let Some(role) = network_role {
+        // A new invitee's network membership is only known after the invite: look it up.
+        let membership = match current.and_then(|c| c.network.clone()) {
+            Some(m) => Ok(m.eid),
+            None => client.get_user(eid).await.and_then(|u| {
+                ObservedUser::from(u)
+                    .network
+                    .map(|m| m.eid)
+                    .ok_or_else(|| api_rejection("changeroles", -4, "the account has no network membership"))
+            }),
+        };
+        match membership {
+            Ok(m) => role_changes.push((m, role.as_str().to_string())),
+            Err(e) => push("change roles", Err(e)),
+        }
+    }
+    if !role_changes.is_empty() {
+        push("change roles", client.change_roles(&role_changes).await);
+    }
+    outcomes
+}
+
+/// One profile update carrying the XID and every changed field. Name parts travel together, so
+/// the parts not managed keep their current value.
+fn profile_update(user: &UserPlan, current: Option<&ObservedUser>) -> wire::UserUpdate {
+    let mut update = wire::UserUpdate::default();
+    let mut name: BTreeMap<ProfileField, String> = BTreeMap::new();
+    for change in &user.changes {
+        match change {
+            Change::SetXid { to, .. } => update.xid = Some(to.clone()),
+            Change::SetProfile { field, to, .. } => match field {
+                ProfileField::FirstName | ProfileField::Infix | ProfileField::LastName => {
+                    name.insert(*field, to.clone());
+                }
+                ProfileField::JobTitle => update.job_title = Some(to.clone()),
+                ProfileField::Phone => update.telephone_numbers = Some(if to.is_empty() { Vec::new() } else { vec![to.clone()] }),
+                // A new invitee already has this address; only existing accounts change it.
+                ProfileField::Email if user.action != UserAction::Invite => update.primary_email = Some(to.clone()),
+                ProfileField::Email => {}
+            },
+            _ => {}
+        }
+    }
+    if !name.is_empty() {
+        let part = |field: ProfileField| {
+            name.get(&field)
+                .cloned()
+                .unwrap_or_else(|| current.map(|c| c.get(field).to_string()).unwrap_or_default())
+        };
+        update.name = Some(wire::Name {
+            first_name: part(ProfileField::FirstName),
+            infix: part(ProfileField::Infix),
+            family_name: part(ProfileField::LastName),
+        });
+    }
+    update
+}
+
+/// The ledger after a run, from the network as it now is: a membership or admin right is the
+/// sync's when it is desired (granted or adopted) or was the sync's before and is still there
+/// (a removal that failed is retried next time). Accounts that are gone leave the ledger.
+pub fn ledger_after(previous: &Ledger, resolution: &Resolution, network: &Observed) -> Ledger {
+    let groups_by_name: HashMap<&str, Vec<&str>> = network.groups.iter().fold(HashMap::new(), |mut map, g| {
+        map.entry(g.name.as_str()).or_default().push(g.eid.as_str());
+        map
+    });
+    let unique_group = |name: &str| match groups_by_name.get(name).map(Vec::as_slice) {
+        Some([one]) => Some(one.to_string()),
+        _ => None,
+    };
+    let mut users = BTreeMap::new();
+    for account in &network.users {
+        let Some(xid) = &account.xid else { continue };
+        let before = previous.users.get(xid);
+        let Some(desired) = resolution.desired.get(xid) else {
+            if let Some(entry) = before {
+                users.insert(xid.clone(), LedgerEntry { eid: account.eid.clone(), ..entry.clone() });
+            }
+            continue;
+        };
+        let desired_groups: BTreeSet<String> = desired.memberships.keys().filter_map(|n| unique_group(n)).collect();
+        let desired_admin: BTreeSet<String> = desired
+            .memberships
+            .iter()
+            .filter(|(_, m)| m.admin.is_some())
+            .filter_map(|(n, _)| unique_group(n))
+            .collect();
+        let was = |set: fn(&LedgerEntry) -> &BTreeSet<String>, group: &String| before.is_some_and(|e| set(e).contains(group));
+        let groups = account
+            .groups
+            .keys()
+            .filter(|g| desired_groups.contains(*g) || was(|e| &e.groups, g))
+            .cloned()
+            .collect();
+        let admin_of = account
+            .groups
+            .iter()
+            .filter(|(g, m)| m.role == "admin" && (desired_admin.contains(*g) || was(|e| &e.admin_of, g)))
+            .map(|(g, _)| g.clone())
+            .collect();
+        let wants_admin = desired.role.as_ref().is_some_and(|r| r.value == NetworkRole::Admin);
+        let network_admin = account.role() == "admin" && (wants_admin || before.is_some_and(|e| e.network_admin));
+        users.insert(
+            xid.clone(),
+            LedgerEntry {
+                eid: account.eid.clone(),
+                groups,
+                admin_of,
+                network_admin,
+            },
+        );
+    }
+    Ledger { users }
+}

@@ -1,0 +1,127 @@
+//! The command-line surface (clap). No logic here: `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::civil::Date;
+
+#[derive(Debug, Parser)]
+#[command(name = "speakap-sync", version, about = "GitOps reconciler for Speakap user management", long_about = None)]
+pub struct Cli {
+    /// More detailed logs on stderr (RUST_LOG overrides).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config documents against the schema and the semantic rules.
+    Validate(ValidateArgs),
+    /// Show what apply would change, without changing anything.
+    Plan(PlanArgs),
+    /// Apply the plan for a committed config and record an audit commit.
+    Apply(ApplyArgs),
+    /// List the recorded applies (from refs/speakap-sync/state).
+    Audit(AuditArgs),
+    /// Write the JSON schemas of the config documents.
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The config directory (inside a git repository).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The commit to read the config from.
+    #[arg(long, default_value = "HEAD", conflicts_with = "worktree")]
+    pub rev: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Read uncommitted files instead of a commit (for local editing).
+    #[arg(long)]
+    pub worktree: bool,
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Read the HR record from this file instead of `source.path`.
+    #[arg(long)]
+    pub hr: Option<PathBuf>,
+    /// The date to plan for (YYYY-MM-DD); default today.
+    #[arg(long)]
+    pub now: Option<Date>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Read uncommitted files instead of a commit; the plan is then marked not applicable.
+    #[arg(long)]
+    pub worktree: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Also write the plan as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when the plan has changes (0 when none), for drift checks.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Apply a plan blocked by a safety threshold: give the checksum the plan printed.
+    #[arg(long, value_name = "CHECKSUM")]
+    pub force: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The config directory (inside the git repository holding the state ref).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub format: AuditFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Directory to write the schema files to.
+    #[arg(long, default_value = "schema")]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiagnosticFormat {
+    Text,
+    Json,
+    /// GitHub workflow commands: errors show inline on a pull request.
+    Github,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Text,
+    Json,
+}

@@ -1,0 +1,326 @@
+//! The commands: they load inputs at the edges (git, HR file, API), call the pure core
+//! (`resolve`, `plan`), and print. Exit codes: 0 ok, 1 error, 2 changes (with
+//! `--detailed-exitcode`), 3 blocked by a safety threshold.
+
+use std::path::Path;
+
+use jiff::civil::Date;
+use sha2::{Digest, Sha256};
+
+use crate::apply;
+use crate::cli::{ApplyArgs, AuditArgs, AuditFormat, ConfigArgs, DiagnosticFormat, PlanArgs, PlanFormat, RunArgs, SchemaArgs, ValidateArgs};
+use crate::config::{self, Config, Source};
+use crate::desired::{Resolution, resolve};
+use crate::diag;
+use crate::error::Error;
+use crate::hr::{self, Snapshot};
+use crate::output::Paint;
+use crate::plan::{self, Plan, PlanInput, render};
+use crate::rules;
+use crate::sim::{self, RunningSim, Seed, SimConfig};
+use crate::speakap::{self, ApiError, Client, Observed};
+use crate::state::{self, ApplyRecord, Ledger};
+
+pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
+    let files = config::read_config_files(&args.config.repo, &args.config.rev, args.worktree)?;
+    note_uncommitted(&files);
+    let sources = files.files.clone();
+    let (diagnostics, ok) = match config::load(files) {
+        Ok(config) => (config.warnings, true),
+        Err(diagnostics) => (diagnostics, false),
+    };
+    let rendered = match args.format {
+        DiagnosticFormat::Text if ok && diagnostics.is_empty() => format!("valid: {} file(s), no problems\n", sources.len()),
+        DiagnosticFormat::Text => diag::render_text(&diagnostics, &sources),
+        DiagnosticFormat::Json => format!("{}\n", serde_json::to_string_pretty(&diagnostics).expect("diagnostics serialize")),
+        DiagnosticFormat::Github => diag::render_github(&diagnostics),
+    };
+    print!("{rendered}");
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn note_uncommitted(files: &config::ConfigFiles) {
+    if !files.uncommitted.is_empty() {
+        tracing::warn!(
+            "uncommitted changes in {} are not used (reading {}); commit them, or try them with --worktree",
+            files.uncommitted.join(", "),
+            files.revision.describe()
+        );
+    }
+}
+
+/// Loads and validates the config; problems are printed to stderr with their source lines.
+fn load_config(args: &ConfigArgs, worktree: bool) -> Result<Config, Error> {
+    let files = config::read_config_files(&args.repo, &args.rev, worktree)?;
+    note_uncommitted(&files);
+    let sources = files.files.clone();
+    config::load(files).map_err(|diagnostics| {
+        eprint!("{}", diag::render_text(&diagnostics, &sources));
+        Error::Config(diagnostics)
+    })
+}
+
+fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapshot, Error> {
+    let Source::Csv(csv) = &config.sync.source;
+    let (path, display) = match override_path {
+        Some(path) => (path.to_path_buf(), path.display().to_string()),
+        None => {
+            let display = if config.files.prefix.is_empty() {
+                csv.path.clone()
+            } else {
+                format!("{}/{}", config.files.prefix, csv.path)
+            };
+            (config.files.config_dir.join(&csv.path), display)
+        }
+    };
+    hr::csv::read(&path, &display, csv.delimiter, rules::configured_fields(&config.sync))
+}
+
+fn today(now: Option<Date>) -> Date {
+    now.unwrap_or_else(|| jiff::Zoned::now().date())
+}
+
+/// The API connection; for `url: embedded` also the in-process simulator behind it.
+struct Connection {
+    client: Client,
+    embedded: Option<RunningSim>,
+}
+
+impl Connection {
+    async fn open(config: &Config) -> Result<Connection, Error> {
+        let settings = &config.sync.speakap;
+        let network = &config.sync.network;
+        match &settings.embedded {
+            Some(embedded) if settings.url == "embedded" => {
+                let dir = &config.files.config_dir;
+                let seed_path = dir.join(&embedded.seed);
+                let seed_text = std::fs::read_to_string(&seed_path)
+                    .map_err(|e| Error::input(format!("simulator seed {}: {e}", seed_path.display())))?;
+                let seed: Seed = serde_json::from_str(&seed_text)
+                    .map_err(|e| Error::input(format!("simulator seed {}: {e}", seed_path.display())))?;
+                // A fresh token per run: the simulator only listens on loopback for this process.
+                let token = crate::hr::csv::hex(&Sha256::digest(format!("{:?}{}", std::time::SystemTime::now(), std::process::id())));
+                let running = sim::start(
+                    ([127, 0, 0, 1], 0).into(),
+                    SimConfig {
+                        network: network.clone(),
+                        token: token.clone(),
+                        state_file: Some(dir.join(&embedded.state)),
+                        seed: Some(seed),
+                    },
+                )
+                .await
+                .map_err(|e| Error::input(e.to_string()))?;
+                tracing::info!("using the embedded Speakap simulator at {} (state: {})", running.url, embedded.state);
+                let client = Client::new(&running.url, network, &token, &settings.api_version)?;
+                Ok(Connection {
+                    client,
+                    embedded: Some(running),
+                })
+            }
+            _ => {
+                let token = std::env::var(&settings.token_env)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| ApiError::MissingToken(settings.token_env.clone()))?;
+                let client = Client::new(&settings.url, network, &token, &settings.api_version)?;
+                Ok(Connection { client, embedded: None })
+            }
+        }
+    }
+
+    async fn close(self) -> Result<(), Error> {
+        if let Some(running) = self.embedded {
+            running
+                .stop()
+                .await
+                .map_err(|e| Error::input(format!("embedded simulator: cannot save its state: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything a plan is computed from.
+struct Inputs {
+    config: Config,
+    snapshot: Snapshot,
+    resolution: Resolution,
+    observed: Observed,
+    ledger: Ledger,
+    today: Date,
+}
+
+async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Result<Inputs, Error> {
+    let snapshot = read_hr(&config, run.hr.as_deref())?;
+    let today = today(run.now);
+    let resolution = resolve(&config, &snapshot, today);
+    let observed = speakap::fetch(&connection.client).await?;
+    let ledger = state::read_ledger(&config.files.repo_root, &config.sync.network)?;
+    Ok(Inputs {
+        config,
+        snapshot,
+        resolution,
+        observed,
+        ledger,
+        today,
+    })
+}
+
+fn make_plan(inputs: &Inputs) -> Result<Plan, Error> {
+    let input = PlanInput {
+        config: &inputs.config,
+        resolution: &inputs.resolution,
+        observed: &inputs.observed,
+        ledger: &inputs.ledger,
+        hr: inputs.snapshot.info(),
+        today: inputs.today,
+    };
+    plan::plan(&input).map_err(|diagnostics| {
+        eprint!("{}", diag::render_text(&diagnostics, &inputs.config.files.files));
+        Error::Config(diagnostics)
+    })
+}
+
+pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
+    let config = load_config(&args.config, args.worktree)?;
+    let connection = Connection::open(&config).await?;
+    let result = gather(config, &args.run, &connection).await;
+    connection.close().await?;
+    let inputs = result?;
+    let plan = make_plan(&inputs)?;
+
+    if let Some(path) = &args.out {
+        std::fs::write(path, render::json(&plan)).map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
+    }
+    match args.format {
+        PlanFormat::Text => print!("{}", render::text(&plan, Paint::for_stdout())),
+        PlanFormat::Json => print!("{}", render::json(&plan)),
+    }
+    Ok(if plan.safety.blocked {
+        3
+    } else if args.detailed_exitcode && plan.summary.has_changes() {
+        2
+    } else {
+        0
+    })
+}
+
+pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
+    let config = load_config(&args.config, false)?;
+    let connection = Connection::open(&config).await?;
+    let outcome = apply_with(args, config, &connection).await;
+    connection.close().await?;
+    outcome
+}
+
+async fn apply_with(args: &ApplyArgs, config: Config, connection: &Connection) -> Result<i32, Error> {
+    let inputs = gather(config, &args.run, connection).await?;
+    let plan = make_plan(&inputs)?;
+    let checksum = plan.checksum();
+    let config_commit = plan
+        .config_commit
+        .clone()
+        .ok_or_else(|| Error::input("the config is not committed; apply only applies committed config"))?;
+    if let Some(forced) = &args.force {
+        if *forced != checksum {
+            return Err(Error::input(format!(
+                "--force {forced} does not name this plan (its checksum is {checksum}); the inputs changed since it was reviewed: plan again"
+            )));
+        }
+    }
+    if plan.safety.blocked && args.force.is_none() {
+        eprint!("{}", render::text(&plan, Paint::plain()));
+        return Err(Error::Blocked(render::blocked_message(&plan)));
+    }
+
+    let report = apply::apply(&connection.client, &plan, &inputs.observed, inputs.config.sync.speakap.concurrency as usize).await;
+    let after = if plan.summary.has_changes() {
+        speakap::fetch(&connection.client).await?
+    } else {
+        inputs.observed.clone()
+    };
+    let ledger = apply::ledger_after(&inputs.ledger, &inputs.resolution, &after);
+
+    for result in &report.results {
+        match &result.error {
+            None => println!("ok      {} {}", result.xid, result.operation),
+            Some(error) => println!("FAILED  {} {}: {error}", result.xid, result.operation),
+        }
+    }
+    let c = &report.counts;
+    let summary = format!("{} invited, {} updated, {} removed, {} failed", c.invited, c.updated, c.removed, c.failed);
+    if report.results.is_empty() && ledger == inputs.ledger {
+        println!("No changes: nothing to apply.");
+        return Ok(0);
+    }
+    let record = ApplyRecord {
+        time: jiff::Timestamp::now().to_string(),
+        actor: state::actor(&inputs.config.files.repo_root),
+        network: plan.network.clone(),
+        config_commit,
+        hr: plan.hr.clone(),
+        plan_checksum: checksum,
+        forced: args.force.is_some(),
+        counts: report.counts.clone(),
+        results: report.results.clone(),
+    };
+    let commit = state::record(&inputs.config.files.repo_root, &record, &ledger, &summary)?;
+    println!("Applied: {summary}.");
+    println!("Audit: {} at {}", state::STATE_REF, config::repo::short(&commit));
+    if let Some(stopped) = &report.stopped {
+        return Err(Error::input(format!("apply stopped early: {stopped}")));
+    }
+    Ok(if report.failed() { 1 } else { 0 })
+}
+
+pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
+    let repo = git2::Repository::discover(&args.repo).map_err(Error::git)?;
+    let root = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
+    let history = state::history(&root)?;
+    match args.format {
+        AuditFormat::Json => {
+            let entries: Vec<serde_json::Value> = history
+                .iter()
+                .map(|(commit, record)| {
+                    let mut value = serde_json::to_value(record).expect("records serialize");
+                    value["audit_commit"] = serde_json::Value::String(commit.clone());
+                    value
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&entries).expect("records serialize"));
+        }
+        AuditFormat::Text if history.is_empty() => println!("No applies recorded yet ({} does not exist).", state::STATE_REF),
+        AuditFormat::Text => {
+            for (commit, r) in &history {
+                println!(
+                    "{}  {}  by {}  network {}  config {}  plan {}  hr {}\n    {} invited, {} updated, {} removed, {} ok, {} failed{}",
+                    config::repo::short(commit),
+                    r.time,
+                    r.actor,
+                    r.network,
+                    config::repo::short(&r.config_commit),
+                    &r.plan_checksum[..r.plan_checksum.len().min(19)],
+                    &r.hr.sha256[..r.hr.sha256.len().min(12)],
+                    r.counts.invited,
+                    r.counts.updated,
+                    r.counts.removed,
+                    r.counts.succeeded,
+                    r.counts.failed,
+                    if r.forced { " (forced past a safety threshold)" } else { "" }
+                );
+                for failure in r.results.iter().filter(|o| !o.ok) {
+                    println!("    FAILED {} {}: {}", failure.xid, failure.operation, failure.error.as_deref().unwrap_or(""));
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn schema(args: &SchemaArgs) -> Result<i32, Error> {
+    let written = config::schema::write_all(&args.out).map_err(|e| Error::input(format!("cannot write to {}: {e}", args.out.display())))?;
+    for name in written {
+        println!("{}", args.out.join(name).display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,630 @@
+//! The configuration: YAML documents read from git, merged per kind, checked against the JSON
+//! schema and by semantic checks, then turned into typed structs that remember where each rule was
+//! written.
+
+pub mod model;
+pub mod repo;
+pub mod schema;
+pub mod tree;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+pub use model::*;
+pub use repo::{ConfigFiles, Revision, SourceFile, read_config_files};
+
+use crate::diag::{self, Diagnostic, Location};
+use crate::rules::{self, FieldName};
+use tree::{Node, NodeValue, Span};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    SyncConfig,
+    MappingRules,
+    Exclusions,
+    Overrides,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::SyncConfig, Kind::MappingRules, Kind::Exclusions, Kind::Overrides];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::SyncConfig => "SyncConfig",
+            Kind::MappingRules => "MappingRules",
+            Kind::Exclusions => "Exclusions",
+            Kind::Overrides => "Overrides",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A loaded, valid configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub sync: SyncConfig,
+    pub rules: MappingRules,
+    pub exclusions: Vec<Exclusion>,
+    pub overrides: Vec<Override>,
+    pub files: ConfigFiles,
+    /// Non-fatal findings (shown by `validate` and in plans).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The merged documents of one kind with where each came from.
+struct Merged {
+    node: Node,
+}
+
+struct Loader<'a> {
+    files: &'a [SourceFile],
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Loader<'_> {
+    fn location(&self, span: Span) -> Location {
+        Location {
+            file: self.files[span.file].path.clone(),
+            line: span.line,
+            column: span.column,
+        }
+    }
+
+    fn origin(&self, span: Span) -> Origin {
+        Origin {
+            file: self.files[span.file].path.clone(),
+            line: span.line,
+        }
+    }
+
+    fn error(&mut self, rule: &str, span: Span, message: impl Into<String>, hint: impl Into<String>) {
+        let d = Diagnostic::error(rule, message).at(self.location(span)).hint(hint);
+        self.diagnostics.push(d);
+    }
+}
+
+/// Parses, merges, validates and types the config files. On failure every problem found is
+/// returned at once, sorted by place.
+pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
+    let mut loader = Loader {
+        files: &files.files,
+        diagnostics: Vec::new(),
+    };
+    let mut by_kind: BTreeMap<Kind, Vec<(Node, Span)>> = BTreeMap::new();
+    for (file_id, file) in files.files.iter().enumerate() {
+        let documents = match tree::parse_documents(file_id, &file.text) {
+            Ok(documents) => documents,
+            Err(e) => {
+                loader.error(
+                    "yaml",
+                    e.span,
+                    format!("invalid YAML: {}", e.message),
+                    "fix the YAML syntax; nothing from this file was used",
+                );
+                continue;
+            }
+        };
+        for mut document in documents {
+            if let NodeValue::Null = document.value {
+                continue; // an empty document, e.g. a trailing `---`
+            }
+            if !matches!(document.value, NodeValue::Map(_)) {
+                loader.error(
+                    "document",
+                    document.span,
+                    "a config document must be a mapping with `apiVersion` and `kind`",
+                    "start the document with `apiVersion: speakap-sync/v1` and `kind: ...`",
+                );
+                continue;
+            }
+            let api_version = document.take("apiVersion");
+            let kind_entry = document.take("kind");
+            match &api_version {
+                None => loader.error(
+                    "document/apiVersion",
+                    document.span,
+                    "missing `apiVersion`",
+                    "add `apiVersion: speakap-sync/v1`",
+                ),
+                Some(entry) if !matches!(&entry.value.value, NodeValue::Str { text, .. } if text == schema::API_VERSION) => {
+                    loader.error(
+                        "document/apiVersion",
+                        entry.value.span,
+                        format!("unsupported apiVersion `{}`", entry.value.to_json()),
+                        "this version of speakap-sync reads `apiVersion: speakap-sync/v1`",
+                    )
+                }
+                Some(_) => {}
+            }
+            let kinds = Kind::ALL.map(Kind::name).join(", ");
+            let kind = match &kind_entry {
+                None => {
+                    loader.error(
+                        "document/kind",
+                        document.span,
+                        "missing `kind`",
+                        format!("add `kind:` with one of {kinds}"),
+                    );
+                    continue;
+                }
+                Some(entry) => match &entry.value.value {
+                    NodeValue::Str { text, .. } => match Kind::from_name(text) {
+                        Some(kind) => (kind, entry.key_span),
+                        None => {
+                            loader.error(
+                                "document/kind",
+                                entry.value.span,
+                                format!("unknown kind `{text}`"),
+                                format!("kinds are {kinds} (spelled exactly so)"),
+                            );
+                            continue;
+                        }
+                    },
+                    _ => {
+                        loader.error(
+                            "document/kind",
+                            entry.value.span,
+                            "`kind` must be text",
+                            format!("one of {kinds}"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            by_kind.entry(kind.0).or_default().push((document, kind.1));
+        }
+    }
+
+    let mut merged: BTreeMap<Kind, Merged> = BTreeMap::new();
+    for (kind, documents) in by_kind {
+        let mut documents = documents.into_iter();
+        let (mut first, _) = documents.next().expect("grouped kinds have a document");
+        let mut conflicts = Vec::new();
+        for (document, _) in documents {
+            first.merge(document, "", &mut conflicts);
+        }
+        for conflict in conflicts {
+            let d = Diagnostic::error(
+                "duplicate-key",
+                format!("{} `{}` is defined twice", kind.name(), conflict.path.trim_start_matches('/')),
+            )
+            .at(loader.location(conflict.second))
+            .related(loader.location(conflict.first), "first defined at")
+            .hint("documents of one kind are merged; keep each key in one place");
+            loader.diagnostics.push(d);
+        }
+        merged.insert(kind, Merged { node: first });
+    }
+
+    if !merged.contains_key(&Kind::SyncConfig) && !loader.diagnostics.iter().any(|d| d.rule == "yaml") {
+        let names: Vec<&str> = files.files.iter().map(|f| f.path.as_str()).collect();
+        loader.diagnostics.push(
+            Diagnostic::error("document/kind", format!("no SyncConfig document among {}", names.join(", ")))
+                .hint("add a document with `kind: SyncConfig` (network, speakap, source)"),
+        );
+    }
+
+    for (kind, m) in &merged {
+        validate_schema(&mut loader, *kind, &m.node);
+    }
+    if has_errors(&loader.diagnostics) {
+        return Err(finish(loader.diagnostics));
+    }
+
+    let sync: Option<SyncConfig> = typed(&mut loader, merged.get(&Kind::SyncConfig));
+    let rules: Option<MappingRules> = typed(&mut loader, merged.get(&Kind::MappingRules));
+    let exclusions: Option<Exclusions> = typed(&mut loader, merged.get(&Kind::Exclusions));
+    let overrides: Option<Overrides> = typed(&mut loader, merged.get(&Kind::Overrides));
+    let Some(sync) = sync.filter(|_| !has_errors(&loader.diagnostics)) else {
+        return Err(finish(loader.diagnostics));
+    };
+    let mut rules = rules.unwrap_or_default();
+    let mut exclusions = exclusions.unwrap_or_default().exclude;
+    let mut overrides = overrides.unwrap_or_default().overrides;
+
+    // Attach where each rule was written.
+    let span_at = |kind: Kind, path: &[&str]| {
+        merged
+            .get(&kind)
+            .map(|m| m.node.locate(path.iter().copied()).span)
+            .unwrap_or_default()
+    };
+    for (i, rule) in rules.groups.iter_mut().enumerate() {
+        rule.origin = loader.origin(span_at(Kind::MappingRules, &["groups", &i.to_string()]));
+    }
+    for (i, rule) in rules.roles.iter_mut().enumerate() {
+        rule.origin = loader.origin(span_at(Kind::MappingRules, &["roles", &i.to_string()]));
+    }
+    for (i, rule) in rules.local_admins.iter_mut().enumerate() {
+        rule.origin = loader.origin(span_at(Kind::MappingRules, &["local_admins", &i.to_string()]));
+    }
+    for (table_name, table) in [("business_units", &mut rules.business_units), ("departments", &mut rules.departments)] {
+        if let Some(table) = table {
+            table.origins = table
+                .map
+                .keys()
+                .map(|code| {
+                    let span = span_at(Kind::MappingRules, &[table_name, "map", code]);
+                    (code.clone(), loader.origin(span))
+                })
+                .collect();
+            table.default_origin = loader.origin(span_at(Kind::MappingRules, &[table_name, "default"]));
+        }
+    }
+    for (i, exclusion) in exclusions.iter_mut().enumerate() {
+        exclusion.origin = loader.origin(span_at(Kind::Exclusions, &["exclude", &i.to_string()]));
+    }
+    for (i, o) in overrides.iter_mut().enumerate() {
+        o.origin = loader.origin(span_at(Kind::Overrides, &["overrides", &i.to_string()]));
+    }
+
+    let checks = SemanticChecks {
+        merged: &merged,
+        sync: &sync,
+    };
+    checks.run(&mut loader, &rules, &exclusions, &overrides);
+    if has_errors(&loader.diagnostics) {
+        return Err(finish(loader.diagnostics));
+    }
+    let warnings = finish(loader.diagnostics);
+    Ok(Config {
+        sync,
+        rules,
+        exclusions,
+        overrides,
+        files,
+        warnings,
+    })
+}
+
+fn has_errors(diagnostics: &[Diagnostic]) -> bool {
+    diagnostics.iter().any(|d| d.severity == diag::Severity::Error)
+}
+
+fn finish(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diag::sort(&mut diagnostics);
+    diagnostics
+}
+
+/// `None` when the kind has no document, or (reported) when the value does not fit the types.
+fn typed<T: serde::de::DeserializeOwned>(loader: &mut Loader, merged: Option<&Merged>) -> Option<T> {
+    let m = merged?;
+    match serde_json::from_value(m.node.to_json()) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            // The schema accepted it, so this is a gap between schema and types: still say where.
+            loader.error("schema", m.node.span, format!("cannot read this document: {e}"), "check the values against schema/");
+            None
+        }
+    }
+}
+
+fn validators() -> &'static BTreeMap<Kind, (jsonschema::Validator, Value)> {
+    static VALIDATORS: OnceLock<BTreeMap<Kind, (jsonschema::Validator, Value)>> = OnceLock::new();
+    VALIDATORS.get_or_init(|| {
+        Kind::ALL
+            .into_iter()
+            .map(|kind| {
+                let schema = schema::document_schema(kind);
+                let validator = jsonschema::validator_for(&schema).expect("generated schemas are valid");
+                (kind, (validator, schema))
+            })
+            .collect()
+    })
+}
+
+fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
+    let mut instance = node.to_json();
+    if let Value::Object(map) = &mut instance {
+        map.insert("apiVersion".into(), Value::String(schema::API_VERSION.into()));
+        map.insert("kind".into(), Value::String(kind.name().into()));
+    }
+    let (validator, schema) = &validators()[&kind];
+    for error in validator.iter_errors(&instance) {
+        let segments: Vec<String> = error
+            .instance_path()
+            .iter()
+            .map(|segment| segment.to_string())
+            .collect();
+        let target = node.locate(&segments);
+        let keyword = error.kind().keyword();
+        let rule = format!("schema/{keyword}");
+        let at = if segments.is_empty() {
+            kind.name().to_string()
+        } else {
+            segments.join(".")
+        };
+        match error.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let allowed = allowed_keys(schema, error.schema_path().as_str());
+                for key in unexpected {
+                    let span = target.key_span(key).unwrap_or(target.span);
+                    loader.error(
+                        &rule,
+                        span,
+                        format!("unknown key `{key}` in {at}"),
+                        format!("check the spelling; allowed here: {}", allowed.join(", ")),
+                    );
+                }
+            }
+            ValidationErrorKind::Required { property } => {
+                let property = property.as_str().unwrap_or_default().to_string();
+                loader.error(
+                    &rule,
+                    target.span,
+                    format!("missing required key `{property}` in {at}"),
+                    format!("add `{property}:`"),
+                );
+            }
+            ValidationErrorKind::Type { .. } if target.is_plain_scalar() && error.to_string().contains("\"string\"") => {
+                loader.error(
+                    &rule,
+                    target.span,
+                    format!("{at}: {error}"),
+                    format!("write it in quotes, e.g. \"{}\", so YAML keeps it as text", scalar_text(target)),
+                );
+            }
+            ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. } => {
+                let path = error.schema_path().as_str().to_string();
+                let (message, hint) = if path.contains("Matcher") {
+                    (
+                        format!("{at} is not a valid matcher"),
+                        "a matcher is {field, equals}, {field, in: [..]}, {field, matches}, {all: [..]}, {any: [..]} or {not: ..}".to_string(),
+                    )
+                } else if segments.first().map(String::as_str) == Some("source") {
+                    (
+                        format!("{at} is not a valid HR source"),
+                        "`source.type` is `csv` (with path and columns)".to_string(),
+                    )
+                } else {
+                    (format!("{at}: {error}"), "see the schema in schema/ for the accepted shapes".to_string())
+                };
+                loader.error(&rule, target.span, message, hint);
+            }
+            ValidationErrorKind::Pattern { pattern } if at == "network" => {
+                loader.error(
+                    &rule,
+                    target.span,
+                    format!("network: `{}` is not a network EID", scalar_text(target)),
+                    format!("a network EID is 16 lowercase hexadecimal characters ({pattern})"),
+                );
+            }
+            _ => {
+                loader.error(&rule, target.span, format!("{at}: {error}"), "see the schema in schema/ for the accepted values");
+            }
+        }
+    }
+}
+
+fn scalar_text(node: &Node) -> String {
+    match &node.value {
+        NodeValue::Str { text, .. } => text.clone(),
+        _ => node.to_json().to_string(),
+    }
+}
+
+/// The property names allowed by the object schema whose `additionalProperties` failed.
+fn allowed_keys(schema: &Value, keyword_path: &str) -> Vec<String> {
+    let parent = keyword_path.strip_suffix("/additionalProperties").unwrap_or(keyword_path);
+    let mut keys: Vec<String> = schema
+        .pointer(parent)
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+        .map(|p| p.keys().filter(|k| *k != "apiVersion" && *k != "kind").cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+struct SemanticChecks<'a> {
+    merged: &'a BTreeMap<Kind, Merged>,
+    sync: &'a SyncConfig,
+}
+
+impl SemanticChecks<'_> {
+    fn span(&self, kind: Kind, path: &[&str]) -> Span {
+        self.merged
+            .get(&kind)
+            .map(|m| m.node.locate(path.iter().copied()).span)
+            .unwrap_or_default()
+    }
+
+    fn run(&self, loader: &mut Loader, rules: &MappingRules, exclusions: &[Exclusion], overrides: &[Override]) {
+        let fields = rules::known_fields(self.sync);
+        let Source::Csv(csv) = &self.sync.source;
+        let embedded = self.sync.speakap.url == "embedded";
+        if embedded && self.sync.speakap.embedded.is_none() {
+            loader.error(
+                "embedded",
+                self.span(Kind::SyncConfig, &["speakap", "url"]),
+                "`url: embedded` needs `speakap.embedded` with `seed` and `state` files",
+                "add `embedded: {seed: simulator/seed.json, state: .speakap-sim/state.json}`",
+            );
+        }
+        if !embedded {
+            if self.sync.speakap.embedded.is_some() {
+                loader.error(
+                    "embedded",
+                    self.span(Kind::SyncConfig, &["speakap", "embedded"]),
+                    "`speakap.embedded` only applies with `url: embedded`",
+                    "remove `embedded`, or set `url: embedded` to use the simulator",
+                );
+            }
+            if reqwest::Url::parse(&self.sync.speakap.url).is_err() {
+                loader.error(
+                    "url",
+                    self.span(Kind::SyncConfig, &["speakap", "url"]),
+                    format!("`{}` is not a URL", self.sync.speakap.url),
+                    "for example https://api.speakap.io, or `embedded` for the simulator",
+                );
+            }
+        }
+        for (name, column) in &csv.columns.extra {
+            if FieldName::builtin(name).is_some() {
+                loader.error(
+                    "columns",
+                    self.span(Kind::SyncConfig, &["source", "columns", "extra", name]),
+                    format!("extra field `{name}` has the name of a built-in field"),
+                    format!("map `{column}` under another name"),
+                );
+            }
+        }
+
+        for (table_name, table) in [("business_units", &rules.business_units), ("departments", &rules.departments)] {
+            let Some(table) = table else { continue };
+            for (code, group) in &table.map {
+                if code.trim().is_empty() {
+                    loader.error(
+                        "mapping",
+                        self.span(Kind::MappingRules, &[table_name, "map", code]),
+                        format!("empty code in {table_name}.map"),
+                        "every code maps a value that occurs in the HR record",
+                    );
+                }
+                if group.trim().is_empty() {
+                    loader.error(
+                        "mapping",
+                        self.span(Kind::MappingRules, &[table_name, "map", code]),
+                        format!("code `{code}` in {table_name}.map maps to an empty group name"),
+                        "give the exact name of the Speakap group",
+                    );
+                }
+            }
+            if table.unknown == UnknownCode::Default && table.default.is_none() {
+                loader.error(
+                    "mapping",
+                    self.span(Kind::MappingRules, &[table_name, "unknown"]),
+                    format!("{table_name}: `unknown: default` needs `default: <group name>`"),
+                    "add `default:` or choose `unknown: reject` or `ignore`",
+                );
+            }
+            let column_present = match table_name {
+                "business_units" => csv.columns.locations.is_some(),
+                _ => csv.columns.departments.is_some(),
+            };
+            if !column_present {
+                let column = if table_name == "business_units" { "locations" } else { "departments" };
+                loader.diagnostics.push(
+                    Diagnostic::warning("mapping", format!("{table_name} is mapped but no `{column}` column is configured"))
+                        .at(loader.location(self.span(Kind::MappingRules, &[table_name])))
+                        .hint(format!("add `source.columns.{column}`, or remove the table")),
+                );
+            }
+        }
+
+        let mut matcher_sites: Vec<(Vec<String>, &Matcher, Kind)> = Vec::new();
+        for (i, rule) in rules.groups.iter().enumerate() {
+            matcher_sites.push((vec!["groups".into(), i.to_string(), "when".into()], &rule.when, Kind::MappingRules));
+        }
+        for (i, rule) in rules.roles.iter().enumerate() {
+            matcher_sites.push((vec!["roles".into(), i.to_string(), "when".into()], &rule.when, Kind::MappingRules));
+        }
+        for (i, rule) in rules.local_admins.iter().enumerate() {
+            matcher_sites.push((vec!["local_admins".into(), i.to_string(), "when".into()], &rule.when, Kind::MappingRules));
+        }
+        for (i, exclusion) in exclusions.iter().enumerate() {
+            if let Some(when) = &exclusion.when {
+                matcher_sites.push((vec!["exclude".into(), i.to_string(), "when".into()], when, Kind::Exclusions));
+            }
+        }
+        for (path, matcher, kind) in matcher_sites {
+            self.check_matcher(loader, kind, path, matcher, &fields);
+        }
+
+        let mut seen_exclusions: BTreeMap<&str, Span> = BTreeMap::new();
+        for (i, exclusion) in exclusions.iter().enumerate() {
+            let span = self.span(Kind::Exclusions, &["exclude", &i.to_string()]);
+            match (&exclusion.xid, &exclusion.when) {
+                (Some(_), Some(_)) | (None, None) => loader.error(
+                    "exclusion",
+                    span,
+                    "an exclusion names either `xid` or `when`, not both or neither",
+                    "split it into two exclusions, or add the missing one",
+                ),
+                (Some(xid), None) => {
+                    if xid.trim().is_empty() {
+                        loader.error("exclusion", span, "empty `xid`", "give the employee ID to exclude");
+                    } else if let Some(first) = seen_exclusions.insert(xid, span) {
+                        let d = Diagnostic::error("duplicate-key", format!("XID `{xid}` is excluded twice"))
+                            .at(loader.location(span))
+                            .related(loader.location(first), "first excluded at")
+                            .hint("keep one exclusion per XID");
+                        loader.diagnostics.push(d);
+                    }
+                }
+                (None, Some(_)) => {}
+            }
+        }
+
+        let mut seen_overrides: BTreeMap<&str, Span> = BTreeMap::new();
+        for (i, o) in overrides.iter().enumerate() {
+            let span = self.span(Kind::Overrides, &["overrides", &i.to_string()]);
+            if let Some(first) = seen_overrides.insert(&o.xid, span) {
+                let d = Diagnostic::error("duplicate-key", format!("XID `{}` has two overrides", o.xid))
+                    .at(loader.location(span))
+                    .related(loader.location(first), "first override at")
+                    .hint("merge them into one override");
+                loader.diagnostics.push(d);
+            }
+            if let Some(x) = o.add_groups.iter().find(|g| o.remove_groups.contains(g)) {
+                loader.error(
+                    "override",
+                    span,
+                    format!("group `{x}` is both added and removed"),
+                    "keep it in one of add_groups or remove_groups",
+                );
+            }
+        }
+    }
+
+    fn check_matcher(&self, loader: &mut Loader, kind: Kind, path: Vec<String>, matcher: &Matcher, fields: &[String]) {
+        let span = |p: &[String]| self.span(kind, &p.iter().map(String::as_str).collect::<Vec<_>>());
+        let field = match matcher {
+            Matcher::All { all: list } | Matcher::Any { any: list } => {
+                let key = if matches!(matcher, Matcher::All { .. }) { "all" } else { "any" };
+                if list.is_empty() {
+                    loader.error("matcher", span(&path), format!("`{key}` has no matchers"), "list at least one matcher");
+                }
+                for (i, m) in list.iter().enumerate() {
+                    let mut child = path.clone();
+                    child.extend([key.to_string(), i.to_string()]);
+                    self.check_matcher(loader, kind, child, m, fields);
+                }
+                return;
+            }
+            Matcher::Not { not } => {
+                let mut child = path.clone();
+                child.push("not".into());
+                self.check_matcher(loader, kind, child, not, fields);
+                return;
+            }
+            Matcher::Matches { field, matches } => {
+                if let Err(e) = regex::Regex::new(matches) {
+                    let mut at = path.clone();
+                    at.push("matches".into());
+                    let detail = e.to_string();
+                    let last = detail.lines().last().unwrap_or_default().to_string();
+                    loader.error("regex", span(&at), format!("invalid regular expression `{matches}`: {last}"), "fix the pattern (Rust regex syntax)");
+                }
+                field
+            }
+            Matcher::Equals { field, .. } | Matcher::In { field, .. } => field,
+        };
+        if !fields.iter().any(|f| f == field) {
+            let mut at = path;
+            at.push("field".into());
+            loader.error(
+                "matcher",
+                span(&at),
+                format!("unknown field `{field}`"),
+                format!("fields with a configured column: {}", fields.join(", ")),
+            );
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The typed configuration. These types are the single source of the JSON schemas in `schema/`
+//! (doc comments become schema descriptions), so a field added here shows up in editors too.
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a config item was written: used for provenance in plans and `explain`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// `kind: SyncConfig`: the network, the API connection, the HR source and the policy. One per repository
+/// (it may be split over several documents as long as no key is set twice).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// The Speakap network EID: 16 lowercase hexadecimal characters. Quote it in YAML.
+    #[schemars(regex(pattern = r"^[0-9a-f]{16}$"))]
+    pub network: String,
+    pub speakap: SpeakapSettings,
+    pub source: Source,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// How to reach the Speakap API.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakapSettings {
+    /// Base URL of the API, for example `https://api.speakap.io`. The value `embedded` runs the bundled
+    /// simulator in-process on a loopback port (no credentials; see `embedded`).
+    #[serde(default = "default_url")]
+    pub url: String,
+    /// Name of the environment variable holding the token `{appEID}_{appSecret}`. The token itself never
+    /// belongs in the repository.
+    #[serde(default = "default_token_env")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub token_env: String,
+    /// API version sent in the Accept header (`application/vnd.speakap.api-v{version}+json+hal`).
+    #[serde(default = "default_api_version")]
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+$"))]
+    pub api_version: String,
+    /// Upper bound on requests per second.
+    #[serde(default = "default_rps")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub requests_per_second: u32,
+    /// How many users are worked on at once during apply.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 64))]
+    pub concurrency: u32,
+    /// Only with `url: embedded`: where the simulator's network comes from and where it is kept.
+    #[serde(default)]
+    pub embedded: Option<EmbeddedSimulator>,
+}
+
+fn default_url() -> String {
+    "https://api.speakap.io".into()
+}
+fn default_token_env() -> String {
+    "SPEAKAP_TOKEN".into()
+}
+fn default_api_version() -> String {
+    "1.8.2".into()
+}
+fn default_rps() -> u32 {
+    10
+}
+fn default_concurrency() -> u32 {
+    8
+}
+
+/// The in-process simulator used by the quick start and for trying rules safely.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedSimulator {
+    /// JSON file (relative to the config directory) describing the starting network: groups and users.
+    pub seed: String,
+    /// JSON file (relative to the config directory) where the simulated network is kept between runs.
+    /// Keep it out of git; delete it to start again from the seed.
+    pub state: String,
+}
+
+/// The HR record: the source of truth for who works here.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Source {
+    /// A CSV export with a header row (UTF-8, with or without BOM).
+    Csv(CsvSource),
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSource {
+    /// Path of the CSV file, relative to the config directory (or given with `--hr`).
+    pub path: String,
+    /// Field delimiter; `auto` picks the one among `,` `;` tab `|` that splits the header into the
+    /// configured column names.
+    #[serde(default)]
+    pub delimiter: Delimiter,
+    /// Separator inside multi-valued columns (several locations or departments in one cell).
+    #[serde(default = "default_multi_value_separator")]
+    #[schemars(length(min = 1, max = 1))]
+    pub multi_value_separator: String,
+    /// Which HR column feeds which field.
+    pub columns: Columns,
+}
+
+fn default_multi_value_separator() -> String {
+    "|".into()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum Delimiter {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = ",")]
+    Comma,
+    #[serde(rename = ";")]
+    Semicolon,
+    #[serde(rename = "\t")]
+    Tab,
+    #[serde(rename = "|")]
+    Pipe,
+}
+
+impl Delimiter {
+    pub fn byte(self) -> Option<u8> {
+        match self {
+            Delimiter::Auto => None,
+            Delimiter::Comma => Some(b','),
+            Delimiter::Semicolon => Some(b';'),
+            Delimiter::Tab => Some(b'\t'),
+            Delimiter::Pipe => Some(b'|'),
+        }
+    }
+}
+
+/// HR column names (as in the header row, matched ignoring case and surrounding spaces) for each
+/// field. `xid` and `email` are required; a field without a column is not managed by the sync.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Columns {
+    /// The employee ID: the permanent anchor between HR and Speakap.
+    pub xid: String,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Dutch "tussenvoegsel" (van, de, van der).
+    #[serde(default)]
+    pub infix: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub job_title: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Location codes, mapped to business units by `MappingRules.business_units`.
+    #[serde(default)]
+    pub locations: Option<String>,
+    /// Department codes, mapped to department groups by `MappingRules.departments`.
+    #[serde(default)]
+    pub departments: Option<String>,
+    /// Further columns usable in matchers under the given field name, e.g. `contract: Contracttype`.
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// How the sync behaves.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub safety: Safety,
+}
+
+/// Brakes against a wrong HR export or a wrong rule. A plan over a limit is blocked (exit 3) unless
+/// `apply --force <checksum>` names exactly that plan.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Safety {
+    /// Block when more than this percentage of the managed users would be removed.
+    #[serde(default = "default_max_offboard")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub max_offboard_percent: f64,
+    /// Block when more than this percentage of the managed users would be updated or removed.
+    #[serde(default = "default_max_change")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub max_change_percent: f64,
+    /// Block when the HR record has fewer rows than this (a truncated export).
+    #[serde(default = "default_min_records")]
+    pub min_records: usize,
+}
+
+fn default_max_offboard() -> f64 {
+    10.0
+}
+fn default_max_change() -> f64 {
+    25.0
+}
+fn default_min_records() -> usize {
+    10
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            max_offboard_percent: default_max_offboard(),
+            max_change_percent: default_max_change(),
+            min_records: default_min_records(),
+        }
+    }
+}
+
+/// `kind: MappingRules`: how HR values become Speakap business units, departments, groups and roles.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingRules {
+    /// Location code → business unit group name.
+    #[serde(default)]
+    pub business_units: Option<LookupTable>,
+    /// Department code → department group name.
+    #[serde(default)]
+    pub departments: Option<LookupTable>,
+    /// Groups granted to everyone a matcher selects.
+    #[serde(default)]
+    pub groups: Vec<GroupRule>,
+    /// Network roles; the first matching rule wins.
+    #[serde(default)]
+    pub roles: Vec<RoleRule>,
+    /// Local admin rights in the person's own business unit(s).
+    #[serde(default)]
+    pub local_admins: Vec<LocalAdminRule>,
+}
+
+/// A lookup table from HR codes to Speakap group names.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupTable {
+    /// HR code → exact Speakap group name. Quote codes with leading zeros.
+    pub map: BTreeMap<String, String>,
+    /// What to do with a code missing from `map`: `reject` skips the record (reported), `ignore`
+    /// drops the code, `default` uses `default`.
+    #[serde(default)]
+    pub unknown: UnknownCode,
+    /// Group used for unknown codes when `unknown: default`.
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origins: BTreeMap<String, Origin>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub default_origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownCode {
+    #[default]
+    Reject,
+    Ignore,
+    Default,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRule {
+    /// Exact name of an existing Speakap group.
+    #[schemars(length(min = 1))]
+    pub group: String,
+    pub when: Matcher,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRule {
+    pub role: NetworkRole,
+    pub when: Matcher,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Origin,
+}
+
+/// Network role. The sync only takes back an admin role it granted itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkRole {
+    Admin,
+    Member,
+}
+
+impl NetworkRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkRole::Admin => "admin",
+            NetworkRole::Member => "member",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAdminRule {
+    /// Which groups of the person the admin right applies to.
+    pub of: LocalAdminScope,
+    pub when: Matcher,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalAdminScope {
+    /// Admin of each business unit the person belongs to.
+    BusinessUnit,
+}
+
+/// A condition on a person's HR fields. Fields: `xid`, `email`, `first_name`, `infix`, `last_name`,
+/// `job_title`, `phone`, `locations`, `departments` and any name under `columns.extra`.
+/// Values compare exactly (use `matches` with `(?i)` for case-insensitive); on multi-valued fields a
+/// test holds when any value passes.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Matcher {
+    All {
+        /// Every matcher must hold.
+        all: Vec<Matcher>,
+    },
+    Any {
+        /// At least one matcher must hold.
+        any: Vec<Matcher>,
+    },
+    Not {
+        /// The matcher must not hold.
+        not: Box<Matcher>,
+    },
+    Equals {
+        field: String,
+        equals: String,
+    },
+    In {
+        field: String,
+        #[serde(rename = "in")]
+        #[schemars(length(min = 1))]
+        values: Vec<String>,
+    },
+    Matches {
+        field: String,
+        /// A regular expression (Rust `regex` syntax), unanchored unless you write `^…$`.
+        matches: String,
+    },
+}
+
+/// `kind: Exclusions`: people the sync never manages: never invites, updates or removes.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusions {
+    #[serde(default)]
+    pub exclude: Vec<Exclusion>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusion {
+    /// The employee ID to exclude. Quote it in YAML.
+    #[serde(default)]
+    pub xid: Option<String>,
+    /// Or: everyone this matcher selects.
+    #[serde(default)]
+    pub when: Option<Matcher>,
+    /// Why: shown in plans and audits.
+    #[schemars(length(min = 1))]
+    pub reason: String,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Origin,
+}
+
+/// `kind: Overrides`: deliberate per-person exceptions to what HR and the rules say.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default)]
+    pub overrides: Vec<Override>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    /// The employee ID this override is for. Quote it in YAML.
+    #[schemars(length(min = 1))]
+    pub xid: String,
+    /// Why the exception exists: required, shown in plans and audits.
+    #[schemars(length(min = 1))]
+    pub reason: String,
+    /// Last day (inclusive) the override applies; after it, it is ignored with a warning.
+    #[serde(default)]
+    pub until: Option<Date>,
+    /// Extra groups (exact Speakap names).
+    #[serde(default)]
+    pub add_groups: Vec<String>,
+    /// Groups the rules would grant that this person must not get.
+    #[serde(default)]
+    pub remove_groups: Vec<String>,
+    /// Network role, replacing what the rules say.
+    #[serde(default)]
+    pub role: Option<NetworkRole>,
+    /// Profile values replacing the HR values.
+    #[serde(default)]
+    pub set: ProfileValues,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Origin,
+}
+
+/// Profile values an override can set.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileValues {
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub infix: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub job_title: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}

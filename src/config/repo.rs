@@ -1,0 +1,238 @@
+//! Reads the config directory's YAML files from a git commit (the default) or the working tree.
+//!
+//! Reading from a commit is what makes "nothing is applied that is not committed" hold: the plan
+//! and the audit record name the commit the files came from.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Repository, StatusOptions, TreeWalkMode, TreeWalkResult};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// One YAML file of the config directory.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// Path relative to the repository root, with `/` separators (as GitHub annotations want).
+    pub path: String,
+    pub text: String,
+}
+
+/// Where the config was read from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revision {
+    /// A commit: applicable.
+    Commit { id: String },
+    /// Uncommitted files: for trying things out, never applied.
+    Worktree { head: Option<String> },
+}
+
+impl Revision {
+    pub fn commit_id(&self) -> Option<&str> {
+        match self {
+            Revision::Commit { id } => Some(id),
+            Revision::Worktree { .. } => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Revision::Commit { id } => format!("commit {}", short(id)),
+            Revision::Worktree { head: Some(head) } => {
+                format!("working tree (uncommitted, on top of {})", short(head))
+            }
+            Revision::Worktree { head: None } => "working tree (uncommitted)".into(),
+        }
+    }
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The files of a config directory plus where they came from.
+#[derive(Debug)]
+pub struct ConfigFiles {
+    /// The git repository's working directory.
+    pub repo_root: PathBuf,
+    /// The config directory on disk (HR paths and simulator files are relative to it).
+    pub config_dir: PathBuf,
+    /// The config directory relative to the repository root (`""` at the root).
+    pub prefix: String,
+    pub revision: Revision,
+    pub files: Vec<SourceFile>,
+    /// Config files with uncommitted changes that a commit read did not see.
+    pub uncommitted: Vec<String>,
+}
+
+/// Reads every `*.yaml`/`*.yml` under `dir` (skipping dot-directories such as `.github`).
+pub fn read_config_files(dir: &Path, rev: &str, worktree: bool) -> Result<ConfigFiles, Error> {
+    let config_dir = dir
+        .canonicalize()
+        .map_err(|e| Error::input(format!("config directory {}: {e}", dir.display())))?;
+    let repo = Repository::discover(&config_dir).map_err(|e| {
+        Error::input(format!(
+            "{} is not inside a git repository ({}); speakap-sync reads config from git commits: run `git init` and commit it",
+            dir.display(),
+            e.message()
+        ))
+    })?;
+    let repo_root = repo
+        .workdir()
+        .ok_or_else(|| Error::input("the config repository is bare; point --repo at a checkout"))?
+        .canonicalize()
+        .map_err(|e| Error::input(format!("repository directory: {e}")))?;
+    let prefix = config_dir
+        .strip_prefix(&repo_root)
+        .expect("a discovered repository contains the directory it was discovered from")
+        .to_string_lossy()
+        .replace('\\', "/");
+    let head = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .map(|c| c.id().to_string());
+
+    let (revision, files) = if worktree {
+        let mut files = Vec::new();
+        collect_worktree(&config_dir, &prefix, &mut files)?;
+        (Revision::Worktree { head }, files)
+    } else {
+        let commit = repo
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|e| {
+                let hint = if head.is_none() {
+                    "the repository has no commits yet: commit the config, or try it with --worktree"
+                } else {
+                    "name a commit, branch or tag"
+                };
+                Error::input(format!("cannot read revision `{rev}`: {}; {hint}", e.message()))
+            })?;
+        let tree = commit.tree().map_err(Error::git)?;
+        let subtree = if prefix.is_empty() {
+            tree
+        } else {
+            let entry = tree.get_path(Path::new(&prefix)).map_err(|_| {
+                Error::input(format!(
+                    "{prefix}/ does not exist in commit {}: commit the config directory first, or use --worktree",
+                    short(&commit.id().to_string())
+                ))
+            })?;
+            entry
+                .to_object(&repo)
+                .and_then(|o| o.peel_to_tree())
+                .map_err(Error::git)?
+        };
+        let mut files = Vec::new();
+        let mut failure = None;
+        subtree
+            .walk(TreeWalkMode::PreOrder, |parent, entry| {
+                let name = entry.name().unwrap_or_default();
+                if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
+                    return TreeWalkResult::Skip;
+                }
+                if entry.kind() == Some(ObjectType::Blob) && is_yaml(name) {
+                    let path = join(&prefix, &format!("{parent}{name}"));
+                    match entry.to_object(&repo).and_then(|o| o.peel_to_blob()) {
+                        Ok(blob) => match String::from_utf8(blob.content().to_vec()) {
+                            Ok(text) => files.push(SourceFile { path, text }),
+                            Err(_) => {
+                                failure = Some(Error::input(format!("{path} is not UTF-8 text")));
+                                return TreeWalkResult::Abort;
+                            }
+                        },
+                        Err(e) => {
+                            failure = Some(Error::git(e));
+                            return TreeWalkResult::Abort;
+                        }
+                    }
+                }
+                TreeWalkResult::Ok
+            })
+            .map_err(Error::git)?;
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        (
+            Revision::Commit {
+                id: commit.id().to_string(),
+            },
+            files,
+        )
+    };
+
+    let uncommitted = if worktree { Vec::new() } else { uncommitted_yaml(&repo, &prefix) };
+    let mut files = files;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    if files.is_empty() {
+        return Err(Error::input(format!(
+            "no *.yaml files in {} ({}); a config directory holds at least a SyncConfig document",
+            dir.display(),
+            revision.describe()
+        )));
+    }
+    Ok(ConfigFiles {
+        repo_root,
+        config_dir,
+        prefix,
+        revision,
+        files,
+        uncommitted,
+    })
+}
+
+fn is_yaml(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+fn join(prefix: &str, rest: &str) -> String {
+    if prefix.is_empty() {
+        rest.to_string()
+    } else {
+        format!("{prefix}/{rest}")
+    }
+}
+
+fn collect_worktree(dir: &Path, rel: &str, files: &mut Vec<SourceFile>) -> Result<(), Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::input(format!("{}: {e}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::input(format!("{}: {e}", dir.display())))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let file_type = entry
+            .file_type()
+            .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+        if file_type.is_dir() && !name.starts_with('.') {
+            collect_worktree(&path, &join(rel, &name), files)?;
+        } else if file_type.is_file() && is_yaml(&name) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+            files.push(SourceFile {
+                path: join(rel, &name),
+                text,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn uncommitted_yaml(repo: &Repository, prefix: &str) -> Vec<String> {
+    let mut options = StatusOptions::new();
+    options.include_untracked(true).recurse_untracked_dirs(true);
+    if !prefix.is_empty() {
+        options.pathspec(prefix);
+    }
+    let Ok(statuses) = repo.statuses(Some(&mut options)) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.status().is_ignored())
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .filter(|p| is_yaml(p) && !p[prefix.len()..].split('/').any(|part| part.starts_with('.')))
+        .collect();
+    paths.sort();
+    paths
+}

@@ -1,0 +1,31 @@
+use clap::Parser;
+
+use speakap_sync::cli::{Cli, Command};
+use speakap_sync::{commands, output};
+
+fn main() {
+    let cli = Cli::parse();
+    output::init_logging(cli.verbose);
+    let result = match &cli.command {
+        Command::Validate(args) => commands::validate(args),
+        Command::Schema(args) => commands::schema(args),
+        Command::Audit(args) => commands::audit(args),
+        Command::Plan(args) => runtime().block_on(commands::plan(args)),
+        Command::Apply(args) => runtime().block_on(commands::apply(args)),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}

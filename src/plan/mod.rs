@@ -1,0 +1,557 @@
+//! `plan`: desired vs observed vs ledger → the operations that align the network, the records
+//! skipped, and the safety verdict. Pure and deterministic: same inputs, same plan, same checksum.
+
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, NetworkRole, Origin, Safety};
+use crate::desired::{DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord};
+use crate::diag::{Diagnostic, Location};
+use crate::hr::SnapshotInfo;
+use crate::speakap::{Observed, ObservedUser, wire};
+use crate::state::Ledger;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub network: String,
+    /// The config commit, or `None` for a plan from uncommitted files (not applicable).
+    pub config_commit: Option<String>,
+    pub hr: SnapshotInfo,
+    pub as_of: Date,
+    pub users: Vec<UserPlan>,
+    pub skipped: Vec<SkippedRecord>,
+    pub unmanaged: Vec<Unmanaged>,
+    pub warnings: Vec<String>,
+    pub safety: SafetyVerdict,
+    pub summary: Summary,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserAction {
+    Invite,
+    Update,
+    Remove,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserPlan {
+    pub xid: String,
+    /// The Speakap user, when there is one already.
+    pub eid: Option<String>,
+    pub name: String,
+    pub action: UserAction,
+    pub changes: Vec<Change>,
+    /// Why a removal happens (for removals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Change {
+    /// Link the account to its XID (new invitees, and existing accounts matched by email).
+    SetXid { from: Option<String>, to: String },
+    SetProfile { field: ProfileField, from: String, to: String, source: Provenance },
+    AddMembership { group: String, group_eid: String, kind: MembershipKind, admin: bool, source: Provenance },
+    /// Only for memberships the ledger says the sync granted.
+    RemoveMembership { group: String, group_eid: String },
+    SetGroupAdmin { group: String, group_eid: String, admin: bool, source: Option<Provenance> },
+    SetNetworkRole { from: String, to: NetworkRole, source: Option<Provenance> },
+}
+
+impl Change {
+    /// Grants of admin rights, marked ⚠ in plans.
+    pub fn grants_admin(&self) -> bool {
+        match self {
+            Change::AddMembership { admin, .. } | Change::SetGroupAdmin { admin, .. } => *admin,
+            Change::SetNetworkRole { to, .. } => *to == NetworkRole::Admin,
+            _ => false,
+        }
+    }
+}
+
+/// An account in the network the sync leaves alone, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmanaged {
+    pub xid: String,
+    pub eid: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SafetyVerdict {
+    pub blocked: bool,
+    pub violations: Vec<String>,
+    /// Users with an XID in the network (excluded ones not counted): the base of the percentages.
+    pub managed_users: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub invite: usize,
+    pub update: usize,
+    pub remove: usize,
+    pub skipped: usize,
+    pub unmanaged: usize,
+    pub admin_grants: usize,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.invite + self.update + self.remove > 0
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "{} to invite, {} to update, {} to remove, {} record{} skipped",
+            self.invite,
+            self.update,
+            self.remove,
+            self.skipped,
+            if self.skipped == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl Plan {
+    /// sha256 of the canonical JSON: identifies exactly this plan (for `apply --force`).
+    pub fn checksum(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a plan serializes");
+        format!("sha256:{}", crate::hr::csv::hex(&Sha256::digest(json)))
+    }
+
+    pub fn applicable(&self) -> bool {
+        self.config_commit.is_some()
+    }
+}
+
+/// Everything `plan` looks at. Nothing here does I/O.
+pub struct PlanInput<'a> {
+    pub config: &'a Config,
+    pub resolution: &'a Resolution,
+    pub observed: &'a Observed,
+    pub ledger: &'a Ledger,
+    pub hr: SnapshotInfo,
+    pub today: Date,
+}
+
+struct Groups<'a> {
+    by_name: HashMap<&'a str, Vec<&'a wire::Group>>,
+    by_eid: HashMap<&'a str, &'a wire::Group>,
+}
+
+impl<'a> Groups<'a> {
+    fn new(groups: &'a [wire::Group]) -> Self {
+        let mut by_name: HashMap<&str, Vec<&wire::Group>> = HashMap::new();
+        for g in groups {
+            by_name.entry(g.name.as_str()).or_default().push(g);
+        }
+        Groups {
+            by_name,
+            by_eid: groups.iter().map(|g| (g.eid.as_str(), g)).collect(),
+        }
+    }
+
+    fn unique(&self, name: &str) -> Option<&'a wire::Group> {
+        match self.by_name.get(name).map(Vec::as_slice) {
+            Some([one]) => Some(one),
+            _ => None,
+        }
+    }
+
+    fn name_of(&self, eid: &str) -> String {
+        self.by_eid.get(eid).map_or_else(|| eid.to_string(), |g| g.name.clone())
+    }
+}
+
+/// Checks that every group the config names exists exactly once in the network.
+fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
+    let mut named: Vec<(&str, &Origin, &str)> = Vec::new();
+    for (table_name, table, expected) in [
+        ("business_units", &config.rules.business_units, "business_unit"),
+        ("departments", &config.rules.departments, "department"),
+    ] {
+        let Some(table) = table else { continue };
+        let _ = table_name;
+        for (code, group) in &table.map {
+            named.push((group, &table.origins[code], expected));
+        }
+        if let Some(default) = &table.default {
+            named.push((default, &table.default_origin, expected));
+        }
+    }
+    for rule in &config.rules.groups {
+        named.push((&rule.group, &rule.origin, ""));
+    }
+    for o in &config.overrides {
+        for group in o.add_groups.iter().chain(&o.remove_groups) {
+            named.push((group, &o.origin, ""));
+        }
+    }
+    let mut diagnostics = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (name, origin, expected_type) in named {
+        if !seen.insert((name, origin)) {
+            continue;
+        }
+        let location = Location {
+            file: origin.file.clone(),
+            line: origin.line,
+            column: 1,
+        };
+        match groups.by_name.get(name).map(Vec::as_slice) {
+            None | Some([]) => {
+                let mut near: Vec<&str> = groups
+                    .by_name
+                    .keys()
+                    .copied()
+                    .filter(|candidate| candidate.eq_ignore_ascii_case(name) || candidate.to_lowercase().contains(&name.to_lowercase()))
+                    .collect();
+                near.sort();
+                let hint = if near.is_empty() {
+                    "create the group in Speakap first, or correct the name (names match exactly)".to_string()
+                } else {
+                    format!("did you mean {}? names match exactly", near.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(" or "))
+                };
+                diagnostics.push(
+                    Diagnostic::error("unknown-group", format!("group \"{name}\" does not exist in the network"))
+                        .at(location)
+                        .hint(hint),
+                );
+            }
+            Some([one]) => {
+                if !expected_type.is_empty() && one.group_type != expected_type {
+                    diagnostics.push(
+                        Diagnostic::warning(
+                            "group-type",
+                            format!("group \"{name}\" is a {} group, not a {expected_type}", one.group_type),
+                        )
+                        .at(location),
+                    );
+                }
+            }
+            Some(many) => diagnostics.push(
+                Diagnostic::error("ambiguous-group", format!("{} groups are named \"{name}\"", many.len()))
+                    .at(location)
+                    .hint("rename the groups in Speakap so each name is unique"),
+            ),
+        }
+    }
+    diagnostics
+}
+
+/// Computes the plan. Errors (unknown or ambiguous groups) come back as diagnostics; warnings
+/// found at plan time are part of the plan.
+pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
+    let PlanInput { config, resolution, observed, ledger, .. } = input;
+    let groups = Groups::new(&observed.groups);
+    let group_diagnostics = check_groups(config, &groups);
+    if group_diagnostics.iter().any(|d| d.severity == crate::diag::Severity::Error) {
+        return Err(group_diagnostics);
+    }
+    let mut warnings: Vec<String> = config.warnings.iter().chain(&group_diagnostics).map(describe).collect();
+    warnings.extend(resolution.warnings.iter().cloned());
+
+    let by_xid: HashMap<&str, &ObservedUser> = observed.users.iter().filter_map(|u| u.xid.as_deref().map(|x| (x, u))).collect();
+    let mut by_email: HashMap<String, Vec<&ObservedUser>> = HashMap::new();
+    for u in &observed.users {
+        let email = u.get(ProfileField::Email);
+        if !email.is_empty() {
+            by_email.entry(email.to_lowercase()).or_default().push(u);
+        }
+    }
+    let excluded_ids: BTreeMap<&str, String> = config
+        .exclusions
+        .iter()
+        .filter_map(|e| e.xid.as_deref().map(|x| (x, format!("excluded: {} ({})", e.reason, e.origin))))
+        .chain(resolution.excluded.values().map(|e| (e.xid.as_str(), format!("excluded: {} ({})", e.reason, e.at))))
+        .collect();
+
+    let mut users = Vec::new();
+    let mut skipped = resolution.skipped.clone();
+    // Accounts that must not be offboarded although their XID is not desired.
+    let mut hold: BTreeSet<String> = resolution.held.clone();
+
+    for desired in resolution.desired.values() {
+        if let Some(existing) = by_xid.get(desired.xid.as_str()) {
+            let changes = diff(desired, existing, &groups, ledger, None);
+            if !changes.is_empty() {
+                users.push(UserPlan {
+                    xid: desired.xid.clone(),
+                    eid: Some(existing.eid.clone()),
+                    name: desired.display_name(),
+                    action: UserAction::Update,
+                    changes,
+                    reason: None,
+                });
+            }
+            continue;
+        }
+        let email = desired.get(ProfileField::Email).unwrap_or_default().to_lowercase();
+        match by_email.get(&email).map(Vec::as_slice) {
+            Some([account]) if account.xid.is_none() => {
+                // An account made by hand (or an invite whose XID was not set yet): link it.
+                let changes = diff(desired, account, &groups, ledger, Some(None));
+                users.push(UserPlan {
+                    xid: desired.xid.clone(),
+                    eid: Some(account.eid.clone()),
+                    name: desired.display_name(),
+                    action: UserAction::Update,
+                    changes,
+                    reason: None,
+                });
+            }
+            Some([account, ..]) => {
+                let other = account.xid.clone().unwrap_or_default();
+                let reason = if resolution.desired.contains_key(&other) || resolution.held.contains(&other) || excluded_ids.contains_key(other.as_str()) {
+                    format!("email address already belongs to the account of XID {other}, who is also in the HR record")
+                } else {
+                    hold.insert(other.clone());
+                    format!(
+                        "looks like an XID change: the account with this email address has XID {other}, which is no longer in the HR record; \
+                         correct the XID in HR or in Speakap (neither account is invited or removed meanwhile)"
+                    )
+                };
+                skipped.push(SkippedRecord {
+                    line: desired.line,
+                    xid: Some(desired.xid.clone()),
+                    reasons: vec![reason],
+                });
+            }
+            _ => users.push(invite(desired, &groups)),
+        }
+    }
+
+    let mut unmanaged = Vec::new();
+    for account in &observed.users {
+        let Some(xid) = &account.xid else { continue };
+        if let Some(reason) = excluded_ids.get(xid.as_str()) {
+            unmanaged.push(Unmanaged {
+                xid: xid.clone(),
+                eid: account.eid.clone(),
+                reason: reason.clone(),
+            });
+            continue;
+        }
+        if resolution.desired.contains_key(xid) || hold.contains(xid) {
+            continue;
+        }
+        users.push(UserPlan {
+            xid: xid.clone(),
+            eid: Some(account.eid.clone()),
+            name: account.display_name(),
+            action: UserAction::Remove,
+            changes: Vec::new(),
+            reason: Some("not in the HR record".into()),
+        });
+    }
+    users.sort_by(|a, b| a.xid.cmp(&b.xid).then(a.action.cmp(&b.action)));
+    skipped.sort_by(|a, b| a.line.cmp(&b.line).then(a.xid.cmp(&b.xid)));
+    unmanaged.sort_by(|a, b| a.xid.cmp(&b.xid));
+
+    let count = |action| users.iter().filter(|u| u.action == action).count();
+    let summary = Summary {
+        invite: count(UserAction::Invite),
+        update: count(UserAction::Update),
+        remove: count(UserAction::Remove),
+        skipped: skipped.len(),
+        unmanaged: unmanaged.len(),
+        admin_grants: users.iter().flat_map(|u| &u.changes).filter(|c| c.grants_admin()).count(),
+    };
+    let managed_users = observed
+        .users
+        .iter()
+        .filter(|u| u.xid.as_deref().is_some_and(|x| !excluded_ids.contains_key(x)))
+        .count();
+    let safety = safety(&config.sync.policy.safety, &summary, managed_users, resolution.record_count);
+
+    Ok(Plan {
+        format_version: FORMAT_VERSION,
+        network: config.sync.network.clone(),
+        config_commit: config.files.revision.commit_id().map(str::to_string),
+        hr: input.hr.clone(),
+        as_of: input.today,
+        users,
+        skipped,
+        unmanaged,
+        warnings,
+        safety,
+        summary,
+    })
+}
+
+fn describe(d: &Diagnostic) -> String {
+    match &d.location {
+        Some(l) => format!("{l}: {}", d.message),
+        None => d.message.clone(),
+    }
+}
+
+fn safety(limits: &Safety, summary: &Summary, managed: usize, records: usize) -> SafetyVerdict {
+    let mut violations = Vec::new();
+    if records < limits.min_records {
+        violations.push(format!(
+            "Too few HR records: {records} is under min_records {} (a truncated export?)",
+            limits.min_records
+        ));
+    }
+    if managed > 0 {
+        let percent = |n: usize| n as f64 * 100.0 / managed as f64;
+        let offboard = percent(summary.remove);
+        if offboard > limits.max_offboard_percent {
+            violations.push(format!(
+                "Too many offboards: {offboard:.1}% is over {}% ({}/{managed})",
+                limits.max_offboard_percent, summary.remove
+            ));
+        }
+        let changed = summary.update + summary.remove;
+        let change = percent(changed);
+        if change > limits.max_change_percent {
+            violations.push(format!(
+                "Too many changes: {change:.1}% of managed users is over {}% ({changed}/{managed})",
+                limits.max_change_percent
+            ));
+        }
+    }
+    SafetyVerdict {
+        blocked: !violations.is_empty(),
+        violations,
+        managed_users: managed,
+    }
+}
+
+fn invite(desired: &DesiredUser, groups: &Groups) -> UserPlan {
+    let mut changes = vec![Change::SetXid {
+        from: None,
+        to: desired.xid.clone(),
+    }];
+    for (field, value) in &desired.profile {
+        if !value.value.is_empty() {
+            changes.push(Change::SetProfile {
+                field: *field,
+                from: String::new(),
+                to: value.value.clone(),
+                source: value.from.clone(),
+            });
+        }
+    }
+    for (name, m) in &desired.memberships {
+        let group = groups.unique(name).expect("check_groups verified every named group");
+        changes.push(Change::AddMembership {
+            group: name.clone(),
+            group_eid: group.eid.clone(),
+            kind: m.kind,
+            admin: m.admin.is_some(),
+            source: m.admin.clone().unwrap_or_else(|| m.from.clone()),
+        });
+    }
+    if let Some(role) = desired.role.as_ref().filter(|r| r.value == NetworkRole::Admin) {
+        changes.push(Change::SetNetworkRole {
+            from: "invitee".into(),
+            to: NetworkRole::Admin,
+            source: Some(role.from.clone()),
+        });
+    }
+    UserPlan {
+        xid: desired.xid.clone(),
+        eid: None,
+        name: desired.display_name(),
+        action: UserAction::Invite,
+        changes,
+        reason: None,
+    }
+}
+
+/// Changes that make `existing` match `desired`. `link` is `Some(old XID)` when the account is
+/// matched by email and its XID must be set.
+fn diff(desired: &DesiredUser, existing: &ObservedUser, groups: &Groups, ledger: &Ledger, link: Option<Option<String>>) -> Vec<Change> {
+    let xid = desired.xid.as_str();
+    let mut changes = Vec::new();
+    if let Some(from) = link {
+        changes.push(Change::SetXid { from, to: xid.to_string() });
+    }
+    for (field, value) in &desired.profile {
+        let current = existing.get(*field);
+        let same = if *field == ProfileField::Email {
+            current.eq_ignore_ascii_case(&value.value)
+        } else {
+            current == value.value
+        };
+        if !same {
+            changes.push(Change::SetProfile {
+                field: *field,
+                from: current.to_string(),
+                to: value.value.clone(),
+                source: value.from.clone(),
+            });
+        }
+    }
+
+    let mut desired_eids = BTreeSet::new();
+    for (name, m) in &desired.memberships {
+        let group = groups.unique(name).expect("check_groups verified every named group");
+        desired_eids.insert(group.eid.as_str());
+        let want_admin = m.admin.is_some();
+        match existing.groups.get(&group.eid) {
+            None => changes.push(Change::AddMembership {
+                group: name.clone(),
+                group_eid: group.eid.clone(),
+                kind: m.kind,
+                admin: want_admin,
+                source: m.admin.clone().unwrap_or_else(|| m.from.clone()),
+            }),
+            Some(membership) => {
+                let is_admin = membership.role == "admin";
+                if want_admin && !is_admin {
+                    changes.push(Change::SetGroupAdmin {
+                        group: name.clone(),
+                        group_eid: group.eid.clone(),
+                        admin: true,
+                        source: m.admin.clone(),
+                    });
+                } else if !want_admin && is_admin && ledger.granted_admin_of(xid, &group.eid) {
+                    changes.push(Change::SetGroupAdmin {
+                        group: name.clone(),
+                        group_eid: group.eid.clone(),
+                        admin: false,
+                        source: None,
+                    });
+                }
+            }
+        }
+    }
+    for group_eid in existing.groups.keys() {
+        if !desired_eids.contains(group_eid.as_str()) && ledger.manages_group(xid, group_eid) {
+            changes.push(Change::RemoveMembership {
+                group: groups.name_of(group_eid),
+                group_eid: group_eid.clone(),
+            });
+        }
+    }
+
+    let wants_admin = desired.role.as_ref().is_some_and(|r| r.value == NetworkRole::Admin);
+    let is_admin = existing.role() == "admin";
+    if wants_admin && !is_admin {
+        changes.push(Change::SetNetworkRole {
+            from: existing.role().to_string(),
+            to: NetworkRole::Admin,
+            source: desired.role.as_ref().map(|r| r.from.clone()),
+        });
+    } else if !wants_admin && is_admin && ledger.granted_network_admin(xid) {
+        changes.push(Change::SetNetworkRole {
+            from: "admin".into(),
+            to: NetworkRole::Member,
+            source: desired.role.as_ref().map(|r| r.from.clone()),
+        });
+    }
+    changes
+}

@@ -1,0 +1,192 @@
+//! Plan renderers: a readable text plan for people and JSON for machines.
+
+use serde::Serialize;
+use similar::{ChangeTag, TextDiff};
+
+use super::{Change, Plan, UserAction, UserPlan};
+use crate::config::repo::short;
+use crate::desired::{ProfileField, Provenance};
+use crate::output::Paint;
+
+/// The plan as JSON, with its checksum: what `plan --format json` prints and `--out` writes.
+#[derive(Serialize)]
+pub struct PlanDocument<'a> {
+    pub checksum: String,
+    #[serde(flatten)]
+    pub plan: &'a Plan,
+}
+
+pub fn json(plan: &Plan) -> String {
+    let document = PlanDocument {
+        checksum: plan.checksum(),
+        plan,
+    };
+    let mut text = serde_json::to_string_pretty(&document).expect("a plan serializes");
+    text.push('\n');
+    text
+}
+
+/// The message for a blocked plan, naming the checksum that `--force` must repeat.
+pub fn blocked_message(plan: &Plan) -> String {
+    format!(
+        "{}; to allow exactly this plan run `speakap-sync apply --force {}`",
+        plan.safety.violations.join("; "),
+        plan.checksum()
+    )
+}
+
+pub fn text(plan: &Plan, paint: Paint) -> String {
+    let mut out = String::new();
+    out.push_str(&paint.bold(&format!("Plan for network {}\n", plan.network)));
+    match &plan.config_commit {
+        Some(commit) => out.push_str(&format!("  config: commit {}\n", short(commit))),
+        None => out.push_str(&format!(
+            "  config: {}\n",
+            paint.yellow("working tree (uncommitted): this plan cannot be applied; commit the config first")
+        )),
+    }
+    out.push_str(&format!(
+        "  HR:     {} ({} records, sha256 {})\n  as of:  {}\n\n",
+        plan.hr.source,
+        plan.hr.records,
+        &plan.hr.sha256[..12.min(plan.hr.sha256.len())],
+        plan.as_of
+    ));
+
+    for action in [UserAction::Invite, UserAction::Update, UserAction::Remove] {
+        for user in plan.users.iter().filter(|u| u.action == action) {
+            render_user(&mut out, user, paint);
+        }
+    }
+    if !plan.users.is_empty() {
+        out.push('\n');
+    }
+
+    if !plan.skipped.is_empty() {
+        out.push_str(&paint.bold(&format!(
+            "Skipped records ({}): not processed; their accounts are left untouched\n",
+            plan.skipped.len()
+        )));
+        for s in &plan.skipped {
+            let who = s.xid.as_deref().map_or_else(|| "no XID".to_string(), |x| format!("XID {x}"));
+            out.push_str(&format!("  {}:{}  {who}: {}\n", plan.hr.source, s.line, s.reasons.join("; ")));
+        }
+        out.push('\n');
+    }
+    if !plan.unmanaged.is_empty() {
+        out.push_str(&paint.bold(&format!("Unmanaged ({}): in the network, left alone\n", plan.unmanaged.len())));
+        for u in &plan.unmanaged {
+            out.push_str(&format!("  {}  {}\n", u.xid, u.reason));
+        }
+        out.push('\n');
+    }
+    if !plan.warnings.is_empty() {
+        out.push_str(&paint.bold(&format!("Warnings ({})\n", plan.warnings.len())));
+        for w in &plan.warnings {
+            out.push_str(&format!("  {} {w}\n", paint.yellow("!")));
+        }
+        out.push('\n');
+    }
+    if plan.safety.blocked {
+        out.push_str(&format!("{} {}\n\n", paint.red("Blocked:"), blocked_message(plan)));
+    }
+    if plan.summary.has_changes() {
+        out.push_str(&paint.bold(&format!("Plan: {}.\n", plan.summary.line())));
+    } else {
+        out.push_str(&paint.bold(&format!(
+            "No changes: the network matches the HR record ({} record{} skipped).\n",
+            plan.summary.skipped,
+            if plan.summary.skipped == 1 { "" } else { "s" }
+        )));
+    }
+    out.push_str(&format!("Checksum: {}\n", plan.checksum()));
+    out
+}
+
+fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
+    let (sign, verb) = match user.action {
+        UserAction::Invite => (paint.green("+"), "invite"),
+        UserAction::Update => (paint.yellow("~"), "update"),
+        UserAction::Remove => (paint.red("-"), "remove"),
+    };
+    let eid = user.eid.as_deref().map(|e| paint.dim(&format!(" ({e})"))).unwrap_or_default();
+    out.push_str(&format!("{sign} {verb} {} {}{eid}\n", user.xid, user.name));
+    if let Some(reason) = &user.reason {
+        out.push_str(&format!("      {reason}\n"));
+    }
+    render_profile_diff(out, user, paint);
+    for change in &user.changes {
+        let marker = if change.grants_admin() { paint.yellow("⚠") } else { " ".to_string() };
+        let line = match change {
+            Change::SetXid { .. } | Change::SetProfile { .. } => continue,
+            Change::AddMembership { group, kind, admin, source, .. } => {
+                let role = if *admin { " as local admin" } else { "" };
+                format!("{} {} \"{group}\"{role}  {}", paint.green("+"), kind.label(), paint.dim(&source.to_string()))
+            }
+            Change::RemoveMembership { group, .. } => {
+                format!("{} group \"{group}\"  {}", paint.red("-"), paint.dim("granted by the sync, no longer desired"))
+            }
+            Change::SetGroupAdmin { group, admin: true, source, .. } => {
+                format!("{} local admin of \"{group}\"  {}", paint.green("+"), paint.dim(&describe(source)))
+            }
+            Change::SetGroupAdmin { group, admin: false, .. } => {
+                format!("{} local admin of \"{group}\"  {}", paint.red("-"), paint.dim("granted by the sync, no longer desired"))
+            }
+            Change::SetNetworkRole { from, to, source } => {
+                format!("{} network role {from} → {}  {}", paint.yellow("~"), to.as_str(), paint.dim(&describe(source)))
+            }
+        };
+        out.push_str(&format!("    {marker} {line}\n"));
+    }
+}
+
+fn describe(source: &Option<Provenance>) -> String {
+    source.as_ref().map_or_else(|| "granted by the sync, no longer desired".into(), Provenance::to_string)
+}
+
+/// Current vs desired profile as a line diff, each added line annotated with where its value comes from.
+fn render_profile_diff(out: &mut String, user: &UserPlan, paint: Paint) {
+    let mut current = String::new();
+    let mut desired = String::new();
+    let mut sources = Vec::new();
+    for change in &user.changes {
+        match change {
+            Change::SetXid { from, to } => {
+                if let Some(from) = from {
+                    current.push_str(&format!("xid: {from}\n"));
+                }
+                desired.push_str(&format!("xid: {to}\n"));
+                sources.push(("xid".to_string(), String::new()));
+            }
+            Change::SetProfile { field, from, to, source } => {
+                if !from.is_empty() {
+                    current.push_str(&format!("{}: {from}\n", field.name()));
+                }
+                desired.push_str(&format!("{}: {}\n", field.name(), shown(*field, to)));
+                sources.push((field.name().to_string(), source.to_string()));
+            }
+            _ => {}
+        }
+    }
+    if desired.is_empty() {
+        return;
+    }
+    let diff = TextDiff::from_lines(&current, &desired);
+    for change in diff.iter_all_changes() {
+        let text = change.value().trim_end_matches('\n');
+        match change.tag() {
+            ChangeTag::Delete => out.push_str(&format!("      {}\n", paint.red(&format!("- {text}")))),
+            ChangeTag::Insert => {
+                let field = text.split(':').next().unwrap_or_default();
+                let source = sources.iter().find(|(f, _)| f == field).map(|(_, s)| s.as_str()).unwrap_or_default();
+                let note = if source.is_empty() { String::new() } else { format!("  {}", paint.dim(source)) };
+                out.push_str(&format!("      {}{note}\n", paint.green(&format!("+ {text}"))));
+            }
+            ChangeTag::Equal => {}
+        }
+    }
+}
+
+fn shown(field: ProfileField, value: &str) -> String {
+    if value.is_empty() && field != ProfileField::Email { "(empty)".into() } else { value.to_string() }
+}

@@ -1,0 +1,216 @@
+//! Matchers over HR fields, compiled once (field names to column slots, regexes built) and then
+//! evaluated per record.
+
+use regex::Regex;
+
+use crate::config::{Matcher, Source, SyncConfig};
+use crate::hr::{Layout, Record};
+
+/// A field of a person, as named in matchers and in `source.columns`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FieldName {
+    Xid,
+    Email,
+    FirstName,
+    Infix,
+    LastName,
+    JobTitle,
+    Phone,
+    Locations,
+    Departments,
+    Extra(String),
+}
+
+impl FieldName {
+    const BUILTIN: [FieldName; 9] = [
+        FieldName::Xid,
+        FieldName::Email,
+        FieldName::FirstName,
+        FieldName::Infix,
+        FieldName::LastName,
+        FieldName::JobTitle,
+        FieldName::Phone,
+        FieldName::Locations,
+        FieldName::Departments,
+    ];
+
+    pub fn builtin(name: &str) -> Option<FieldName> {
+        FieldName::BUILTIN.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            FieldName::Xid => "xid",
+            FieldName::Email => "email",
+            FieldName::FirstName => "first_name",
+            FieldName::Infix => "infix",
+            FieldName::LastName => "last_name",
+            FieldName::JobTitle => "job_title",
+            FieldName::Phone => "phone",
+            FieldName::Locations => "locations",
+            FieldName::Departments => "departments",
+            FieldName::Extra(name) => name,
+        }
+    }
+
+    /// Fields holding several values in one cell.
+    pub fn is_multi_valued(&self) -> bool {
+        matches!(self, FieldName::Locations | FieldName::Departments)
+    }
+}
+
+/// The fields with a configured HR column, with that column's header name, in record slot order.
+pub fn configured_fields(sync: &SyncConfig) -> Vec<(FieldName, String)> {
+    let Source::Csv(csv) = &sync.source;
+    let c = &csv.columns;
+    let optional = [
+        (FieldName::FirstName, &c.first_name),
+        (FieldName::Infix, &c.infix),
+        (FieldName::LastName, &c.last_name),
+        (FieldName::JobTitle, &c.job_title),
+        (FieldName::Phone, &c.phone),
+        (FieldName::Locations, &c.locations),
+        (FieldName::Departments, &c.departments),
+    ];
+    let mut fields = vec![(FieldName::Xid, c.xid.clone()), (FieldName::Email, c.email.clone())];
+    fields.extend(optional.into_iter().filter_map(|(f, col)| col.clone().map(|col| (f, col))));
+    fields.extend(c.extra.iter().map(|(name, col)| (FieldName::Extra(name.clone()), col.clone())));
+    fields
+}
+
+/// Names usable in matchers: the fields that have a column.
+pub fn known_fields(sync: &SyncConfig) -> Vec<String> {
+    configured_fields(sync)
+        .into_iter()
+        .map(|(f, _)| f.name().to_string())
+        .collect()
+}
+
+/// A matcher ready to run: fields resolved to record slots, regexes compiled.
+#[derive(Debug)]
+pub enum CompiledMatcher {
+    All(Vec<CompiledMatcher>),
+    Any(Vec<CompiledMatcher>),
+    Not(Box<CompiledMatcher>),
+    Test { slot: usize, multi: bool, test: Test },
+    /// A field without a configured column never holds.
+    Never,
+}
+
+#[derive(Debug)]
+pub enum Test {
+    Equals(String),
+    In(Vec<String>),
+    Matches(Regex),
+}
+
+impl Test {
+    fn holds(&self, value: &str) -> bool {
+        match self {
+            Test::Equals(expected) => value == expected,
+            Test::In(values) => values.iter().any(|v| v == value),
+            Test::Matches(regex) => regex.is_match(value),
+        }
+    }
+}
+
+impl CompiledMatcher {
+    /// Config validation has already checked fields and regexes; anything left unresolvable never holds.
+    pub fn compile(matcher: &Matcher, layout: &Layout) -> CompiledMatcher {
+        let test = |field: &str, test: Test| match layout.slot_of(field) {
+            Some(slot) => CompiledMatcher::Test {
+                slot,
+                multi: layout.fields[slot].is_multi_valued(),
+                test,
+            },
+            None => CompiledMatcher::Never,
+        };
+        match matcher {
+            Matcher::All { all } => CompiledMatcher::All(all.iter().map(|m| Self::compile(m, layout)).collect()),
+            Matcher::Any { any } => CompiledMatcher::Any(any.iter().map(|m| Self::compile(m, layout)).collect()),
+            Matcher::Not { not } => CompiledMatcher::Not(Box::new(Self::compile(not, layout))),
+            Matcher::Equals { field, equals } => test(field, Test::Equals(equals.clone())),
+            Matcher::In { field, values } => test(field, Test::In(values.clone())),
+            Matcher::Matches { field, matches } => match Regex::new(matches) {
+                Ok(regex) => test(field, Test::Matches(regex)),
+                Err(_) => CompiledMatcher::Never,
+            },
+        }
+    }
+
+    pub fn holds(&self, record: &Record, separator: char) -> bool {
+        match self {
+            CompiledMatcher::All(list) => list.iter().all(|m| m.holds(record, separator)),
+            CompiledMatcher::Any(list) => list.iter().any(|m| m.holds(record, separator)),
+            CompiledMatcher::Not(m) => !m.holds(record, separator),
+            CompiledMatcher::Test { slot, multi, test } => {
+                let value = record.value(*slot);
+                if *multi {
+                    split_values(value, separator).any(|v| test.holds(v))
+                } else {
+                    test.holds(value)
+                }
+            }
+            CompiledMatcher::Never => false,
+        }
+    }
+}
+
+/// The non-empty, trimmed values of a multi-valued cell.
+pub fn split_values(value: &str, separator: char) -> impl Iterator<Item = &str> {
+    value.split(separator).map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hr::Layout;
+
+    fn layout() -> Layout {
+        Layout::new(vec![
+            (FieldName::Xid, "id".into()),
+            (FieldName::JobTitle, "Functie".into()),
+            (FieldName::Locations, "Vestiging".into()),
+        ])
+    }
+
+    fn record(values: &[&str]) -> Record {
+        Record::new(2, values.iter().map(|v| v.to_string()).collect())
+    }
+
+    fn matcher(yaml_json: serde_json::Value) -> CompiledMatcher {
+        let m: Matcher = serde_json::from_value(yaml_json).unwrap();
+        CompiledMatcher::compile(&m, &layout())
+    }
+
+    #[test]
+    fn equals_is_exact() {
+        let m = matcher(serde_json::json!({"field": "job_title", "equals": "Store Manager"}));
+        assert!(m.holds(&record(&["1", "Store Manager", ""]), '|'));
+        assert!(!m.holds(&record(&["1", "store manager", ""]), '|'));
+    }
+
+    #[test]
+    fn multi_valued_fields_hold_when_any_value_passes() {
+        let m = matcher(serde_json::json!({"field": "locations", "in": ["ST002"]}));
+        assert!(m.holds(&record(&["1", "x", "ST001| ST002"]), '|'));
+        assert!(!m.holds(&record(&["1", "x", "ST001"]), '|'));
+    }
+
+    #[test]
+    fn combinators_compose() {
+        let m = matcher(serde_json::json!({"all": [
+            {"field": "job_title", "matches": "(?i)manager"},
+            {"not": {"field": "locations", "equals": "ST003"}}
+        ]}));
+        assert!(m.holds(&record(&["1", "Assistant Manager", "ST001"]), '|'));
+        assert!(!m.holds(&record(&["1", "Assistant Manager", "ST003"]), '|'));
+        assert!(!m.holds(&record(&["1", "Cashier", "ST001"]), '|'));
+    }
+
+    #[test]
+    fn a_field_without_a_column_never_holds() {
+        let m = matcher(serde_json::json!({"field": "phone", "equals": ""}));
+        assert!(!m.holds(&record(&["1", "x", ""]), '|'));
+    }
+}

@@ -1,0 +1,331 @@
+//! A local Speakap API simulator (axum): the documented endpoints with HAL bodies, 16-hex EIDs,
+//! bearer-token auth, the versioned Accept header, error codes and paging. Endpoints and shapes the
+//! public documentation does not show are marked INFERRED.
+//!
+//! Used by the tests, the quick start (`speakap.url: embedded`) and the `speakap-sim` binary.
+
+mod network;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+pub use network::{Network, Seed, SeedGroup, SeedUser, SimError};
+
+use crate::speakap::wire;
+
+/// How to start a simulator.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub network: String,
+    /// The bearer token clients must send (`{appEID}_{appSecret}` in the real API).
+    pub token: String,
+    /// Where the network is kept between runs; loaded from here when the file exists.
+    pub state_file: Option<PathBuf>,
+    /// The starting network when there is no state file yet.
+    pub seed: Option<Seed>,
+}
+
+struct Shared {
+    network: Mutex<Network>,
+    token: String,
+    state_file: Option<PathBuf>,
+}
+
+impl Shared {
+    fn flush(&self) -> std::io::Result<()> {
+        let Some(path) = &self.state_file else { return Ok(()) };
+        let text = {
+            let mut network = self.network.lock().expect("simulator state lock");
+            if !network.take_dirty() {
+                return Ok(());
+            }
+            serde_json::to_string(&*network).expect("the simulated network serializes")
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // Write then rename, so a killed simulator never leaves half a file.
+        let temporary = path.with_extension("json.tmp");
+        std::fs::write(&temporary, text)?;
+        std::fs::rename(&temporary, path)
+    }
+}
+
+/// A simulator serving on a loopback port.
+pub struct RunningSim {
+    pub url: String,
+    shared: Arc<Shared>,
+    shutdown: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    flusher: tokio::task::JoinHandle<()>,
+}
+
+impl RunningSim {
+    /// Stops serving and writes the state file.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.server.await.map_err(std::io::Error::other)??;
+        self.flusher.abort();
+        self.shared.flush()
+    }
+}
+
+/// Loads the network (state file, else seed, else empty) and serves it on `addr`.
+pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, SimError> {
+    let network = match &config.state_file {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path).map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
+            let network: Network = serde_json::from_str(&text).map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
+            if network.network != config.network {
+                return Err(SimError::State(format!(
+                    "{} holds network {}, not {}; delete it to start again",
+                    path.display(),
+                    network.network,
+                    config.network
+                )));
+            }
+            network
+        }
+        _ => {
+            let mut network = Network::new(&config.network);
+            if let Some(seed) = &config.seed {
+                network.apply_seed(seed)?;
+            }
+            network
+        }
+    };
+    let shared = Arc::new(Shared {
+        network: Mutex::new(network),
+        token: config.token,
+        state_file: config.state_file,
+    });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| SimError::State(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().map_err(|e| SimError::State(e.to_string()))?;
+    let (shutdown, on_shutdown) = oneshot::channel::<()>();
+    let app = router(shared.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = on_shutdown.await;
+            })
+            .await
+    });
+    let flusher = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                if let Err(e) = shared.flush() {
+                    tracing::warn!("simulator: cannot write state: {e}");
+                }
+            }
+        })
+    };
+    Ok(RunningSim {
+        url: format!("http://{local}"),
+        shared,
+        shutdown,
+        server,
+        flusher,
+    })
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/networks/{network}/users/", get(list_users))
+        .route("/networks/{network}/users/{user}/", get(get_user).put(update_user))
+        .route("/networks/{network}/users/{user}/groups/add", post(add_groups))
+        .route("/networks/{network}/users/{user}/groups/remove", post(remove_groups))
+        .route("/networks/{network}/groups/", get(list_groups).post(create_group))
+        .route("/networks/{network}/invite", post(invite))
+        .route("/networks/{network}/changeroles", post(change_roles))
+        .route("/networks/{network}/memberships/{membership}/", delete(delete_membership))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), check_request));
+    api.fallback(|| async { SimError::NotFound("no such endpoint".into()) }).with_state(shared)
+}
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            SimError::Invalid(_) | SimError::State(_) => (StatusCode::BAD_REQUEST, -1),
+            SimError::Unauthorized => (StatusCode::UNAUTHORIZED, -2),
+            SimError::NotFound(_) => (StatusCode::NOT_FOUND, -4),
+            SimError::AlreadyMember(_) => (StatusCode::CONFLICT, -9),
+            SimError::EmailInUse(_) => (StatusCode::FORBIDDEN, -15),
+        };
+        let body = wire::ErrorBody {
+            code,
+            message: self.to_string(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Auth and Accept checks, and the network in the path must be the simulated one.
+async fn check_request(State(shared): State<Arc<Shared>>, Path(params): Path<Vec<(String, String)>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let expected = format!("Bearer {}", shared.token);
+    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return SimError::Unauthorized.into_response();
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !(accept.starts_with("application/vnd.speakap.api-v") && accept.ends_with("+json+hal")) {
+        return SimError::Invalid(format!("unsupported Accept header `{accept}`; send application/vnd.speakap.api-v1.8.2+json+hal")).into_response();
+    }
+    let network = params.iter().find(|(k, _)| k == "network").map(|(_, v)| v.as_str());
+    let simulated = shared.network.lock().expect("simulator state lock").network.clone();
+    if network != Some(simulated.as_str()) {
+        return SimError::NotFound(format!("network {} not found", network.unwrap_or_default())).into_response();
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default = "default_limit")]
+    limit: usize,
+    #[serde(default)]
+    embed: Option<String>,
+}
+
+fn default_limit() -> usize {
+    25
+}
+
+/// The API serves at most this many items per page.
+const MAX_LIMIT: usize = 100;
+
+type App = State<Arc<Shared>>;
+
+fn with_network<T>(shared: &Shared, f: impl FnOnce(&mut Network) -> Result<T, SimError>) -> Result<T, SimError> {
+    let mut network = shared.network.lock().expect("simulator state lock");
+    f(&mut network)
+}
+
+async fn list_users(State(shared): App, Query(paging): Query<Paging>) -> Result<Json<wire::UsersPage>, SimError> {
+    let limit = paging.limit.clamp(1, MAX_LIMIT);
+    let embed = paging.embed.as_deref().is_some_and(|e| e.split(',').any(|p| p == "memberships"));
+    with_network(&shared, |n| {
+        let (total, users) = n.users_page(paging.offset, limit, embed);
+        Ok(Json(wire::UsersPage {
+            total,
+            offset: paging.offset,
+            limit,
+            embedded: wire::EmbeddedUsers { users },
+        }))
+    })
+}
+
+async fn get_user(State(shared): App, Path((_, user)): Path<(String, String)>) -> Result<Json<wire::User>, SimError> {
+    with_network(&shared, |n| n.user(&user, true).map(Json))
+}
+
+/// INFERRED endpoint: profile update.
+async fn update_user(State(shared): App, Path((_, user)): Path<(String, String)>, Json(update): Json<wire::UserUpdate>) -> Result<Json<wire::User>, SimError> {
+    with_network(&shared, |n| {
+        n.update_user(&user, update)?;
+        n.user(&user, true).map(Json)
+    })
+}
+
+async fn list_groups(State(shared): App, Query(paging): Query<Paging>) -> Result<Json<wire::GroupsPage>, SimError> {
+    let limit = paging.limit.clamp(1, MAX_LIMIT);
+    with_network(&shared, |n| {
+        let (total, groups) = n.groups_page(paging.offset, limit);
+        Ok(Json(wire::GroupsPage {
+            total,
+            offset: paging.offset,
+            limit,
+            embedded: wire::EmbeddedGroups { groups },
+        }))
+    })
+}
+
+#[derive(Deserialize)]
+struct NewGroup {
+    name: String,
+    #[serde(rename = "type")]
+    group_type: String,
+}
+
+async fn create_group(State(shared): App, Json(group): Json<NewGroup>) -> Result<(StatusCode, Json<wire::Group>), SimError> {
+    with_network(&shared, |n| n.create_group(&group.name, &group.group_type).map(|g| (StatusCode::CREATED, Json(g))))
+}
+
+async fn invite(State(shared): App, Json(request): Json<wire::InviteRequest>) -> Result<Json<wire::InviteResponse>, SimError> {
+    if request.invitees.is_empty() || request.invitees.len() > 1000 {
+        return Err(SimError::Invalid("invitees: between 1 and 1000 per call".into()));
+    }
+    with_network(&shared, |n| {
+        let invitees = request.invitees.iter().map(|i| n.invite(&i.name, &i.email)).collect();
+        Ok(Json(wire::InviteResponse { invitees }))
+    })
+}
+
+/// Form bodies such as `groups[]=A&groups[]=B` repeat keys, which serde's form decoding rejects.
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn form_groups(body: &[u8]) -> Result<Vec<String>, SimError> {
+    let groups: Vec<String> = form_pairs(body).into_iter().filter(|(k, _)| k == "groups[]").map(|(_, v)| v).collect();
+    if groups.is_empty() {
+        return Err(SimError::Invalid("groups[]: at least one group EID".into()));
+    }
+    Ok(groups)
+}
+
+async fn add_groups(State(shared): App, Path((_, user)): Path<(String, String)>, body: axum::body::Bytes) -> Result<Json<wire::MembershipsResponse>, SimError> {
+    let groups = form_groups(&body)?;
+    with_network(&shared, |n| n.add_to_groups(&user, &groups).map(|memberships| Json(wire::MembershipsResponse { memberships })))
+}
+
+async fn remove_groups(State(shared): App, Path((_, user)): Path<(String, String)>, body: axum::body::Bytes) -> Result<StatusCode, SimError> {
+    let groups = form_groups(&body)?;
+    with_network(&shared, |n| n.remove_from_groups(&user, &groups).map(|()| StatusCode::NO_CONTENT))
+}
+
+async fn change_roles(State(shared): App, body: axum::body::Bytes) -> Result<StatusCode, SimError> {
+    let mut changes = Vec::new();
+    for (key, role) in form_pairs(&body) {
+        let membership = key
+            .strip_prefix("memberships[")
+            .and_then(|k| k.strip_suffix(']'))
+            .ok_or_else(|| SimError::Invalid(format!("unexpected form field `{key}`; expected memberships[EID]=role")))?;
+        changes.push((membership.to_string(), role));
+    }
+    if changes.is_empty() {
+        return Err(SimError::Invalid("memberships[EID]=role: at least one".into()));
+    }
+    with_network(&shared, |n| n.change_roles(&changes).map(|()| StatusCode::NO_CONTENT))
+}
+
+#[derive(Deserialize)]
+struct Resolution {
+    resolution: String,
+}
+
+async fn delete_membership(State(shared): App, Path((_, membership)): Path<(String, String)>, Query(q): Query<Resolution>) -> Result<StatusCode, SimError> {
+    with_network(&shared, |n| match q.resolution.as_str() {
+        "remove_from_group" => n.remove_membership(&membership),
+        "remove_from_network" => n.remove_from_network(&membership),
+        other => Err(SimError::Invalid(format!("resolution `{other}`: remove_from_group or remove_from_network"))),
+    })
+    .map(|()| StatusCode::ACCEPTED)
+}

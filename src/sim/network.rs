@@ -1,0 +1,423 @@
+//! The simulated network: users, groups and memberships, with the API's rules.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::speakap::wire;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("invalid token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyMember(String),
+    #[error("{0}")]
+    EmailInUse(String),
+    #[error("simulator state: {0}")]
+    State(String),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SimUser {
+    eid: String,
+    xid: Option<String>,
+    name: wire::Name,
+    job_title: Option<String>,
+    telephone_numbers: Vec<String>,
+    email_addresses: Vec<String>,
+    primary_email: String,
+    deleted: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SimMembership {
+    eid: String,
+    user: String,
+    /// `None` for the network membership.
+    group: Option<String>,
+    role: String,
+}
+
+/// The whole simulated network; serialized as the simulator's state file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Network {
+    pub network: String,
+    next_id: u64,
+    users: BTreeMap<String, SimUser>,
+    groups: BTreeMap<String, wire::Group>,
+    memberships: BTreeMap<String, SimMembership>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+/// A human-writable starting network (see example-repo/simulator/seed.json).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    #[serde(default)]
+    pub groups: Vec<SeedGroup>,
+    #[serde(default)]
+    pub users: Vec<SeedUser>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedGroup {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub group_type: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedUser {
+    #[serde(default)]
+    pub xid: Option<String>,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub infix: String,
+    #[serde(default)]
+    pub family_name: String,
+    #[serde(default)]
+    pub job_title: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// `member` (default), `admin` or `invitee`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Group names.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Group names where the user is a local admin.
+    #[serde(default)]
+    pub admin_of: Vec<String>,
+}
+
+const GROUP_TYPES: [&str; 6] = ["business_unit", "department", "public", "restricted", "private", "secret"];
+const ROLES: [&str; 3] = ["invitee", "member", "admin"];
+
+impl Network {
+    pub fn new(network: &str) -> Network {
+        Network {
+            network: network.to_string(),
+            next_id: 0,
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            memberships: BTreeMap::new(),
+            dirty: true,
+        }
+    }
+
+    /// Whether anything changed since the last call.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Deterministic 16-hex EIDs, so simulator runs are reproducible.
+    fn new_eid(&mut self, kind: &str) -> String {
+        self.next_id += 1;
+        let digest = Sha256::digest(format!("{}/{kind}/{}", self.network, self.next_id));
+        crate::hr::csv::hex(&digest[..8])
+    }
+
+    pub fn apply_seed(&mut self, seed: &Seed) -> Result<(), SimError> {
+        for g in &seed.groups {
+            self.create_group(&g.name, &g.group_type)?;
+        }
+        for u in &seed.users {
+            let eid = self.new_eid("user");
+            let role = u.role.clone().unwrap_or_else(|| "member".into());
+            if !ROLES.contains(&role.as_str()) {
+                return Err(SimError::Invalid(format!("seed user {}: role `{role}`", u.email)));
+            }
+            self.users.insert(
+                eid.clone(),
+                SimUser {
+                    eid: eid.clone(),
+                    xid: u.xid.clone(),
+                    name: wire::Name {
+                        first_name: u.first_name.clone(),
+                        infix: u.infix.clone(),
+                        family_name: u.family_name.clone(),
+                    },
+                    job_title: u.job_title.clone(),
+                    telephone_numbers: u.phone.iter().cloned().collect(),
+                    email_addresses: vec![u.email.clone()],
+                    primary_email: u.email.clone(),
+                    deleted: false,
+                },
+            );
+            self.add_membership(&eid, None, &role);
+            for name in u.groups.iter().chain(&u.admin_of) {
+                let group = self.group_by_name(name)?;
+                if self.membership_of(&eid, Some(&group)).is_none() {
+                    let role = if u.admin_of.contains(name) { "admin" } else { "member" };
+                    self.add_membership(&eid, Some(group), role);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn group_by_name(&self, name: &str) -> Result<String, SimError> {
+        self.groups
+            .values()
+            .find(|g| g.name == name)
+            .map(|g| g.eid.clone())
+            .ok_or_else(|| SimError::Invalid(format!("no group named `{name}`")))
+    }
+
+    fn add_membership(&mut self, user: &str, group: Option<String>, role: &str) -> SimMembership {
+        let eid = self.new_eid("membership");
+        let membership = SimMembership {
+            eid: eid.clone(),
+            user: user.to_string(),
+            group,
+            role: role.to_string(),
+        };
+        self.memberships.insert(eid, membership.clone());
+        self.dirty = true;
+        membership
+    }
+
+    fn membership_of(&self, user: &str, group: Option<&str>) -> Option<&SimMembership> {
+        self.memberships.values().find(|m| m.user == user && m.group.as_deref() == group)
+    }
+
+    fn active_user(&self, eid: &str) -> Result<&SimUser, SimError> {
+        self.users
+            .get(eid)
+            .filter(|u| !u.deleted)
+            .ok_or_else(|| SimError::NotFound(format!("user {eid} not found")))
+    }
+
+    fn to_wire(&self, user: &SimUser, embed: bool) -> wire::User {
+        let memberships = if embed {
+            self.memberships
+                .values()
+                .filter(|m| m.user == user.eid)
+                .map(|m| wire::Membership {
+                    eid: m.eid.clone(),
+                    role: m.role.clone(),
+                    group: m.group.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        wire::User {
+            eid: user.eid.clone(),
+            xid: user.xid.clone(),
+            name: user.name.clone(),
+            job_title: user.job_title.clone(),
+            telephone_numbers: user.telephone_numbers.clone(),
+            email_addresses: user.email_addresses.clone(),
+            primary_email: Some(user.primary_email.clone()),
+            deleted: user.deleted,
+            embedded: wire::UserEmbedded { memberships },
+        }
+    }
+
+    pub fn users_page(&self, offset: usize, limit: usize, embed: bool) -> (usize, Vec<wire::User>) {
+        let active: Vec<&SimUser> = self.users.values().filter(|u| !u.deleted).collect();
+        let page = active.iter().skip(offset).take(limit).map(|u| self.to_wire(u, embed)).collect();
+        (active.len(), page)
+    }
+
+    pub fn user(&self, eid: &str, embed: bool) -> Result<wire::User, SimError> {
+        self.active_user(eid).map(|u| self.to_wire(u, embed))
+    }
+
+    pub fn groups_page(&self, offset: usize, limit: usize) -> (usize, Vec<wire::Group>) {
+        (self.groups.len(), self.groups.values().skip(offset).take(limit).cloned().collect())
+    }
+
+    pub fn create_group(&mut self, name: &str, group_type: &str) -> Result<wire::Group, SimError> {
+        if !GROUP_TYPES.contains(&group_type) {
+            return Err(SimError::Invalid(format!("group type `{group_type}`: one of {}", GROUP_TYPES.join(", "))));
+        }
+        if name.trim().is_empty() {
+            return Err(SimError::Invalid("group name is empty".into()));
+        }
+        let eid = self.new_eid("group");
+        let group = wire::Group {
+            eid: eid.clone(),
+            name: name.to_string(),
+            group_type: group_type.to_string(),
+        };
+        self.groups.insert(eid, group.clone());
+        self.dirty = true;
+        Ok(group)
+    }
+
+    fn user_by_email(&self, email: &str) -> Option<&SimUser> {
+        let email = email.to_lowercase();
+        self.users
+            .values()
+            .find(|u| !u.deleted && u.email_addresses.iter().any(|e| e.to_lowercase() == email))
+    }
+
+    pub fn invite(&mut self, name: &str, email: &str) -> wire::InviteResult {
+        let result = |status: &str, eid: Option<String>| wire::InviteResult {
+            email: email.to_string(),
+            status: status.to_string(),
+            eid,
+        };
+        let valid = email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')) && !email.contains(char::is_whitespace);
+        if !valid {
+            return result("invalid", None);
+        }
+        if let Some(existing) = self.user_by_email(email) {
+            let eid = existing.eid.clone();
+            let role = self.membership_of(&eid, None).map(|m| m.role.clone()).unwrap_or_default();
+            return result(if role == "invitee" { "invitee" } else { "member" }, Some(eid));
+        }
+        let eid = self.new_eid("user");
+        let (first, family) = name.split_once(' ').unwrap_or((name, ""));
+        self.users.insert(
+            eid.clone(),
+            SimUser {
+                eid: eid.clone(),
+                xid: None,
+                name: wire::Name {
+                    first_name: first.to_string(),
+                    infix: String::new(),
+                    family_name: family.to_string(),
+                },
+                job_title: None,
+                telephone_numbers: Vec::new(),
+                email_addresses: vec![email.to_string()],
+                primary_email: email.to_string(),
+                deleted: false,
+            },
+        );
+        self.add_membership(&eid, None, "invitee");
+        result("sent", Some(eid))
+    }
+
+    /// INFERRED: profile update semantics (only given fields change; XID and primary email unique).
+    pub fn update_user(&mut self, eid: &str, update: wire::UserUpdate) -> Result<(), SimError> {
+        self.active_user(eid)?;
+        if let Some(xid) = &update.xid {
+            if self.users.values().any(|u| u.eid != eid && !u.deleted && u.xid.as_deref() == Some(xid)) {
+                return Err(SimError::Invalid(format!("XID {xid} is already in use")));
+            }
+        }
+        if let Some(email) = &update.primary_email {
+            if self.user_by_email(email).is_some_and(|u| u.eid != eid) {
+                return Err(SimError::EmailInUse(format!("{email} is the email address of another user")));
+            }
+        }
+        let user = self.users.get_mut(eid).expect("checked above");
+        if let Some(xid) = update.xid {
+            user.xid = (!xid.is_empty()).then_some(xid);
+        }
+        if let Some(name) = update.name {
+            user.name = name;
+        }
+        if let Some(job_title) = update.job_title {
+            user.job_title = Some(job_title);
+        }
+        if let Some(numbers) = update.telephone_numbers {
+            user.telephone_numbers = numbers;
+        }
+        if let Some(email) = update.primary_email {
+            if !user.email_addresses.contains(&email) {
+                user.email_addresses.insert(0, email.clone());
+            }
+            user.primary_email = email;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub fn add_to_groups(&mut self, user: &str, groups: &[String]) -> Result<Vec<wire::Membership>, SimError> {
+        self.active_user(user)?;
+        for group in groups {
+            if !self.groups.contains_key(group) {
+                return Err(SimError::NotFound(format!("group {group} not found")));
+            }
+        }
+        if let Some(group) = groups.iter().find(|g| self.membership_of(user, Some(g)).is_some()) {
+            return Err(SimError::AlreadyMember(format!("user {user} is already a member of group {group}")));
+        }
+        Ok(groups
+            .iter()
+            .map(|g| {
+                let m = self.add_membership(user, Some(g.clone()), "member");
+                wire::Membership {
+                    eid: m.eid,
+                    role: m.role,
+                    group: m.group,
+                }
+            })
+            .collect())
+    }
+
+    pub fn remove_from_groups(&mut self, user: &str, groups: &[String]) -> Result<(), SimError> {
+        self.active_user(user)?;
+        let mut found = Vec::new();
+        for group in groups {
+            match self.membership_of(user, Some(group)) {
+                Some(m) => found.push(m.eid.clone()),
+                None => return Err(SimError::NotFound(format!("user {user} is not a member of group {group}"))),
+            }
+        }
+        for eid in found {
+            self.memberships.remove(&eid);
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub fn change_roles(&mut self, changes: &[(String, String)]) -> Result<(), SimError> {
+        for (membership, role) in changes {
+            if !self.memberships.contains_key(membership) {
+                return Err(SimError::NotFound(format!("membership {membership} not found")));
+            }
+            if !ROLES.contains(&role.as_str()) || role == "invitee" {
+                return Err(SimError::Invalid(format!("role `{role}`: member or admin")));
+            }
+        }
+        for (membership, role) in changes {
+            self.memberships.get_mut(membership).expect("checked above").role = role.clone();
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub fn remove_membership(&mut self, membership: &str) -> Result<(), SimError> {
+        match self.memberships.get(membership) {
+            Some(m) if m.group.is_some() => {
+                self.memberships.remove(membership);
+                self.dirty = true;
+                Ok(())
+            }
+            Some(_) => Err(SimError::Invalid("the network membership is removed with resolution=remove_from_network".into())),
+            None => Err(SimError::NotFound(format!("membership {membership} not found"))),
+        }
+    }
+
+    /// Removes the user from the network: every membership goes, the account is marked deleted.
+    pub fn remove_from_network(&mut self, membership: &str) -> Result<(), SimError> {
+        let user = self
+            .memberships
+            .get(membership)
+            .map(|m| m.user.clone())
+            .ok_or_else(|| SimError::NotFound(format!("membership {membership} not found")))?;
+        self.memberships.retain(|_, m| m.user != user);
+        if let Some(u) = self.users.get_mut(&user) {
+            u.deleted = true;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! The Speakap side: the REST client, its wire types, and the observed network built from it.
+
+mod client;
+pub mod wire;
+
+use std::collections::BTreeMap;
+
+pub use client::{ApiError, Client, MAX_INVITES_PER_CALL};
+
+use crate::desired::ProfileField;
+
+/// The live network as the API shows it: what `plan` compares the desired state with.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub users: Vec<ObservedUser>,
+    pub groups: Vec<wire::Group>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ObservedUser {
+    pub eid: String,
+    pub xid: Option<String>,
+    pub profile: BTreeMap<ProfileField, String>,
+    /// The network membership: its EID removes the user; its role is the network role.
+    pub network: Option<wire::Membership>,
+    /// Group EID → membership.
+    pub groups: BTreeMap<String, wire::Membership>,
+}
+
+impl ObservedUser {
+    pub fn get(&self, field: ProfileField) -> &str {
+        self.profile.get(&field).map_or("", String::as_str)
+    }
+
+    pub fn role(&self) -> &str {
+        self.network.as_ref().map_or("member", |m| m.role.as_str())
+    }
+
+    pub fn display_name(&self) -> String {
+        let parts: Vec<&str> = [ProfileField::FirstName, ProfileField::Infix, ProfileField::LastName]
+            .into_iter()
+            .map(|f| self.get(f))
+            .filter(|v| !v.is_empty())
+            .collect();
+        if parts.is_empty() { self.get(ProfileField::Email).to_string() } else { parts.join(" ") }
+    }
+}
+
+impl From<wire::User> for ObservedUser {
+    fn from(user: wire::User) -> Self {
+        let email = user
+            .primary_email
+            .clone()
+            .or_else(|| user.email_addresses.first().cloned())
+            .unwrap_or_default();
+        let profile = BTreeMap::from([
+            (ProfileField::Email, email),
+            (ProfileField::FirstName, user.name.first_name.clone()),
+            (ProfileField::Infix, user.name.infix.clone()),
+            (ProfileField::LastName, user.name.family_name.clone()),
+            (ProfileField::JobTitle, user.job_title.clone().unwrap_or_default()),
+            (ProfileField::Phone, user.telephone_numbers.first().cloned().unwrap_or_default()),
+        ]);
+        let mut network = None;
+        let mut groups = BTreeMap::new();
+        for membership in user.embedded.memberships {
+            match &membership.group {
+                Some(group) => {
+                    groups.insert(group.clone(), membership);
+                }
+                None => network = Some(membership),
+            }
+        }
+        ObservedUser {
+            eid: user.eid,
+            xid: user.xid.filter(|x| !x.is_empty()),
+            profile,
+            network,
+            groups,
+        }
+    }
+}
+
+/// Reads the whole network: users (with memberships) and groups.
+pub async fn fetch(client: &Client) -> Result<Observed, ApiError> {
+    let (users, groups) = tokio::try_join!(client.list_users(), client.list_groups())?;
+    let mut users: Vec<ObservedUser> = users.into_iter().filter(|u| !u.deleted).map(ObservedUser::from).collect();
+    users.sort_by(|a, b| a.eid.cmp(&b.eid));
+    let mut groups = groups;
+    groups.sort_by(|a, b| a.eid.cmp(&b.eid));
+    Ok(Observed { users, groups })
+}
