@@ -48,6 +48,9 @@ pub struct UserPlan {
     /// The Speakap user, when there is one already.
     pub eid: Option<String>,
     pub name: String,
+    /// The HR line the person was read from (not for removals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
     pub action: UserAction,
     pub changes: Vec<Change>,
     /// Why a removal happens (for removals).
@@ -176,12 +179,11 @@ impl<'a> Groups<'a> {
 /// Checks that every group the config names exists exactly once in the network.
 fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
     let mut named: Vec<(&str, &Origin, &str)> = Vec::new();
-    for (table_name, table, expected) in [
-        ("business_units", &config.rules.business_units, "business_unit"),
-        ("departments", &config.rules.departments, "department"),
+    for (table, expected) in [
+        (&config.rules.business_units, "business_unit"),
+        (&config.rules.departments, "department"),
     ] {
         let Some(table) = table else { continue };
-        let _ = table_name;
         for (code, group) in &table.map {
             named.push((group, &table.origins[code], expected));
         }
@@ -289,6 +291,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                     xid: desired.xid.clone(),
                     eid: Some(existing.eid.clone()),
                     name: desired.display_name(),
+                    line: Some(desired.line),
                     action: UserAction::Update,
                     changes,
                     reason: None,
@@ -305,6 +308,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                     xid: desired.xid.clone(),
                     eid: Some(account.eid.clone()),
                     name: desired.display_name(),
+                    line: Some(desired.line),
                     action: UserAction::Update,
                     changes,
                     reason: None,
@@ -349,6 +353,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             xid: xid.clone(),
             eid: Some(account.eid.clone()),
             name: account.display_name(),
+            line: None,
             action: UserAction::Remove,
             changes: Vec::new(),
             reason: Some("not in the HR record".into()),
@@ -444,7 +449,7 @@ fn invite(desired: &DesiredUser, groups: &Groups) -> UserPlan {
             });
         }
     }
-    for (name, m) in &desired.memberships {
+    for (name, m) in by_kind(desired) {
         let group = groups.unique(name).expect("check_groups verified every named group");
         changes.push(Change::AddMembership {
             group: name.clone(),
@@ -465,10 +470,18 @@ fn invite(desired: &DesiredUser, groups: &Groups) -> UserPlan {
         xid: desired.xid.clone(),
         eid: None,
         name: desired.display_name(),
+        line: Some(desired.line),
         action: UserAction::Invite,
         changes,
         reason: None,
     }
+}
+
+/// Memberships in the order people read them: business units, departments, then groups.
+fn by_kind(desired: &DesiredUser) -> Vec<(&String, &crate::desired::DesiredMembership)> {
+    let mut memberships: Vec<_> = desired.memberships.iter().collect();
+    memberships.sort_by_key(|(name, m)| (m.kind, name.as_str()));
+    memberships
 }
 
 /// Changes that make `existing` match `desired`. `link` is `Some(old XID)` when the account is
@@ -497,7 +510,7 @@ fn diff(desired: &DesiredUser, existing: &ObservedUser, groups: &Groups, ledger:
     }
 
     let mut desired_eids = BTreeSet::new();
-    for (name, m) in &desired.memberships {
+    for (name, m) in by_kind(desired) {
         let group = groups.unique(name).expect("check_groups verified every named group");
         desired_eids.insert(group.eid.as_str());
         let want_admin = m.admin.is_some();

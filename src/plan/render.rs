@@ -109,8 +109,15 @@ fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
         UserAction::Update => (paint.yellow("~"), "update"),
         UserAction::Remove => (paint.red("-"), "remove"),
     };
-    let eid = user.eid.as_deref().map(|e| paint.dim(&format!(" ({e})"))).unwrap_or_default();
-    out.push_str(&format!("{sign} {verb} {} {}{eid}\n", user.xid, user.name));
+    let mut about = Vec::new();
+    if let Some(eid) = &user.eid {
+        about.push(format!("eid {eid}"));
+    }
+    if let Some(line) = user.line {
+        about.push(format!("HR line {line}"));
+    }
+    let about = if about.is_empty() { String::new() } else { paint.dim(&format!("  ({})", about.join(", "))) };
+    out.push_str(&format!("{sign} {verb} {} {}{about}\n", user.xid, user.name));
     if let Some(reason) = &user.reason {
         out.push_str(&format!("      {reason}\n"));
     }
@@ -163,7 +170,10 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, paint: Paint) {
                     current.push_str(&format!("{}: {from}\n", field.name()));
                 }
                 desired.push_str(&format!("{}: {}\n", field.name(), shown(*field, to)));
-                sources.push((field.name().to_string(), source.to_string()));
+                // The header already names the HR line; only other sources (overrides) are worth a note.
+                let from_own_line = matches!(source, Provenance::Hr { line, .. } if Some(*line) == user.line);
+                let note = if from_own_line { String::new() } else { source.to_string() };
+                sources.push((field.name().to_string(), note));
             }
             _ => {}
         }
