@@ -51,12 +51,22 @@ impl Recorder {
     }
 }
 
-pub async fn apply(client: &Client, plan: &Plan, observed: &Observed, concurrency: usize) -> ApplyReport {
+pub async fn apply(
+    client: &Client,
+    plan: &Plan,
+    observed: &Observed,
+    concurrency: usize,
+) -> ApplyReport {
     let mut recorder = Recorder::default();
-    let accounts: HashMap<&str, &ObservedUser> = observed.users.iter().map(|u| (u.eid.as_str(), u)).collect();
+    let accounts: HashMap<&str, &ObservedUser> =
+        observed.users.iter().map(|u| (u.eid.as_str(), u)).collect();
 
     // 1. Invites, batched.
-    let invites: Vec<&UserPlan> = plan.users.iter().filter(|u| u.action == UserAction::Invite).collect();
+    let invites: Vec<&UserPlan> = plan
+        .users
+        .iter()
+        .filter(|u| u.action == UserAction::Invite)
+        .collect();
     let mut invited: HashMap<&str, String> = HashMap::new();
     for batch in invites.chunks(MAX_INVITES_PER_CALL) {
         if recorder.stopped.is_some() {
@@ -71,15 +81,26 @@ pub async fn apply(client: &Client, plan: &Plan, observed: &Observed, concurrenc
             .collect();
         match client.invite(invitees).await {
             Ok(results) => {
-                let by_email: HashMap<String, &wire::InviteResult> = results.iter().map(|r| (r.email.to_lowercase(), r)).collect();
+                let by_email: HashMap<String, &wire::InviteResult> = results
+                    .iter()
+                    .map(|r| (r.email.to_lowercase(), r))
+                    .collect();
                 for user in batch {
                     let outcome = match by_email.get(&planned_email(user).to_lowercase()) {
                         Some(r) if r.status != "invalid" && r.eid.is_some() => {
                             invited.insert(&user.xid, r.eid.clone().expect("checked"));
                             Ok(())
                         }
-                        Some(r) => Err(api_rejection("invite", -8, &format!("invite status `{}`", r.status))),
-                        None => Err(api_rejection("invite", -1, "the invite response does not mention this email address")),
+                        Some(r) => Err(api_rejection(
+                            "invite",
+                            -8,
+                            &format!("invite status `{}`", r.status),
+                        )),
+                        None => Err(api_rejection(
+                            "invite",
+                            -1,
+                            "the invite response does not mention this email address",
+                        )),
                     };
                     recorder.record(&user.xid, "invite", outcome);
                 }
@@ -103,21 +124,26 @@ pub async fn apply(client: &Client, plan: &Plan, observed: &Observed, concurrenc
         })
         .collect();
     if recorder.stopped.is_none() {
-        let outcomes: Vec<Vec<(String, String, Result<(), ApiError>)>> = futures_util::stream::iter(work)
-            .map(|(user, eid)| {
-                let current = accounts.get(eid.as_str()).copied();
-                async move { update_user(client, user, &eid, current).await }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+        let outcomes: Vec<Vec<(String, String, Result<(), ApiError>)>> =
+            futures_util::stream::iter(work)
+                .map(|(user, eid)| {
+                    let current = accounts.get(eid.as_str()).copied();
+                    async move { update_user(client, user, &eid, current).await }
+                })
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
         for (xid, operation, outcome) in outcomes.into_iter().flatten() {
             recorder.record(&xid, &operation, outcome);
         }
     }
 
     // 3. Removals, last and only after everything else succeeded.
-    let removals: Vec<&UserPlan> = plan.users.iter().filter(|u| u.action == UserAction::Remove).collect();
+    let removals: Vec<&UserPlan> = plan
+        .users
+        .iter()
+        .filter(|u| u.action == UserAction::Remove)
+        .collect();
     let earlier_failures = recorder.results.iter().any(|r| !r.ok);
     for user in removals {
         if recorder.stopped.is_some() {
@@ -128,7 +154,9 @@ pub async fn apply(client: &Client, plan: &Plan, observed: &Observed, concurrenc
                 xid: user.xid.clone(),
                 operation: "remove from network".into(),
                 ok: false,
-                error: Some("not attempted: earlier operations failed; fix them and run apply again".into()),
+                error: Some(
+                    "not attempted: earlier operations failed; fix them and run apply again".into(),
+                ),
             });
             continue;
         }
@@ -140,18 +168,30 @@ pub async fn apply(client: &Client, plan: &Plan, observed: &Observed, concurrenc
             .map(|m| m.eid.clone());
         let outcome = match membership {
             Some(m) => client.remove_from_network(&m).await,
-            None => Err(api_rejection("remove", -4, "the account has no network membership")),
+            None => Err(api_rejection(
+                "remove",
+                -4,
+                "the account has no network membership",
+            )),
         };
         recorder.record(&user.xid, "remove from network", outcome);
     }
 
     let mut results = recorder.results;
     results.sort_by(|a, b| a.xid.cmp(&b.xid).then(a.operation.cmp(&b.operation)));
-    let failed_xids: BTreeSet<&str> = results.iter().filter(|r| !r.ok).map(|r| r.xid.as_str()).collect();
+    let failed_xids: BTreeSet<&str> = results
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| r.xid.as_str())
+        .collect();
     let done = |action| {
         plan.users
             .iter()
-            .filter(|u| u.action == action && results.iter().any(|r| r.xid == u.xid) && !failed_xids.contains(u.xid.as_str()))
+            .filter(|u| {
+                u.action == action
+                    && results.iter().any(|r| r.xid == u.xid)
+                    && !failed_xids.contains(u.xid.as_str())
+            })
             .count()
     };
     let counts = Counts {
@@ -172,7 +212,11 @@ fn planned_email(user: &UserPlan) -> &str {
     user.changes
         .iter()
         .find_map(|c| match c {
-            Change::SetProfile { field: ProfileField::Email, to, .. } => Some(to.as_str()),
+            Change::SetProfile {
+                field: ProfileField::Email,
+                to,
+                ..
+            } => Some(to.as_str()),
             _ => None,
         })
         .unwrap_or_default()
@@ -191,7 +235,13 @@ fn api_rejection(operation: &str, code: i64, message: &str) -> ApiError {
 /// `ApiError` holds no non-clonable parts but reqwest's; it is rebuilt from its parts.
 fn clone_error(error: &ApiError) -> ApiError {
     match error {
-        ApiError::Api { method, path, status, code, message } => ApiError::Api {
+        ApiError::Api {
+            method,
+            path,
+            status,
+            code,
+            message,
+        } => ApiError::Api {
             method: method.clone(),
             path: path.clone(),
             status: *status,
@@ -202,7 +252,11 @@ fn clone_error(error: &ApiError) -> ApiError {
             url: url.clone(),
             detail: detail.clone(),
         },
-        ApiError::Protocol { method, path, detail } => ApiError::Protocol {
+        ApiError::Protocol {
+            method,
+            path,
+            detail,
+        } => ApiError::Protocol {
             method: method.clone(),
             path: path.clone(),
             detail: detail.clone(),
@@ -212,9 +266,16 @@ fn clone_error(error: &ApiError) -> ApiError {
 }
 
 /// Profile, then group additions and removals, then role changes for one user.
-async fn update_user(client: &Client, user: &UserPlan, eid: &str, current: Option<&ObservedUser>) -> Vec<(String, String, Result<(), ApiError>)> {
+async fn update_user(
+    client: &Client,
+    user: &UserPlan,
+    eid: &str,
+    current: Option<&ObservedUser>,
+) -> Vec<(String, String, Result<(), ApiError>)> {
     let mut outcomes = Vec::new();
-    let mut push = |operation: &str, outcome| outcomes.push((user.xid.clone(), operation.to_string(), outcome));
+    let mut push = |operation: &str, outcome| {
+        outcomes.push((user.xid.clone(), operation.to_string(), outcome))
+    };
 
     let update = profile_update(user, current);
     if update != wire::UserUpdate::default() {
@@ -226,7 +287,9 @@ async fn update_user(client: &Client, user: &UserPlan, eid: &str, current: Optio
         .changes
         .iter()
         .filter_map(|c| match c {
-            Change::AddMembership { group_eid, admin, .. } => Some((group_eid, *admin)),
+            Change::AddMembership {
+                group_eid, admin, ..
+            } => Some((group_eid, *admin)),
             _ => None,
         })
         .collect();
@@ -234,8 +297,10 @@ async fn update_user(client: &Client, user: &UserPlan, eid: &str, current: Optio
         let groups: Vec<String> = additions.iter().map(|(g, _)| (*g).clone()).collect();
         match client.add_to_groups(eid, &groups).await {
             Ok(memberships) => {
-                let by_group: HashMap<&str, &wire::Membership> =
-                    memberships.iter().filter_map(|m| m.group.as_deref().map(|g| (g, m))).collect();
+                let by_group: HashMap<&str, &wire::Membership> = memberships
+                    .iter()
+                    .filter_map(|m| m.group.as_deref().map(|g| (g, m)))
+                    .collect();
                 for (group, admin) in &additions {
                     if let (true, Some(m)) = (*admin, by_group.get(group.as_str())) {
                         role_changes.push((m.eid.clone(), "admin".into()));
@@ -256,13 +321,22 @@ async fn update_user(client: &Client, user: &UserPlan, eid: &str, current: Optio
         })
         .collect();
     if !removals.is_empty() {
-        push("remove memberships", client.remove_from_groups(eid, &removals).await);
+        push(
+            "remove memberships",
+            client.remove_from_groups(eid, &removals).await,
+        );
     }
 
     for change in &user.changes {
-        if let Change::SetGroupAdmin { group_eid, admin, .. } = change {
+        if let Change::SetGroupAdmin {
+            group_eid, admin, ..
+        } = change
+        {
             if let Some(m) = current.and_then(|c| c.groups.get(group_eid)) {
-                role_changes.push((m.eid.clone(), if *admin { "admin" } else { "member" }.into()));
+                role_changes.push((
+                    m.eid.clone(),
+                    if *admin { "admin" } else { "member" }.into(),
+                ));
             }
         }
     }
@@ -275,10 +349,9 @@ async fn update_user(client: &Client, user: &UserPlan, eid: &str, current: Optio
         let membership = match current.and_then(|c| c.network.clone()) {
             Some(m) => Ok(m.eid),
             None => client.get_user(eid).await.and_then(|u| {
-                ObservedUser::from(u)
-                    .network
-                    .map(|m| m.eid)
-                    .ok_or_else(|| api_rejection("changeroles", -4, "the account has no network membership"))
+                ObservedUser::from(u).network.map(|m| m.eid).ok_or_else(|| {
+                    api_rejection("changeroles", -4, "the account has no network membership")
+                })
             }),
         };
         match membership {
@@ -305,9 +378,17 @@ fn profile_update(user: &UserPlan, current: Option<&ObservedUser>) -> wire::User
                     name.insert(*field, to.clone());
                 }
                 ProfileField::JobTitle => update.job_title = Some(to.clone()),
-                ProfileField::Phone => update.telephone_numbers = Some(if to.is_empty() { Vec::new() } else { vec![to.clone()] }),
+                ProfileField::Phone => {
+                    update.telephone_numbers = Some(if to.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![to.clone()]
+                    })
+                }
                 // A new invitee already has this address; only existing accounts change it.
-                ProfileField::Email if user.action != UserAction::Invite => update.primary_email = Some(to.clone()),
+                ProfileField::Email if user.action != UserAction::Invite => {
+                    update.primary_email = Some(to.clone())
+                }
                 ProfileField::Email => {}
             },
             _ => {}
@@ -315,9 +396,11 @@ fn profile_update(user: &UserPlan, current: Option<&ObservedUser>) -> wire::User
     }
     if !name.is_empty() {
         let part = |field: ProfileField| {
-            name.get(&field)
-                .cloned()
-                .unwrap_or_else(|| current.map(|c| c.get(field).to_string()).unwrap_or_default())
+            name.get(&field).cloned().unwrap_or_else(|| {
+                current
+                    .map(|c| c.get(field).to_string())
+                    .unwrap_or_default()
+            })
         };
         update.name = Some(wire::Name {
             first_name: part(ProfileField::FirstName),
@@ -332,10 +415,11 @@ fn profile_update(user: &UserPlan, current: Option<&ObservedUser>) -> wire::User
 /// sync's when it is desired (granted or adopted) or was the sync's before and is still there
 /// (a removal that failed is retried next time). Accounts that are gone leave the ledger.
 pub fn ledger_after(previous: &Ledger, resolution: &Resolution, network: &Observed) -> Ledger {
-    let groups_by_name: HashMap<&str, Vec<&str>> = network.groups.iter().fold(HashMap::new(), |mut map, g| {
-        map.entry(g.name.as_str()).or_default().push(g.eid.as_str());
-        map
-    });
+    let groups_by_name: HashMap<&str, Vec<&str>> =
+        network.groups.iter().fold(HashMap::new(), |mut map, g| {
+            map.entry(g.name.as_str()).or_default().push(g.eid.as_str());
+            map
+        });
     let unique_group = |name: &str| match groups_by_name.get(name).map(Vec::as_slice) {
         Some([one]) => Some(one.to_string()),
         _ => None,
@@ -346,18 +430,30 @@ pub fn ledger_after(previous: &Ledger, resolution: &Resolution, network: &Observ
         let before = previous.users.get(xid);
         let Some(desired) = resolution.desired.get(xid) else {
             if let Some(entry) = before {
-                users.insert(xid.clone(), LedgerEntry { eid: account.eid.clone(), ..entry.clone() });
+                users.insert(
+                    xid.clone(),
+                    LedgerEntry {
+                        eid: account.eid.clone(),
+                        ..entry.clone()
+                    },
+                );
             }
             continue;
         };
-        let desired_groups: BTreeSet<String> = desired.memberships.keys().filter_map(|n| unique_group(n)).collect();
+        let desired_groups: BTreeSet<String> = desired
+            .memberships
+            .keys()
+            .filter_map(|n| unique_group(n))
+            .collect();
         let desired_admin: BTreeSet<String> = desired
             .memberships
             .iter()
             .filter(|(_, m)| m.admin.is_some())
             .filter_map(|(n, _)| unique_group(n))
             .collect();
-        let was = |set: fn(&LedgerEntry) -> &BTreeSet<String>, group: &String| before.is_some_and(|e| set(e).contains(group));
+        let was = |set: fn(&LedgerEntry) -> &BTreeSet<String>, group: &String| {
+            before.is_some_and(|e| set(e).contains(group))
+        };
         let groups = account
             .groups
             .keys()
@@ -367,11 +463,17 @@ pub fn ledger_after(previous: &Ledger, resolution: &Resolution, network: &Observ
         let admin_of = account
             .groups
             .iter()
-            .filter(|(g, m)| m.role == "admin" && (desired_admin.contains(*g) || was(|e| &e.admin_of, g)))
+            .filter(|(g, m)| {
+                m.role == "admin" && (desired_admin.contains(*g) || was(|e| &e.admin_of, g))
+            })
             .map(|(g, _)| g.clone())
             .collect();
-        let wants_admin = desired.role.as_ref().is_some_and(|r| r.value == NetworkRole::Admin);
-        let network_admin = account.role() == "admin" && (wants_admin || before.is_some_and(|e| e.network_admin));
+        let wants_admin = desired
+            .role
+            .as_ref()
+            .is_some_and(|r| r.value == NetworkRole::Admin);
+        let network_admin =
+            account.role() == "admin" && (wants_admin || before.is_some_and(|e| e.network_admin));
         users.insert(
             xid.clone(),
             LedgerEntry {

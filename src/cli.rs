@@ -34,9 +34,15 @@ pub struct ConfigArgs {
     /// The config directory (inside a git repository).
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
-    /// The commit to read the config from.
-    #[arg(long, default_value = "HEAD", conflicts_with = "worktree")]
-    pub rev: String,
+    /// The commit to read the config from (default HEAD).
+    #[arg(long)]
+    pub rev: Option<String>,
+}
+
+impl ConfigArgs {
+    pub fn rev(&self) -> &str {
+        self.rev.as_deref().unwrap_or("HEAD")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -124,4 +130,14 @@ pub enum PlanFormat {
 pub enum AuditFormat {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

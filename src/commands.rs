@@ -8,7 +8,10 @@ use jiff::civil::Date;
 use sha2::{Digest, Sha256};
 
 use crate::apply;
-use crate::cli::{ApplyArgs, AuditArgs, AuditFormat, ConfigArgs, DiagnosticFormat, PlanArgs, PlanFormat, RunArgs, SchemaArgs, ValidateArgs};
+use crate::cli::{
+    ApplyArgs, AuditArgs, AuditFormat, ConfigArgs, DiagnosticFormat, PlanArgs, PlanFormat, RunArgs,
+    SchemaArgs, ValidateArgs,
+};
 use crate::config::{self, Config, Source};
 use crate::desired::{Resolution, resolve};
 use crate::diag;
@@ -22,7 +25,7 @@ use crate::speakap::{self, ApiError, Client, Observed};
 use crate::state::{self, ApplyRecord, Ledger};
 
 pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
-    let files = config::read_config_files(&args.config.repo, &args.config.rev, args.worktree)?;
+    let files = read_files(&args.config, args.worktree)?;
     note_uncommitted(&files);
     let sources = files.files.clone();
     let (diagnostics, ok) = match config::load(files) {
@@ -30,9 +33,14 @@ pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
         Err(diagnostics) => (diagnostics, false),
     };
     let rendered = match args.format {
-        DiagnosticFormat::Text if ok && diagnostics.is_empty() => format!("valid: {} file(s), no problems\n", sources.len()),
+        DiagnosticFormat::Text if ok && diagnostics.is_empty() => {
+            format!("valid: {} file(s), no problems\n", sources.len())
+        }
         DiagnosticFormat::Text => diag::render_text(&diagnostics, &sources),
-        DiagnosticFormat::Json => format!("{}\n", serde_json::to_string_pretty(&diagnostics).expect("diagnostics serialize")),
+        DiagnosticFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&diagnostics).expect("diagnostics serialize")
+        ),
         DiagnosticFormat::Github => diag::render_github(&diagnostics),
     };
     print!("{rendered}");
@@ -50,8 +58,17 @@ fn note_uncommitted(files: &config::ConfigFiles) {
 }
 
 /// Loads and validates the config; problems are printed to stderr with their source lines.
+fn read_files(args: &ConfigArgs, worktree: bool) -> Result<config::ConfigFiles, Error> {
+    if worktree && args.rev.is_some() {
+        return Err(Error::input(
+            "--rev and --worktree exclude each other: --worktree reads uncommitted files",
+        ));
+    }
+    config::read_config_files(&args.repo, args.rev(), worktree)
+}
+
 fn load_config(args: &ConfigArgs, worktree: bool) -> Result<Config, Error> {
-    let files = config::read_config_files(&args.repo, &args.rev, worktree)?;
+    let files = read_files(args, worktree)?;
     note_uncommitted(&files);
     let sources = files.files.clone();
     config::load(files).map_err(|diagnostics| {
@@ -73,7 +90,12 @@ fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapshot, Er
             (config.files.config_dir.join(&csv.path), display)
         }
     };
-    hr::csv::read(&path, &display, csv.delimiter, rules::configured_fields(&config.sync))
+    hr::csv::read(
+        &path,
+        &display,
+        csv.delimiter,
+        rules::configured_fields(&config.sync),
+    )
 }
 
 fn today(now: Option<Date>) -> Date {
@@ -94,12 +116,18 @@ impl Connection {
             Some(embedded) if settings.url == "embedded" => {
                 let dir = &config.files.config_dir;
                 let seed_path = dir.join(&embedded.seed);
-                let seed_text = std::fs::read_to_string(&seed_path)
-                    .map_err(|e| Error::input(format!("simulator seed {}: {e}", seed_path.display())))?;
-                let seed: Seed = serde_json::from_str(&seed_text)
-                    .map_err(|e| Error::input(format!("simulator seed {}: {e}", seed_path.display())))?;
+                let seed_text = std::fs::read_to_string(&seed_path).map_err(|e| {
+                    Error::input(format!("simulator seed {}: {e}", seed_path.display()))
+                })?;
+                let seed: Seed = serde_json::from_str(&seed_text).map_err(|e| {
+                    Error::input(format!("simulator seed {}: {e}", seed_path.display()))
+                })?;
                 // A fresh token per run: the simulator only listens on loopback for this process.
-                let token = crate::hr::csv::hex(&Sha256::digest(format!("{:?}{}", std::time::SystemTime::now(), std::process::id())));
+                let token = crate::hr::csv::hex(&Sha256::digest(format!(
+                    "{:?}{}",
+                    std::time::SystemTime::now(),
+                    std::process::id()
+                )));
                 let running = sim::start(
                     ([127, 0, 0, 1], 0).into(),
                     SimConfig {
@@ -111,7 +139,11 @@ impl Connection {
                 )
                 .await
                 .map_err(|e| Error::input(e.to_string()))?;
-                tracing::info!("using the embedded Speakap simulator at {} (state: {})", running.url, embedded.state);
+                tracing::info!(
+                    "using the embedded Speakap simulator at {} (state: {})",
+                    running.url,
+                    embedded.state
+                );
                 let client = Client::new(&running.url, network, &token, &settings.api_version)?;
                 Ok(Connection {
                     client,
@@ -124,17 +156,19 @@ impl Connection {
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| ApiError::MissingToken(settings.token_env.clone()))?;
                 let client = Client::new(&settings.url, network, &token, &settings.api_version)?;
-                Ok(Connection { client, embedded: None })
+                Ok(Connection {
+                    client,
+                    embedded: None,
+                })
             }
         }
     }
 
     async fn close(self) -> Result<(), Error> {
         if let Some(running) = self.embedded {
-            running
-                .stop()
-                .await
-                .map_err(|e| Error::input(format!("embedded simulator: cannot save its state: {e}")))?;
+            running.stop().await.map_err(|e| {
+                Error::input(format!("embedded simulator: cannot save its state: {e}"))
+            })?;
         }
         Ok(())
     }
@@ -176,7 +210,10 @@ fn make_plan(inputs: &Inputs) -> Result<Plan, Error> {
         today: inputs.today,
     };
     plan::plan(&input).map_err(|diagnostics| {
-        eprint!("{}", diag::render_text(&diagnostics, &inputs.config.files.files));
+        eprint!(
+            "{}",
+            diag::render_text(&diagnostics, &inputs.config.files.files)
+        );
         Error::Config(diagnostics)
     })
 }
@@ -190,7 +227,8 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     let plan = make_plan(&inputs)?;
 
     if let Some(path) = &args.out {
-        std::fs::write(path, render::json(&plan)).map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, render::json(&plan))
+            .map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
     }
     match args.format {
         PlanFormat::Text => print!("{}", render::text(&plan, Paint::for_stdout())),
@@ -213,14 +251,17 @@ pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
     outcome
 }
 
-async fn apply_with(args: &ApplyArgs, config: Config, connection: &Connection) -> Result<i32, Error> {
+async fn apply_with(
+    args: &ApplyArgs,
+    config: Config,
+    connection: &Connection,
+) -> Result<i32, Error> {
     let inputs = gather(config, &args.run, connection).await?;
     let plan = make_plan(&inputs)?;
     let checksum = plan.checksum();
-    let config_commit = plan
-        .config_commit
-        .clone()
-        .ok_or_else(|| Error::input("the config is not committed; apply only applies committed config"))?;
+    let config_commit = plan.config_commit.clone().ok_or_else(|| {
+        Error::input("the config is not committed; apply only applies committed config")
+    })?;
     if let Some(forced) = &args.force {
         if *forced != checksum {
             return Err(Error::input(format!(
@@ -233,7 +274,13 @@ async fn apply_with(args: &ApplyArgs, config: Config, connection: &Connection) -
         return Err(Error::Blocked(render::blocked_message(&plan)));
     }
 
-    let report = apply::apply(&connection.client, &plan, &inputs.observed, inputs.config.sync.speakap.concurrency as usize).await;
+    let report = apply::apply(
+        &connection.client,
+        &plan,
+        &inputs.observed,
+        inputs.config.sync.speakap.concurrency as usize,
+    )
+    .await;
     let after = if plan.summary.has_changes() {
         speakap::fetch(&connection.client).await?
     } else {
@@ -248,7 +295,10 @@ async fn apply_with(args: &ApplyArgs, config: Config, connection: &Connection) -
         }
     }
     let c = &report.counts;
-    let summary = format!("{} invited, {} updated, {} removed, {} failed", c.invited, c.updated, c.removed, c.failed);
+    let summary = format!(
+        "{} invited, {} updated, {} removed, {} failed",
+        c.invited, c.updated, c.removed, c.failed
+    );
     if report.results.is_empty() && ledger == inputs.ledger {
         println!("No changes: nothing to apply.");
         return Ok(0);
@@ -266,7 +316,11 @@ async fn apply_with(args: &ApplyArgs, config: Config, connection: &Connection) -
     };
     let commit = state::record(&inputs.config.files.repo_root, &record, &ledger, &summary)?;
     println!("Applied: {summary}.");
-    println!("Audit: {} at {}", state::STATE_REF, config::repo::short(&commit));
+    println!(
+        "Audit: {} at {}",
+        state::STATE_REF,
+        config::repo::short(&commit)
+    );
     if let Some(stopped) = &report.stopped {
         return Err(Error::input(format!("apply stopped early: {stopped}")));
     }
@@ -287,9 +341,15 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                     value
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&entries).expect("records serialize"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&entries).expect("records serialize")
+            );
         }
-        AuditFormat::Text if history.is_empty() => println!("No applies recorded yet ({} does not exist).", state::STATE_REF),
+        AuditFormat::Text if history.is_empty() => println!(
+            "No applies recorded yet ({} does not exist).",
+            state::STATE_REF
+        ),
         AuditFormat::Text => {
             for (commit, r) in &history {
                 println!(
@@ -306,10 +366,19 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                     r.counts.removed,
                     r.counts.succeeded,
                     r.counts.failed,
-                    if r.forced { " (forced past a safety threshold)" } else { "" }
+                    if r.forced {
+                        " (forced past a safety threshold)"
+                    } else {
+                        ""
+                    }
                 );
                 for failure in r.results.iter().filter(|o| !o.ok) {
-                    println!("    FAILED {} {}: {}", failure.xid, failure.operation, failure.error.as_deref().unwrap_or(""));
+                    println!(
+                        "    FAILED {} {}: {}",
+                        failure.xid,
+                        failure.operation,
+                        failure.error.as_deref().unwrap_or("")
+                    );
                 }
             }
         }
@@ -318,7 +387,8 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
 }
 
 pub fn schema(args: &SchemaArgs) -> Result<i32, Error> {
-    let written = config::schema::write_all(&args.out).map_err(|e| Error::input(format!("cannot write to {}: {e}", args.out.display())))?;
+    let written = config::schema::write_all(&args.out)
+        .map_err(|e| Error::input(format!("cannot write to {}: {e}", args.out.display())))?;
     for name in written {
         println!("{}", args.out.join(name).display());
     }

@@ -18,7 +18,11 @@ pub enum Provenance {
     /// An HR column on a line of the HR file.
     Hr { column: String, line: u64 },
     /// A lookup table entry (`business_units` or `departments`), or its default.
-    Mapping { table: String, code: String, at: Origin },
+    Mapping {
+        table: String,
+        code: String,
+        at: Origin,
+    },
     /// A rule in MappingRules (`groups`, `roles`, `local_admins`).
     Rule { list: String, at: Origin },
     /// An override.
@@ -137,13 +141,19 @@ impl DesiredUser {
     }
 
     pub fn display_name(&self) -> String {
-        let parts = [ProfileField::FirstName, ProfileField::Infix, ProfileField::LastName]
-            .into_iter()
-            .filter_map(|f| self.get(f))
-            .filter(|v| !v.is_empty())
-            .collect::<Vec<_>>();
+        let parts = [
+            ProfileField::FirstName,
+            ProfileField::Infix,
+            ProfileField::LastName,
+        ]
+        .into_iter()
+        .filter_map(|f| self.get(f))
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>();
         if parts.is_empty() {
-            self.get(ProfileField::Email).unwrap_or(&self.xid).to_string()
+            self.get(ProfileField::Email)
+                .unwrap_or(&self.xid)
+                .to_string()
         } else {
             parts.join(" ")
         }
@@ -194,23 +204,50 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
     let compile = |m| CompiledMatcher::compile(m, layout);
     let compiled = Compiled {
         separator,
-        groups: config.rules.groups.iter().map(|r| (compile(&r.when), r.group.clone(), r.origin.clone())).collect(),
-        roles: config.rules.roles.iter().map(|r| (compile(&r.when), r.role, r.origin.clone())).collect(),
-        local_admins: config.rules.local_admins.iter().map(|r| (compile(&r.when), r.origin.clone())).collect(),
+        groups: config
+            .rules
+            .groups
+            .iter()
+            .map(|r| (compile(&r.when), r.group.clone(), r.origin.clone()))
+            .collect(),
+        roles: config
+            .rules
+            .roles
+            .iter()
+            .map(|r| (compile(&r.when), r.role, r.origin.clone()))
+            .collect(),
+        local_admins: config
+            .rules
+            .local_admins
+            .iter()
+            .map(|r| (compile(&r.when), r.origin.clone()))
+            .collect(),
         exclusion_ids: config
             .exclusions
             .iter()
-            .filter_map(|e| e.xid.clone().map(|xid| (xid, (e.reason.clone(), e.origin.clone()))))
+            .filter_map(|e| {
+                e.xid
+                    .clone()
+                    .map(|xid| (xid, (e.reason.clone(), e.origin.clone())))
+            })
             .collect(),
         exclusion_matchers: config
             .exclusions
             .iter()
-            .filter_map(|e| e.when.as_ref().map(|w| (compile(w), e.reason.clone(), e.origin.clone())))
+            .filter_map(|e| {
+                e.when
+                    .as_ref()
+                    .map(|w| (compile(w), e.reason.clone(), e.origin.clone()))
+            })
             .collect(),
     };
 
-    let xid_slot = layout.slot(&FieldName::Xid).expect("xid is always configured");
-    let email_slot = layout.slot(&FieldName::Email).expect("email is always configured");
+    let xid_slot = layout
+        .slot(&FieldName::Xid)
+        .expect("xid is always configured");
+    let email_slot = layout
+        .slot(&FieldName::Email)
+        .expect("email is always configured");
     let mut lines_by_xid: HashMap<&str, Vec<u64>> = HashMap::new();
     let mut lines_by_email: HashMap<String, Vec<u64>> = HashMap::new();
     for record in &snapshot.records {
@@ -220,7 +257,10 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
         }
         let email = record.value(email_slot);
         if !email.is_empty() {
-            lines_by_email.entry(email.to_lowercase()).or_default().push(record.line);
+            lines_by_email
+                .entry(email.to_lowercase())
+                .or_default()
+                .push(record.line);
         }
     }
 
@@ -233,11 +273,29 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
         let xid = record.value(xid_slot).to_string();
         if !xid.is_empty() {
             if let Some((reason, at)) = compiled.exclusion_ids.get(&xid) {
-                resolution.excluded.insert(xid.clone(), Excluded { xid, reason: reason.clone(), at: at.clone() });
+                resolution.excluded.insert(
+                    xid.clone(),
+                    Excluded {
+                        xid,
+                        reason: reason.clone(),
+                        at: at.clone(),
+                    },
+                );
                 continue;
             }
-            if let Some((_, reason, at)) = compiled.exclusion_matchers.iter().find(|(m, _, _)| m.holds(record, separator)) {
-                resolution.excluded.insert(xid.clone(), Excluded { xid, reason: reason.clone(), at: at.clone() });
+            if let Some((_, reason, at)) = compiled
+                .exclusion_matchers
+                .iter()
+                .find(|(m, _, _)| m.holds(record, separator))
+            {
+                resolution.excluded.insert(
+                    xid.clone(),
+                    Excluded {
+                        xid,
+                        reason: reason.clone(),
+                        at: at.clone(),
+                    },
+                );
                 continue;
             }
         }
@@ -247,17 +305,32 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
             problems.push(problem.clone());
         }
         if xid.is_empty() {
-            problems.push(format!("missing employee ID (column \"{}\")", layout.columns[xid_slot]));
+            problems.push(format!(
+                "missing employee ID (column \"{}\")",
+                layout.columns[xid_slot]
+            ));
         } else if let Some(lines) = lines_by_xid.get(xid.as_str()).filter(|l| l.len() > 1) {
-            problems.push(format!("duplicate employee ID, on lines {}", join_lines(lines)));
+            problems.push(format!(
+                "duplicate employee ID, on lines {}",
+                join_lines(lines)
+            ));
         }
         let email = record.value(email_slot);
         if email.is_empty() {
-            problems.push(format!("missing email address (column \"{}\")", layout.columns[email_slot]));
+            problems.push(format!(
+                "missing email address (column \"{}\")",
+                layout.columns[email_slot]
+            ));
         } else if !plausible_email(email) {
             problems.push(format!("invalid email address {}", mask_email(email)));
-        } else if let Some(lines) = lines_by_email.get(&email.to_lowercase()).filter(|l| l.len() > 1) {
-            problems.push(format!("duplicate email address, on lines {}", join_lines(lines)));
+        } else if let Some(lines) = lines_by_email
+            .get(&email.to_lowercase())
+            .filter(|l| l.len() > 1)
+        {
+            problems.push(format!(
+                "duplicate email address, on lines {}",
+                join_lines(lines)
+            ));
         }
         let name_slots: Vec<usize> = [FieldName::FirstName, FieldName::LastName]
             .iter()
@@ -269,22 +342,42 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
 
         let mut memberships = BTreeMap::new();
         let tables = [
-            (FieldName::Locations, "business_units", MembershipKind::BusinessUnit, &config.rules.business_units),
-            (FieldName::Departments, "departments", MembershipKind::Department, &config.rules.departments),
+            (
+                FieldName::Locations,
+                "business_units",
+                MembershipKind::BusinessUnit,
+                &config.rules.business_units,
+            ),
+            (
+                FieldName::Departments,
+                "departments",
+                MembershipKind::Department,
+                &config.rules.departments,
+            ),
         ];
         for (field, table_name, kind, table) in tables {
-            let (Some(slot), Some(table)) = (layout.slot(&field), table) else { continue };
+            let (Some(slot), Some(table)) = (layout.slot(&field), table) else {
+                continue;
+            };
             for code in split_values(record.value(slot), separator) {
                 match lookup(table, table_name, code) {
                     Lookup::Found(group, from) => {
-                        memberships.entry(group).or_insert(DesiredMembership { kind, from, admin: None });
+                        memberships.entry(group).or_insert(DesiredMembership {
+                            kind,
+                            from,
+                            admin: None,
+                        });
                     }
                     Lookup::Reject => problems.push(format!(
                         "unknown {} code \"{code}\" (column \"{}\"; not in {table_name}.map)",
                         field.name().trim_end_matches('s'),
                         layout.columns[slot]
                     )),
-                    Lookup::Ignore => *ignored_codes.entry((table_name.to_string(), code.to_string())).or_default() += 1,
+                    Lookup::Ignore => {
+                        *ignored_codes
+                            .entry((table_name.to_string(), code.to_string()))
+                            .or_default() += 1
+                    }
                 }
             }
         }
@@ -301,19 +394,33 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
             continue;
         }
 
-        let user = desired_user(config, &compiled, layout, record, xid, memberships, today, &mut resolution.warnings);
+        let user = desired_user(
+            config,
+            &compiled,
+            layout,
+            record,
+            xid,
+            memberships,
+            today,
+            &mut resolution.warnings,
+        );
         resolution.desired.insert(user.xid.clone(), user);
     }
 
     for ((table, code), count) in ignored_codes {
-        resolution.warnings.push(format!("{table}: code \"{code}\" is not mapped and was ignored ({count} record(s))"));
+        resolution.warnings.push(format!(
+            "{table}: code \"{code}\" is not mapped and was ignored ({count} record(s))"
+        ));
     }
     for o in &config.overrides {
-        let known = resolution.desired.contains_key(&o.xid) || resolution.held.contains(&o.xid) || resolution.excluded.contains_key(&o.xid);
+        let known = resolution.desired.contains_key(&o.xid)
+            || resolution.held.contains(&o.xid)
+            || resolution.excluded.contains_key(&o.xid);
         if !known {
-            resolution
-                .warnings
-                .push(format!("override for XID {} ({}) has no record in the HR file", o.xid, o.origin));
+            resolution.warnings.push(format!(
+                "override for XID {} ({}) has no record in the HR file",
+                o.xid, o.origin
+            ));
         }
     }
     resolution.skipped.sort_by_key(|s| s.line);
@@ -349,20 +456,42 @@ fn desired_user(
     }
     for (matcher, group, origin) in &compiled.groups {
         if matcher.holds(record, separator) {
-            memberships.entry(group.clone()).or_insert(DesiredMembership {
-                kind: MembershipKind::Group,
-                from: Provenance::Rule { list: "groups".into(), at: origin.clone() },
-                admin: None,
-            });
+            memberships
+                .entry(group.clone())
+                .or_insert(DesiredMembership {
+                    kind: MembershipKind::Group,
+                    from: Provenance::Rule {
+                        list: "groups".into(),
+                        at: origin.clone(),
+                    },
+                    admin: None,
+                });
         }
     }
-    let mut role = compiled.roles.iter().find(|(m, _, _)| m.holds(record, separator)).map(|(_, role, origin)| Sourced {
-        value: *role,
-        from: Provenance::Rule { list: "roles".into(), at: origin.clone() },
-    });
-    if let Some((_, origin)) = compiled.local_admins.iter().find(|(m, _)| m.holds(record, separator)) {
-        for membership in memberships.values_mut().filter(|m| m.kind == MembershipKind::BusinessUnit) {
-            membership.admin = Some(Provenance::Rule { list: "local_admins".into(), at: origin.clone() });
+    let mut role = compiled
+        .roles
+        .iter()
+        .find(|(m, _, _)| m.holds(record, separator))
+        .map(|(_, role, origin)| Sourced {
+            value: *role,
+            from: Provenance::Rule {
+                list: "roles".into(),
+                at: origin.clone(),
+            },
+        });
+    if let Some((_, origin)) = compiled
+        .local_admins
+        .iter()
+        .find(|(m, _)| m.holds(record, separator))
+    {
+        for membership in memberships
+            .values_mut()
+            .filter(|m| m.kind == MembershipKind::BusinessUnit)
+        {
+            membership.admin = Some(Provenance::Rule {
+                list: "local_admins".into(),
+                at: origin.clone(),
+            });
         }
     }
 
@@ -370,10 +499,15 @@ fn desired_user(
     if let Some(o) = config.overrides.iter().find(|o| o.xid == xid) {
         match o.until {
             Some(until) if until < today => {
-                warnings.push(format!("override for XID {xid} ({}) expired on {until} and is ignored", o.origin));
+                warnings.push(format!(
+                    "override for XID {xid} ({}) expired on {until} and is ignored",
+                    o.origin
+                ));
             }
             _ => {
-                let from = Provenance::Override { at: o.origin.clone() };
+                let from = Provenance::Override {
+                    at: o.origin.clone(),
+                };
                 let set = [
                     (ProfileField::FirstName, &o.set.first_name),
                     (ProfileField::Infix, &o.set.infix),
@@ -383,20 +517,33 @@ fn desired_user(
                 ];
                 for (field, value) in set {
                     if let Some(value) = value {
-                        profile.insert(field, Sourced { value: value.clone(), from: from.clone() });
+                        profile.insert(
+                            field,
+                            Sourced {
+                                value: value.clone(),
+                                from: from.clone(),
+                            },
+                        );
                     }
                 }
                 for group in &o.add_groups {
                     memberships.insert(
                         group.clone(),
-                        DesiredMembership { kind: MembershipKind::Group, from: from.clone(), admin: None },
+                        DesiredMembership {
+                            kind: MembershipKind::Group,
+                            from: from.clone(),
+                            admin: None,
+                        },
                     );
                 }
                 for group in &o.remove_groups {
                     memberships.remove(group);
                 }
                 if let Some(value) = o.role {
-                    role = Some(Sourced { value, from: from.clone() });
+                    role = Some(Sourced {
+                        value,
+                        from: from.clone(),
+                    });
                 }
                 overrides.push((o.origin.clone(), o.reason.clone()));
             }
@@ -421,12 +568,23 @@ enum Lookup {
 fn lookup(table: &LookupTable, table_name: &str, code: &str) -> Lookup {
     if let Some(group) = table.map.get(code) {
         let at = table.origins.get(code).cloned().unwrap_or_default();
-        return Lookup::Found(group.clone(), Provenance::Mapping { table: table_name.into(), code: code.into(), at });
+        return Lookup::Found(
+            group.clone(),
+            Provenance::Mapping {
+                table: table_name.into(),
+                code: code.into(),
+                at,
+            },
+        );
     }
     match (table.unknown, &table.default) {
         (UnknownCode::Default, Some(group)) => Lookup::Found(
             group.clone(),
-            Provenance::Mapping { table: table_name.into(), code: code.into(), at: table.default_origin.clone() },
+            Provenance::Mapping {
+                table: table_name.into(),
+                code: code.into(),
+                at: table.default_origin.clone(),
+            },
         ),
         (UnknownCode::Ignore, _) => Lookup::Ignore,
         _ => Lookup::Reject,
@@ -434,11 +592,22 @@ fn lookup(table: &LookupTable, table_name: &str, code: &str) -> Lookup {
 }
 
 fn join_lines(lines: &[u64]) -> String {
-    lines.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    lines
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A deliberately loose check: Speakap is the judge of deliverability; this catches export accidents.
 fn plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !email.contains(char::is_whitespace) && !domain.contains('@')
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.contains(char::is_whitespace)
+        && !domain.contains('@')
 }

@@ -102,7 +102,9 @@ pub fn render_text(diagnostics: &[Diagnostic], files: &[SourceFile]) -> String {
                     .take(location.column.saturating_sub(1))
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
-                out.push_str(&format!("{pad} |\n{number} | {source_line}\n{pad} | {caret_pad}^\n"));
+                out.push_str(&format!(
+                    "{pad} |\n{number} | {source_line}\n{pad} | {caret_pad}^\n"
+                ));
             }
         }
         for (location, note) in &d.related {
@@ -113,7 +115,10 @@ pub fn render_text(diagnostics: &[Diagnostic], files: &[SourceFile]) -> String {
         }
         out.push('\n');
     }
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diagnostics.len() - errors;
     out.push_str(&format!("{errors} error(s), {warnings} warning(s)\n"));
     out
@@ -147,14 +152,19 @@ pub fn render_github(diagnostics: &[Diagnostic]) -> String {
             ),
             None => format!(" title={}", escape_property(&d.rule)),
         };
-        out.push_str(&format!("::{command}{properties}::{}\n", escape_data(&message)));
+        out.push_str(&format!(
+            "::{command}{properties}::{}\n",
+            escape_data(&message)
+        ));
     }
     out
 }
 
 /// Escaping of a workflow command's message, as GitHub's toolkit does it.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escaping of a workflow command's property value, as GitHub's toolkit does it.

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use speakap_sync::sim::{self, Seed, SimConfig};
 
 #[derive(Parser)]
-#[command(name = "speakap-sim", version, about = "A local Speakap API simulator for tests and trials")]
+#[command(
+    name = "speakap-sim",
+    version,
+    about = "A local Speakap API simulator for tests and trials"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,32 +42,66 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    let Cli { command: Command::Serve { addr, network, token, state, seed } } = Cli::parse();
+    let Cli {
+        command:
+            Command::Serve {
+                addr,
+                network,
+                token,
+                state,
+                seed,
+            },
+    } = Cli::parse();
     if let Err(message) = serve(addr, network, token, state, seed).await {
         eprintln!("error: {message}");
         std::process::exit(1);
     }
 }
 
-async fn serve(addr: SocketAddr, network: String, token: String, state: Option<PathBuf>, seed: Option<PathBuf>) -> Result<(), String> {
+async fn serve(
+    addr: SocketAddr,
+    network: String,
+    token: String,
+    state: Option<PathBuf>,
+    seed: Option<PathBuf>,
+) -> Result<(), String> {
     let seed = match seed {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Some(serde_json::from_str::<Seed>(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(
+                serde_json::from_str::<Seed>(&text)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            )
         }
         None => None,
     };
-    let running = sim::start(addr, SimConfig { network, token, state_file: state, seed }).await.map_err(|e| e.to_string())?;
+    let running = sim::start(
+        addr,
+        SimConfig {
+            network,
+            token,
+            state_file: state,
+            seed,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     println!("listening on {}", running.url);
     shutdown_signal().await;
-    running.stop().await.map_err(|e| format!("cannot save state: {e}"))
+    running
+        .stop()
+        .await
+        .map_err(|e| format!("cannot save state: {e}"))
 }
 
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
         tokio::select! {
             _ = interrupt => {},
             _ = terminate.recv() => {},

@@ -29,7 +29,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::SyncConfig, Kind::MappingRules, Kind::Exclusions, Kind::Overrides];
+    pub const ALL: [Kind; 4] = [
+        Kind::SyncConfig,
+        Kind::MappingRules,
+        Kind::Exclusions,
+        Kind::Overrides,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -83,8 +88,16 @@ impl Loader<'_> {
         }
     }
 
-    fn error(&mut self, rule: &str, span: Span, message: impl Into<String>, hint: impl Into<String>) {
-        let d = Diagnostic::error(rule, message).at(self.location(span)).hint(hint);
+    fn error(
+        &mut self,
+        rule: &str,
+        span: Span,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let d = Diagnostic::error(rule, message)
+            .at(self.location(span))
+            .hint(hint);
         self.diagnostics.push(d);
     }
 }
@@ -192,7 +205,11 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
         for conflict in conflicts {
             let d = Diagnostic::error(
                 "duplicate-key",
-                format!("{} `{}` is defined twice", kind.name(), conflict.path.trim_start_matches('/')),
+                format!(
+                    "{} `{}` is defined twice",
+                    kind.name(),
+                    conflict.path.trim_start_matches('/')
+                ),
             )
             .at(loader.location(conflict.second))
             .related(loader.location(conflict.first), "first defined at")
@@ -202,11 +219,16 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
         merged.insert(kind, Merged { node: first });
     }
 
-    if !merged.contains_key(&Kind::SyncConfig) && !loader.diagnostics.iter().any(|d| d.rule == "yaml") {
+    if !merged.contains_key(&Kind::SyncConfig)
+        && !loader.diagnostics.iter().any(|d| d.rule == "yaml")
+    {
         let names: Vec<&str> = files.files.iter().map(|f| f.path.as_str()).collect();
         loader.diagnostics.push(
-            Diagnostic::error("document/kind", format!("no SyncConfig document among {}", names.join(", ")))
-                .hint("add a document with `kind: SyncConfig` (network, speakap, source)"),
+            Diagnostic::error(
+                "document/kind",
+                format!("no SyncConfig document among {}", names.join(", ")),
+            )
+            .hint("add a document with `kind: SyncConfig` (network, speakap, source)"),
         );
     }
 
@@ -242,9 +264,15 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
         rule.origin = loader.origin(span_at(Kind::MappingRules, &["roles", &i.to_string()]));
     }
     for (i, rule) in rules.local_admins.iter_mut().enumerate() {
-        rule.origin = loader.origin(span_at(Kind::MappingRules, &["local_admins", &i.to_string()]));
+        rule.origin = loader.origin(span_at(
+            Kind::MappingRules,
+            &["local_admins", &i.to_string()],
+        ));
     }
-    for (table_name, table) in [("business_units", &mut rules.business_units), ("departments", &mut rules.departments)] {
+    for (table_name, table) in [
+        ("business_units", &mut rules.business_units),
+        ("departments", &mut rules.departments),
+    ] {
         if let Some(table) = table {
             table.origins = table
                 .map
@@ -254,7 +282,8 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
                     (code.clone(), loader.origin(span))
                 })
                 .collect();
-            table.default_origin = loader.origin(span_at(Kind::MappingRules, &[table_name, "default"]));
+            table.default_origin =
+                loader.origin(span_at(Kind::MappingRules, &[table_name, "default"]));
         }
     }
     for (i, exclusion) in exclusions.iter_mut().enumerate() {
@@ -284,7 +313,9 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
 }
 
 fn has_errors(diagnostics: &[Diagnostic]) -> bool {
-    diagnostics.iter().any(|d| d.severity == diag::Severity::Error)
+    diagnostics
+        .iter()
+        .any(|d| d.severity == diag::Severity::Error)
 }
 
 fn finish(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
@@ -293,13 +324,21 @@ fn finish(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
 }
 
 /// `None` when the kind has no document, or (reported) when the value does not fit the types.
-fn typed<T: serde::de::DeserializeOwned>(loader: &mut Loader, merged: Option<&Merged>) -> Option<T> {
+fn typed<T: serde::de::DeserializeOwned>(
+    loader: &mut Loader,
+    merged: Option<&Merged>,
+) -> Option<T> {
     let m = merged?;
     match serde_json::from_value(m.node.to_json()) {
         Ok(value) => Some(value),
         Err(e) => {
             // The schema accepted it, so this is a gap between schema and types: still say where.
-            loader.error("schema", m.node.span, format!("cannot read this document: {e}"), "check the values against schema/");
+            loader.error(
+                "schema",
+                m.node.span,
+                format!("cannot read this document: {e}"),
+                "check the values against schema/",
+            );
             None
         }
     }
@@ -312,7 +351,8 @@ fn validators() -> &'static BTreeMap<Kind, (jsonschema::Validator, Value)> {
             .into_iter()
             .map(|kind| {
                 let schema = schema::document_schema(kind);
-                let validator = jsonschema::validator_for(&schema).expect("generated schemas are valid");
+                let validator =
+                    jsonschema::validator_for(&schema).expect("generated schemas are valid");
                 (kind, (validator, schema))
             })
             .collect()
@@ -322,7 +362,10 @@ fn validators() -> &'static BTreeMap<Kind, (jsonschema::Validator, Value)> {
 fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
     let mut instance = node.to_json();
     if let Value::Object(map) = &mut instance {
-        map.insert("apiVersion".into(), Value::String(schema::API_VERSION.into()));
+        map.insert(
+            "apiVersion".into(),
+            Value::String(schema::API_VERSION.into()),
+        );
         map.insert("kind".into(), Value::String(kind.name().into()));
     }
     let (validator, schema) = &validators()[&kind];
@@ -362,15 +405,22 @@ fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
                     format!("add `{property}:`"),
                 );
             }
-            ValidationErrorKind::Type { .. } if target.is_plain_scalar() && error.to_string().contains("\"string\"") => {
+            ValidationErrorKind::Type { .. }
+                if target.is_plain_scalar() && error.to_string().contains("\"string\"") =>
+            {
                 loader.error(
                     &rule,
                     target.span,
                     format!("{at}: {error}"),
-                    format!("write it in quotes, e.g. \"{}\", so YAML keeps it as text", scalar_text(target)),
+                    format!(
+                        "write it in quotes, e.g. \"{}\", so YAML keeps it as text",
+                        scalar_text(target)
+                    ),
                 );
             }
-            ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. } => {
+            ValidationErrorKind::AnyOf { .. }
+            | ValidationErrorKind::OneOfNotValid { .. }
+            | ValidationErrorKind::OneOfMultipleValid { .. } => {
                 let path = error.schema_path().as_str().to_string();
                 let (message, hint) = if path.contains("Matcher") {
                     (
@@ -383,7 +433,10 @@ fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
                         "`source.type` is `csv` (with path and columns)".to_string(),
                     )
                 } else {
-                    (format!("{at}: {error}"), "see the schema in schema/ for the accepted shapes".to_string())
+                    (
+                        format!("{at}: {error}"),
+                        "see the schema in schema/ for the accepted shapes".to_string(),
+                    )
                 };
                 loader.error(&rule, target.span, message, hint);
             }
@@ -396,7 +449,12 @@ fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
                 );
             }
             _ => {
-                loader.error(&rule, target.span, format!("{at}: {error}"), "see the schema in schema/ for the accepted values");
+                loader.error(
+                    &rule,
+                    target.span,
+                    format!("{at}: {error}"),
+                    "see the schema in schema/ for the accepted values",
+                );
             }
         }
     }
@@ -411,12 +469,19 @@ fn scalar_text(node: &Node) -> String {
 
 /// The property names allowed by the object schema whose `additionalProperties` failed.
 fn allowed_keys(schema: &Value, keyword_path: &str) -> Vec<String> {
-    let parent = keyword_path.strip_suffix("/additionalProperties").unwrap_or(keyword_path);
+    let parent = keyword_path
+        .strip_suffix("/additionalProperties")
+        .unwrap_or(keyword_path);
     let mut keys: Vec<String> = schema
         .pointer(parent)
         .and_then(|s| s.get("properties"))
         .and_then(Value::as_object)
-        .map(|p| p.keys().filter(|k| *k != "apiVersion" && *k != "kind").cloned().collect())
+        .map(|p| {
+            p.keys()
+                .filter(|k| *k != "apiVersion" && *k != "kind")
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     keys.sort();
     keys
@@ -435,7 +500,13 @@ impl SemanticChecks<'_> {
             .unwrap_or_default()
     }
 
-    fn run(&self, loader: &mut Loader, rules: &MappingRules, exclusions: &[Exclusion], overrides: &[Override]) {
+    fn run(
+        &self,
+        loader: &mut Loader,
+        rules: &MappingRules,
+        exclusions: &[Exclusion],
+        overrides: &[Override],
+    ) {
         let fields = rules::known_fields(self.sync);
         let Source::Csv(csv) = &self.sync.source;
         let embedded = self.sync.speakap.url == "embedded";
@@ -476,7 +547,10 @@ impl SemanticChecks<'_> {
             }
         }
 
-        for (table_name, table) in [("business_units", &rules.business_units), ("departments", &rules.departments)] {
+        for (table_name, table) in [
+            ("business_units", &rules.business_units),
+            ("departments", &rules.departments),
+        ] {
             let Some(table) = table else { continue };
             for (code, group) in &table.map {
                 if code.trim().is_empty() {
@@ -509,28 +583,53 @@ impl SemanticChecks<'_> {
                 _ => csv.columns.departments.is_some(),
             };
             if !column_present {
-                let column = if table_name == "business_units" { "locations" } else { "departments" };
+                let column = if table_name == "business_units" {
+                    "locations"
+                } else {
+                    "departments"
+                };
                 loader.diagnostics.push(
-                    Diagnostic::warning("mapping", format!("{table_name} is mapped but no `{column}` column is configured"))
-                        .at(loader.location(self.span(Kind::MappingRules, &[table_name])))
-                        .hint(format!("add `source.columns.{column}`, or remove the table")),
+                    Diagnostic::warning(
+                        "mapping",
+                        format!("{table_name} is mapped but no `{column}` column is configured"),
+                    )
+                    .at(loader.location(self.span(Kind::MappingRules, &[table_name])))
+                    .hint(format!(
+                        "add `source.columns.{column}`, or remove the table"
+                    )),
                 );
             }
         }
 
         let mut matcher_sites: Vec<(Vec<String>, &Matcher, Kind)> = Vec::new();
         for (i, rule) in rules.groups.iter().enumerate() {
-            matcher_sites.push((vec!["groups".into(), i.to_string(), "when".into()], &rule.when, Kind::MappingRules));
+            matcher_sites.push((
+                vec!["groups".into(), i.to_string(), "when".into()],
+                &rule.when,
+                Kind::MappingRules,
+            ));
         }
         for (i, rule) in rules.roles.iter().enumerate() {
-            matcher_sites.push((vec!["roles".into(), i.to_string(), "when".into()], &rule.when, Kind::MappingRules));
+            matcher_sites.push((
+                vec!["roles".into(), i.to_string(), "when".into()],
+                &rule.when,
+                Kind::MappingRules,
+            ));
         }
         for (i, rule) in rules.local_admins.iter().enumerate() {
-            matcher_sites.push((vec!["local_admins".into(), i.to_string(), "when".into()], &rule.when, Kind::MappingRules));
+            matcher_sites.push((
+                vec!["local_admins".into(), i.to_string(), "when".into()],
+                &rule.when,
+                Kind::MappingRules,
+            ));
         }
         for (i, exclusion) in exclusions.iter().enumerate() {
             if let Some(when) = &exclusion.when {
-                matcher_sites.push((vec!["exclude".into(), i.to_string(), "when".into()], when, Kind::Exclusions));
+                matcher_sites.push((
+                    vec!["exclude".into(), i.to_string(), "when".into()],
+                    when,
+                    Kind::Exclusions,
+                ));
             }
         }
         for (path, matcher, kind) in matcher_sites {
@@ -549,12 +648,20 @@ impl SemanticChecks<'_> {
                 ),
                 (Some(xid), None) => {
                     if xid.trim().is_empty() {
-                        loader.error("exclusion", span, "empty `xid`", "give the employee ID to exclude");
+                        loader.error(
+                            "exclusion",
+                            span,
+                            "empty `xid`",
+                            "give the employee ID to exclude",
+                        );
                     } else if let Some(first) = seen_exclusions.insert(xid, span) {
-                        let d = Diagnostic::error("duplicate-key", format!("XID `{xid}` is excluded twice"))
-                            .at(loader.location(span))
-                            .related(loader.location(first), "first excluded at")
-                            .hint("keep one exclusion per XID");
+                        let d = Diagnostic::error(
+                            "duplicate-key",
+                            format!("XID `{xid}` is excluded twice"),
+                        )
+                        .at(loader.location(span))
+                        .related(loader.location(first), "first excluded at")
+                        .hint("keep one exclusion per XID");
                         loader.diagnostics.push(d);
                     }
                 }
@@ -566,10 +673,13 @@ impl SemanticChecks<'_> {
         for (i, o) in overrides.iter().enumerate() {
             let span = self.span(Kind::Overrides, &["overrides", &i.to_string()]);
             if let Some(first) = seen_overrides.insert(&o.xid, span) {
-                let d = Diagnostic::error("duplicate-key", format!("XID `{}` has two overrides", o.xid))
-                    .at(loader.location(span))
-                    .related(loader.location(first), "first override at")
-                    .hint("merge them into one override");
+                let d = Diagnostic::error(
+                    "duplicate-key",
+                    format!("XID `{}` has two overrides", o.xid),
+                )
+                .at(loader.location(span))
+                .related(loader.location(first), "first override at")
+                .hint("merge them into one override");
                 loader.diagnostics.push(d);
             }
             if let Some(x) = o.add_groups.iter().find(|g| o.remove_groups.contains(g)) {
@@ -583,13 +693,30 @@ impl SemanticChecks<'_> {
         }
     }
 
-    fn check_matcher(&self, loader: &mut Loader, kind: Kind, path: Vec<String>, matcher: &Matcher, fields: &[String]) {
-        let span = |p: &[String]| self.span(kind, &p.iter().map(String::as_str).collect::<Vec<_>>());
+    fn check_matcher(
+        &self,
+        loader: &mut Loader,
+        kind: Kind,
+        path: Vec<String>,
+        matcher: &Matcher,
+        fields: &[String],
+    ) {
+        let span =
+            |p: &[String]| self.span(kind, &p.iter().map(String::as_str).collect::<Vec<_>>());
         let field = match matcher {
             Matcher::All { all: list } | Matcher::Any { any: list } => {
-                let key = if matches!(matcher, Matcher::All { .. }) { "all" } else { "any" };
+                let key = if matches!(matcher, Matcher::All { .. }) {
+                    "all"
+                } else {
+                    "any"
+                };
                 if list.is_empty() {
-                    loader.error("matcher", span(&path), format!("`{key}` has no matchers"), "list at least one matcher");
+                    loader.error(
+                        "matcher",
+                        span(&path),
+                        format!("`{key}` has no matchers"),
+                        "list at least one matcher",
+                    );
                 }
                 for (i, m) in list.iter().enumerate() {
                     let mut child = path.clone();
@@ -610,7 +737,12 @@ impl SemanticChecks<'_> {
                     at.push("matches".into());
                     let detail = e.to_string();
                     let last = detail.lines().last().unwrap_or_default().to_string();
-                    loader.error("regex", span(&at), format!("invalid regular expression `{matches}`: {last}"), "fix the pattern (Rust regex syntax)");
+                    loader.error(
+                        "regex",
+                        span(&at),
+                        format!("invalid regular expression `{matches}`: {last}"),
+                        "fix the pattern (Rust regex syntax)",
+                    );
                 }
                 field
             }

@@ -297,7 +297,9 @@ pub struct RoleRule {
 }
 
 /// Network role. The sync only takes back an admin role it granted itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkRole {
     Admin,

@@ -163,7 +163,11 @@ pub fn read_config_files(dir: &Path, rev: &str, worktree: bool) -> Result<Config
         )
     };
 
-    let uncommitted = if worktree { Vec::new() } else { uncommitted_yaml(&repo, &prefix) };
+    let uncommitted = if worktree {
+        Vec::new()
+    } else {
+        uncommitted_yaml(&repo, &prefix)
+    };
     let mut files = files;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     if files.is_empty() {
@@ -196,7 +200,8 @@ fn join(prefix: &str, rest: &str) -> String {
 }
 
 fn collect_worktree(dir: &Path, rel: &str, files: &mut Vec<SourceFile>) -> Result<(), Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::input(format!("{}: {e}", dir.display())))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::input(format!("{}: {e}", dir.display())))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::input(format!("{}: {e}", dir.display())))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -231,7 +236,12 @@ fn uncommitted_yaml(repo: &Repository, prefix: &str) -> Vec<String> {
         .iter()
         .filter(|s| !s.status().is_ignored())
         .filter_map(|s| s.path().ok().map(str::to_string))
-        .filter(|p| is_yaml(p) && !p[prefix.len()..].split('/').any(|part| part.starts_with('.')))
+        .filter(|p| {
+            is_yaml(p)
+                && !p[prefix.len()..]
+                    .split('/')
+                    .any(|part| part.starts_with('.'))
+        })
         .collect();
     paths.sort();
     paths

@@ -26,7 +26,9 @@ pub fn document_schema(kind: Kind) -> Value {
         Kind::Exclusions => body_schema::<Exclusions>(),
         Kind::Overrides => body_schema::<Overrides>(),
     };
-    let object = schema.as_object_mut().expect("a struct's schema is an object");
+    let object = schema
+        .as_object_mut()
+        .expect("a struct's schema is an object");
     object.insert("$id".into(), json!(format!("{}.schema.json", kind.name())));
     object.insert("title".into(), json!(kind.name()));
     let properties = object
@@ -81,7 +83,12 @@ pub fn combined_schema() -> Value {
 pub fn all_files() -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = Kind::ALL
         .iter()
-        .map(|kind| (format!("{}.schema.json", kind.name()), pretty(&document_schema(*kind))))
+        .map(|kind| {
+            (
+                format!("{}.schema.json", kind.name()),
+                pretty(&document_schema(*kind)),
+            )
+        })
         .collect();
     files.push((COMBINED_FILE.to_string(), pretty(&combined_schema())));
     files

@@ -181,7 +181,9 @@ impl Node {
             NodeValue::Null => Value::Null,
             NodeValue::Bool(b) => Value::Bool(*b),
             NodeValue::Int(i) => Value::from(*i),
-            NodeValue::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            NodeValue::Float(f) => {
+                serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+            }
             NodeValue::Str { text, .. } => Value::String(text.clone()),
             NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeValue::Map(entries) => Value::Object(
@@ -221,7 +223,9 @@ impl Node {
         for segment in segments {
             let segment = segment.as_ref();
             let next = match &node.value {
-                NodeValue::Map(entries) => entries.iter().find(|e| e.key == segment).map(|e| &e.value),
+                NodeValue::Map(entries) => {
+                    entries.iter().find(|e| e.key == segment).map(|e| &e.value)
+                }
                 NodeValue::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
                 _ => None,
             };
@@ -239,7 +243,14 @@ impl Node {
     }
 
     pub fn is_plain_scalar(&self) -> bool {
-        matches!(self.value, NodeValue::Str { plain: true, .. } | NodeValue::Int(_) | NodeValue::Float(_) | NodeValue::Bool(_) | NodeValue::Null)
+        matches!(
+            self.value,
+            NodeValue::Str { plain: true, .. }
+                | NodeValue::Int(_)
+                | NodeValue::Float(_)
+                | NodeValue::Bool(_)
+                | NodeValue::Null
+        )
     }
 
     /// Merges another document of the same kind into this one: mappings merge key by key,
@@ -253,7 +264,8 @@ impl Node {
                         Some(existing) => {
                             let both_containers = matches!(
                                 (&existing.value.value, &entry.value.value),
-                                (NodeValue::Map(_), NodeValue::Map(_)) | (NodeValue::Seq(_), NodeValue::Seq(_))
+                                (NodeValue::Map(_), NodeValue::Map(_))
+                                    | (NodeValue::Seq(_), NodeValue::Seq(_))
                             );
                             if both_containers {
                                 existing.value.merge(entry.value, &child_path, conflicts);

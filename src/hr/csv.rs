@@ -12,8 +12,14 @@ use crate::rules::FieldName;
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// Reads `path` (shown to people as `display`) into a snapshot with the given field → column layout.
-pub fn read(path: &Path, display: &str, delimiter: Delimiter, fields: Vec<(FieldName, String)>) -> Result<Snapshot, Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::input(format!("cannot read the HR file {display}: {e}")))?;
+pub fn read(
+    path: &Path,
+    display: &str,
+    delimiter: Delimiter,
+    fields: Vec<(FieldName, String)>,
+) -> Result<Snapshot, Error> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::input(format!("cannot read the HR file {display}: {e}")))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let text = decode(&bytes, display)?;
     let header_line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| {
@@ -81,7 +87,9 @@ pub fn read(path: &Path, display: &str, delimiter: Delimiter, fields: Vec<(Field
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                return Err(Error::input(format!("{display}:{line}: cannot read the CSV: {e}")));
+                return Err(Error::input(format!(
+                    "{display}:{line}: cannot read the CSV: {e}"
+                )));
             }
         }
     }
@@ -122,7 +130,10 @@ fn detect_delimiter(header: &str, wanted: &[&str]) -> u8 {
                 .filter(|h| wanted.contains(h))
                 .count();
             // Ties go to the earlier candidate: max_by_key keeps the last maximum, so invert the index.
-            (hits, usize::MAX - CANDIDATES.iter().position(|&c| c == d).unwrap_or(0))
+            (
+                hits,
+                usize::MAX - CANDIDATES.iter().position(|&c| c == d).unwrap_or(0),
+            )
         })
         .unwrap_or(b',')
 }
@@ -164,34 +175,61 @@ mod tests {
 
     #[test]
     fn detects_semicolons_strips_bom_and_matches_headers_loosely() {
-        let snapshot = read_text(b"\xEF\xBB\xBF personeelsnummer ;E-MAIL;Vestiging\n1001;a@x.nl;\"ST001|ST002\"\n\n").unwrap();
+        let snapshot = read_text(
+            b"\xEF\xBB\xBF personeelsnummer ;E-MAIL;Vestiging\n1001;a@x.nl;\"ST001|ST002\"\n\n",
+        )
+        .unwrap();
         assert_eq!(snapshot.records.len(), 1);
         let r = &snapshot.records[0];
-        assert_eq!((r.line, r.value(0), r.value(1), r.value(2)), (2, "1001", "a@x.nl", "ST001|ST002"));
+        assert_eq!(
+            (r.line, r.value(0), r.value(1), r.value(2)),
+            (2, "1001", "a@x.nl", "ST001|ST002")
+        );
     }
 
     #[test]
     fn missing_columns_are_named_with_the_columns_found() {
-        let error = read_text(b"Personeelsnummer,Mail\n1,a@x.nl\n").unwrap_err().to_string();
-        assert!(error.contains("\"E-mail\", \"Vestiging\" not found"), "{error}");
+        let error = read_text(b"Personeelsnummer,Mail\n1,a@x.nl\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("\"E-mail\", \"Vestiging\" not found"),
+            "{error}"
+        );
         assert!(error.contains("\"Personeelsnummer\", \"Mail\""), "{error}");
     }
 
     #[test]
     fn empty_files_and_header_only_files_are_refused() {
         assert!(read_text(b"").unwrap_err().to_string().contains("is empty"));
-        assert!(read_text(b"Personeelsnummer,E-mail,Vestiging\n").unwrap_err().to_string().contains("no rows"));
+        assert!(
+            read_text(b"Personeelsnummer,E-mail,Vestiging\n")
+                .unwrap_err()
+                .to_string()
+                .contains("no rows")
+        );
     }
 
     #[test]
     fn short_rows_are_marked_not_dropped() {
         let snapshot = read_text(b"Personeelsnummer,E-mail,Vestiging\n1,a@x.nl\n").unwrap();
-        assert!(snapshot.records[0].problem.as_deref().unwrap().contains("2 fields"));
+        assert!(
+            snapshot.records[0]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("2 fields")
+        );
     }
 
     #[test]
     fn invalid_utf8_names_the_line() {
-        let error = read_text(b"Personeelsnummer,E-mail,Vestiging\n1,b\xE9@x.nl,\n").unwrap_err().to_string();
-        assert!(error.contains("hr.csv:2: not valid UTF-8 (byte 0xE9)"), "{error}");
+        let error = read_text(b"Personeelsnummer,E-mail,Vestiging\n1,b\xE9@x.nl,\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("hr.csv:2: not valid UTF-8 (byte 0xE9)"),
+            "{error}"
+        );
     }
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, NetworkRole, Origin, Safety};
-use crate::desired::{DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord};
+use crate::desired::{
+    DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord,
+};
 use crate::diag::{Diagnostic, Location};
 use crate::hr::SnapshotInfo;
 use crate::speakap::{Observed, ObservedUser, wire};
@@ -63,12 +65,32 @@ pub struct UserPlan {
 pub enum Change {
     /// Link the account to its XID (new invitees, and existing accounts matched by email).
     SetXid { from: Option<String>, to: String },
-    SetProfile { field: ProfileField, from: String, to: String, source: Provenance },
-    AddMembership { group: String, group_eid: String, kind: MembershipKind, admin: bool, source: Provenance },
+    SetProfile {
+        field: ProfileField,
+        from: String,
+        to: String,
+        source: Provenance,
+    },
+    AddMembership {
+        group: String,
+        group_eid: String,
+        kind: MembershipKind,
+        admin: bool,
+        source: Provenance,
+    },
     /// Only for memberships the ledger says the sync granted.
     RemoveMembership { group: String, group_eid: String },
-    SetGroupAdmin { group: String, group_eid: String, admin: bool, source: Option<Provenance> },
-    SetNetworkRole { from: String, to: NetworkRole, source: Option<Provenance> },
+    SetGroupAdmin {
+        group: String,
+        group_eid: String,
+        admin: bool,
+        source: Option<Provenance>,
+    },
+    SetNetworkRole {
+        from: String,
+        to: NetworkRole,
+        source: Option<Provenance>,
+    },
 }
 
 impl Change {
@@ -172,7 +194,9 @@ impl<'a> Groups<'a> {
     }
 
     fn name_of(&self, eid: &str) -> String {
-        self.by_eid.get(eid).map_or_else(|| eid.to_string(), |g| g.name.clone())
+        self.by_eid
+            .get(eid)
+            .map_or_else(|| eid.to_string(), |g| g.name.clone())
     }
 }
 
@@ -216,18 +240,31 @@ fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
                     .by_name
                     .keys()
                     .copied()
-                    .filter(|candidate| candidate.eq_ignore_ascii_case(name) || candidate.to_lowercase().contains(&name.to_lowercase()))
+                    .filter(|candidate| {
+                        candidate.eq_ignore_ascii_case(name)
+                            || candidate.to_lowercase().contains(&name.to_lowercase())
+                    })
                     .collect();
                 near.sort();
                 let hint = if near.is_empty() {
-                    "create the group in Speakap first, or correct the name (names match exactly)".to_string()
+                    "create the group in Speakap first, or correct the name (names match exactly)"
+                        .to_string()
                 } else {
-                    format!("did you mean {}? names match exactly", near.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(" or "))
+                    format!(
+                        "did you mean {}? names match exactly",
+                        near.iter()
+                            .map(|n| format!("\"{n}\""))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    )
                 };
                 diagnostics.push(
-                    Diagnostic::error("unknown-group", format!("group \"{name}\" does not exist in the network"))
-                        .at(location)
-                        .hint(hint),
+                    Diagnostic::error(
+                        "unknown-group",
+                        format!("group \"{name}\" does not exist in the network"),
+                    )
+                    .at(location)
+                    .hint(hint),
                 );
             }
             Some([one]) => {
@@ -235,16 +272,22 @@ fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
                     diagnostics.push(
                         Diagnostic::warning(
                             "group-type",
-                            format!("group \"{name}\" is a {} group, not a {expected_type}", one.group_type),
+                            format!(
+                                "group \"{name}\" is a {} group, not a {expected_type}",
+                                one.group_type
+                            ),
                         )
                         .at(location),
                     );
                 }
             }
             Some(many) => diagnostics.push(
-                Diagnostic::error("ambiguous-group", format!("{} groups are named \"{name}\"", many.len()))
-                    .at(location)
-                    .hint("rename the groups in Speakap so each name is unique"),
+                Diagnostic::error(
+                    "ambiguous-group",
+                    format!("{} groups are named \"{name}\"", many.len()),
+                )
+                .at(location)
+                .hint("rename the groups in Speakap so each name is unique"),
             ),
         }
     }
@@ -254,16 +297,34 @@ fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
 /// Computes the plan. Errors (unknown or ambiguous groups) come back as diagnostics; warnings
 /// found at plan time are part of the plan.
 pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
-    let PlanInput { config, resolution, observed, ledger, .. } = input;
+    let PlanInput {
+        config,
+        resolution,
+        observed,
+        ledger,
+        ..
+    } = input;
     let groups = Groups::new(&observed.groups);
     let group_diagnostics = check_groups(config, &groups);
-    if group_diagnostics.iter().any(|d| d.severity == crate::diag::Severity::Error) {
+    if group_diagnostics
+        .iter()
+        .any(|d| d.severity == crate::diag::Severity::Error)
+    {
         return Err(group_diagnostics);
     }
-    let mut warnings: Vec<String> = config.warnings.iter().chain(&group_diagnostics).map(describe).collect();
+    let mut warnings: Vec<String> = config
+        .warnings
+        .iter()
+        .chain(&group_diagnostics)
+        .map(describe)
+        .collect();
     warnings.extend(resolution.warnings.iter().cloned());
 
-    let by_xid: HashMap<&str, &ObservedUser> = observed.users.iter().filter_map(|u| u.xid.as_deref().map(|x| (x, u))).collect();
+    let by_xid: HashMap<&str, &ObservedUser> = observed
+        .users
+        .iter()
+        .filter_map(|u| u.xid.as_deref().map(|x| (x, u)))
+        .collect();
     let mut by_email: HashMap<String, Vec<&ObservedUser>> = HashMap::new();
     for u in &observed.users {
         let email = u.get(ProfileField::Email);
@@ -274,8 +335,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
     let excluded_ids: BTreeMap<&str, String> = config
         .exclusions
         .iter()
-        .filter_map(|e| e.xid.as_deref().map(|x| (x, format!("excluded: {} ({})", e.reason, e.origin))))
-        .chain(resolution.excluded.values().map(|e| (e.xid.as_str(), format!("excluded: {} ({})", e.reason, e.at))))
+        .filter_map(|e| {
+            e.xid
+                .as_deref()
+                .map(|x| (x, format!("excluded: {} ({})", e.reason, e.origin)))
+        })
+        .chain(
+            resolution
+                .excluded
+                .values()
+                .map(|e| (e.xid.as_str(), format!("excluded: {} ({})", e.reason, e.at))),
+        )
         .collect();
 
     let mut users = Vec::new();
@@ -299,7 +369,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             }
             continue;
         }
-        let email = desired.get(ProfileField::Email).unwrap_or_default().to_lowercase();
+        let email = desired
+            .get(ProfileField::Email)
+            .unwrap_or_default()
+            .to_lowercase();
         match by_email.get(&email).map(Vec::as_slice) {
             Some([account]) if account.xid.is_none() => {
                 // An account made by hand (or an invite whose XID was not set yet): link it.
@@ -316,8 +389,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             }
             Some([account, ..]) => {
                 let other = account.xid.clone().unwrap_or_default();
-                let reason = if resolution.desired.contains_key(&other) || resolution.held.contains(&other) || excluded_ids.contains_key(other.as_str()) {
-                    format!("email address already belongs to the account of XID {other}, who is also in the HR record")
+                let reason = if resolution.desired.contains_key(&other)
+                    || resolution.held.contains(&other)
+                    || excluded_ids.contains_key(other.as_str())
+                {
+                    format!(
+                        "email address already belongs to the account of XID {other}, who is also in the HR record"
+                    )
                 } else {
                     hold.insert(other.clone());
                     format!(
@@ -370,14 +448,27 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         remove: count(UserAction::Remove),
         skipped: skipped.len(),
         unmanaged: unmanaged.len(),
-        admin_grants: users.iter().flat_map(|u| &u.changes).filter(|c| c.grants_admin()).count(),
+        admin_grants: users
+            .iter()
+            .flat_map(|u| &u.changes)
+            .filter(|c| c.grants_admin())
+            .count(),
     };
     let managed_users = observed
         .users
         .iter()
-        .filter(|u| u.xid.as_deref().is_some_and(|x| !excluded_ids.contains_key(x)))
+        .filter(|u| {
+            u.xid
+                .as_deref()
+                .is_some_and(|x| !excluded_ids.contains_key(x))
+        })
         .count();
-    let safety = safety(&config.sync.policy.safety, &summary, managed_users, resolution.record_count);
+    let safety = safety(
+        &config.sync.policy.safety,
+        &summary,
+        managed_users,
+        resolution.record_count,
+    );
 
     Ok(Plan {
         format_version: FORMAT_VERSION,
@@ -450,7 +541,9 @@ fn invite(desired: &DesiredUser, groups: &Groups) -> UserPlan {
         }
     }
     for (name, m) in by_kind(desired) {
-        let group = groups.unique(name).expect("check_groups verified every named group");
+        let group = groups
+            .unique(name)
+            .expect("check_groups verified every named group");
         changes.push(Change::AddMembership {
             group: name.clone(),
             group_eid: group.eid.clone(),
@@ -459,7 +552,11 @@ fn invite(desired: &DesiredUser, groups: &Groups) -> UserPlan {
             source: m.admin.clone().unwrap_or_else(|| m.from.clone()),
         });
     }
-    if let Some(role) = desired.role.as_ref().filter(|r| r.value == NetworkRole::Admin) {
+    if let Some(role) = desired
+        .role
+        .as_ref()
+        .filter(|r| r.value == NetworkRole::Admin)
+    {
         changes.push(Change::SetNetworkRole {
             from: "invitee".into(),
             to: NetworkRole::Admin,
@@ -486,11 +583,20 @@ fn by_kind(desired: &DesiredUser) -> Vec<(&String, &crate::desired::DesiredMembe
 
 /// Changes that make `existing` match `desired`. `link` is `Some(old XID)` when the account is
 /// matched by email and its XID must be set.
-fn diff(desired: &DesiredUser, existing: &ObservedUser, groups: &Groups, ledger: &Ledger, link: Option<Option<String>>) -> Vec<Change> {
+fn diff(
+    desired: &DesiredUser,
+    existing: &ObservedUser,
+    groups: &Groups,
+    ledger: &Ledger,
+    link: Option<Option<String>>,
+) -> Vec<Change> {
     let xid = desired.xid.as_str();
     let mut changes = Vec::new();
     if let Some(from) = link {
-        changes.push(Change::SetXid { from, to: xid.to_string() });
+        changes.push(Change::SetXid {
+            from,
+            to: xid.to_string(),
+        });
     }
     for (field, value) in &desired.profile {
         let current = existing.get(*field);
@@ -511,7 +617,9 @@ fn diff(desired: &DesiredUser, existing: &ObservedUser, groups: &Groups, ledger:
 
     let mut desired_eids = BTreeSet::new();
     for (name, m) in by_kind(desired) {
-        let group = groups.unique(name).expect("check_groups verified every named group");
+        let group = groups
+            .unique(name)
+            .expect("check_groups verified every named group");
         desired_eids.insert(group.eid.as_str());
         let want_admin = m.admin.is_some();
         match existing.groups.get(&group.eid) {
@@ -551,7 +659,10 @@ fn diff(desired: &DesiredUser, existing: &ObservedUser, groups: &Groups, ledger:
         }
     }
 
-    let wants_admin = desired.role.as_ref().is_some_and(|r| r.value == NetworkRole::Admin);
+    let wants_admin = desired
+        .role
+        .as_ref()
+        .is_some_and(|r| r.value == NetworkRole::Admin);
     let is_admin = existing.role() == "admin";
     if wants_admin && !is_admin {
         changes.push(Change::SetNetworkRole {

@@ -42,7 +42,9 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         Some(commit) => out.push_str(&format!("  config: commit {}\n", short(commit))),
         None => out.push_str(&format!(
             "  config: {}\n",
-            paint.yellow("working tree (uncommitted): this plan cannot be applied; commit the config first")
+            paint.yellow(
+                "working tree (uncommitted): this plan cannot be applied; commit the config first"
+            )
         )),
     }
     out.push_str(&format!(
@@ -68,13 +70,24 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
             plan.skipped.len()
         )));
         for s in &plan.skipped {
-            let who = s.xid.as_deref().map_or_else(|| "no XID".to_string(), |x| format!("XID {x}"));
-            out.push_str(&format!("  {}:{}  {who}: {}\n", plan.hr.source, s.line, s.reasons.join("; ")));
+            let who = s
+                .xid
+                .as_deref()
+                .map_or_else(|| "no XID".to_string(), |x| format!("XID {x}"));
+            out.push_str(&format!(
+                "  {}:{}  {who}: {}\n",
+                plan.hr.source,
+                s.line,
+                s.reasons.join("; ")
+            ));
         }
         out.push('\n');
     }
     if !plan.unmanaged.is_empty() {
-        out.push_str(&paint.bold(&format!("Unmanaged ({}): in the network, left alone\n", plan.unmanaged.len())));
+        out.push_str(&paint.bold(&format!(
+            "Unmanaged ({}): in the network, left alone\n",
+            plan.unmanaged.len()
+        )));
         for u in &plan.unmanaged {
             out.push_str(&format!("  {}  {}\n", u.xid, u.reason));
         }
@@ -88,7 +101,11 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         out.push('\n');
     }
     if plan.safety.blocked {
-        out.push_str(&format!("{} {}\n\n", paint.red("Blocked:"), blocked_message(plan)));
+        out.push_str(&format!(
+            "{} {}\n\n",
+            paint.red("Blocked:"),
+            blocked_message(plan)
+        ));
     }
     if plan.summary.has_changes() {
         out.push_str(&paint.bold(&format!("Plan: {}.\n", plan.summary.line())));
@@ -116,31 +133,79 @@ fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
     if let Some(line) = user.line {
         about.push(format!("HR line {line}"));
     }
-    let about = if about.is_empty() { String::new() } else { paint.dim(&format!("  ({})", about.join(", "))) };
-    out.push_str(&format!("{sign} {verb} {} {}{about}\n", user.xid, user.name));
+    let about = if about.is_empty() {
+        String::new()
+    } else {
+        paint.dim(&format!("  ({})", about.join(", ")))
+    };
+    out.push_str(&format!(
+        "{sign} {verb} {} {}{about}\n",
+        user.xid, user.name
+    ));
     if let Some(reason) = &user.reason {
         out.push_str(&format!("      {reason}\n"));
     }
     render_profile_diff(out, user, paint);
     for change in &user.changes {
-        let marker = if change.grants_admin() { paint.yellow("⚠") } else { " ".to_string() };
+        let marker = if change.grants_admin() {
+            paint.yellow("⚠")
+        } else {
+            " ".to_string()
+        };
         let line = match change {
             Change::SetXid { .. } | Change::SetProfile { .. } => continue,
-            Change::AddMembership { group, kind, admin, source, .. } => {
+            Change::AddMembership {
+                group,
+                kind,
+                admin,
+                source,
+                ..
+            } => {
                 let role = if *admin { " as local admin" } else { "" };
-                format!("{} {} \"{group}\"{role}  {}", paint.green("+"), kind.label(), paint.dim(&source.to_string()))
+                format!(
+                    "{} {} \"{group}\"{role}  {}",
+                    paint.green("+"),
+                    kind.label(),
+                    paint.dim(&source.to_string())
+                )
             }
             Change::RemoveMembership { group, .. } => {
-                format!("{} group \"{group}\"  {}", paint.red("-"), paint.dim("granted by the sync, no longer desired"))
+                format!(
+                    "{} group \"{group}\"  {}",
+                    paint.red("-"),
+                    paint.dim("granted by the sync, no longer desired")
+                )
             }
-            Change::SetGroupAdmin { group, admin: true, source, .. } => {
-                format!("{} local admin of \"{group}\"  {}", paint.green("+"), paint.dim(&describe(source)))
+            Change::SetGroupAdmin {
+                group,
+                admin: true,
+                source,
+                ..
+            } => {
+                format!(
+                    "{} local admin of \"{group}\"  {}",
+                    paint.green("+"),
+                    paint.dim(&describe(source))
+                )
             }
-            Change::SetGroupAdmin { group, admin: false, .. } => {
-                format!("{} local admin of \"{group}\"  {}", paint.red("-"), paint.dim("granted by the sync, no longer desired"))
+            Change::SetGroupAdmin {
+                group,
+                admin: false,
+                ..
+            } => {
+                format!(
+                    "{} local admin of \"{group}\"  {}",
+                    paint.red("-"),
+                    paint.dim("granted by the sync, no longer desired")
+                )
             }
             Change::SetNetworkRole { from, to, source } => {
-                format!("{} network role {from} → {}  {}", paint.yellow("~"), to.as_str(), paint.dim(&describe(source)))
+                format!(
+                    "{} network role {from} → {}  {}",
+                    paint.yellow("~"),
+                    to.as_str(),
+                    paint.dim(&describe(source))
+                )
             }
         };
         out.push_str(&format!("    {marker} {line}\n"));
@@ -148,7 +213,10 @@ fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
 }
 
 fn describe(source: &Option<Provenance>) -> String {
-    source.as_ref().map_or_else(|| "granted by the sync, no longer desired".into(), Provenance::to_string)
+    source.as_ref().map_or_else(
+        || "granted by the sync, no longer desired".into(),
+        Provenance::to_string,
+    )
 }
 
 /// Current vs desired profile as a line diff, each added line annotated with where its value comes from.
@@ -165,14 +233,24 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, paint: Paint) {
                 desired.push_str(&format!("xid: {to}\n"));
                 sources.push(("xid".to_string(), String::new()));
             }
-            Change::SetProfile { field, from, to, source } => {
+            Change::SetProfile {
+                field,
+                from,
+                to,
+                source,
+            } => {
                 if !from.is_empty() {
                     current.push_str(&format!("{}: {from}\n", field.name()));
                 }
                 desired.push_str(&format!("{}: {}\n", field.name(), shown(*field, to)));
                 // The header already names the HR line; only other sources (overrides) are worth a note.
-                let from_own_line = matches!(source, Provenance::Hr { line, .. } if Some(*line) == user.line);
-                let note = if from_own_line { String::new() } else { source.to_string() };
+                let from_own_line =
+                    matches!(source, Provenance::Hr { line, .. } if Some(*line) == user.line);
+                let note = if from_own_line {
+                    String::new()
+                } else {
+                    source.to_string()
+                };
                 sources.push((field.name().to_string(), note));
             }
             _ => {}
@@ -185,12 +263,25 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, paint: Paint) {
     for change in diff.iter_all_changes() {
         let text = change.value().trim_end_matches('\n');
         match change.tag() {
-            ChangeTag::Delete => out.push_str(&format!("      {}\n", paint.red(&format!("- {text}")))),
+            ChangeTag::Delete => {
+                out.push_str(&format!("      {}\n", paint.red(&format!("- {text}"))))
+            }
             ChangeTag::Insert => {
                 let field = text.split(':').next().unwrap_or_default();
-                let source = sources.iter().find(|(f, _)| f == field).map(|(_, s)| s.as_str()).unwrap_or_default();
-                let note = if source.is_empty() { String::new() } else { format!("  {}", paint.dim(source)) };
-                out.push_str(&format!("      {}{note}\n", paint.green(&format!("+ {text}"))));
+                let source = sources
+                    .iter()
+                    .find(|(f, _)| f == field)
+                    .map(|(_, s)| s.as_str())
+                    .unwrap_or_default();
+                let note = if source.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", paint.dim(source))
+                };
+                out.push_str(&format!(
+                    "      {}{note}\n",
+                    paint.green(&format!("+ {text}"))
+                ));
             }
             ChangeTag::Equal => {}
         }
@@ -198,5 +289,9 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, paint: Paint) {
 }
 
 fn shown(field: ProfileField, value: &str) -> String {
-    if value.is_empty() && field != ProfileField::Email { "(empty)".into() } else { value.to_string() }
+    if value.is_empty() && field != ProfileField::Email {
+        "(empty)".into()
+    } else {
+        value.to_string()
+    }
 }

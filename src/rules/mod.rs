@@ -72,9 +72,20 @@ pub fn configured_fields(sync: &SyncConfig) -> Vec<(FieldName, String)> {
         (FieldName::Locations, &c.locations),
         (FieldName::Departments, &c.departments),
     ];
-    let mut fields = vec![(FieldName::Xid, c.xid.clone()), (FieldName::Email, c.email.clone())];
-    fields.extend(optional.into_iter().filter_map(|(f, col)| col.clone().map(|col| (f, col))));
-    fields.extend(c.extra.iter().map(|(name, col)| (FieldName::Extra(name.clone()), col.clone())));
+    let mut fields = vec![
+        (FieldName::Xid, c.xid.clone()),
+        (FieldName::Email, c.email.clone()),
+    ];
+    fields.extend(
+        optional
+            .into_iter()
+            .filter_map(|(f, col)| col.clone().map(|col| (f, col))),
+    );
+    fields.extend(
+        c.extra
+            .iter()
+            .map(|(name, col)| (FieldName::Extra(name.clone()), col.clone())),
+    );
     fields
 }
 
@@ -92,7 +103,11 @@ pub enum CompiledMatcher {
     All(Vec<CompiledMatcher>),
     Any(Vec<CompiledMatcher>),
     Not(Box<CompiledMatcher>),
-    Test { slot: usize, multi: bool, test: Test },
+    Test {
+        slot: usize,
+        multi: bool,
+        test: Test,
+    },
     /// A field without a configured column never holds.
     Never,
 }
@@ -126,8 +141,12 @@ impl CompiledMatcher {
             None => CompiledMatcher::Never,
         };
         match matcher {
-            Matcher::All { all } => CompiledMatcher::All(all.iter().map(|m| Self::compile(m, layout)).collect()),
-            Matcher::Any { any } => CompiledMatcher::Any(any.iter().map(|m| Self::compile(m, layout)).collect()),
+            Matcher::All { all } => {
+                CompiledMatcher::All(all.iter().map(|m| Self::compile(m, layout)).collect())
+            }
+            Matcher::Any { any } => {
+                CompiledMatcher::Any(any.iter().map(|m| Self::compile(m, layout)).collect())
+            }
             Matcher::Not { not } => CompiledMatcher::Not(Box::new(Self::compile(not, layout))),
             Matcher::Equals { field, equals } => test(field, Test::Equals(equals.clone())),
             Matcher::In { field, values } => test(field, Test::In(values.clone())),
@@ -158,7 +177,10 @@ impl CompiledMatcher {
 
 /// The non-empty, trimmed values of a multi-valued cell.
 pub fn split_values(value: &str, separator: char) -> impl Iterator<Item = &str> {
-    value.split(separator).map(str::trim).filter(|v| !v.is_empty())
+    value
+        .split(separator)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

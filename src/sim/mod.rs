@@ -44,7 +44,9 @@ struct Shared {
 
 impl Shared {
     fn flush(&self) -> std::io::Result<()> {
-        let Some(path) = &self.state_file else { return Ok(()) };
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
         let text = {
             let mut network = self.network.lock().expect("simulator state lock");
             if !network.take_dirty() {
@@ -85,8 +87,10 @@ impl RunningSim {
 pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, SimError> {
     let network = match &config.state_file {
         Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(path).map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
-            let network: Network = serde_json::from_str(&text).map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
+            let network: Network = serde_json::from_str(&text)
+                .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
             if network.network != config.network {
                 return Err(SimError::State(format!(
                     "{} holds network {}, not {}; delete it to start again",
@@ -113,7 +117,9 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| SimError::State(format!("cannot listen on {addr}: {e}")))?;
-    let local = listener.local_addr().map_err(|e| SimError::State(e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| SimError::State(e.to_string()))?;
     let (shutdown, on_shutdown) = oneshot::channel::<()>();
     let app = router(shared.clone());
     let server = tokio::spawn(async move {
@@ -147,15 +153,34 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
 fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/networks/{network}/users/", get(list_users))
-        .route("/networks/{network}/users/{user}/", get(get_user).put(update_user))
-        .route("/networks/{network}/users/{user}/groups/add", post(add_groups))
-        .route("/networks/{network}/users/{user}/groups/remove", post(remove_groups))
-        .route("/networks/{network}/groups/", get(list_groups).post(create_group))
+        .route(
+            "/networks/{network}/users/{user}/",
+            get(get_user).put(update_user),
+        )
+        .route(
+            "/networks/{network}/users/{user}/groups/add",
+            post(add_groups),
+        )
+        .route(
+            "/networks/{network}/users/{user}/groups/remove",
+            post(remove_groups),
+        )
+        .route(
+            "/networks/{network}/groups/",
+            get(list_groups).post(create_group),
+        )
         .route("/networks/{network}/invite", post(invite))
         .route("/networks/{network}/changeroles", post(change_roles))
-        .route("/networks/{network}/memberships/{membership}/", delete(delete_membership))
-        .route_layer(middleware::from_fn_with_state(shared.clone(), check_request));
-    api.fallback(|| async { SimError::NotFound("no such endpoint".into()) }).with_state(shared)
+        .route(
+            "/networks/{network}/memberships/{membership}/",
+            delete(delete_membership),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            check_request,
+        ));
+    api.fallback(|| async { SimError::NotFound("no such endpoint".into()) })
+        .with_state(shared)
 }
 
 impl IntoResponse for SimError {
@@ -176,20 +201,44 @@ impl IntoResponse for SimError {
 }
 
 /// Auth and Accept checks, and the network in the path must be the simulated one.
-async fn check_request(State(shared): State<Arc<Shared>>, Path(params): Path<Vec<(String, String)>>, request: Request, next: Next) -> Response {
+async fn check_request(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     let expected = format!("Bearer {}", shared.token);
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
         return SimError::Unauthorized.into_response();
     }
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if !(accept.starts_with("application/vnd.speakap.api-v") && accept.ends_with("+json+hal")) {
-        return SimError::Invalid(format!("unsupported Accept header `{accept}`; send application/vnd.speakap.api-v1.8.2+json+hal")).into_response();
+        return SimError::Invalid(format!(
+            "unsupported Accept header `{accept}`; send application/vnd.speakap.api-v1.8.2+json+hal"
+        ))
+        .into_response();
     }
-    let network = params.iter().find(|(k, _)| k == "network").map(|(_, v)| v.as_str());
-    let simulated = shared.network.lock().expect("simulator state lock").network.clone();
+    let network = params
+        .iter()
+        .find(|(k, _)| k == "network")
+        .map(|(_, v)| v.as_str());
+    let simulated = shared
+        .network
+        .lock()
+        .expect("simulator state lock")
+        .network
+        .clone();
     if network != Some(simulated.as_str()) {
-        return SimError::NotFound(format!("network {} not found", network.unwrap_or_default())).into_response();
+        return SimError::NotFound(format!("network {} not found", network.unwrap_or_default()))
+            .into_response();
     }
     next.run(request).await
 }
@@ -213,14 +262,23 @@ const MAX_LIMIT: usize = 100;
 
 type App = State<Arc<Shared>>;
 
-fn with_network<T>(shared: &Shared, f: impl FnOnce(&mut Network) -> Result<T, SimError>) -> Result<T, SimError> {
+fn with_network<T>(
+    shared: &Shared,
+    f: impl FnOnce(&mut Network) -> Result<T, SimError>,
+) -> Result<T, SimError> {
     let mut network = shared.network.lock().expect("simulator state lock");
     f(&mut network)
 }
 
-async fn list_users(State(shared): App, Query(paging): Query<Paging>) -> Result<Json<wire::UsersPage>, SimError> {
+async fn list_users(
+    State(shared): App,
+    Query(paging): Query<Paging>,
+) -> Result<Json<wire::UsersPage>, SimError> {
     let limit = paging.limit.clamp(1, MAX_LIMIT);
-    let embed = paging.embed.as_deref().is_some_and(|e| e.split(',').any(|p| p == "memberships"));
+    let embed = paging
+        .embed
+        .as_deref()
+        .is_some_and(|e| e.split(',').any(|p| p == "memberships"));
     with_network(&shared, |n| {
         let (total, users) = n.users_page(paging.offset, limit, embed);
         Ok(Json(wire::UsersPage {
@@ -232,19 +290,29 @@ async fn list_users(State(shared): App, Query(paging): Query<Paging>) -> Result<
     })
 }
 
-async fn get_user(State(shared): App, Path((_, user)): Path<(String, String)>) -> Result<Json<wire::User>, SimError> {
+async fn get_user(
+    State(shared): App,
+    Path((_, user)): Path<(String, String)>,
+) -> Result<Json<wire::User>, SimError> {
     with_network(&shared, |n| n.user(&user, true).map(Json))
 }
 
 /// INFERRED endpoint: profile update.
-async fn update_user(State(shared): App, Path((_, user)): Path<(String, String)>, Json(update): Json<wire::UserUpdate>) -> Result<Json<wire::User>, SimError> {
+async fn update_user(
+    State(shared): App,
+    Path((_, user)): Path<(String, String)>,
+    Json(update): Json<wire::UserUpdate>,
+) -> Result<Json<wire::User>, SimError> {
     with_network(&shared, |n| {
         n.update_user(&user, update)?;
         n.user(&user, true).map(Json)
     })
 }
 
-async fn list_groups(State(shared): App, Query(paging): Query<Paging>) -> Result<Json<wire::GroupsPage>, SimError> {
+async fn list_groups(
+    State(shared): App,
+    Query(paging): Query<Paging>,
+) -> Result<Json<wire::GroupsPage>, SimError> {
     let limit = paging.limit.clamp(1, MAX_LIMIT);
     with_network(&shared, |n| {
         let (total, groups) = n.groups_page(paging.offset, limit);
@@ -264,16 +332,31 @@ struct NewGroup {
     group_type: String,
 }
 
-async fn create_group(State(shared): App, Json(group): Json<NewGroup>) -> Result<(StatusCode, Json<wire::Group>), SimError> {
-    with_network(&shared, |n| n.create_group(&group.name, &group.group_type).map(|g| (StatusCode::CREATED, Json(g))))
+async fn create_group(
+    State(shared): App,
+    Json(group): Json<NewGroup>,
+) -> Result<(StatusCode, Json<wire::Group>), SimError> {
+    with_network(&shared, |n| {
+        n.create_group(&group.name, &group.group_type)
+            .map(|g| (StatusCode::CREATED, Json(g)))
+    })
 }
 
-async fn invite(State(shared): App, Json(request): Json<wire::InviteRequest>) -> Result<Json<wire::InviteResponse>, SimError> {
+async fn invite(
+    State(shared): App,
+    Json(request): Json<wire::InviteRequest>,
+) -> Result<Json<wire::InviteResponse>, SimError> {
     if request.invitees.is_empty() || request.invitees.len() > 1000 {
-        return Err(SimError::Invalid("invitees: between 1 and 1000 per call".into()));
+        return Err(SimError::Invalid(
+            "invitees: between 1 and 1000 per call".into(),
+        ));
     }
     with_network(&shared, |n| {
-        let invitees = request.invitees.iter().map(|i| n.invite(&i.name, &i.email)).collect();
+        let invitees = request
+            .invitees
+            .iter()
+            .map(|i| n.invite(&i.name, &i.email))
+            .collect();
         Ok(Json(wire::InviteResponse { invitees }))
     })
 }
@@ -284,21 +367,39 @@ fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
 }
 
 fn form_groups(body: &[u8]) -> Result<Vec<String>, SimError> {
-    let groups: Vec<String> = form_pairs(body).into_iter().filter(|(k, _)| k == "groups[]").map(|(_, v)| v).collect();
+    let groups: Vec<String> = form_pairs(body)
+        .into_iter()
+        .filter(|(k, _)| k == "groups[]")
+        .map(|(_, v)| v)
+        .collect();
     if groups.is_empty() {
         return Err(SimError::Invalid("groups[]: at least one group EID".into()));
     }
     Ok(groups)
 }
 
-async fn add_groups(State(shared): App, Path((_, user)): Path<(String, String)>, body: axum::body::Bytes) -> Result<Json<wire::MembershipsResponse>, SimError> {
+async fn add_groups(
+    State(shared): App,
+    Path((_, user)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<wire::MembershipsResponse>, SimError> {
     let groups = form_groups(&body)?;
-    with_network(&shared, |n| n.add_to_groups(&user, &groups).map(|memberships| Json(wire::MembershipsResponse { memberships })))
+    with_network(&shared, |n| {
+        n.add_to_groups(&user, &groups)
+            .map(|memberships| Json(wire::MembershipsResponse { memberships }))
+    })
 }
 
-async fn remove_groups(State(shared): App, Path((_, user)): Path<(String, String)>, body: axum::body::Bytes) -> Result<StatusCode, SimError> {
+async fn remove_groups(
+    State(shared): App,
+    Path((_, user)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, SimError> {
     let groups = form_groups(&body)?;
-    with_network(&shared, |n| n.remove_from_groups(&user, &groups).map(|()| StatusCode::NO_CONTENT))
+    with_network(&shared, |n| {
+        n.remove_from_groups(&user, &groups)
+            .map(|()| StatusCode::NO_CONTENT)
+    })
 }
 
 async fn change_roles(State(shared): App, body: axum::body::Bytes) -> Result<StatusCode, SimError> {
@@ -307,13 +408,21 @@ async fn change_roles(State(shared): App, body: axum::body::Bytes) -> Result<Sta
         let membership = key
             .strip_prefix("memberships[")
             .and_then(|k| k.strip_suffix(']'))
-            .ok_or_else(|| SimError::Invalid(format!("unexpected form field `{key}`; expected memberships[EID]=role")))?;
+            .ok_or_else(|| {
+                SimError::Invalid(format!(
+                    "unexpected form field `{key}`; expected memberships[EID]=role"
+                ))
+            })?;
         changes.push((membership.to_string(), role));
     }
     if changes.is_empty() {
-        return Err(SimError::Invalid("memberships[EID]=role: at least one".into()));
+        return Err(SimError::Invalid(
+            "memberships[EID]=role: at least one".into(),
+        ));
     }
-    with_network(&shared, |n| n.change_roles(&changes).map(|()| StatusCode::NO_CONTENT))
+    with_network(&shared, |n| {
+        n.change_roles(&changes).map(|()| StatusCode::NO_CONTENT)
+    })
 }
 
 #[derive(Deserialize)]
@@ -321,11 +430,17 @@ struct Resolution {
     resolution: String,
 }
 
-async fn delete_membership(State(shared): App, Path((_, membership)): Path<(String, String)>, Query(q): Query<Resolution>) -> Result<StatusCode, SimError> {
+async fn delete_membership(
+    State(shared): App,
+    Path((_, membership)): Path<(String, String)>,
+    Query(q): Query<Resolution>,
+) -> Result<StatusCode, SimError> {
     with_network(&shared, |n| match q.resolution.as_str() {
         "remove_from_group" => n.remove_membership(&membership),
         "remove_from_network" => n.remove_from_network(&membership),
-        other => Err(SimError::Invalid(format!("resolution `{other}`: remove_from_group or remove_from_network"))),
+        other => Err(SimError::Invalid(format!(
+            "resolution `{other}`: remove_from_group or remove_from_network"
+        ))),
     })
     .map(|()| StatusCode::ACCEPTED)
 }

@@ -101,7 +101,14 @@ pub struct SeedUser {
     pub admin_of: Vec<String>,
 }
 
-const GROUP_TYPES: [&str; 6] = ["business_unit", "department", "public", "restricted", "private", "secret"];
+const GROUP_TYPES: [&str; 6] = [
+    "business_unit",
+    "department",
+    "public",
+    "restricted",
+    "private",
+    "secret",
+];
 const ROLES: [&str; 3] = ["invitee", "member", "admin"];
 
 impl Network {
@@ -136,7 +143,10 @@ impl Network {
             let eid = self.new_eid("user");
             let role = u.role.clone().unwrap_or_else(|| "member".into());
             if !ROLES.contains(&role.as_str()) {
-                return Err(SimError::Invalid(format!("seed user {}: role `{role}`", u.email)));
+                return Err(SimError::Invalid(format!(
+                    "seed user {}: role `{role}`",
+                    u.email
+                )));
             }
             self.users.insert(
                 eid.clone(),
@@ -159,7 +169,11 @@ impl Network {
             for name in u.groups.iter().chain(&u.admin_of) {
                 let group = self.group_by_name(name)?;
                 if self.membership_of(&eid, Some(&group)).is_none() {
-                    let role = if u.admin_of.contains(name) { "admin" } else { "member" };
+                    let role = if u.admin_of.contains(name) {
+                        "admin"
+                    } else {
+                        "member"
+                    };
                     self.add_membership(&eid, Some(group), role);
                 }
             }
@@ -189,7 +203,9 @@ impl Network {
     }
 
     fn membership_of(&self, user: &str, group: Option<&str>) -> Option<&SimMembership> {
-        self.memberships.values().find(|m| m.user == user && m.group.as_deref() == group)
+        self.memberships
+            .values()
+            .find(|m| m.user == user && m.group.as_deref() == group)
     }
 
     fn active_user(&self, eid: &str) -> Result<&SimUser, SimError> {
@@ -228,7 +244,12 @@ impl Network {
 
     pub fn users_page(&self, offset: usize, limit: usize, embed: bool) -> (usize, Vec<wire::User>) {
         let active: Vec<&SimUser> = self.users.values().filter(|u| !u.deleted).collect();
-        let page = active.iter().skip(offset).take(limit).map(|u| self.to_wire(u, embed)).collect();
+        let page = active
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|u| self.to_wire(u, embed))
+            .collect();
         (active.len(), page)
     }
 
@@ -237,12 +258,23 @@ impl Network {
     }
 
     pub fn groups_page(&self, offset: usize, limit: usize) -> (usize, Vec<wire::Group>) {
-        (self.groups.len(), self.groups.values().skip(offset).take(limit).cloned().collect())
+        (
+            self.groups.len(),
+            self.groups
+                .values()
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
     }
 
     pub fn create_group(&mut self, name: &str, group_type: &str) -> Result<wire::Group, SimError> {
         if !GROUP_TYPES.contains(&group_type) {
-            return Err(SimError::Invalid(format!("group type `{group_type}`: one of {}", GROUP_TYPES.join(", "))));
+            return Err(SimError::Invalid(format!(
+                "group type `{group_type}`: one of {}",
+                GROUP_TYPES.join(", ")
+            )));
         }
         if name.trim().is_empty() {
             return Err(SimError::Invalid("group name is empty".into()));
@@ -271,14 +303,27 @@ impl Network {
             status: status.to_string(),
             eid,
         };
-        let valid = email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')) && !email.contains(char::is_whitespace);
+        let valid = email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+            && !email.contains(char::is_whitespace);
         if !valid {
             return result("invalid", None);
         }
         if let Some(existing) = self.user_by_email(email) {
             let eid = existing.eid.clone();
-            let role = self.membership_of(&eid, None).map(|m| m.role.clone()).unwrap_or_default();
-            return result(if role == "invitee" { "invitee" } else { "member" }, Some(eid));
+            let role = self
+                .membership_of(&eid, None)
+                .map(|m| m.role.clone())
+                .unwrap_or_default();
+            return result(
+                if role == "invitee" {
+                    "invitee"
+                } else {
+                    "member"
+                },
+                Some(eid),
+            );
         }
         let eid = self.new_eid("user");
         let (first, family) = name.split_once(' ').unwrap_or((name, ""));
@@ -307,13 +352,19 @@ impl Network {
     pub fn update_user(&mut self, eid: &str, update: wire::UserUpdate) -> Result<(), SimError> {
         self.active_user(eid)?;
         if let Some(xid) = &update.xid {
-            if self.users.values().any(|u| u.eid != eid && !u.deleted && u.xid.as_deref() == Some(xid)) {
+            if self
+                .users
+                .values()
+                .any(|u| u.eid != eid && !u.deleted && u.xid.as_deref() == Some(xid))
+            {
                 return Err(SimError::Invalid(format!("XID {xid} is already in use")));
             }
         }
         if let Some(email) = &update.primary_email {
             if self.user_by_email(email).is_some_and(|u| u.eid != eid) {
-                return Err(SimError::EmailInUse(format!("{email} is the email address of another user")));
+                return Err(SimError::EmailInUse(format!(
+                    "{email} is the email address of another user"
+                )));
             }
         }
         let user = self.users.get_mut(eid).expect("checked above");
@@ -339,15 +390,24 @@ impl Network {
         Ok(())
     }
 
-    pub fn add_to_groups(&mut self, user: &str, groups: &[String]) -> Result<Vec<wire::Membership>, SimError> {
+    pub fn add_to_groups(
+        &mut self,
+        user: &str,
+        groups: &[String],
+    ) -> Result<Vec<wire::Membership>, SimError> {
         self.active_user(user)?;
         for group in groups {
             if !self.groups.contains_key(group) {
                 return Err(SimError::NotFound(format!("group {group} not found")));
             }
         }
-        if let Some(group) = groups.iter().find(|g| self.membership_of(user, Some(g)).is_some()) {
-            return Err(SimError::AlreadyMember(format!("user {user} is already a member of group {group}")));
+        if let Some(group) = groups
+            .iter()
+            .find(|g| self.membership_of(user, Some(g)).is_some())
+        {
+            return Err(SimError::AlreadyMember(format!(
+                "user {user} is already a member of group {group}"
+            )));
         }
         Ok(groups
             .iter()
@@ -368,7 +428,11 @@ impl Network {
         for group in groups {
             match self.membership_of(user, Some(group)) {
                 Some(m) => found.push(m.eid.clone()),
-                None => return Err(SimError::NotFound(format!("user {user} is not a member of group {group}"))),
+                None => {
+                    return Err(SimError::NotFound(format!(
+                        "user {user} is not a member of group {group}"
+                    )));
+                }
             }
         }
         for eid in found {
@@ -381,14 +445,19 @@ impl Network {
     pub fn change_roles(&mut self, changes: &[(String, String)]) -> Result<(), SimError> {
         for (membership, role) in changes {
             if !self.memberships.contains_key(membership) {
-                return Err(SimError::NotFound(format!("membership {membership} not found")));
+                return Err(SimError::NotFound(format!(
+                    "membership {membership} not found"
+                )));
             }
             if !ROLES.contains(&role.as_str()) || role == "invitee" {
                 return Err(SimError::Invalid(format!("role `{role}`: member or admin")));
             }
         }
         for (membership, role) in changes {
-            self.memberships.get_mut(membership).expect("checked above").role = role.clone();
+            self.memberships
+                .get_mut(membership)
+                .expect("checked above")
+                .role = role.clone();
         }
         self.dirty = true;
         Ok(())
@@ -401,8 +470,12 @@ impl Network {
                 self.dirty = true;
                 Ok(())
             }
-            Some(_) => Err(SimError::Invalid("the network membership is removed with resolution=remove_from_network".into())),
-            None => Err(SimError::NotFound(format!("membership {membership} not found"))),
+            Some(_) => Err(SimError::Invalid(
+                "the network membership is removed with resolution=remove_from_network".into(),
+            )),
+            None => Err(SimError::NotFound(format!(
+                "membership {membership} not found"
+            ))),
         }
     }
 

@@ -6,7 +6,9 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 
-use super::wire::{self, Group, InviteRequest, InviteResponse, InviteResult, Invitee, Membership, User, UserUpdate};
+use super::wire::{
+    self, Group, InviteRequest, InviteResponse, InviteResult, Invitee, Membership, User, UserUpdate,
+};
 
 /// Users and groups are listed in pages of this size.
 const PAGE_SIZE: usize = 100;
@@ -26,7 +28,11 @@ pub enum ApiError {
     #[error("cannot reach the Speakap API at {url}: {detail}; check `speakap.url` and the network")]
     Unreachable { url: String, detail: String },
     #[error("unexpected response from Speakap API {method} {path}: {detail}")]
-    Protocol { method: String, path: String, detail: String },
+    Protocol {
+        method: String,
+        path: String,
+        detail: String,
+    },
     #[error("no Speakap API token: set the environment variable {0} to `{{appEID}}_{{appSecret}}`")]
     MissingToken(String),
 }
@@ -68,24 +74,35 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).field("network", &self.network).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
     }
 }
 
 impl Client {
-    pub fn new(base_url: &str, network: &str, token: &str, api_version: &str) -> Result<Client, ApiError> {
+    pub fn new(
+        base_url: &str,
+        network: &str,
+        token: &str,
+        api_version: &str,
+    ) -> Result<Client, ApiError> {
         let mut headers = HeaderMap::new();
-        let accept = HeaderValue::from_str(&wire::accept_header(api_version)).map_err(|e| ApiError::Protocol {
-            method: "-".into(),
-            path: "-".into(),
-            detail: format!("api_version gives an invalid Accept header: {e}"),
+        let accept = HeaderValue::from_str(&wire::accept_header(api_version)).map_err(|e| {
+            ApiError::Protocol {
+                method: "-".into(),
+                path: "-".into(),
+                detail: format!("api_version gives an invalid Accept header: {e}"),
+            }
         })?;
         headers.insert(ACCEPT, accept);
-        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ApiError::Protocol {
-            method: "-".into(),
-            path: "-".into(),
-            detail: "the token contains characters not allowed in an HTTP header".into(),
-        })?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ApiError::Protocol {
+                method: "-".into(),
+                path: "-".into(),
+                detail: "the token contains characters not allowed in an HTTP header".into(),
+            })?;
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         let http = reqwest::Client::builder()
@@ -110,7 +127,12 @@ impl Client {
         format!("/networks/{}/{rest}", self.network)
     }
 
-    async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, build: impl FnOnce(RequestBuilder) -> RequestBuilder) -> Result<T, ApiError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<T, ApiError> {
         let text = self.send_raw(method.clone(), path, build).await?;
         serde_json::from_str(&text).map_err(|e| ApiError::Protocol {
             method: method.to_string(),
@@ -119,7 +141,12 @@ impl Client {
         })
     }
 
-    async fn send_raw(&self, method: Method, path: &str, build: impl FnOnce(RequestBuilder) -> RequestBuilder) -> Result<String, ApiError> {
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<String, ApiError> {
         let url = format!("{}{path}", self.base);
         let request = build(self.http.request(method.clone(), &url));
         let response = request.send().await.map_err(|e| ApiError::Unreachable {
@@ -154,11 +181,15 @@ impl Client {
     pub async fn list_users(&self) -> Result<Vec<User>, ApiError> {
         let path = self.path("users/");
         let mut users = Vec::new();
-        self.paged(&path, &[("embed", "memberships")], |page: wire::UsersPage| {
-            let count = page.embedded.users.len();
-            users.extend(page.embedded.users);
-            (page.total, count)
-        })
+        self.paged(
+            &path,
+            &[("embed", "memberships")],
+            |page: wire::UsersPage| {
+                let count = page.embedded.users.len();
+                users.extend(page.embedded.users);
+                (page.total, count)
+            },
+        )
         .await?;
         Ok(users)
     }
@@ -177,7 +208,12 @@ impl Client {
 
     /// Walks `offset`/`limit` pages until `total` is reached. Bounded: at most the page count the
     /// first response announces, plus one, so a server that keeps growing cannot loop us forever.
-    async fn paged<P: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)], mut take: impl FnMut(P) -> (usize, usize)) -> Result<(), ApiError> {
+    async fn paged<P: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        mut take: impl FnMut(P) -> (usize, usize),
+    ) -> Result<(), ApiError> {
         let mut offset = 0usize;
         let mut max_pages = usize::MAX;
         let mut pages = 0usize;
@@ -185,7 +221,10 @@ impl Client {
             let limit = PAGE_SIZE.to_string();
             let offset_text = offset.to_string();
             let page: P = self
-                .send(Method::GET, path, |r| r.query(query).query(&[("offset", offset_text.as_str()), ("limit", limit.as_str())]))
+                .send(Method::GET, path, |r| {
+                    r.query(query)
+                        .query(&[("offset", offset_text.as_str()), ("limit", limit.as_str())])
+                })
                 .await?;
             let (total, count) = take(page);
             pages += 1;
@@ -202,50 +241,69 @@ impl Client {
     /// One user with their memberships.
     pub async fn get_user(&self, user: &str) -> Result<User, ApiError> {
         let path = self.path(&format!("users/{user}/"));
-        self.send(Method::GET, &path, |r| r.query(&[("embed", "memberships")])).await
+        self.send(Method::GET, &path, |r| r.query(&[("embed", "memberships")]))
+            .await
     }
 
     /// Invites up to [`MAX_INVITES_PER_CALL`] people; the result has one entry per invitee.
     pub async fn invite(&self, invitees: Vec<Invitee>) -> Result<Vec<InviteResult>, ApiError> {
         debug_assert!(invitees.len() <= MAX_INVITES_PER_CALL);
         let path = self.path("invite");
-        let response: InviteResponse = self.send(Method::POST, &path, |r| r.json(&InviteRequest { invitees })).await?;
+        let response: InviteResponse = self
+            .send(Method::POST, &path, |r| r.json(&InviteRequest { invitees }))
+            .await?;
         Ok(response.invitees)
     }
 
     /// INFERRED endpoint: profile update, including the XID.
     pub async fn update_user(&self, user: &str, update: &UserUpdate) -> Result<(), ApiError> {
         let path = self.path(&format!("users/{user}/"));
-        self.send_raw(Method::PUT, &path, |r| r.json(update)).await.map(drop)
+        self.send_raw(Method::PUT, &path, |r| r.json(update))
+            .await
+            .map(drop)
     }
 
     /// Adds the user to groups as member; returns the memberships created.
-    pub async fn add_to_groups(&self, user: &str, groups: &[String]) -> Result<Vec<Membership>, ApiError> {
+    pub async fn add_to_groups(
+        &self,
+        user: &str,
+        groups: &[String],
+    ) -> Result<Vec<Membership>, ApiError> {
         let path = self.path(&format!("users/{user}/groups/add"));
         let form: Vec<(&str, &str)> = groups.iter().map(|g| ("groups[]", g.as_str())).collect();
-        let response: wire::MembershipsResponse = self.send(Method::POST, &path, |r| r.form(&form)).await?;
+        let response: wire::MembershipsResponse =
+            self.send(Method::POST, &path, |r| r.form(&form)).await?;
         Ok(response.memberships)
     }
 
     pub async fn remove_from_groups(&self, user: &str, groups: &[String]) -> Result<(), ApiError> {
         let path = self.path(&format!("users/{user}/groups/remove"));
         let form: Vec<(&str, &str)> = groups.iter().map(|g| ("groups[]", g.as_str())).collect();
-        self.send_raw(Method::POST, &path, |r| r.form(&form)).await.map(drop)
+        self.send_raw(Method::POST, &path, |r| r.form(&form))
+            .await
+            .map(drop)
     }
 
     /// Sets membership roles: `(membership EID, role)` pairs, for groups and for the network.
     pub async fn change_roles(&self, changes: &[(String, String)]) -> Result<(), ApiError> {
         let path = self.path("changeroles");
-        let form: Vec<(String, &str)> = changes.iter().map(|(m, role)| (format!("memberships[{m}]"), role.as_str())).collect();
-        self.send_raw(Method::POST, &path, |r| r.form(&form)).await.map(drop)
+        let form: Vec<(String, &str)> = changes
+            .iter()
+            .map(|(m, role)| (format!("memberships[{m}]"), role.as_str()))
+            .collect();
+        self.send_raw(Method::POST, &path, |r| r.form(&form))
+            .await
+            .map(drop)
     }
 
     /// Removes a user from the network through their network membership (202 Accepted).
     pub async fn remove_from_network(&self, network_membership: &str) -> Result<(), ApiError> {
         let path = self.path(&format!("memberships/{network_membership}/"));
-        self.send_raw(Method::DELETE, &path, |r| r.query(&[("resolution", "remove_from_network")]))
-            .await
-            .map(drop)
+        self.send_raw(Method::DELETE, &path, |r| {
+            r.query(&[("resolution", "remove_from_network")])
+        })
+        .await
+        .map(drop)
     }
 }
 
@@ -262,5 +320,9 @@ fn root_cause(error: &reqwest::Error) -> String {
 
 fn excerpt(text: &str) -> String {
     let trimmed: String = text.chars().take(120).collect();
-    if trimmed.is_empty() { "(empty)".into() } else { trimmed }
+    if trimmed.is_empty() {
+        "(empty)".into()
+    } else {
+        trimmed
+    }
 }

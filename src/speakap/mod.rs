@@ -37,12 +37,20 @@ impl ObservedUser {
     }
 
     pub fn display_name(&self) -> String {
-        let parts: Vec<&str> = [ProfileField::FirstName, ProfileField::Infix, ProfileField::LastName]
-            .into_iter()
-            .map(|f| self.get(f))
-            .filter(|v| !v.is_empty())
-            .collect();
-        if parts.is_empty() { self.get(ProfileField::Email).to_string() } else { parts.join(" ") }
+        let parts: Vec<&str> = [
+            ProfileField::FirstName,
+            ProfileField::Infix,
+            ProfileField::LastName,
+        ]
+        .into_iter()
+        .map(|f| self.get(f))
+        .filter(|v| !v.is_empty())
+        .collect();
+        if parts.is_empty() {
+            self.get(ProfileField::Email).to_string()
+        } else {
+            parts.join(" ")
+        }
     }
 }
 
@@ -58,8 +66,14 @@ impl From<wire::User> for ObservedUser {
             (ProfileField::FirstName, user.name.first_name.clone()),
             (ProfileField::Infix, user.name.infix.clone()),
             (ProfileField::LastName, user.name.family_name.clone()),
-            (ProfileField::JobTitle, user.job_title.clone().unwrap_or_default()),
-            (ProfileField::Phone, user.telephone_numbers.first().cloned().unwrap_or_default()),
+            (
+                ProfileField::JobTitle,
+                user.job_title.clone().unwrap_or_default(),
+            ),
+            (
+                ProfileField::Phone,
+                user.telephone_numbers.first().cloned().unwrap_or_default(),
+            ),
         ]);
         let mut network = None;
         let mut groups = BTreeMap::new();
@@ -84,7 +98,11 @@ impl From<wire::User> for ObservedUser {
 /// Reads the whole network: users (with memberships) and groups.
 pub async fn fetch(client: &Client) -> Result<Observed, ApiError> {
     let (users, groups) = tokio::try_join!(client.list_users(), client.list_groups())?;
-    let mut users: Vec<ObservedUser> = users.into_iter().filter(|u| !u.deleted).map(ObservedUser::from).collect();
+    let mut users: Vec<ObservedUser> = users
+        .into_iter()
+        .filter(|u| !u.deleted)
+        .map(ObservedUser::from)
+        .collect();
     users.sort_by(|a, b| a.eid.cmp(&b.eid));
     let mut groups = groups;
     groups.sort_by(|a, b| a.eid.cmp(&b.eid));

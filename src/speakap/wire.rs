@@ -59,7 +59,11 @@ pub struct User {
     pub telephone_numbers: Vec<String>,
     #[serde(rename = "emailAddresses", default)]
     pub email_addresses: Vec<String>,
-    #[serde(rename = "primaryEmail", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "primaryEmail",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub primary_email: Option<String>,
     #[serde(default)]
     pub deleted: bool,
@@ -142,9 +146,17 @@ pub struct UserUpdate {
     pub name: Option<Name>,
     #[serde(rename = "jobTitle", default, skip_serializing_if = "Option::is_none")]
     pub job_title: Option<String>,
-    #[serde(rename = "telephoneNumbers", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "telephoneNumbers",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub telephone_numbers: Option<Vec<String>>,
-    #[serde(rename = "primaryEmail", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "primaryEmail",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub primary_email: Option<String>,
 }
 

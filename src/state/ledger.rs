@@ -27,11 +27,15 @@ pub struct LedgerEntry {
 
 impl Ledger {
     pub fn manages_group(&self, xid: &str, group: &str) -> bool {
-        self.users.get(xid).is_some_and(|e| e.groups.contains(group))
+        self.users
+            .get(xid)
+            .is_some_and(|e| e.groups.contains(group))
     }
 
     pub fn granted_admin_of(&self, xid: &str, group: &str) -> bool {
-        self.users.get(xid).is_some_and(|e| e.admin_of.contains(group))
+        self.users
+            .get(xid)
+            .is_some_and(|e| e.admin_of.contains(group))
     }
 
     pub fn granted_network_admin(&self, xid: &str) -> bool {

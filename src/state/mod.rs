@@ -72,16 +72,35 @@ pub fn read_ledger(repo_root: &Path, network: &str) -> Result<Ledger, Error> {
     let Ok(entry) = tree.get_path(Path::new(&ledger_path(network))) else {
         return Ok(Ledger::default());
     };
-    let blob = entry.to_object(&repo).and_then(|o| o.peel_to_blob()).map_err(Error::git)?;
-    serde_json::from_slice(blob.content())
-        .map_err(|e| Error::input(format!("{STATE_REF}:{}: unreadable ledger: {e}", ledger_path(network))))
+    let blob = entry
+        .to_object(&repo)
+        .and_then(|o| o.peel_to_blob())
+        .map_err(Error::git)?;
+    serde_json::from_slice(blob.content()).map_err(|e| {
+        Error::input(format!(
+            "{STATE_REF}:{}: unreadable ledger: {e}",
+            ledger_path(network)
+        ))
+    })
 }
 
 /// Writes the audit commit for one apply and moves the state ref to it.
-pub fn record(repo_root: &Path, record: &ApplyRecord, ledger: &Ledger, summary_line: &str) -> Result<String, Error> {
+pub fn record(
+    repo_root: &Path,
+    record: &ApplyRecord,
+    ledger: &Ledger,
+    summary_line: &str,
+) -> Result<String, Error> {
     let repo = open(repo_root)?;
-    let parent = repo.find_reference(STATE_REF).ok().and_then(|r| r.peel_to_commit().ok());
-    let parent_tree = parent.as_ref().map(|c| c.tree()).transpose().map_err(Error::git)?;
+    let parent = repo
+        .find_reference(STATE_REF)
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok());
+    let parent_tree = parent
+        .as_ref()
+        .map(|c| c.tree())
+        .transpose()
+        .map_err(Error::git)?;
 
     let ledger_blob = json_blob(&repo, ledger)?;
     let record_blob = json_blob(&repo, record)?;
@@ -91,14 +110,22 @@ pub fn record(repo_root: &Path, record: &ApplyRecord, ledger: &Ledger, summary_l
         .and_then(|t| t.get_name(LEDGER_DIR))
         .and_then(|e| e.to_object(&repo).ok())
         .and_then(|o| o.into_tree().ok());
-    let mut ledgers = repo.treebuilder(existing_ledgers.as_ref()).map_err(Error::git)?;
+    let mut ledgers = repo
+        .treebuilder(existing_ledgers.as_ref())
+        .map_err(Error::git)?;
     ledgers
-        .insert(format!("{}.json", record.network), ledger_blob, FileMode::Blob.into())
+        .insert(
+            format!("{}.json", record.network),
+            ledger_blob,
+            FileMode::Blob.into(),
+        )
         .map_err(Error::git)?;
     let ledgers_tree = ledgers.write().map_err(Error::git)?;
     let mut root = repo.treebuilder(parent_tree.as_ref()).map_err(Error::git)?;
-    root.insert(LEDGER_DIR, ledgers_tree, FileMode::Tree.into()).map_err(Error::git)?;
-    root.insert(RECORD_FILE, record_blob, FileMode::Blob.into()).map_err(Error::git)?;
+    root.insert(LEDGER_DIR, ledgers_tree, FileMode::Tree.into())
+        .map_err(Error::git)?;
+    root.insert(RECORD_FILE, record_blob, FileMode::Blob.into())
+        .map_err(Error::git)?;
     let tree_id = root.write().map_err(Error::git)?;
     let tree = repo.find_tree(tree_id).map_err(Error::git)?;
 
@@ -119,7 +146,14 @@ pub fn record(repo_root: &Path, record: &ApplyRecord, ledger: &Ledger, summary_l
     );
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     let id = repo
-        .commit(Some(STATE_REF), &signature, &signature, &message, &tree, &parents)
+        .commit(
+            Some(STATE_REF),
+            &signature,
+            &signature,
+            &message,
+            &tree,
+            &parents,
+        )
         .map_err(Error::git)?;
     Ok(id.to_string())
 }
@@ -135,9 +169,16 @@ pub fn history(repo_root: &Path) -> Result<Vec<(String, ApplyRecord)>, Error> {
     while let Some(c) = commit {
         let tree = c.tree().map_err(Error::git)?;
         if let Some(entry) = tree.get_name(RECORD_FILE) {
-            let blob = entry.to_object(&repo).and_then(|o| o.peel_to_blob()).map_err(Error::git)?;
-            let record: ApplyRecord = serde_json::from_slice(blob.content())
-                .map_err(|e| Error::input(format!("{STATE_REF} commit {}: unreadable {RECORD_FILE}: {e}", c.id())))?;
+            let blob = entry
+                .to_object(&repo)
+                .and_then(|o| o.peel_to_blob())
+                .map_err(Error::git)?;
+            let record: ApplyRecord = serde_json::from_slice(blob.content()).map_err(|e| {
+                Error::input(format!(
+                    "{STATE_REF} commit {}: unreadable {RECORD_FILE}: {e}",
+                    c.id()
+                ))
+            })?;
             entries.push((c.id().to_string(), record));
         }
         commit = c.parents().next();
