@@ -124,15 +124,14 @@ pub async fn apply(
         })
         .collect();
     if recorder.stopped.is_none() {
-        let outcomes: Vec<Vec<(String, String, Result<(), ApiError>)>> =
-            futures_util::stream::iter(work)
-                .map(|(user, eid)| {
-                    let current = accounts.get(eid.as_str()).copied();
-                    async move { update_user(client, user, &eid, current).await }
-                })
-                .buffer_unordered(concurrency.max(1))
-                .collect()
-                .await;
+        let outcomes: Vec<Vec<Outcome>> = futures_util::stream::iter(work)
+            .map(|(user, eid)| {
+                let current = accounts.get(eid.as_str()).copied();
+                async move { update_user(client, user, &eid, current).await }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
         for (xid, operation, outcome) in outcomes.into_iter().flatten() {
             recorder.record(&xid, &operation, outcome);
         }
@@ -266,12 +265,15 @@ fn clone_error(error: &ApiError) -> ApiError {
 }
 
 /// Profile, then group additions and removals, then role changes for one user.
+/// One operation's outcome for one person: (XID, operation, result).
+type Outcome = (String, String, Result<(), ApiError>);
+
 async fn update_user(
     client: &Client,
     user: &UserPlan,
     eid: &str,
     current: Option<&ObservedUser>,
-) -> Vec<(String, String, Result<(), ApiError>)> {
+) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     let mut push = |operation: &str, outcome| {
         outcomes.push((user.xid.clone(), operation.to_string(), outcome))
@@ -331,13 +333,12 @@ async fn update_user(
         if let Change::SetGroupAdmin {
             group_eid, admin, ..
         } = change
+            && let Some(m) = current.and_then(|c| c.groups.get(group_eid))
         {
-            if let Some(m) = current.and_then(|c| c.groups.get(group_eid)) {
-                role_changes.push((
-                    m.eid.clone(),
-                    if *admin { "admin" } else { "member" }.into(),
-                ));
-            }
+            role_changes.push((
+                m.eid.clone(),
+                if *admin { "admin" } else { "member" }.into(),
+            ));
         }
     }
     let network_role = user.changes.iter().find_map(|c| match c {

@@ -262,12 +262,12 @@ async fn apply_with(
     let config_commit = plan.config_commit.clone().ok_or_else(|| {
         Error::input("the config is not committed; apply only applies committed config")
     })?;
-    if let Some(forced) = &args.force {
-        if *forced != checksum {
-            return Err(Error::input(format!(
-                "--force {forced} does not name this plan (its checksum is {checksum}); the inputs changed since it was reviewed: plan again"
-            )));
-        }
+    if let Some(forced) = &args.force
+        && *forced != checksum
+    {
+        return Err(Error::input(format!(
+            "--force {forced} does not name this plan (its checksum is {checksum}); the inputs changed since it was reviewed: plan again"
+        )));
     }
     if plan.safety.blocked && args.force.is_none() {
         eprint!("{}", render::text(&plan, Paint::plain()));

@@ -214,7 +214,7 @@ impl Node {
     }
 
     /// The node a JSON pointer's segments lead to, or the deepest one that exists.
-    pub fn locate<'a, I, S>(&self, segments: I) -> &Node
+    pub fn locate<I, S>(&self, segments: I) -> &Node
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,

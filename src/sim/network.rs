@@ -351,21 +351,20 @@ impl Network {
     /// INFERRED: profile update semantics (only given fields change; XID and primary email unique).
     pub fn update_user(&mut self, eid: &str, update: wire::UserUpdate) -> Result<(), SimError> {
         self.active_user(eid)?;
-        if let Some(xid) = &update.xid {
-            if self
+        if let Some(xid) = &update.xid
+            && self
                 .users
                 .values()
                 .any(|u| u.eid != eid && !u.deleted && u.xid.as_deref() == Some(xid))
-            {
-                return Err(SimError::Invalid(format!("XID {xid} is already in use")));
-            }
+        {
+            return Err(SimError::Invalid(format!("XID {xid} is already in use")));
         }
-        if let Some(email) = &update.primary_email {
-            if self.user_by_email(email).is_some_and(|u| u.eid != eid) {
-                return Err(SimError::EmailInUse(format!(
-                    "{email} is the email address of another user"
-                )));
-            }
+        if let Some(email) = &update.primary_email
+            && self.user_by_email(email).is_some_and(|u| u.eid != eid)
+        {
+            return Err(SimError::EmailInUse(format!(
+                "{email} is the email address of another user"
+            )));
         }
         let user = self.users.get_mut(eid).expect("checked above");
         if let Some(xid) = update.xid {
