@@ -463,10 +463,16 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                 .is_some_and(|x| !excluded_ids.contains_key(x))
         })
         .count();
+    let linked = users
+        .iter()
+        .filter(|u| u.action == UserAction::Update)
+        .filter(|u| u.changes.iter().any(|c| matches!(c, Change::SetXid { .. })))
+        .count();
     let safety = safety(
         &config.sync.policy.safety,
         &summary,
         managed_users,
+        linked,
         resolution.record_count,
     );
 
@@ -492,7 +498,15 @@ fn describe(d: &Diagnostic) -> String {
     }
 }
 
-fn safety(limits: &Safety, summary: &Summary, managed: usize, records: usize) -> SafetyVerdict {
+/// Offboards are measured against the accounts the sync manages (those with an XID); all changes
+/// against those plus the accounts this plan links by email, so the share stays within 100%.
+fn safety(
+    limits: &Safety,
+    summary: &Summary,
+    managed: usize,
+    linked: usize,
+    records: usize,
+) -> SafetyVerdict {
     let mut violations = Vec::new();
     if records < limits.min_records {
         violations.push(format!(
@@ -510,10 +524,11 @@ fn safety(limits: &Safety, summary: &Summary, managed: usize, records: usize) ->
             ));
         }
         let changed = summary.update + summary.remove;
-        let change = percent(changed);
+        let base = managed + linked;
+        let change = changed as f64 * 100.0 / base as f64;
         if change > limits.max_change_percent {
             violations.push(format!(
-                "Too many changes: {change:.1}% of managed users is over {}% ({changed}/{managed})",
+                "Too many changes: {change:.1}% of managed users is over {}% ({changed}/{base})",
                 limits.max_change_percent
             ));
         }
