@@ -208,7 +208,7 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
                 format!(
                     "{} `{}` is defined twice",
                     kind.name(),
-                    conflict.path.trim_start_matches('/')
+                    conflict.path.trim_start_matches('/').replace('/', ".")
                 ),
             )
             .at(loader.location(conflict.second))
@@ -422,12 +422,18 @@ fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
             | ValidationErrorKind::OneOfNotValid { .. }
             | ValidationErrorKind::OneOfMultipleValid { .. } => {
                 let path = error.schema_path().as_str().to_string();
-                let (message, hint) = if path.contains("Matcher") {
-                    (
-                        format!("{at} is not a valid matcher"),
-                        "a matcher is {field, equals}, {field, in: [..]}, {field, matches}, {all: [..]}, {any: [..]} or {not: ..}".to_string(),
-                    )
-                } else if segments.first().map(String::as_str) == Some("source") {
+                if path.contains("Matcher") {
+                    let (span, message, hint) = matcher_problem(target).unwrap_or_else(|| {
+                        (
+                            target.span,
+                            format!("{at} is not a valid matcher"),
+                            MATCHER_SHAPES.to_string(),
+                        )
+                    });
+                    loader.error(&rule, span, message, hint);
+                    continue;
+                }
+                let (message, hint) = if segments.first().map(String::as_str) == Some("source") {
                     (
                         format!("{at} is not a valid HR source"),
                         "`source.type` is `csv` (with path and columns)".to_string(),
@@ -458,6 +464,118 @@ fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
             }
         }
     }
+}
+
+const MATCHER_SHAPES: &str = "a matcher is {field, equals}, {field, in: [..]}, {field, matches}, {all: [..]}, {any: [..]} or {not: ..}";
+
+/// Says precisely what is wrong with a matcher the schema rejected (its `anyOf` error says only
+/// that no shape fits), descending into `all`, `any` and `not`.
+fn matcher_problem(node: &Node) -> Option<(Span, String, String)> {
+    const TESTS: [&str; 3] = ["equals", "in", "matches"];
+    const KEYS: [&str; 7] = ["field", "equals", "in", "matches", "all", "any", "not"];
+    let NodeValue::Map(entries) = &node.value else {
+        return Some((
+            node.span,
+            "a matcher must be a mapping".into(),
+            MATCHER_SHAPES.into(),
+        ));
+    };
+    if let Some(e) = entries.iter().find(|e| !KEYS.contains(&e.key.as_str())) {
+        return Some((
+            e.key_span,
+            format!("unknown key `{}` in a matcher", e.key),
+            "test a field with `equals`, `in` or `matches`, or combine matchers with `all`, `any` and `not`".into(),
+        ));
+    }
+    for key in ["equals", "matches", "field"] {
+        if let Some(e) = node.get(key)
+            && !matches!(e.value.value, NodeValue::Str { .. })
+        {
+            return Some((
+                e.value.span,
+                format!("`{key}` takes text, not `{}`", e.value.to_json()),
+                format!(
+                    "write it in quotes, e.g. {key}: \"{}\"",
+                    scalar_text(&e.value)
+                ),
+            ));
+        }
+    }
+    if let Some(e) = node.get("in") {
+        match &e.value.value {
+            NodeValue::Seq(items) => {
+                if let Some(item) = items
+                    .iter()
+                    .find(|i| !matches!(i.value, NodeValue::Str { .. }))
+                {
+                    return Some((
+                        item.span,
+                        format!(
+                            "`in` takes a list of text values; `{}` is not text",
+                            item.to_json()
+                        ),
+                        format!("write it in quotes: \"{}\"", scalar_text(item)),
+                    ));
+                }
+            }
+            _ => {
+                return Some((
+                    e.value.span,
+                    "`in` takes a list, e.g. in: [A, B]".into(),
+                    MATCHER_SHAPES.into(),
+                ));
+            }
+        }
+    }
+    let tests: Vec<&str> = TESTS
+        .iter()
+        .copied()
+        .filter(|t| node.get(t).is_some())
+        .collect();
+    let has_field = node.get("field").is_some();
+    match (has_field, tests.as_slice()) {
+        (true, []) => {
+            return Some((
+                node.span,
+                "a matcher with `field` needs a test".into(),
+                "add `equals`, `in` or `matches`".into(),
+            ));
+        }
+        (false, [test, ..]) => {
+            return Some((
+                node.span,
+                format!("`{test}` needs a `field` to test"),
+                "add `field: <name>`".into(),
+            ));
+        }
+        (_, [_, _, ..]) => {
+            return Some((
+                node.span,
+                format!("one test per matcher, found {}", tests.join(" and ")),
+                "combine several tests with `all: [..]`".into(),
+            ));
+        }
+        _ => {}
+    }
+    for key in ["all", "any"] {
+        if let Some(e) = node.get(key) {
+            match &e.value.value {
+                NodeValue::Seq(items) => {
+                    if let Some(problem) = items.iter().find_map(matcher_problem) {
+                        return Some(problem);
+                    }
+                }
+                _ => {
+                    return Some((
+                        e.value.span,
+                        format!("`{key}` takes a list of matchers"),
+                        MATCHER_SHAPES.into(),
+                    ));
+                }
+            }
+        }
+    }
+    node.get("not").and_then(|e| matcher_problem(&e.value))
 }
 
 fn scalar_text(node: &Node) -> String {

@@ -15,7 +15,47 @@ pub const COMBINED_FILE: &str = "speakap-sync.schema.json";
 
 fn body_schema<T: JsonSchema>() -> Value {
     let generator = SchemaSettings::draft2020_12().into_generator();
-    generator.into_root_schema_for::<T>().to_value()
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
+    drop_null(&mut schema);
+    schema
+}
+
+/// Optional keys may be left out but not set to `null`: schemars describes `Option<T>` as
+/// "T or null", which turns a typo inside an optional section into an opaque `anyOf` failure.
+fn drop_null(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            let null_branch = |b: &Value| b.get("type").is_some_and(|t| t == "null");
+            let nullable = match map.get("anyOf") {
+                Some(Value::Array(branches)) => {
+                    branches.len() == 2 && branches.iter().any(null_branch)
+                }
+                _ => false,
+            };
+            if nullable {
+                let Some(Value::Array(branches)) = map.remove("anyOf") else {
+                    unreachable!()
+                };
+                let kept = branches
+                    .into_iter()
+                    .find(|b| !null_branch(b))
+                    .expect("one branch is not null");
+                if let Value::Object(kept) = kept {
+                    map.extend(kept);
+                }
+            }
+            map.values_mut().for_each(drop_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null),
+        _ => {}
+    }
 }
 
 /// The schema of one document of `kind`, including `apiVersion` and `kind`.
