@@ -247,7 +247,6 @@ impl Client {
 
     /// Invites up to [`MAX_INVITES_PER_CALL`] people; the result has one entry per invitee.
     pub async fn invite(&self, invitees: Vec<Invitee>) -> Result<Vec<InviteResult>, ApiError> {
-        debug_assert!(invitees.len() <= MAX_INVITES_PER_CALL);
         let path = self.path("invite");
         let response: InviteResponse = self
             .send(Method::POST, &path, |r| r.json(&InviteRequest { invitees }))
