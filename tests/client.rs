@@ -8,7 +8,10 @@ const TOKEN: &str = "app_secret";
 
 async fn start(users: usize) -> sim::RunningSim {
     let seed = Seed {
-        groups: vec![SeedGroup { name: "Store".into(), group_type: "business_unit".into() }],
+        groups: vec![SeedGroup {
+            name: "Store".into(),
+            group_type: "business_unit".into(),
+        }],
         users: (0..users)
             .map(|i| SeedUser {
                 xid: Some(format!("{i:05}")),
@@ -19,8 +22,15 @@ async fn start(users: usize) -> sim::RunningSim {
             })
             .collect(),
     };
-    let config = SimConfig { network: NETWORK.into(), token: TOKEN.into(), state_file: None, seed: Some(seed) };
-    sim::start(([127, 0, 0, 1], 0).into(), config).await.unwrap()
+    let config = SimConfig {
+        network: NETWORK.into(),
+        token: TOKEN.into(),
+        state_file: None,
+        seed: Some(seed),
+    };
+    sim::start(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -29,11 +39,20 @@ async fn listing_walks_every_page() {
     let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2").unwrap();
     let observed = speakap::fetch(&client).await.unwrap();
     assert_eq!(observed.users.len(), 250);
-    let mut xids: Vec<String> = observed.users.iter().filter_map(|u| u.xid.clone()).collect();
+    let mut xids: Vec<String> = observed
+        .users
+        .iter()
+        .filter_map(|u| u.xid.clone())
+        .collect();
     xids.sort();
     xids.dedup();
     assert_eq!(xids.len(), 250, "no user twice, none missing");
-    assert!(observed.users.iter().all(|u| u.groups.len() == 1 && u.role() == "member"));
+    assert!(
+        observed
+            .users
+            .iter()
+            .all(|u| u.groups.len() == 1 && u.role() == "member")
+    );
     running.stop().await.unwrap();
 }
 
@@ -45,22 +64,46 @@ async fn api_errors_are_typed_with_their_meaning() {
     let user = &users[0].eid;
     let group = client.list_groups().await.unwrap()[0].eid.clone();
 
-    let error = client.add_to_groups(user, std::slice::from_ref(&group)).await.unwrap_err();
+    let error = client
+        .add_to_groups(user, std::slice::from_ref(&group))
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some(-9));
-    assert!(error.to_string().contains("already a member (code -9, HTTP 409)"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("already a member (code -9, HTTP 409)"),
+        "{error}"
+    );
 
-    let error = client.update_user("ffffffffffffffff", &wire::UserUpdate::default()).await.unwrap_err();
+    let error = client
+        .update_user("ffffffffffffffff", &wire::UserUpdate::default())
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some(-4));
     assert!(!error.is_systemic());
 
     let wrong = Client::new(&running.url, NETWORK, "app_wrong", "1.8.2").unwrap();
     let error = wrong.list_users().await.unwrap_err();
-    assert!(matches!(error, ApiError::Api { code: -2, status: 401, .. }));
+    assert!(matches!(
+        error,
+        ApiError::Api {
+            code: -2,
+            status: 401,
+            ..
+        }
+    ));
     assert!(error.is_systemic());
-    assert!(!format!("{error} {error:?} {wrong:?}").contains("app_wrong"), "the token never shows");
+    assert!(
+        !format!("{error} {error:?} {wrong:?}").contains("app_wrong"),
+        "the token never shows"
+    );
 
     let other_network = Client::new(&running.url, "00000000000000bb", TOKEN, "1.8.2").unwrap();
-    assert_eq!(other_network.list_groups().await.unwrap_err().code(), Some(-4));
+    assert_eq!(
+        other_network.list_groups().await.unwrap_err().code(),
+        Some(-4)
+    );
     running.stop().await.unwrap();
 }
 
@@ -68,15 +111,26 @@ async fn api_errors_are_typed_with_their_meaning() {
 async fn invites_report_per_address_and_repeat_invites_return_the_same_account() {
     let running = start(0).await;
     let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2").unwrap();
-    let invitee = |email: &str| wire::Invitee { name: "Ann Example".into(), email: email.into() };
-    let results = client.invite(vec![invitee("ann@example.com"), invitee("not-an-address")]).await.unwrap();
+    let invitee = |email: &str| wire::Invitee {
+        name: "Ann Example".into(),
+        email: email.into(),
+    };
+    let results = client
+        .invite(vec![invitee("ann@example.com"), invitee("not-an-address")])
+        .await
+        .unwrap();
     assert_eq!(results[0].status, "sent");
     assert_eq!(results[1].status, "invalid");
-    let again = client.invite(vec![invitee("ANN@example.com")]).await.unwrap();
+    let again = client
+        .invite(vec![invitee("ANN@example.com")])
+        .await
+        .unwrap();
     assert_eq!(again[0].status, "invitee");
     assert_eq!(again[0].eid, results[0].eid, "no duplicate account");
 
-    let too_many: Vec<wire::Invitee> = (0..=speakap::MAX_INVITES_PER_CALL).map(|i| invitee(&format!("u{i}@example.com"))).collect();
+    let too_many: Vec<wire::Invitee> = (0..=speakap::MAX_INVITES_PER_CALL)
+        .map(|i| invitee(&format!("u{i}@example.com")))
+        .collect();
     let error = client.invite(too_many).await.unwrap_err();
     assert_eq!(error.code(), Some(-1));
     running.stop().await.unwrap();
@@ -86,13 +140,28 @@ async fn invites_report_per_address_and_repeat_invites_return_the_same_account()
 async fn the_simulator_keeps_its_network_in_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let config = SimConfig { network: NETWORK.into(), token: TOKEN.into(), state_file: Some(state.clone()), seed: None };
-    let running = sim::start(([127, 0, 0, 1], 0).into(), config.clone()).await.unwrap();
+    let config = SimConfig {
+        network: NETWORK.into(),
+        token: TOKEN.into(),
+        state_file: Some(state.clone()),
+        seed: None,
+    };
+    let running = sim::start(([127, 0, 0, 1], 0).into(), config.clone())
+        .await
+        .unwrap();
     let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2").unwrap();
-    client.invite(vec![wire::Invitee { name: "Kept".into(), email: "kept@example.com".into() }]).await.unwrap();
+    client
+        .invite(vec![wire::Invitee {
+            name: "Kept".into(),
+            email: "kept@example.com".into(),
+        }])
+        .await
+        .unwrap();
     running.stop().await.unwrap();
 
-    let restarted = sim::start(([127, 0, 0, 1], 0).into(), config).await.unwrap();
+    let restarted = sim::start(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap();
     let client = Client::new(&restarted.url, NETWORK, TOKEN, "1.8.2").unwrap();
     let users = client.list_users().await.unwrap();
     assert_eq!(users.len(), 1);

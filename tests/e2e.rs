@@ -407,3 +407,25 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn the_text_plan_reads_as_a_review() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    let plan = run(
+        &[
+            "plan",
+            "--repo",
+            &path_str(repo.path()),
+            "--now",
+            "2026-11-21",
+        ],
+        repo.path(),
+    );
+    insta::with_settings!({filters => vec![
+        (r"commit [0-9a-f]{12}", "commit [commit]"),
+        (r"sha256:[0-9a-f]{64}", "sha256:[checksum]"),
+    ]}, {
+        insta::assert_snapshot!(stdout(&plan));
+    });
+}

@@ -12,14 +12,25 @@ fn committed_schemas_match_the_config_types() {
             stale.push(name);
         }
     }
-    assert!(stale.is_empty(), "stale schema files {stale:?}: run `cargo run -- schema --out schema` and commit them");
+    assert!(
+        stale.is_empty(),
+        "stale schema files {stale:?}: run `cargo run -- schema --out schema` and commit them"
+    );
 }
 
 #[test]
 fn the_example_repo_documents_point_editors_at_the_schema() {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo");
-    for file in ["sync.yaml", "exclusions.yaml", "overrides.yaml", "rules/organisation.yaml"] {
+    for file in [
+        "sync.yaml",
+        "exclusions.yaml",
+        "overrides.yaml",
+        "rules/organisation.yaml",
+    ] {
         let text = std::fs::read_to_string(example.join(file)).unwrap();
-        assert!(text.starts_with("# yaml-language-server: $schema="), "{file}");
+        assert!(
+            text.starts_with("# yaml-language-server: $schema="),
+            "{file}"
+        );
     }
 }

@@ -694,3 +694,6 @@ fn diff(
     }
     changes
 }
+
+#[cfg(test)]
+mod tests;

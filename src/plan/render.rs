@@ -231,7 +231,11 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, paint: Paint) {
                     current.push_str(&format!("xid: {from}\n"));
                 }
                 desired.push_str(&format!("xid: {to}\n"));
-                sources.push(("xid".to_string(), String::new()));
+                let note = match user.action {
+                    UserAction::Update => "account found by its email address",
+                    _ => "",
+                };
+                sources.push(("xid".to_string(), note.to_string()));
             }
             Change::SetProfile {
                 field,
