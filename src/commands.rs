@@ -144,7 +144,13 @@ impl Connection {
                     running.url,
                     embedded.state
                 );
-                let client = Client::new(&running.url, network, &token, &settings.api_version)?;
+                let client = Client::new(
+                    &running.url,
+                    network,
+                    &token,
+                    &settings.api_version,
+                    settings.requests_per_second,
+                )?;
                 Ok(Connection {
                     client,
                     embedded: Some(running),
@@ -155,7 +161,13 @@ impl Connection {
                     .ok()
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| ApiError::MissingToken(settings.token_env.clone()))?;
-                let client = Client::new(&settings.url, network, &token, &settings.api_version)?;
+                let client = Client::new(
+                    &settings.url,
+                    network,
+                    &token,
+                    &settings.api_version,
+                    settings.requests_per_second,
+                )?;
                 Ok(Connection {
                     client,
                     embedded: None,

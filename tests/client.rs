@@ -36,7 +36,7 @@ async fn start(users: usize) -> sim::RunningSim {
 #[tokio::test]
 async fn listing_walks_every_page() {
     let running = start(250).await;
-    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2").unwrap();
+    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
     let observed = speakap::fetch(&client).await.unwrap();
     assert_eq!(observed.users.len(), 250);
     let mut xids: Vec<String> = observed
@@ -59,7 +59,7 @@ async fn listing_walks_every_page() {
 #[tokio::test]
 async fn api_errors_are_typed_with_their_meaning() {
     let running = start(1).await;
-    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2").unwrap();
+    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
     let users = client.list_users().await.unwrap();
     let user = &users[0].eid;
     let group = client.list_groups().await.unwrap()[0].eid.clone();
@@ -83,7 +83,7 @@ async fn api_errors_are_typed_with_their_meaning() {
     assert_eq!(error.code(), Some(-4));
     assert!(!error.is_systemic());
 
-    let wrong = Client::new(&running.url, NETWORK, "app_wrong", "1.8.2").unwrap();
+    let wrong = Client::new(&running.url, NETWORK, "app_wrong", "1.8.2", 1000).unwrap();
     let error = wrong.list_users().await.unwrap_err();
     assert!(matches!(
         error,
@@ -99,7 +99,8 @@ async fn api_errors_are_typed_with_their_meaning() {
         "the token never shows"
     );
 
-    let other_network = Client::new(&running.url, "00000000000000bb", TOKEN, "1.8.2").unwrap();
+    let other_network =
+        Client::new(&running.url, "00000000000000bb", TOKEN, "1.8.2", 1000).unwrap();
     assert_eq!(
         other_network.list_groups().await.unwrap_err().code(),
         Some(-4)
@@ -110,7 +111,7 @@ async fn api_errors_are_typed_with_their_meaning() {
 #[tokio::test]
 async fn invites_report_per_address_and_repeat_invites_return_the_same_account() {
     let running = start(0).await;
-    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2").unwrap();
+    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
     let invitee = |email: &str| wire::Invitee {
         name: "Ann Example".into(),
         email: email.into(),
@@ -149,7 +150,7 @@ async fn the_simulator_keeps_its_network_in_the_state_file() {
     let running = sim::start(([127, 0, 0, 1], 0).into(), config.clone())
         .await
         .unwrap();
-    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2").unwrap();
+    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
     client
         .invite(vec![wire::Invitee {
             name: "Kept".into(),
@@ -162,7 +163,7 @@ async fn the_simulator_keeps_its_network_in_the_state_file() {
     let restarted = sim::start(([127, 0, 0, 1], 0).into(), config)
         .await
         .unwrap();
-    let client = Client::new(&restarted.url, NETWORK, TOKEN, "1.8.2").unwrap();
+    let client = Client::new(&restarted.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
     let users = client.list_users().await.unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].primary_email.as_deref(), Some("kept@example.com"));

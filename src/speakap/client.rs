@@ -1,6 +1,10 @@
 //! HTTP client for the Speakap REST API: auth, versioned Accept header, paging, typed errors.
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder};
@@ -70,6 +74,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     network: String,
+    /// Shared by clones, so concurrent tasks together stay under `requests_per_second`.
+    limiter: Arc<DefaultDirectRateLimiter>,
 }
 
 impl std::fmt::Debug for Client {
@@ -87,6 +93,7 @@ impl Client {
         network: &str,
         token: &str,
         api_version: &str,
+        requests_per_second: u32,
     ) -> Result<Client, ApiError> {
         let mut headers = HeaderMap::new();
         let accept = HeaderValue::from_str(&wire::accept_header(api_version)).map_err(|e| {
@@ -116,10 +123,12 @@ impl Client {
                 path: "-".into(),
                 detail: e.to_string(),
             })?;
+        let rate = NonZeroU32::new(requests_per_second).unwrap_or(NonZeroU32::MIN);
         Ok(Client {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             network: network.to_string(),
+            limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
         })
     }
 
@@ -148,6 +157,7 @@ impl Client {
         build: impl FnOnce(RequestBuilder) -> RequestBuilder,
     ) -> Result<String, ApiError> {
         let url = format!("{}{path}", self.base);
+        self.limiter.until_ready().await;
         let request = build(self.http.request(method.clone(), &url));
         let response = request.send().await.map_err(|e| ApiError::Unreachable {
             url: self.base.clone(),

@@ -278,6 +278,7 @@ kind: SyncConfig
 network: "{NETWORK}"
 speakap:
   url: {url}
+  requests_per_second: 1000
 source:
   type: csv
   path: hr.csv
