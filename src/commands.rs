@@ -112,7 +112,7 @@ impl Connection {
     async fn open(config: &Config) -> Result<Connection, Error> {
         let settings = &config.sync.speakap;
         let network = &config.sync.network;
-        match &settings.embedded {
+        let (url, token, embedded) = match &settings.embedded {
             Some(embedded) if settings.url == "embedded" => {
                 let dir = &config.files.config_dir;
                 let seed_path = dir.join(&embedded.seed);
@@ -144,36 +144,24 @@ impl Connection {
                     running.url,
                     embedded.state
                 );
-                let client = Client::new(
-                    &running.url,
-                    network,
-                    &token,
-                    &settings.api_version,
-                    settings.requests_per_second,
-                )?;
-                Ok(Connection {
-                    client,
-                    embedded: Some(running),
-                })
+                (running.url.clone(), token, Some(running))
             }
             _ => {
                 let token = std::env::var(&settings.token_env)
                     .ok()
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| ApiError::MissingToken(settings.token_env.clone()))?;
-                let client = Client::new(
-                    &settings.url,
-                    network,
-                    &token,
-                    &settings.api_version,
-                    settings.requests_per_second,
-                )?;
-                Ok(Connection {
-                    client,
-                    embedded: None,
-                })
+                (settings.url.clone(), token, None)
             }
-        }
+        };
+        let client = Client::new(
+            &url,
+            network,
+            &token,
+            &settings.api_version,
+            settings.requests_per_second,
+        )?;
+        Ok(Connection { client, embedded })
     }
 
     async fn close(self) -> Result<(), Error> {

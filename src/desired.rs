@@ -193,7 +193,7 @@ struct Compiled {
     roles: Vec<(CompiledMatcher, NetworkRole, Origin)>,
     local_admins: Vec<(CompiledMatcher, Origin)>,
     exclusion_ids: HashMap<String, (String, Origin)>,
-    exclusion_matchers: Vec<(CompiledMatcher, String, Origin)>,
+    exclusion_matchers: Vec<(CompiledMatcher, (String, Origin))>,
 }
 
 /// Turns HR records into desired users under the config, as of `today`.
@@ -237,7 +237,7 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
             .filter_map(|e| {
                 e.when
                     .as_ref()
-                    .map(|w| (compile(w), e.reason.clone(), e.origin.clone()))
+                    .map(|w| (compile(w), (e.reason.clone(), e.origin.clone())))
             })
             .collect(),
     };
@@ -272,30 +272,20 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
     for record in &snapshot.records {
         let xid = record.value(xid_slot).to_string();
         if !xid.is_empty() {
-            if let Some((reason, at)) = compiled.exclusion_ids.get(&xid) {
-                resolution.excluded.insert(
-                    xid.clone(),
-                    Excluded {
-                        xid,
-                        reason: reason.clone(),
-                        at: at.clone(),
-                    },
-                );
-                continue;
-            }
-            if let Some((_, reason, at)) = compiled
-                .exclusion_matchers
-                .iter()
-                .find(|(m, _, _)| m.holds(record, separator))
-            {
-                resolution.excluded.insert(
-                    xid.clone(),
-                    Excluded {
-                        xid,
-                        reason: reason.clone(),
-                        at: at.clone(),
-                    },
-                );
+            let exclusion = compiled.exclusion_ids.get(&xid).or_else(|| {
+                compiled
+                    .exclusion_matchers
+                    .iter()
+                    .find(|(m, _)| m.holds(record, separator))
+                    .map(|(_, exclusion)| exclusion)
+            });
+            if let Some((reason, at)) = exclusion {
+                let excluded = Excluded {
+                    xid: xid.clone(),
+                    reason: reason.clone(),
+                    at: at.clone(),
+                };
+                resolution.excluded.insert(xid, excluded);
                 continue;
             }
         }
