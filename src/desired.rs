@@ -133,6 +133,9 @@ pub struct DesiredUser {
     pub role: Option<Sourced<NetworkRole>>,
     /// Overrides in effect for this person, with their reasons.
     pub overrides: Vec<(Origin, String)>,
+    /// Groups an override takes away, even when they were granted by hand (a deliberate,
+    /// reasoned instruction about this person).
+    pub withdrawn: BTreeMap<String, Provenance>,
 }
 
 impl DesiredUser {
@@ -486,6 +489,7 @@ fn desired_user(
     }
 
     let mut overrides = Vec::new();
+    let mut withdrawn = BTreeMap::new();
     if let Some(o) = config.overrides.iter().find(|o| o.xid == xid) {
         match o.until {
             Some(until) if until < today => {
@@ -528,6 +532,7 @@ fn desired_user(
                 }
                 for group in &o.remove_groups {
                     memberships.remove(group);
+                    withdrawn.insert(group.clone(), from.clone());
                 }
                 if let Some(value) = o.role {
                     role = Some(Sourced {
@@ -546,6 +551,7 @@ fn desired_user(
         memberships,
         role,
         overrides,
+        withdrawn,
     }
 }
 

@@ -79,7 +79,12 @@ pub enum Change {
         source: Provenance,
     },
     /// Only for memberships the ledger says the sync granted.
-    RemoveMembership { group: String, group_eid: String },
+    /// A membership the ledger says the sync granted (`source` empty), or one an override withdraws.
+    RemoveMembership {
+        group: String,
+        group_eid: String,
+        source: Option<Provenance>,
+    },
     SetGroupAdmin {
         group: String,
         group_eid: String,
@@ -666,10 +671,16 @@ fn diff(
         }
     }
     for group_eid in existing.groups.keys() {
-        if !desired_eids.contains(group_eid.as_str()) && ledger.manages_group(xid, group_eid) {
+        if desired_eids.contains(group_eid.as_str()) {
+            continue;
+        }
+        let name = groups.name_of(group_eid);
+        let withdrawn = desired.withdrawn.get(&name).cloned();
+        if withdrawn.is_some() || ledger.manages_group(xid, group_eid) {
             changes.push(Change::RemoveMembership {
-                group: groups.name_of(group_eid),
+                group: name,
                 group_eid: group_eid.clone(),
+                source: withdrawn,
             });
         }
     }

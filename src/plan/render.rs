@@ -169,11 +169,11 @@ fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
                     paint.dim(&source.to_string())
                 )
             }
-            Change::RemoveMembership { group, .. } => {
+            Change::RemoveMembership { group, source, .. } => {
                 format!(
                     "{} group \"{group}\"  {}",
                     paint.red("-"),
-                    paint.dim("granted by the sync, no longer desired")
+                    paint.dim(&describe(source))
                 )
             }
             Change::SetGroupAdmin {

@@ -181,6 +181,7 @@ fn only_memberships_the_ledger_granted_are_removed() {
     assert_eq!(
         changes_of(&second, "1"),
         [Change::RemoveMembership {
+            source: None,
             group: "North".into(),
             group_eid: "gn".into()
         }]
@@ -381,5 +382,50 @@ fn too_many_offboards_block_the_plan() {
     assert_eq!(
         plan.safety.violations,
         ["Too many offboards: 50.0% is over 40% (2/4)"]
+    );
+}
+
+#[test]
+fn an_override_withdraws_a_group_granted_by_hand() {
+    let mut config = config();
+    config.overrides.push(crate::config::Override {
+        xid: "1".into(),
+        reason: "left the social club".into(),
+        until: None,
+        add_groups: Vec::new(),
+        remove_groups: vec!["Social".into()],
+        role: None,
+        set: Default::default(),
+        origin: Origin {
+            file: "overrides.yaml".into(),
+            line: 4,
+        },
+    });
+    let observed = network(vec![account(
+        "e1",
+        Some("1"),
+        "a@x.nl",
+        "A",
+        &[("gn", "member"), ("gx", "member")],
+        "member",
+    )]);
+    let plan = plan_for(
+        &config,
+        &[["1", "a@x.nl", "A", "", "N"]],
+        &observed,
+        &Ledger::default(),
+    );
+    assert_eq!(
+        changes_of(&plan, "1"),
+        [Change::RemoveMembership {
+            group: "Social".into(),
+            group_eid: "gx".into(),
+            source: Some(Provenance::Override {
+                at: Origin {
+                    file: "overrides.yaml".into(),
+                    line: 4
+                }
+            }),
+        }]
     );
 }
