@@ -9,6 +9,8 @@ use futures_util::StreamExt;
 
 use crate::config::NetworkRole;
 use crate::desired::{ProfileField, Resolution};
+use jiff::civil::Date;
+
 use crate::plan::{Change, Plan, UserAction, UserPlan};
 use crate::speakap::{ApiError, Client, MAX_INVITES_PER_CALL, Observed, ObservedUser, wire};
 use crate::state::{Counts, Ledger, LedgerEntry, OperationResult};
@@ -113,11 +115,11 @@ pub async fn apply(
         }
     }
 
-    // 2. Profile, memberships and roles, several users at a time.
+    // 2. Restores, profiles, memberships and roles, several users at a time.
     let work: Vec<(&UserPlan, String)> = plan
         .users
         .iter()
-        .filter(|u| u.action != UserAction::Remove)
+        .filter(|u| !u.action.is_offboarding())
         .filter_map(|u| match u.action {
             UserAction::Invite => invited.get(u.xid.as_str()).map(|eid| (u, eid.clone())),
             _ => u.eid.clone().map(|eid| (u, eid)),
@@ -137,21 +139,21 @@ pub async fn apply(
         }
     }
 
-    // 3. Removals, last and only after everything else succeeded.
-    let removals: Vec<&UserPlan> = plan
-        .users
-        .iter()
-        .filter(|u| u.action == UserAction::Remove)
-        .collect();
+    // 3. Offboarding, last and only after everything else succeeded.
     let earlier_failures = recorder.results.iter().any(|r| !r.ok);
-    for user in removals {
+    for user in plan.users.iter().filter(|u| u.action.is_offboarding()) {
         if recorder.stopped.is_some() {
             break;
         }
+        let operation = match user.action {
+            UserAction::Suspend => "suspend",
+            UserAction::Delete => "delete",
+            _ => "anonymize",
+        };
         if earlier_failures {
             recorder.results.push(OperationResult {
                 xid: user.xid.clone(),
-                operation: "remove from network".into(),
+                operation: operation.into(),
                 ok: false,
                 error: Some(
                     "not attempted: earlier operations failed; fix them and run apply again".into(),
@@ -159,21 +161,29 @@ pub async fn apply(
             });
             continue;
         }
-        let membership = user
+        let account = user
             .eid
             .as_deref()
             .and_then(|eid| accounts.get(eid))
-            .and_then(|a| a.network.as_ref())
-            .map(|m| m.eid.clone());
-        let outcome = match membership {
-            Some(m) => client.remove_from_network(&m).await,
-            None => Err(api_rejection(
-                "remove",
+            .copied();
+        let outcome = match (user.action, account) {
+            (_, None) => Err(api_rejection(
+                operation,
                 -4,
-                "the account has no network membership",
+                "the account is no longer listed",
             )),
+            (UserAction::Suspend, Some(a)) => client.suspend(&a.eid).await,
+            (UserAction::Anonymize, Some(a)) => client.anonymize(&a.eid).await,
+            (_, Some(a)) => match &a.network {
+                Some(m) => client.remove_from_network(&m.eid).await,
+                None => Err(api_rejection(
+                    operation,
+                    -4,
+                    "the account has no network membership",
+                )),
+            },
         };
-        recorder.record(&user.xid, "remove from network", outcome);
+        recorder.record(&user.xid, operation, outcome);
     }
 
     let mut results = recorder.results;
@@ -183,20 +193,21 @@ pub async fn apply(
         .filter(|r| !r.ok)
         .map(|r| r.xid.as_str())
         .collect();
-    let done = |action| {
+    let done = |actions: &[UserAction]| {
         plan.users
             .iter()
+            .filter(|u| actions.contains(&u.action))
             .filter(|u| {
-                u.action == action
-                    && results.iter().any(|r| r.xid == u.xid)
-                    && !failed_xids.contains(u.xid.as_str())
+                results.iter().any(|r| r.xid == u.xid) && !failed_xids.contains(u.xid.as_str())
             })
             .count()
     };
     let counts = Counts {
-        invited: done(UserAction::Invite),
-        updated: done(UserAction::Update),
-        removed: done(UserAction::Remove),
+        invited: done(&[UserAction::Invite]),
+        restored: done(&[UserAction::Restore]),
+        updated: done(&[UserAction::Update]),
+        suspended: done(&[UserAction::Suspend]),
+        deleted: done(&[UserAction::Delete, UserAction::Anonymize]),
         succeeded: results.iter().filter(|r| r.ok).count(),
         failed: results.iter().filter(|r| !r.ok).count(),
     };
@@ -414,8 +425,16 @@ fn profile_update(user: &UserPlan, current: Option<&ObservedUser>) -> wire::User
 
 /// The ledger after a run, from the network as it now is: a membership or admin right is the
 /// sync's when it is desired (granted or adopted) or was the sync's before and is still there
-/// (a removal that failed is retried next time). Accounts that are gone leave the ledger.
-pub fn ledger_after(previous: &Ledger, resolution: &Resolution, network: &Observed) -> Ledger {
+/// (a removal that failed is retried next time). Suspensions the sync made keep their date. An
+/// account that vanished while its person is still desired stays in the ledger, so the next plan
+/// can tell a manual deletion from a new joiner; accounts the sync deleted leave it.
+pub fn ledger_after(
+    previous: &Ledger,
+    resolution: &Resolution,
+    network: &Observed,
+    plan: &Plan,
+    today: Date,
+) -> Ledger {
     let groups_by_name: HashMap<&str, Vec<&str>> =
         network.groups.iter().fold(HashMap::new(), |mut map, g| {
             map.entry(g.name.as_str()).or_default().push(g.eid.as_str());
@@ -425,16 +444,39 @@ pub fn ledger_after(previous: &Ledger, resolution: &Resolution, network: &Observ
         Some([one]) => Some(one.to_string()),
         _ => None,
     };
+    let planned = |xid: &str, action: UserAction| {
+        plan.users
+            .iter()
+            .any(|u| u.xid == xid && u.action == action)
+    };
     let mut users = BTreeMap::new();
     for account in &network.users {
         let Some(xid) = &account.xid else { continue };
         let before = previous.users.get(xid);
+        if account.suspended {
+            let since = before
+                .and_then(|e| e.suspended_since)
+                .or_else(|| planned(xid, UserAction::Suspend).then_some(today));
+            if since.is_some() || before.is_some() {
+                let base = before.cloned().unwrap_or_default();
+                users.insert(
+                    xid.clone(),
+                    LedgerEntry {
+                        eid: account.eid.clone(),
+                        suspended_since: since,
+                        ..base
+                    },
+                );
+            }
+            continue;
+        }
         let Some(desired) = resolution.desired.get(xid) else {
             if let Some(entry) = before {
                 users.insert(
                     xid.clone(),
                     LedgerEntry {
                         eid: account.eid.clone(),
+                        suspended_since: None,
                         ..entry.clone()
                     },
                 );
@@ -482,8 +524,24 @@ pub fn ledger_after(previous: &Ledger, resolution: &Resolution, network: &Observ
                 groups,
                 admin_of,
                 network_admin,
+                digest: Some(desired.digest()),
+                suspended_since: None,
             },
         );
+    }
+    // Accounts gone from the network: remember those deleted by hand while still desired.
+    for (xid, entry) in &previous.users {
+        let deleted_by_sync =
+            planned(xid, UserAction::Delete) || planned(xid, UserAction::Anonymize);
+        if !users.contains_key(xid) && !deleted_by_sync && resolution.desired.contains_key(xid) {
+            users.insert(
+                xid.clone(),
+                LedgerEntry {
+                    suspended_since: None,
+                    ..entry.clone()
+                },
+            );
+        }
     }
     Ledger { users }
 }

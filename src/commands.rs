@@ -286,7 +286,13 @@ async fn apply_with(
     } else {
         inputs.observed.clone()
     };
-    let ledger = apply::ledger_after(&inputs.ledger, &inputs.resolution, &after);
+    let ledger = apply::ledger_after(
+        &inputs.ledger,
+        &inputs.resolution,
+        &after,
+        &plan,
+        inputs.today,
+    );
 
     for result in &report.results {
         match &result.error {
@@ -296,8 +302,8 @@ async fn apply_with(
     }
     let c = &report.counts;
     let summary = format!(
-        "{} invited, {} updated, {} removed, {} failed",
-        c.invited, c.updated, c.removed, c.failed
+        "{} invited, {} restored, {} updated, {} suspended, {} deleted, {} failed",
+        c.invited, c.restored, c.updated, c.suspended, c.deleted, c.failed
     );
     if report.results.is_empty() && ledger == inputs.ledger {
         println!("No changes: nothing to apply.");
@@ -353,7 +359,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
         AuditFormat::Text => {
             for (commit, r) in &history {
                 println!(
-                    "{}  {}  by {}  network {}  config {}  plan {}  hr {}\n    {} invited, {} updated, {} removed, {} ok, {} failed{}",
+                    "{}  {}  by {}  network {}  config {}  plan {}  hr {}\n    {} invited, {} restored, {} updated, {} suspended, {} deleted, {} ok, {} failed{}",
                     config::repo::short(commit),
                     r.time,
                     r.actor,
@@ -362,8 +368,10 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                     &r.plan_checksum[..r.plan_checksum.len().min(19)],
                     &r.hr.sha256[..r.hr.sha256.len().min(12)],
                     r.counts.invited,
+                    r.counts.restored,
                     r.counts.updated,
-                    r.counts.removed,
+                    r.counts.suspended,
+                    r.counts.deleted,
                     r.counts.succeeded,
                     r.counts.failed,
                     if r.forced {

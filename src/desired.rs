@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::civil::Date;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::config::{Config, LookupTable, NetworkRole, Origin, Source, UnknownCode};
 use crate::hr::{Layout, Record, Snapshot};
@@ -136,9 +137,29 @@ pub struct DesiredUser {
     /// Groups an override takes away, even when they were granted by hand (a deliberate,
     /// reasoned instruction about this person).
     pub withdrawn: BTreeMap<String, Provenance>,
+    /// First working day, when the HR record has one.
+    pub start_date: Option<Date>,
+    /// Single-sign-on login name, for SSO accounts.
+    pub upn: Option<String>,
+    /// An override asks to recreate the account even though it was deleted by hand.
+    pub restore: bool,
 }
 
 impl DesiredUser {
+    /// Identifies what HR and the rules say about this person (not where it was written), so
+    /// the ledger can tell whether anything changed since the last apply.
+    pub fn digest(&self) -> String {
+        let outcome = serde_json::json!({
+            "profile": self.profile.iter().map(|(f, v)| (f.name(), &v.value)).collect::<BTreeMap<_, _>>(),
+            "memberships": self.memberships.iter().map(|(g, m)| (g, m.admin.is_some())).collect::<BTreeMap<_, _>>(),
+            "role": self.role.as_ref().map(|r| r.value),
+            "start_date": self.start_date,
+            "upn": self.upn,
+        });
+        let digest = Sha256::digest(outcome.to_string().as_bytes());
+        crate::hr::csv::hex(&digest)
+    }
+
     pub fn get(&self, field: ProfileField) -> Option<&str> {
         self.profile.get(&field).map(|s| s.value.as_str())
     }
@@ -186,6 +207,8 @@ pub struct Resolution {
     pub excluded: BTreeMap<String, Excluded>,
     /// XIDs with an input problem: their accounts must not be touched, least of all offboarded.
     pub held: BTreeSet<String>,
+    /// XIDs whose end date has passed: leavers, with that date.
+    pub ended: BTreeMap<String, Date>,
     pub warnings: Vec<String>,
     pub record_count: usize,
 }
@@ -332,6 +355,25 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
         if !name_slots.is_empty() && name_slots.iter().all(|&s| record.value(s).is_empty()) {
             problems.push("missing name".to_string());
         }
+        let mut date_of = |field: FieldName, label: &str| {
+            let slot = layout.slot(&field)?;
+            let text = record.value(slot);
+            if text.is_empty() {
+                return None;
+            }
+            match parse_date(&csv.date_format, text) {
+                Some(date) => Some(date),
+                None => {
+                    problems.push(format!(
+                        "unparseable {label} \"{text}\" (column \"{}\"; expected the format {})",
+                        layout.columns[slot], csv.date_format
+                    ));
+                    None
+                }
+            }
+        };
+        let start_date = date_of(FieldName::StartDate, "start date");
+        let end_date = date_of(FieldName::EndDate, "end date");
 
         let mut memberships = BTreeMap::new();
         let tables = [
@@ -386,6 +428,11 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
             });
             continue;
         }
+        // Offboarded the day after the last working day.
+        if let Some(end) = end_date.filter(|end| *end < today) {
+            resolution.ended.insert(xid, end);
+            continue;
+        }
 
         let user = desired_user(
             config,
@@ -394,6 +441,7 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
             record,
             xid,
             memberships,
+            start_date,
             today,
             &mut resolution.warnings,
         );
@@ -428,6 +476,7 @@ fn desired_user(
     record: &Record,
     xid: String,
     mut memberships: BTreeMap<String, DesiredMembership>,
+    start_date: Option<Date>,
     today: Date,
     warnings: &mut Vec<String>,
 ) -> DesiredUser {
@@ -490,6 +539,7 @@ fn desired_user(
 
     let mut overrides = Vec::new();
     let mut withdrawn = BTreeMap::new();
+    let mut overrides_restore = false;
     if let Some(o) = config.overrides.iter().find(|o| o.xid == xid) {
         match o.until {
             Some(until) if until < today => {
@@ -540,19 +590,32 @@ fn desired_user(
                         from: from.clone(),
                     });
                 }
+                overrides_restore = o.restore;
                 overrides.push((o.origin.clone(), o.reason.clone()));
             }
         }
     }
+    let upn = layout
+        .slot(&FieldName::Upn)
+        .map(|slot| record.value(slot).to_string())
+        .filter(|upn| !upn.is_empty());
     DesiredUser {
         xid,
         line: record.line,
         profile,
         memberships,
         role,
+        start_date,
+        upn,
+        restore: overrides_restore,
         overrides,
         withdrawn,
     }
+}
+
+/// Parses a date written in `format` (strftime-style); `None` when it does not fit.
+pub fn parse_date(format: &str, text: &str) -> Option<Date> {
+    jiff::fmt::strtime::parse(format, text).ok()?.to_date().ok()
 }
 
 enum Lookup {

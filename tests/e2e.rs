@@ -45,7 +45,7 @@ fn plan_apply_then_plan_shows_no_changes() {
     assert_eq!(code(&plan), 0, "{}", stderr(&plan));
     let text = stdout(&plan);
     assert!(
-        text.contains("Plan: 2 to invite, 2 to update, 1 to remove, 0 records skipped."),
+        text.contains("Plan: 2 to invite, 2 to update, 1 to suspend, 0 records skipped."),
         "{text}"
     );
     assert!(
@@ -59,19 +59,21 @@ fn plan_apply_then_plan_shows_no_changes() {
     );
     assert_eq!(code(&apply), 0, "{}\n{}", stdout(&apply), stderr(&apply));
     assert!(
-        stdout(&apply).contains("Applied: 2 invited, 2 updated, 1 removed, 0 failed."),
+        stdout(&apply).contains(
+            "Applied: 2 invited, 0 restored, 2 updated, 1 suspended, 0 deleted, 0 failed."
+        ),
         "{}",
         stdout(&apply)
     );
 
     // The network, as the API shows it.
     let users = sim.users();
+    assert_eq!(users.len(), 5, "the linked account is not duplicated");
+    let leaver = sim.user_by_xid("199").unwrap();
     assert_eq!(
-        users.len(),
-        4,
-        "the leaver is gone, the linked account is not duplicated"
+        leaver["status"], "suspended",
+        "the leaver is suspended, recoverable"
     );
-    assert!(sim.user_by_xid("199").is_none());
     let anna = sim.user_by_xid("100").unwrap();
     assert_eq!(
         sim.group_names(&anna),
@@ -247,7 +249,13 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
         "{}",
         stderr(&blocked)
     );
-    assert_eq!(sim.users().len(), 4, "nothing applied");
+    let active = || {
+        sim.users()
+            .into_iter()
+            .filter(|u| u["status"] == "active")
+            .count()
+    };
+    assert_eq!(active(), 4, "nothing applied");
 
     let wrong = run(
         &["apply", "--repo", &dir, "--force", "sha256:0000"],
@@ -255,14 +263,14 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
     );
     assert_eq!(code(&wrong), 1);
     assert!(stderr(&wrong).contains("does not name this plan"));
-    assert_eq!(sim.users().len(), 4, "nothing applied");
+    assert_eq!(active(), 4, "nothing applied");
 
     let forced = run(
         &["apply", "--repo", &dir, "--force", &checksum],
         repo.path(),
     );
     assert_eq!(code(&forced), 0, "{}", stderr(&forced));
-    assert_eq!(sim.users().len(), 1);
+    assert_eq!(active(), 1);
     assert_eq!(repo.state_file("apply.json").unwrap()["forced"], true);
 }
 
@@ -298,7 +306,7 @@ fn records_with_input_errors_are_skipped_and_never_offboarded() {
         text.contains("hr.csv:6  XID 103: unknown location code \"X\""),
         "{text}"
     );
-    assert!(!text.contains("remove"), "{text}");
+    assert!(!text.contains("suspend "), "{text}");
 }
 
 #[test]
@@ -365,7 +373,7 @@ fn the_quick_start_plans_and_applies_the_example_repo_on_the_embedded_simulator(
     assert_eq!(code(&plan), 0, "{}", stderr(&plan));
     let text = stdout(&plan);
     assert!(
-        text.contains("Plan: 45 to invite, 8 to update, 1 to remove, 2 records skipped."),
+        text.contains("Plan: 45 to invite, 8 to update, 1 to suspend, 2 records skipped."),
         "{text}"
     );
     assert!(text.contains("Unmanaged (1)"), "{text}");

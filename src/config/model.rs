@@ -112,8 +112,15 @@ pub struct CsvSource {
     #[serde(default = "default_multi_value_separator")]
     #[schemars(length(min = 1, max = 1))]
     pub multi_value_separator: String,
+    /// How dates are written in the date columns (strftime-style, e.g. `%d-%m-%Y`).
+    #[serde(default = "default_date_format")]
+    pub date_format: String,
     /// Which HR column feeds which field.
     pub columns: Columns,
+}
+
+fn default_date_format() -> String {
+    "%Y-%m-%d".into()
 }
 
 fn default_multi_value_separator() -> String {
@@ -172,6 +179,15 @@ pub struct Columns {
     /// Department codes, mapped to department groups by `MappingRules.departments`.
     #[serde(default)]
     pub departments: Option<String>,
+    /// First working day: people are invited on it, not before (see `policy.invite.on_start_date`).
+    #[serde(default)]
+    pub start_date: Option<String>,
+    /// Last working day: people are offboarded the day after it.
+    #[serde(default)]
+    pub end_date: Option<String>,
+    /// The single-sign-on login name, for `policy.invite.channel: sso`.
+    #[serde(default)]
+    pub upn: Option<String>,
     /// Further columns usable in matchers under the given field name, e.g. `contract: Contracttype`.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
@@ -181,8 +197,123 @@ pub struct Columns {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// The network's time zone (IANA name): start and end dates are days there.
+    #[serde(default = "default_timezone")]
+    pub timezone: Timezone,
+    #[serde(default)]
+    pub invite: InvitePolicy,
+    #[serde(default)]
+    pub offboarding: Offboarding,
     #[serde(default)]
     pub safety: Safety,
+    /// A user deleted in Speakap by hand while still in HR: `respect` (not recreated until their HR
+    /// record or the rules' outcome for them changes, or an override says `restore: true`) or `recreate`.
+    #[serde(default)]
+    pub manual_deletions: ManualDeletions,
+    /// A new XID whose email belongs to an account whose XID left the record: `block` (report it,
+    /// touch neither) or `relink` (give that account the new XID).
+    #[serde(default)]
+    pub xid_change: XidChange,
+}
+
+/// An IANA time zone name such as `Europe/Amsterdam`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Timezone(pub String);
+
+impl Default for Timezone {
+    fn default() -> Self {
+        default_timezone()
+    }
+}
+
+fn default_timezone() -> Timezone {
+    Timezone("Europe/Amsterdam".into())
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitePolicy {
+    /// `email` (an invitation mail), `sms` (needs a phone number), `printable` (credentials to
+    /// hand out, written by `apply --credentials FILE`) or `sso` (an account for the UPN, no mail).
+    #[serde(default)]
+    pub channel: InviteChannel,
+    /// Invite on the start date rather than as soon as the record appears.
+    #[serde(default = "yes")]
+    pub on_start_date: bool,
+}
+
+impl Default for InvitePolicy {
+    fn default() -> Self {
+        InvitePolicy {
+            channel: InviteChannel::default(),
+            on_start_date: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InviteChannel {
+    #[default]
+    Email,
+    Sms,
+    Printable,
+    Sso,
+}
+
+/// What happens to leavers: suspended (recoverable) for `grace_days`, then `then`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Offboarding {
+    /// Days a leaver stays suspended and can come back; 0 deletes at once.
+    #[serde(default = "default_grace_days")]
+    #[schemars(range(max = 30))]
+    pub grace_days: u32,
+    /// After the grace period: `delete` the account or `anonymize` it.
+    #[serde(default)]
+    pub then: AfterGrace,
+}
+
+fn default_grace_days() -> u32 {
+    30
+}
+
+impl Default for Offboarding {
+    fn default() -> Self {
+        Offboarding {
+            grace_days: default_grace_days(),
+            then: AfterGrace::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterGrace {
+    #[default]
+    Delete,
+    Anonymize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ManualDeletions {
+    #[default]
+    Respect,
+    Recreate,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum XidChange {
+    #[default]
+    Block,
+    Relink,
 }
 
 /// Brakes against a wrong HR export or a wrong rule. A plan over a limit is blocked (exit 3) unless
@@ -426,6 +557,9 @@ pub struct Override {
     /// Profile values replacing the HR values.
     #[serde(default)]
     pub set: ProfileValues,
+    /// Recreate this person's account even though it was deleted by hand in Speakap.
+    #[serde(default)]
+    pub restore: bool,
     #[serde(skip)]
     #[schemars(skip)]
     pub origin: Origin,

@@ -9,7 +9,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, NetworkRole, Origin, Safety};
+use crate::config::{AfterGrace, Config, ManualDeletions, NetworkRole, Origin, Safety, XidChange};
 use crate::desired::{
     DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord,
 };
@@ -29,6 +29,12 @@ pub struct Plan {
     pub hr: SnapshotInfo,
     pub as_of: Date,
     pub users: Vec<UserPlan>,
+    /// People with a start date still to come: invited on that day.
+    pub scheduled: Vec<Scheduled>,
+    /// Suspended leavers within their grace period (recoverable).
+    pub leaving: Vec<Leaving>,
+    /// Accounts deleted in Speakap by hand while the person is still in HR: not recreated.
+    pub deleted_outside: Vec<DeletedOutside>,
     pub skipped: Vec<SkippedRecord>,
     pub unmanaged: Vec<Unmanaged>,
     pub warnings: Vec<String>,
@@ -40,8 +46,49 @@ pub struct Plan {
 #[serde(rename_all = "snake_case")]
 pub enum UserAction {
     Invite,
+    /// A suspended leaver who is back in the HR record: the same account, reactivated.
+    Restore,
     Update,
-    Remove,
+    /// A leaver: suspended (recoverable) for the grace period.
+    Suspend,
+    /// After the grace period, or at once with `grace_days: 0`.
+    Delete,
+    Anonymize,
+}
+
+impl UserAction {
+    /// Offboarding steps: run last, and only when everything before succeeded.
+    pub fn is_offboarding(self) -> bool {
+        matches!(
+            self,
+            UserAction::Suspend | UserAction::Delete | UserAction::Anonymize
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scheduled {
+    pub xid: String,
+    pub name: String,
+    pub line: u64,
+    pub invite_on: Date,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leaving {
+    pub xid: String,
+    pub eid: String,
+    pub name: String,
+    pub suspended_since: Date,
+    pub then: AfterGrace,
+    pub on: Date,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedOutside {
+    pub xid: String,
+    pub name: String,
+    pub line: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,7 +102,7 @@ pub struct UserPlan {
     pub line: Option<u64>,
     pub action: UserAction,
     pub changes: Vec<Change>,
-    /// Why a removal happens (for removals).
+    /// Why this happens, where the changes alone do not say it (offboarding, restores, recreations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -128,27 +175,43 @@ pub struct SafetyVerdict {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub invite: usize,
+    pub restore: usize,
     pub update: usize,
-    pub remove: usize,
+    pub suspend: usize,
+    pub delete: usize,
+    pub anonymize: usize,
     pub skipped: usize,
+    pub scheduled: usize,
     pub unmanaged: usize,
     pub admin_grants: usize,
 }
 
 impl Summary {
     pub fn has_changes(&self) -> bool {
-        self.invite + self.update + self.remove > 0
+        self.invite + self.restore + self.update + self.suspend + self.delete + self.anonymize > 0
     }
 
     pub fn line(&self) -> String {
-        format!(
-            "{} to invite, {} to update, {} to remove, {} record{} skipped",
-            self.invite,
-            self.update,
-            self.remove,
+        let mut parts = vec![
+            format!("{} to invite", self.invite),
+            format!("{} to update", self.update),
+            format!("{} to suspend", self.suspend),
+        ];
+        for (count, verb) in [
+            (self.restore, "restore"),
+            (self.delete, "delete"),
+            (self.anonymize, "anonymize"),
+        ] {
+            if count > 0 {
+                parts.push(format!("{count} to {verb}"));
+            }
+        }
+        parts.push(format!(
+            "{} record{} skipped",
             self.skipped,
             if self.skipped == 1 { "" } else { "s" }
-        )
+        ));
+        parts.join(", ")
     }
 }
 
@@ -353,24 +416,57 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         )
         .collect();
 
+    let policy = &config.sync.policy;
+    let today = input.today;
     let mut users = Vec::new();
+    let mut scheduled = Vec::new();
+    let mut deleted_outside = Vec::new();
+    let mut unmanaged = Vec::new();
     let mut skipped = resolution.skipped.clone();
     // Accounts that must not be offboarded although their XID is not desired.
     let mut hold: BTreeSet<String> = resolution.held.clone();
+    let user_plan =
+        |desired: &DesiredUser, account: &ObservedUser, action, changes, reason| UserPlan {
+            xid: desired.xid.clone(),
+            eid: Some(account.eid.clone()),
+            name: desired.display_name(),
+            line: Some(desired.line),
+            action,
+            changes,
+            reason,
+        };
 
     for desired in resolution.desired.values() {
         if let Some(existing) = by_xid.get(desired.xid.as_str()) {
+            if existing.suspended {
+                if let Some(since) = ledger.suspended_since(&desired.xid) {
+                    let changes = diff(desired, existing, &groups, ledger, None);
+                    let reason = format!("back in the HR record; suspended since {since}");
+                    users.push(user_plan(
+                        desired,
+                        existing,
+                        UserAction::Restore,
+                        changes,
+                        Some(reason),
+                    ));
+                } else {
+                    unmanaged.push(Unmanaged {
+                        xid: desired.xid.clone(),
+                        eid: existing.eid.clone(),
+                        reason: "suspended outside the sync: reactivate it in Speakap if that was a mistake".into(),
+                    });
+                }
+                continue;
+            }
             let changes = diff(desired, existing, &groups, ledger, None);
             if !changes.is_empty() {
-                users.push(UserPlan {
-                    xid: desired.xid.clone(),
-                    eid: Some(existing.eid.clone()),
-                    name: desired.display_name(),
-                    line: Some(desired.line),
-                    action: UserAction::Update,
+                users.push(user_plan(
+                    desired,
+                    existing,
+                    UserAction::Update,
                     changes,
-                    reason: None,
-                });
+                    None,
+                ));
             }
             continue;
         }
@@ -382,30 +478,45 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             Some([account]) if account.xid.is_none() => {
                 // An account made by hand (or an invite whose XID was not set yet): link it.
                 let changes = diff(desired, account, &groups, ledger, Some(None));
-                users.push(UserPlan {
-                    xid: desired.xid.clone(),
-                    eid: Some(account.eid.clone()),
-                    name: desired.display_name(),
-                    line: Some(desired.line),
-                    action: UserAction::Update,
+                users.push(user_plan(
+                    desired,
+                    account,
+                    UserAction::Update,
                     changes,
-                    reason: None,
-                });
+                    None,
+                ));
+                continue;
             }
             Some([account, ..]) => {
                 let other = account.xid.clone().unwrap_or_default();
-                let reason = if resolution.desired.contains_key(&other)
+                let other_in_record = resolution.desired.contains_key(&other)
                     || resolution.held.contains(&other)
-                    || excluded_ids.contains_key(other.as_str())
-                {
+                    || resolution.ended.contains_key(&other)
+                    || excluded_ids.contains_key(other.as_str());
+                let reason = if other_in_record {
                     format!(
                         "email address already belongs to the account of XID {other}, who is also in the HR record"
                     )
+                } else if policy.xid_change == XidChange::Relink && !account.suspended {
+                    hold.insert(other.clone());
+                    let changes =
+                        diff(desired, account, &groups, ledger, Some(Some(other.clone())));
+                    let reason = format!(
+                        "XID change: the account of XID {other} (no longer in the HR record) has this email address"
+                    );
+                    users.push(user_plan(
+                        desired,
+                        account,
+                        UserAction::Update,
+                        changes,
+                        Some(reason),
+                    ));
+                    continue;
                 } else {
                     hold.insert(other.clone());
                     format!(
                         "looks like an XID change: the account with this email address has XID {other}, which is no longer in the HR record; \
-                         correct the XID in HR or in Speakap (neither account is invited or removed meanwhile)"
+                         correct the XID in HR or in Speakap, or set policy.xid_change: relink (neither account is invited or removed meanwhile)"
                     )
                 };
                 skipped.push(SkippedRecord {
@@ -413,12 +524,57 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                     xid: Some(desired.xid.clone()),
                     reasons: vec![reason],
                 });
+                continue;
             }
-            _ => users.push(invite(desired, &groups)),
+            _ => {}
         }
+        if let Some(start) = desired
+            .start_date
+            .filter(|start| policy.invite.on_start_date && *start > today)
+        {
+            scheduled.push(Scheduled {
+                xid: desired.xid.clone(),
+                name: desired.display_name(),
+                line: desired.line,
+                invite_on: start,
+            });
+            continue;
+        }
+        let mut reason = None;
+        if let Some(entry) = ledger.users.get(&desired.xid) {
+            let unchanged = entry.digest.as_deref() == Some(desired.digest().as_str());
+            if policy.manual_deletions == ManualDeletions::Respect && unchanged && !desired.restore
+            {
+                deleted_outside.push(DeletedOutside {
+                    xid: desired.xid.clone(),
+                    name: desired.display_name(),
+                    line: desired.line,
+                });
+                continue;
+            }
+            reason = Some(
+                if desired.restore {
+                    "recreated: deleted outside the sync; an override says restore: true"
+                } else if unchanged {
+                    "recreated: deleted outside the sync (policy.manual_deletions: recreate)"
+                } else {
+                    "recreated: deleted outside the sync, and the HR record or the rules' outcome changed since"
+                }
+                .to_string(),
+            );
+        }
+        let mut plan = invite(desired, &groups);
+        plan.reason = reason;
+        users.push(plan);
     }
 
-    let mut unmanaged = Vec::new();
+    let mut leaving = Vec::new();
+    let mut offboards = 0;
+    let grace = jiff::Span::new().days(i64::from(policy.offboarding.grace_days));
+    let final_action = match policy.offboarding.then {
+        AfterGrace::Delete => UserAction::Delete,
+        AfterGrace::Anonymize => UserAction::Anonymize,
+    };
     for account in &observed.users {
         let Some(xid) = &account.xid else { continue };
         if let Some(reason) = excluded_ids.get(xid.as_str()) {
@@ -432,26 +588,74 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         if resolution.desired.contains_key(xid) || hold.contains(xid) {
             continue;
         }
-        users.push(UserPlan {
+        let offboard = |action, reason: String| UserPlan {
             xid: xid.clone(),
             eid: Some(account.eid.clone()),
             name: account.display_name(),
             line: None,
-            action: UserAction::Remove,
+            action,
             changes: Vec::new(),
-            reason: Some("not in the HR record".into()),
-        });
+            reason: Some(reason),
+        };
+        if account.suspended {
+            match ledger.suspended_since(xid) {
+                Some(since) => {
+                    let due = since.saturating_add(grace);
+                    if today >= due {
+                        let reason =
+                            format!("suspended since {since}; the grace period ended on {due}");
+                        users.push(offboard(final_action, reason));
+                    } else {
+                        leaving.push(Leaving {
+                            xid: xid.clone(),
+                            eid: account.eid.clone(),
+                            name: account.display_name(),
+                            suspended_since: since,
+                            then: policy.offboarding.then,
+                            on: due,
+                        });
+                    }
+                }
+                None => unmanaged.push(Unmanaged {
+                    xid: xid.clone(),
+                    eid: account.eid.clone(),
+                    reason: "suspended outside the sync".into(),
+                }),
+            }
+            continue;
+        }
+        let why = match resolution.ended.get(xid) {
+            Some(end) => format!("end date {end} has passed"),
+            None => "not in the HR record".to_string(),
+        };
+        offboards += 1;
+        if policy.offboarding.grace_days == 0 {
+            users.push(offboard(final_action, why));
+        } else {
+            let until = today.saturating_add(grace);
+            users.push(offboard(
+                UserAction::Suspend,
+                format!("{why}; recoverable until {until}"),
+            ));
+        }
     }
     users.sort_by(|a, b| a.xid.cmp(&b.xid).then(a.action.cmp(&b.action)));
+    scheduled.sort_by(|a, b| a.invite_on.cmp(&b.invite_on).then(a.xid.cmp(&b.xid)));
+    leaving.sort_by(|a, b| a.on.cmp(&b.on).then(a.xid.cmp(&b.xid)));
+    deleted_outside.sort_by(|a, b| a.xid.cmp(&b.xid));
     skipped.sort_by(|a, b| a.line.cmp(&b.line).then(a.xid.cmp(&b.xid)));
     unmanaged.sort_by(|a, b| a.xid.cmp(&b.xid));
 
     let count = |action| users.iter().filter(|u| u.action == action).count();
     let summary = Summary {
         invite: count(UserAction::Invite),
+        restore: count(UserAction::Restore),
         update: count(UserAction::Update),
-        remove: count(UserAction::Remove),
+        suspend: count(UserAction::Suspend),
+        delete: count(UserAction::Delete),
+        anonymize: count(UserAction::Anonymize),
         skipped: skipped.len(),
+        scheduled: scheduled.len(),
         unmanaged: unmanaged.len(),
         admin_grants: users
             .iter()
@@ -463,9 +667,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         .users
         .iter()
         .filter(|u| {
-            u.xid
-                .as_deref()
-                .is_some_and(|x| !excluded_ids.contains_key(x))
+            !u.suspended
+                && u.xid
+                    .as_deref()
+                    .is_some_and(|x| !excluded_ids.contains_key(x))
         })
         .count();
     let linked = users
@@ -473,12 +678,19 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         .filter(|u| u.action == UserAction::Update)
         .filter(|u| u.changes.iter().any(|c| matches!(c, Change::SetXid { .. })))
         .count();
+    let changed = users
+        .iter()
+        .filter(|u| u.action != UserAction::Invite)
+        .count();
     let safety = safety(
-        &config.sync.policy.safety,
-        &summary,
-        managed_users,
-        linked,
-        resolution.record_count,
+        &policy.safety,
+        Counts {
+            offboards,
+            changed,
+            managed: managed_users,
+            linked,
+            records: resolution.record_count,
+        },
     );
 
     Ok(Plan {
@@ -486,8 +698,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         network: config.sync.network.clone(),
         config_commit: config.files.revision.commit_id().map(str::to_string),
         hr: input.hr.clone(),
-        as_of: input.today,
+        as_of: today,
         users,
+        scheduled,
+        leaving,
+        deleted_outside,
         skipped,
         unmanaged,
         warnings,
@@ -503,15 +718,29 @@ fn describe(d: &Diagnostic) -> String {
     }
 }
 
-/// Offboards are measured against the accounts the sync manages (those with an XID); all changes
-/// against those plus the accounts this plan links by email, so the share stays within 100%.
-fn safety(
-    limits: &Safety,
-    summary: &Summary,
+/// What the safety thresholds are measured on.
+struct Counts {
+    /// Accounts this plan starts offboarding (suspensions, or deletions with no grace period).
+    offboards: usize,
+    /// Existing accounts this plan changes in any way.
+    changed: usize,
+    /// Active accounts with an XID, excluded ones not counted.
     managed: usize,
+    /// Accounts this plan links to an XID by email.
     linked: usize,
     records: usize,
-) -> SafetyVerdict {
+}
+
+/// Offboards are measured against the accounts the sync manages; all changes against those plus
+/// the accounts this plan links by email, so a share never exceeds 100%.
+fn safety(limits: &Safety, counts: Counts) -> SafetyVerdict {
+    let Counts {
+        offboards,
+        changed,
+        managed,
+        linked,
+        records,
+    } = counts;
     let mut violations = Vec::new();
     if records < limits.min_records {
         violations.push(format!(
@@ -520,15 +749,13 @@ fn safety(
         ));
     }
     if managed > 0 {
-        let percent = |n: usize| n as f64 * 100.0 / managed as f64;
-        let offboard = percent(summary.remove);
+        let offboard = offboards as f64 * 100.0 / managed as f64;
         if offboard > limits.max_offboard_percent {
             violations.push(format!(
-                "Too many offboards: {offboard:.1}% is over {}% ({}/{managed})",
-                limits.max_offboard_percent, summary.remove
+                "Too many offboards: {offboard:.1}% is over {}% ({offboards}/{managed})",
+                limits.max_offboard_percent
             ));
         }
-        let changed = summary.update + summary.remove;
         let base = managed + linked;
         let change = changed as f64 * 100.0 / base as f64;
         if change > limits.max_change_percent {

@@ -55,7 +55,14 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         plan.as_of
     ));
 
-    for action in [UserAction::Invite, UserAction::Update, UserAction::Remove] {
+    for action in [
+        UserAction::Invite,
+        UserAction::Restore,
+        UserAction::Update,
+        UserAction::Suspend,
+        UserAction::Delete,
+        UserAction::Anonymize,
+    ] {
         for user in plan.users.iter().filter(|u| u.action == action) {
             render_user(&mut out, user, paint);
         }
@@ -64,6 +71,46 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         out.push('\n');
     }
 
+    if !plan.scheduled.is_empty() {
+        out.push_str(&paint.bold(&format!(
+            "Scheduled ({}): start date still to come\n",
+            plan.scheduled.len()
+        )));
+        for s in &plan.scheduled {
+            out.push_str(&format!(
+                "  {} {}  invite on {}  (HR line {})\n",
+                s.xid, s.name, s.invite_on, s.line
+            ));
+        }
+        out.push('\n');
+    }
+    if !plan.leaving.is_empty() {
+        out.push_str(&paint.bold(&format!(
+            "Leaving ({}): suspended, recoverable until the grace period ends\n",
+            plan.leaving.len()
+        )));
+        for l in &plan.leaving {
+            let then = match l.then {
+                crate::config::AfterGrace::Delete => "deleted",
+                crate::config::AfterGrace::Anonymize => "anonymized",
+            };
+            out.push_str(&format!(
+                "  {} {}  suspended since {}, {then} on {}\n",
+                l.xid, l.name, l.suspended_since, l.on
+            ));
+        }
+        out.push('\n');
+    }
+    if !plan.deleted_outside.is_empty() {
+        out.push_str(&paint.bold(&format!(
+            "Deleted outside sync ({}): not recreated until their HR record or the rules' outcome changes, or an override says restore: true\n",
+            plan.deleted_outside.len()
+        )));
+        for d in &plan.deleted_outside {
+            out.push_str(&format!("  {} {}  (HR line {})\n", d.xid, d.name, d.line));
+        }
+        out.push('\n');
+    }
     if !plan.skipped.is_empty() {
         out.push_str(&paint.bold(&format!(
             "Skipped records ({}): not processed; their accounts are left untouched\n",
@@ -124,7 +171,10 @@ fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
     let (sign, verb) = match user.action {
         UserAction::Invite => (paint.green("+"), "invite"),
         UserAction::Update => (paint.yellow("~"), "update"),
-        UserAction::Remove => (paint.red("-"), "remove"),
+        UserAction::Restore => (paint.green("+"), "restore"),
+        UserAction::Suspend => (paint.red("-"), "suspend"),
+        UserAction::Delete => (paint.red("-"), "delete"),
+        UserAction::Anonymize => (paint.red("-"), "anonymize"),
     };
     let mut about = Vec::new();
     if let Some(eid) = &user.eid {

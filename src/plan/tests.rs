@@ -88,6 +88,7 @@ fn account(
     ObservedUser {
         eid: eid.into(),
         xid: xid.map(str::to_string),
+        suspended: false,
         profile: BTreeMap::from([
             (ProfileField::Email, mail.into()),
             (ProfileField::LastName, name.into()),
@@ -211,6 +212,7 @@ fn admin_rights_granted_by_hand_are_never_taken_back() {
                 groups: ["gs".into()].into(),
                 admin_of: ["gs".into()].into(),
                 network_admin: true,
+                ..LedgerEntry::default()
             },
         )]),
     };
@@ -295,7 +297,7 @@ fn excluded_accounts_are_unmanaged_and_never_removed() {
         &observed,
         &Ledger::default(),
     );
-    assert_eq!(plan.summary.remove, 0);
+    assert_eq!(plan.summary.suspend, 0);
     assert_eq!(plan.unmanaged[0].xid, "900");
 }
 
@@ -396,6 +398,7 @@ fn an_override_withdraws_a_group_granted_by_hand() {
         remove_groups: vec!["Social".into()],
         role: None,
         set: Default::default(),
+        restore: false,
         origin: Origin {
             file: "overrides.yaml".into(),
             line: 4,

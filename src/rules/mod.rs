@@ -18,11 +18,14 @@ pub enum FieldName {
     Phone,
     Locations,
     Departments,
+    StartDate,
+    EndDate,
+    Upn,
     Extra(String),
 }
 
 impl FieldName {
-    const BUILTIN: [FieldName; 9] = [
+    const BUILTIN: [FieldName; 12] = [
         FieldName::Xid,
         FieldName::Email,
         FieldName::FirstName,
@@ -32,6 +35,9 @@ impl FieldName {
         FieldName::Phone,
         FieldName::Locations,
         FieldName::Departments,
+        FieldName::StartDate,
+        FieldName::EndDate,
+        FieldName::Upn,
     ];
 
     pub fn builtin(name: &str) -> Option<FieldName> {
@@ -49,6 +55,9 @@ impl FieldName {
             FieldName::Phone => "phone",
             FieldName::Locations => "locations",
             FieldName::Departments => "departments",
+            FieldName::StartDate => "start_date",
+            FieldName::EndDate => "end_date",
+            FieldName::Upn => "upn",
             FieldName::Extra(name) => name,
         }
     }
@@ -71,6 +80,9 @@ pub fn configured_fields(sync: &SyncConfig) -> Vec<(FieldName, String)> {
         (FieldName::Phone, &c.phone),
         (FieldName::Locations, &c.locations),
         (FieldName::Departments, &c.departments),
+        (FieldName::StartDate, &c.start_date),
+        (FieldName::EndDate, &c.end_date),
+        (FieldName::Upn, &c.upn),
     ];
     let mut fields = vec![
         (FieldName::Xid, c.xid.clone()),

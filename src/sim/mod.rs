@@ -169,6 +169,18 @@ fn router(shared: Arc<Shared>) -> Router {
             "/networks/{network}/groups/",
             get(list_groups).post(create_group),
         )
+        .route(
+            "/networks/{network}/users/{user}/suspend",
+            post(suspend_user),
+        )
+        .route(
+            "/networks/{network}/users/{user}/restore",
+            post(restore_user),
+        )
+        .route(
+            "/networks/{network}/users/{user}/anonymize",
+            post(anonymize_user),
+        )
         .route("/networks/{network}/invite", post(invite))
         .route("/networks/{network}/changeroles", post(change_roles))
         .route(
@@ -191,6 +203,7 @@ impl IntoResponse for SimError {
             SimError::NotFound(_) => (StatusCode::NOT_FOUND, -4),
             SimError::AlreadyMember(_) => (StatusCode::CONFLICT, -9),
             SimError::EmailInUse(_) => (StatusCode::FORBIDDEN, -15),
+            SimError::Gone(_) => (StatusCode::GONE, -10),
         };
         let body = wire::ErrorBody {
             code,
@@ -306,6 +319,42 @@ async fn update_user(
     with_network(&shared, |n| {
         n.update_user(&user, update)?;
         n.user(&user, true).map(Json)
+    })
+}
+
+fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// INFERRED endpoint.
+async fn suspend_user(
+    State(shared): App,
+    Path((_, user)): Path<(String, String)>,
+) -> Result<StatusCode, SimError> {
+    with_network(&shared, |n| {
+        n.suspend(&user, unix_now())
+            .map(|()| StatusCode::NO_CONTENT)
+    })
+}
+
+/// INFERRED endpoint.
+async fn restore_user(
+    State(shared): App,
+    Path((_, user)): Path<(String, String)>,
+) -> Result<StatusCode, SimError> {
+    with_network(&shared, |n| {
+        n.restore(&user, unix_now())
+            .map(|()| StatusCode::NO_CONTENT)
+    })
+}
+
+/// INFERRED endpoint.
+async fn anonymize_user(
+    State(shared): App,
+    Path((_, user)): Path<(String, String)>,
+) -> Result<StatusCode, SimError> {
+    with_network(&shared, |n| {
+        n.anonymize(&user).map(|()| StatusCode::NO_CONTENT)
     })
 }
 

@@ -19,6 +19,8 @@ pub enum SimError {
     AlreadyMember(String),
     #[error("{0}")]
     EmailInUse(String),
+    #[error("{0}")]
+    Gone(String),
     #[error("simulator state: {0}")]
     State(String),
 }
@@ -33,6 +35,9 @@ struct SimUser {
     email_addresses: Vec<String>,
     primary_email: String,
     deleted: bool,
+    /// Unix seconds of the suspension, while suspended.
+    #[serde(default)]
+    suspended_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -101,6 +106,9 @@ pub struct SeedUser {
     pub admin_of: Vec<String>,
 }
 
+/// Suspended accounts can be restored for 30 days.
+const RECOVERABLE_SECONDS: i64 = 30 * 24 * 3600;
+
 const GROUP_TYPES: [&str; 6] = [
     "business_unit",
     "department",
@@ -163,6 +171,7 @@ impl Network {
                     email_addresses: vec![u.email.clone()],
                     primary_email: u.email.clone(),
                     deleted: false,
+                    suspended_at: None,
                 },
             );
             self.add_membership(&eid, None, &role);
@@ -238,6 +247,12 @@ impl Network {
             email_addresses: user.email_addresses.clone(),
             primary_email: Some(user.primary_email.clone()),
             deleted: user.deleted,
+            status: if user.suspended_at.is_some() {
+                "suspended"
+            } else {
+                "active"
+            }
+            .to_string(),
             embedded: wire::UserEmbedded { memberships },
         }
     }
@@ -342,6 +357,7 @@ impl Network {
                 email_addresses: vec![email.to_string()],
                 primary_email: email.to_string(),
                 deleted: false,
+                suspended_at: None,
             },
         );
         self.add_membership(&eid, None, "invitee");
@@ -476,6 +492,66 @@ impl Network {
                 "membership {membership} not found"
             ))),
         }
+    }
+
+    /// INFERRED: suspension keeps the account and its memberships but blocks logging in.
+    pub fn suspend(&mut self, eid: &str, now: i64) -> Result<(), SimError> {
+        let user = self
+            .users
+            .get_mut(eid)
+            .filter(|u| !u.deleted)
+            .ok_or_else(|| SimError::NotFound(format!("user {eid} not found")))?;
+        if user.suspended_at.is_some() {
+            return Err(SimError::Invalid(format!(
+                "user {eid} is already suspended"
+            )));
+        }
+        user.suspended_at = Some(now);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// INFERRED: a suspended account can be restored within 30 days of its suspension.
+    pub fn restore(&mut self, eid: &str, now: i64) -> Result<(), SimError> {
+        let user = self
+            .users
+            .get_mut(eid)
+            .filter(|u| !u.deleted)
+            .ok_or_else(|| SimError::NotFound(format!("user {eid} not found")))?;
+        match user.suspended_at {
+            None => Err(SimError::Invalid(format!("user {eid} is not suspended"))),
+            Some(at) if now - at > RECOVERABLE_SECONDS => Err(SimError::Gone(format!(
+                "user {eid} was suspended more than 30 days ago"
+            ))),
+            Some(_) => {
+                user.suspended_at = None;
+                self.dirty = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// INFERRED: anonymization erases the personal data and removes the user.
+    pub fn anonymize(&mut self, eid: &str) -> Result<(), SimError> {
+        let user = self
+            .users
+            .get_mut(eid)
+            .filter(|u| !u.deleted)
+            .ok_or_else(|| SimError::NotFound(format!("user {eid} not found")))?;
+        user.xid = None;
+        user.name = wire::Name {
+            first_name: "Anonymous".into(),
+            infix: String::new(),
+            family_name: "user".into(),
+        };
+        user.job_title = None;
+        user.telephone_numbers.clear();
+        user.email_addresses = vec![format!("anonymized-{eid}@invalid")];
+        user.primary_email = format!("anonymized-{eid}@invalid");
+        user.deleted = true;
+        self.memberships.retain(|_, m| m.user != eid);
+        self.dirty = true;
+        Ok(())
     }
 
     /// Removes the user from the network: every membership goes, the account is marked deleted.

@@ -305,6 +305,26 @@ impl Client {
             .map(drop)
     }
 
+    /// INFERRED endpoint: suspends a user (cannot log in; recoverable for 30 days).
+    pub async fn suspend(&self, user: &str) -> Result<(), ApiError> {
+        self.user_action(user, "suspend").await
+    }
+
+    /// INFERRED endpoint: reactivates a suspended user.
+    pub async fn restore(&self, user: &str) -> Result<(), ApiError> {
+        self.user_action(user, "restore").await
+    }
+
+    /// INFERRED endpoint: removes the user's personal data and the user.
+    pub async fn anonymize(&self, user: &str) -> Result<(), ApiError> {
+        self.user_action(user, "anonymize").await
+    }
+
+    async fn user_action(&self, user: &str, action: &str) -> Result<(), ApiError> {
+        let path = self.path(&format!("users/{user}/{action}"));
+        self.send_raw(Method::POST, &path, |r| r).await.map(drop)
+    }
+
     /// Removes a user from the network through their network membership (202 Accepted).
     pub async fn remove_from_network(&self, network_membership: &str) -> Result<(), ApiError> {
         let path = self.path(&format!("memberships/{network_membership}/"));

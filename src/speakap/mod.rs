@@ -20,6 +20,8 @@ pub struct Observed {
 pub struct ObservedUser {
     pub eid: String,
     pub xid: Option<String>,
+    /// Suspended: cannot log in, recoverable (INFERRED status `suspended`).
+    pub suspended: bool,
     pub profile: BTreeMap<ProfileField, String>,
     /// The network membership: its EID removes the user; its role is the network role.
     pub network: Option<wire::Membership>,
@@ -88,6 +90,7 @@ impl From<wire::User> for ObservedUser {
         ObservedUser {
             eid: user.eid,
             xid: user.xid.filter(|x| !x.is_empty()),
+            suspended: user.status == "suspended",
             profile,
             network,
             groups,

@@ -67,9 +67,16 @@ pub struct User {
     pub primary_email: Option<String>,
     #[serde(default)]
     pub deleted: bool,
+    /// INFERRED: `active` or `suspended` (a leaver within the recovery window).
+    #[serde(default = "active")]
+    pub status: String,
     /// Present when the listing was asked for `embed=memberships`.
     #[serde(rename = "_embedded", default)]
     pub embedded: UserEmbedded,
+}
+
+fn active() -> String {
+    "active".into()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +24,13 @@ pub struct LedgerEntry {
     /// Whether the sync granted the network admin role.
     #[serde(default)]
     pub network_admin: bool,
+    /// What HR and the rules said about this person at the last apply (see `DesiredUser::digest`):
+    /// an account deleted by hand is recreated only when this changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The day the sync suspended this leaver; the grace period counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_since: Option<Date>,
 }
 
 impl Ledger {
@@ -36,6 +44,10 @@ impl Ledger {
         self.users
             .get(xid)
             .is_some_and(|e| e.admin_of.contains(group))
+    }
+
+    pub fn suspended_since(&self, xid: &str) -> Option<Date> {
+        self.users.get(xid).and_then(|e| e.suspended_since)
     }
 
     pub fn granted_network_admin(&self, xid: &str) -> bool {

@@ -39,8 +39,11 @@ pub struct ApplyRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub invited: usize,
+    pub restored: usize,
     pub updated: usize,
-    pub removed: usize,
+    pub suspended: usize,
+    /// Deleted or anonymized after the grace period.
+    pub deleted: usize,
     pub succeeded: usize,
     pub failed: usize,
 }
