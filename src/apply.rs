@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures_util::StreamExt;
 
-use crate::config::NetworkRole;
+use crate::config::{InviteChannel, NetworkRole};
 use crate::desired::{ProfileField, Resolution};
 use jiff::civil::Date;
 
@@ -17,6 +17,8 @@ use crate::state::{Counts, Ledger, LedgerEntry, OperationResult};
 
 pub struct ApplyReport {
     pub results: Vec<OperationResult>,
+    /// Activation codes of printable invitations: for handing out, never logged or recorded.
+    pub credentials: Vec<Credential>,
     pub counts: Counts,
     /// Set when a systemic error stopped the run early.
     pub stopped: Option<String>,
@@ -26,6 +28,14 @@ impl ApplyReport {
     pub fn failed(&self) -> bool {
         self.counts.failed > 0 || self.stopped.is_some()
     }
+}
+
+/// Printable credentials for one new person.
+pub struct Credential {
+    pub xid: String,
+    pub name: String,
+    pub email: String,
+    pub activation_code: String,
 }
 
 #[derive(Default)]
@@ -63,22 +73,60 @@ pub async fn apply(
     let accounts: HashMap<&str, &ObservedUser> =
         observed.users.iter().map(|u| (u.eid.as_str(), u)).collect();
 
-    // 1. Invites, batched.
+    // 1. Invites: SSO accounts one by one, invitations batched.
     let invites: Vec<&UserPlan> = plan
         .users
         .iter()
         .filter(|u| u.action == UserAction::Invite)
         .collect();
     let mut invited: HashMap<&str, String> = HashMap::new();
-    for batch in invites.chunks(MAX_INVITES_PER_CALL) {
+    let mut credentials = Vec::new();
+    let (sso, invitations): (Vec<&UserPlan>, Vec<&UserPlan>) = invites.into_iter().partition(|u| {
+        u.invitation
+            .as_ref()
+            .is_some_and(|i| i.channel == InviteChannel::Sso)
+    });
+    for user in sso {
+        if recorder.stopped.is_some() {
+            break;
+        }
+        let account = wire::NewSsoUser {
+            xid: user.xid.clone(),
+            upn: user
+                .invitation
+                .as_ref()
+                .and_then(|i| i.upn.clone())
+                .unwrap_or_default(),
+            name: planned_name(user),
+            primary_email: planned(user, ProfileField::Email).to_string(),
+        };
+        let outcome = client.create_sso_user(&account).await.map(|created| {
+            invited.insert(&user.xid, created.eid);
+        });
+        recorder.record(&user.xid, "create SSO account", outcome);
+    }
+    for batch in invitations.chunks(MAX_INVITES_PER_CALL) {
         if recorder.stopped.is_some() {
             break;
         }
         let invitees = batch
             .iter()
-            .map(|u| wire::Invitee {
-                name: u.name.clone(),
-                email: planned_email(u).to_string(),
+            .map(|u| {
+                let channel = u
+                    .invitation
+                    .as_ref()
+                    .map_or(InviteChannel::Email, |i| i.channel);
+                wire::Invitee {
+                    name: u.name.clone(),
+                    email: planned(u, ProfileField::Email).to_string(),
+                    channel: match channel {
+                        InviteChannel::Sms => Some("sms".into()),
+                        InviteChannel::Printable => Some("printable".into()),
+                        _ => None,
+                    },
+                    telephone_number: (channel == InviteChannel::Sms)
+                        .then(|| planned(u, ProfileField::Phone).to_string()),
+                }
             })
             .collect();
         match client.invite(invitees).await {
@@ -88,9 +136,18 @@ pub async fn apply(
                     .map(|r| (r.email.to_lowercase(), r))
                     .collect();
                 for user in batch {
-                    let outcome = match by_email.get(&planned_email(user).to_lowercase()) {
+                    let email = planned(user, ProfileField::Email);
+                    let outcome = match by_email.get(&email.to_lowercase()) {
                         Some(r) if r.status != "invalid" && r.eid.is_some() => {
                             invited.insert(&user.xid, r.eid.clone().expect("checked"));
+                            if let Some(code) = &r.activation_code {
+                                credentials.push(Credential {
+                                    xid: user.xid.clone(),
+                                    name: user.name.clone(),
+                                    email: email.to_string(),
+                                    activation_code: code.clone(),
+                                });
+                            }
                             Ok(())
                         }
                         Some(r) => Err(api_rejection(
@@ -213,23 +270,29 @@ pub async fn apply(
     };
     ApplyReport {
         results,
+        credentials,
         counts,
         stopped: recorder.stopped,
     }
 }
 
-fn planned_email(user: &UserPlan) -> &str {
+/// The value a plan sets for a profile field ("" when it sets none).
+fn planned(user: &UserPlan, field: ProfileField) -> &str {
     user.changes
         .iter()
         .find_map(|c| match c {
-            Change::SetProfile {
-                field: ProfileField::Email,
-                to,
-                ..
-            } => Some(to.as_str()),
+            Change::SetProfile { field: f, to, .. } if *f == field => Some(to.as_str()),
             _ => None,
         })
         .unwrap_or_default()
+}
+
+fn planned_name(user: &UserPlan) -> wire::Name {
+    wire::Name {
+        first_name: planned(user, ProfileField::FirstName).to_string(),
+        infix: planned(user, ProfileField::Infix).to_string(),
+        family_name: planned(user, ProfileField::LastName).to_string(),
+    }
 }
 
 fn api_rejection(operation: &str, code: i64, message: &str) -> ApiError {

@@ -94,6 +94,10 @@ pub struct ApplyArgs {
     /// Apply a plan blocked by a safety threshold: give the checksum the plan printed.
     #[arg(long, value_name = "CHECKSUM")]
     pub force: Option<String>,
+    /// Write the activation codes of printable invitations to this CSV file (readable only by
+    /// you); required when the plan has printable invitations.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -98,8 +98,14 @@ fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapshot, Er
     )
 }
 
-fn today(now: Option<Date>) -> Date {
-    now.unwrap_or_else(|| jiff::Zoned::now().date())
+/// `--now`, or today in the network's time zone (validated with the config).
+fn today(now: Option<Date>, timezone: &str) -> Result<Date, Error> {
+    if let Some(now) = now {
+        return Ok(now);
+    }
+    let zone = jiff::tz::TimeZone::get(timezone)
+        .map_err(|e| Error::input(format!("policy.timezone `{timezone}`: {e}")))?;
+    Ok(jiff::Timestamp::now().to_zoned(zone).date())
 }
 
 /// The API connection; for `url: embedded` also the in-process simulator behind it.
@@ -186,7 +192,7 @@ struct Inputs {
 
 async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Result<Inputs, Error> {
     let snapshot = read_hr(&config, run.hr.as_deref())?;
-    let today = today(run.now);
+    let today = today(run.now, &config.sync.policy.timezone.0)?;
     let resolution = resolve(&config, &snapshot, today);
     let observed = speakap::fetch(&connection.client).await?;
     let ledger = state::read_ledger(&config.files.repo_root, &config.sync.network)?;
@@ -269,6 +275,16 @@ async fn apply_with(
             "--force {forced} does not name this plan (its checksum is {checksum}); the inputs changed since it was reviewed: plan again"
         )));
     }
+    let printable = plan.users.iter().any(|u| {
+        u.invitation
+            .as_ref()
+            .is_some_and(|i| i.channel == crate::config::InviteChannel::Printable)
+    });
+    if printable && args.credentials.is_none() {
+        return Err(Error::input(
+            "the plan has printable invitations: pass --credentials FILE to receive their activation codes",
+        ));
+    }
     if plan.safety.blocked && args.force.is_none() {
         eprint!("{}", render::text(&plan, Paint::plain()));
         return Err(Error::Blocked(render::blocked_message(&plan)));
@@ -294,6 +310,16 @@ async fn apply_with(
         inputs.today,
     );
 
+    if let Some(path) = &args.credentials
+        && !report.credentials.is_empty()
+    {
+        write_credentials(path, &report.credentials)?;
+        println!(
+            "Activation codes of {} printable invitation(s): {}",
+            report.credentials.len(),
+            path.display()
+        );
+    }
     for result in &report.results {
         match &result.error {
             None => println!("ok      {} {}", result.xid, result.operation),
@@ -331,6 +357,27 @@ async fn apply_with(
         return Err(Error::input(format!("apply stopped early: {stopped}")));
     }
     Ok(if report.failed() { 1 } else { 0 })
+}
+
+/// Printable credentials go to a file only the current user can read; never to logs or state.
+fn write_credentials(path: &Path, credentials: &[apply::Credential]) -> Result<(), Error> {
+    let failed =
+        |e: &dyn std::fmt::Display| Error::input(format!("cannot write {}: {e}", path.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|e| failed(&e))?;
+    let mut writer = csv::Writer::from_writer(file);
+    writer
+        .write_record(["xid", "name", "email", "activation_code"])
+        .map_err(|e| failed(&e))?;
+    for c in credentials {
+        writer
+            .write_record([&c.xid, &c.name, &c.email, &c.activation_code])
+            .map_err(|e| failed(&e))?;
+    }
+    writer.flush().map_err(|e| failed(&e))
 }
 
 pub fn audit(args: &AuditArgs) -> Result<i32, Error> {

@@ -115,6 +115,7 @@ async fn invites_report_per_address_and_repeat_invites_return_the_same_account()
     let invitee = |email: &str| wire::Invitee {
         name: "Ann Example".into(),
         email: email.into(),
+        ..Default::default()
     };
     let results = client
         .invite(vec![invitee("ann@example.com"), invitee("not-an-address")])
@@ -155,6 +156,7 @@ async fn the_simulator_keeps_its_network_in_the_state_file() {
         .invite(vec![wire::Invitee {
             name: "Kept".into(),
             email: "kept@example.com".into(),
+            ..Default::default()
         }])
         .await
         .unwrap();

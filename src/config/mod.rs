@@ -654,6 +654,51 @@ impl SemanticChecks<'_> {
                 );
             }
         }
+        let policy = &self.sync.policy;
+        if jiff::tz::TimeZone::get(&policy.timezone.0).is_err() {
+            loader.error(
+                "timezone",
+                self.span(Kind::SyncConfig, &["policy", "timezone"]),
+                format!("unknown time zone `{}`", policy.timezone.0),
+                "use an IANA name such as Europe/Amsterdam",
+            );
+        }
+        let sample = jiff::civil::date(2026, 12, 31);
+        let round_trip = jiff::fmt::strtime::format(csv.date_format.as_str(), sample)
+            .ok()
+            .and_then(|text| crate::desired::parse_date(&csv.date_format, &text));
+        if round_trip != Some(sample) {
+            loader.error(
+                "date-format",
+                self.span(Kind::SyncConfig, &["source", "date_format"]),
+                format!(
+                    "date_format `{}` cannot write and read back a date",
+                    csv.date_format
+                ),
+                "use strftime directives for day, month and year, e.g. %d-%m-%Y or %Y-%m-%d",
+            );
+        }
+        let channel_needs = match policy.invite.channel {
+            InviteChannel::Sms => Some((
+                "phone",
+                csv.columns.phone.is_some(),
+                "SMS invitations go to the phone number",
+            )),
+            InviteChannel::Sso => Some((
+                "upn",
+                csv.columns.upn.is_some(),
+                "SSO accounts are made for the UPN",
+            )),
+            _ => None,
+        };
+        if let Some((column, false, why)) = channel_needs {
+            loader.error(
+                "invite",
+                self.span(Kind::SyncConfig, &["policy", "invite", "channel"]),
+                format!("this invite channel needs `source.columns.{column}`"),
+                format!("{why}: map the HR column that holds it"),
+            );
+        }
         for (name, column) in &csv.columns.extra {
             if FieldName::builtin(name).is_some() {
                 loader.error(

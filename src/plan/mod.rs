@@ -9,7 +9,9 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{AfterGrace, Config, ManualDeletions, NetworkRole, Origin, Safety, XidChange};
+use crate::config::{
+    AfterGrace, Config, InviteChannel, ManualDeletions, NetworkRole, Origin, Safety, XidChange,
+};
 use crate::desired::{
     DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord,
 };
@@ -105,6 +107,17 @@ pub struct UserPlan {
     /// Why this happens, where the changes alone do not say it (offboarding, restores, recreations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For invites: how the person gets their account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<Invitation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub channel: InviteChannel,
+    /// The single-sign-on login name, for SSO accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -434,6 +447,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             action,
             changes,
             reason,
+            invitation: None,
         };
 
     for desired in resolution.desired.values() {
@@ -563,7 +577,30 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                 .to_string(),
             );
         }
-        let mut plan = invite(desired, &groups);
+        let channel = policy.invite.channel;
+        let missing = match channel {
+            InviteChannel::Sms
+                if desired
+                    .get(ProfileField::Phone)
+                    .unwrap_or_default()
+                    .is_empty() =>
+            {
+                Some("cannot invite by SMS: no phone number")
+            }
+            InviteChannel::Sso if desired.upn.is_none() => {
+                Some("cannot create an SSO account: no UPN")
+            }
+            _ => None,
+        };
+        if let Some(problem) = missing {
+            skipped.push(SkippedRecord {
+                line: desired.line,
+                xid: Some(desired.xid.clone()),
+                reasons: vec![problem.to_string()],
+            });
+            continue;
+        }
+        let mut plan = invite(desired, &groups, channel);
         plan.reason = reason;
         users.push(plan);
     }
@@ -596,6 +633,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             action,
             changes: Vec::new(),
             reason: Some(reason),
+            invitation: None,
         };
         if account.suspended {
             match ledger.suspended_since(xid) {
@@ -772,7 +810,7 @@ fn safety(limits: &Safety, counts: Counts) -> SafetyVerdict {
     }
 }
 
-fn invite(desired: &DesiredUser, groups: &Groups) -> UserPlan {
+fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> UserPlan {
     let mut changes = vec![Change::SetXid {
         from: None,
         to: desired.xid.clone(),
@@ -818,6 +856,10 @@ fn invite(desired: &DesiredUser, groups: &Groups) -> UserPlan {
         action: UserAction::Invite,
         changes,
         reason: None,
+        invitation: Some(Invitation {
+            channel,
+            upn: desired.upn.clone(),
+        }),
     }
 }
 

@@ -152,7 +152,10 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
 
 fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
-        .route("/networks/{network}/users/", get(list_users))
+        .route(
+            "/networks/{network}/users/",
+            get(list_users).post(create_sso_user),
+        )
         .route(
             "/networks/{network}/users/{user}/",
             get(get_user).put(update_user),
@@ -326,6 +329,17 @@ fn unix_now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// INFERRED endpoint: SSO account creation.
+async fn create_sso_user(
+    State(shared): App,
+    Json(user): Json<wire::NewSsoUser>,
+) -> Result<(StatusCode, Json<wire::User>), SimError> {
+    with_network(&shared, |n| {
+        n.create_sso_user(&user)
+            .map(|u| (StatusCode::CREATED, Json(u)))
+    })
+}
+
 /// INFERRED endpoint.
 async fn suspend_user(
     State(shared): App,
@@ -401,11 +415,7 @@ async fn invite(
         ));
     }
     with_network(&shared, |n| {
-        let invitees = request
-            .invitees
-            .iter()
-            .map(|i| n.invite(&i.name, &i.email))
-            .collect();
+        let invitees = request.invitees.iter().map(|i| n.invite(i)).collect();
         Ok(Json(wire::InviteResponse { invitees }))
     })
 }

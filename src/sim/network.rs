@@ -109,6 +109,13 @@ pub struct SeedUser {
 /// Suspended accounts can be restored for 30 days.
 const RECOVERABLE_SECONDS: i64 = 30 * 24 * 3600;
 
+fn plausible_email(email: &str) -> bool {
+    email
+        .split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+        && !email.contains(char::is_whitespace)
+}
+
 const GROUP_TYPES: [&str; 6] = [
     "business_unit",
     "department",
@@ -312,18 +319,30 @@ impl Network {
             .find(|u| !u.deleted && u.email_addresses.iter().any(|e| e.to_lowercase() == email))
     }
 
-    pub fn invite(&mut self, name: &str, email: &str) -> wire::InviteResult {
-        let result = |status: &str, eid: Option<String>| wire::InviteResult {
-            email: email.to_string(),
-            status: status.to_string(),
-            eid,
+    /// Invites one person. INFERRED: `channel` `sms` (needs `telephoneNumber`) and `printable`
+    /// (answers with an activation code) besides the documented email invitation.
+    pub fn invite(&mut self, invitee: &wire::Invitee) -> wire::InviteResult {
+        let email = invitee.email.as_str();
+        let result = |status: &str, eid: Option<String>, activation_code: Option<String>| {
+            wire::InviteResult {
+                email: email.to_string(),
+                status: status.to_string(),
+                eid,
+                activation_code,
+            }
         };
-        let valid = email
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-            && !email.contains(char::is_whitespace);
-        if !valid {
-            return result("invalid", None);
+        let channel = invitee.channel.as_deref().unwrap_or("email");
+        let phone = invitee
+            .telephone_number
+            .clone()
+            .filter(|p| !p.trim().is_empty());
+        let valid_channel = match channel {
+            "email" | "printable" => true,
+            "sms" => phone.is_some(),
+            _ => false,
+        };
+        if !plausible_email(email) || !valid_channel {
+            return result("invalid", None, None);
         }
         if let Some(existing) = self.user_by_email(email) {
             let eid = existing.eid.clone();
@@ -331,37 +350,83 @@ impl Network {
                 .membership_of(&eid, None)
                 .map(|m| m.role.clone())
                 .unwrap_or_default();
-            return result(
-                if role == "invitee" {
-                    "invitee"
-                } else {
-                    "member"
-                },
-                Some(eid),
-            );
+            let status = if role == "invitee" {
+                "invitee"
+            } else {
+                "member"
+            };
+            return result(status, Some(eid), None);
         }
+        let (first, family) = invitee.name.split_once(' ').unwrap_or((&invitee.name, ""));
+        let name = wire::Name {
+            first_name: first.to_string(),
+            infix: String::new(),
+            family_name: family.to_string(),
+        };
+        let eid = self.create_user(None, name, email, phone.into_iter().collect(), "invitee");
+        let code = (channel == "printable")
+            .then(|| crate::hr::csv::hex(&Sha256::digest(format!("activation/{eid}"))[..5]));
+        result("sent", Some(eid), code)
+    }
+
+    /// INFERRED: an SSO account is created active, for its UPN, without an invitation mail.
+    pub fn create_sso_user(&mut self, user: &wire::NewSsoUser) -> Result<wire::User, SimError> {
+        if user.upn.trim().is_empty() || !plausible_email(&user.primary_email) {
+            return Err(SimError::Invalid(
+                "an SSO account needs a UPN and a valid primaryEmail".into(),
+            ));
+        }
+        if self.user_by_email(&user.primary_email).is_some() {
+            return Err(SimError::EmailInUse(format!(
+                "{} is the email address of another user",
+                user.primary_email
+            )));
+        }
+        if self
+            .users
+            .values()
+            .any(|u| !u.deleted && u.xid.as_deref() == Some(&user.xid))
+        {
+            return Err(SimError::Invalid(format!(
+                "XID {} is already in use",
+                user.xid
+            )));
+        }
+        let eid = self.create_user(
+            Some(user.xid.clone()),
+            user.name.clone(),
+            &user.primary_email,
+            Vec::new(),
+            "member",
+        );
+        self.user(&eid, true)
+    }
+
+    fn create_user(
+        &mut self,
+        xid: Option<String>,
+        name: wire::Name,
+        email: &str,
+        phones: Vec<String>,
+        role: &str,
+    ) -> String {
         let eid = self.new_eid("user");
-        let (first, family) = name.split_once(' ').unwrap_or((name, ""));
         self.users.insert(
             eid.clone(),
             SimUser {
                 eid: eid.clone(),
-                xid: None,
-                name: wire::Name {
-                    first_name: first.to_string(),
-                    infix: String::new(),
-                    family_name: family.to_string(),
-                },
+                xid,
+                name,
                 job_title: None,
-                telephone_numbers: Vec::new(),
+                telephone_numbers: phones,
                 email_addresses: vec![email.to_string()],
                 primary_email: email.to_string(),
                 deleted: false,
                 suspended_at: None,
             },
         );
-        self.add_membership(&eid, None, "invitee");
-        result("sent", Some(eid))
+        self.add_membership(&eid, None, role);
+        eid
     }
 
     /// INFERRED: profile update semantics (only given fields change; XID and primary email unique).

@@ -264,6 +264,12 @@ impl Client {
         Ok(response.invitees)
     }
 
+    /// INFERRED endpoint: creates an SSO account (no invitation mail); returns it.
+    pub async fn create_sso_user(&self, user: &wire::NewSsoUser) -> Result<User, ApiError> {
+        let path = self.path("users/");
+        self.send(Method::POST, &path, |r| r.json(user)).await
+    }
+
     /// INFERRED endpoint: profile update, including the XID.
     pub async fn update_user(&self, user: &str, update: &UserUpdate) -> Result<(), ApiError> {
         let path = self.path(&format!("users/{user}/"));

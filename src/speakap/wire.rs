@@ -119,10 +119,20 @@ pub struct EmbeddedGroups {
     pub groups: Vec<Group>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Invitee {
     pub name: String,
     pub email: String,
+    /// INFERRED: `sms` or `printable`; absent for an invitation by email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// INFERRED: where an SMS invitation goes.
+    #[serde(
+        rename = "telephoneNumber",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub telephone_number: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -137,6 +147,24 @@ pub struct InviteResult {
     pub status: String,
     #[serde(rename = "EID", default, skip_serializing_if = "Option::is_none")]
     pub eid: Option<String>,
+    /// INFERRED: for printable invitations, the code the person activates the account with.
+    #[serde(
+        rename = "activationCode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub activation_code: Option<String>,
+}
+
+/// INFERRED: `POST /networks/{n}/users/` creates an active single-sign-on account, no mail sent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewSsoUser {
+    #[serde(rename = "XID")]
+    pub xid: String,
+    pub upn: String,
+    pub name: Name,
+    #[serde(rename = "primaryEmail")]
+    pub primary_email: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
