@@ -353,6 +353,16 @@ async fn update_user(
         outcomes.push((user.xid.clone(), operation.to_string(), outcome))
     };
 
+    // A returning leaver's account is reactivated first; the rest applies to it as to anyone.
+    if user.action == UserAction::Restore {
+        let restored = client.restore(eid).await;
+        let ok = restored.is_ok();
+        push("restore", restored);
+        if !ok {
+            return outcomes;
+        }
+    }
+
     let update = profile_update(user, current);
     if update != wire::UserUpdate::default() {
         push("update profile", client.update_user(eid, &update).await);

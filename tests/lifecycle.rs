@@ -1,0 +1,464 @@
+//! The User Sync lifecycle, one scenario per behaviour, through the real binary against the
+//! simulator over several simulated days (`--now`).
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const HEADER: &str = "Employee ID,Email,First name,Last name,Job title,Phone,Location,Department,Start date,End date,UPN\n";
+
+/// A config with dates, phone and UPN columns; `policy` is the YAML under `policy:`.
+fn lifecycle_repo(sim: &Sim, policy: &str, rows: &str) -> ConfigRepo {
+    let repo = ConfigRepo::new();
+    repo.write(
+        "sync.yaml",
+        &format!(
+            r#"apiVersion: speakap-sync/v1
+kind: SyncConfig
+network: "{NETWORK}"
+speakap: {{ url: "{url}", requests_per_second: 1000 }}
+source:
+  type: csv
+  path: hr.csv
+  date_format: "%d-%m-%Y"
+  columns:
+    xid: Employee ID
+    email: Email
+    first_name: First name
+    last_name: Last name
+    job_title: Job title
+    phone: Phone
+    locations: Location
+    departments: Department
+    start_date: Start date
+    end_date: End date
+    upn: UPN
+policy:
+  safety: {{ max_offboard_percent: 100, max_change_percent: 100, min_records: 1 }}
+{policy}"#,
+            url = sim.url
+        ),
+    );
+    repo.write("rules.yaml", RULES_YAML);
+    repo.write("hr.csv", &format!("{HEADER}{rows}"));
+    repo.commit("config");
+    repo
+}
+
+fn empty_seed() -> Value {
+    json!({"groups": seed_groups(), "users": []})
+}
+
+const ANNA: &str =
+    "100,anna@example.com,Anna,Smit,Baker,+31600000001,N,1,01-01-2020,,anna@corp.example\n";
+const BERT: &str =
+    "101,bert@example.com,Bert,Bos,Baker,+31600000002,N,1,01-01-2020,,bert@corp.example\n";
+
+struct Day<'a> {
+    repo: &'a ConfigRepo,
+}
+
+impl Day<'_> {
+    fn plan(&self, date: &str) -> String {
+        let output = run(
+            &["plan", "--repo", &path_str(self.repo.path()), "--now", date],
+            self.repo.path(),
+        );
+        assert!(
+            matches!(code(&output), 0 | 2),
+            "{}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    fn apply(&self, date: &str) -> String {
+        let output = run(
+            &[
+                "apply",
+                "--repo",
+                &path_str(self.repo.path()),
+                "--now",
+                date,
+            ],
+            self.repo.path(),
+        );
+        assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
+        stdout(&output)
+    }
+
+    fn hr(&self, rows: &str) {
+        self.repo.write("hr.csv", &format!("{HEADER}{rows}"));
+    }
+}
+
+#[test]
+fn joiner_with_a_future_start_date_is_scheduled_then_invited_on_that_day() {
+    let sim = Sim::start(&empty_seed());
+    let carla = "102,carla@example.com,Carla,Kok,Baker,,S,1,01-12-2026,,\n";
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{carla}"));
+    let day = Day { repo: &repo };
+
+    let plan = day.plan("2026-11-21");
+    assert!(plan.contains("Scheduled (1)"), "{plan}");
+    assert!(
+        plan.contains("102 Carla Kok  invite on 2026-12-01"),
+        "{plan}"
+    );
+    day.apply("2026-11-21");
+    assert!(
+        sim.user_by_xid("102").is_none(),
+        "not invited before the start date"
+    );
+
+    day.apply("2026-12-01");
+    assert!(
+        sim.user_by_xid("102").is_some(),
+        "invited on the start date"
+    );
+}
+
+#[test]
+fn leaver_is_suspended_then_deleted_once_the_grace_period_has_passed() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+
+    day.hr(ANNA);
+    let plan = day.plan("2026-11-02");
+    assert!(plan.contains("- suspend 101 Bert Bos"), "{plan}");
+    assert!(
+        plan.contains("not in the HR record; recoverable until 2026-12-02"),
+        "{plan}"
+    );
+    day.apply("2026-11-02");
+    assert_eq!(sim.user_by_xid("101").unwrap()["status"], "suspended");
+
+    let plan = day.plan("2026-11-20");
+    assert!(
+        plan.contains("101 Bert Bos  suspended since 2026-11-02, deleted on 2026-12-02"),
+        "{plan}"
+    );
+    assert!(plan.contains("No changes"), "{plan}");
+
+    let plan = day.plan("2026-12-02");
+    assert!(plan.contains("- delete 101 Bert Bos"), "{plan}");
+    assert!(
+        plan.contains("suspended since 2026-11-02; the grace period ended on 2026-12-02"),
+        "{plan}"
+    );
+    day.apply("2026-12-02");
+    assert!(sim.user_by_xid("101").is_none(), "deleted");
+    assert!(day.plan("2026-12-03").contains("No changes"));
+}
+
+#[test]
+fn leaver_is_anonymized_when_the_policy_says_so() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(
+        &sim,
+        "  offboarding: { grace_days: 7, then: anonymize }\n",
+        &format!("{ANNA}{BERT}"),
+    );
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    let eid = sim.user_by_xid("101").unwrap()["EID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    day.hr(ANNA);
+    day.apply("2026-11-02");
+    assert!(day.plan("2026-11-08").contains("anonymized on 2026-11-09"));
+    let plan = day.plan("2026-11-09");
+    assert!(plan.contains("- anonymize 101 Bert Bos"), "{plan}");
+    day.apply("2026-11-09");
+    assert!(
+        sim.users().iter().all(|u| u["EID"] != eid.as_str()),
+        "the anonymized account is gone"
+    );
+}
+
+#[test]
+fn end_date_passed_offboards_the_day_after() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    day.hr(&format!(
+        "{ANNA}{}",
+        BERT.replace(",01-01-2020,,", ",01-01-2020,30-11-2026,")
+    ));
+    assert!(
+        day.plan("2026-11-30").contains("No changes"),
+        "still employed on the last day"
+    );
+    let plan = day.plan("2026-12-01");
+    assert!(plan.contains("- suspend 101 Bert Bos"), "{plan}");
+    assert!(plan.contains("end date 2026-11-30 has passed"), "{plan}");
+}
+
+#[test]
+fn returner_within_the_grace_period_is_restored_not_invited_again() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    let eid = sim.user_by_xid("101").unwrap()["EID"].clone();
+    day.hr(ANNA);
+    day.apply("2026-11-02");
+
+    day.hr(&format!("{ANNA}{}", BERT.replace("Baker", "Store Manager")));
+    let plan = day.plan("2026-11-15");
+    assert!(plan.contains("+ restore 101 Bert Bos"), "{plan}");
+    assert!(
+        plan.contains("back in the HR record; suspended since 2026-11-02"),
+        "{plan}"
+    );
+    assert!(!plan.contains("invite 101"), "{plan}");
+    day.apply("2026-11-15");
+    let bert = sim.user_by_xid("101").unwrap();
+    assert_eq!(bert["EID"], eid, "the same account");
+    assert_eq!(bert["status"], "active");
+    assert_eq!(
+        sim.group_names(&bert),
+        ["Bakery", "Managers", "Store North (admin)"]
+    );
+    assert_eq!(sim.users().len(), 2);
+}
+
+#[test]
+fn manual_deletion_is_respected_until_the_record_changes_or_an_override_restores() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    delete_by_hand(&sim, "101");
+
+    let plan = day.plan("2026-11-03");
+    assert!(plan.contains("Deleted outside sync (1)"), "{plan}");
+    assert!(plan.contains("101 Bert Bos  (HR line 3)"), "{plan}");
+    assert!(plan.contains("No changes"), "{plan}");
+
+    // An override asks for the account back.
+    repo.write("overrides.yaml", "apiVersion: speakap-sync/v1\nkind: Overrides\noverrides:\n  - xid: \"101\"\n    reason: deleted by mistake (IT-77)\n    restore: true\n");
+    repo.commit("restore Bert");
+    let plan = day.plan("2026-11-03");
+    assert!(plan.contains("+ invite 101 Bert Bos"), "{plan}");
+    assert!(plan.contains("an override says restore: true"), "{plan}");
+
+    // Without the override, a change in HR brings it back too.
+    repo.remove("overrides.yaml");
+    day.hr(&format!(
+        "{ANNA}{}",
+        BERT.replace("+31600000002", "+31600000099")
+    ));
+    repo.commit("no override");
+    let plan = day.plan("2026-11-03");
+    assert!(
+        plan.contains("the HR record or the rules' outcome changed since"),
+        "{plan}"
+    );
+    day.apply("2026-11-03");
+    assert!(sim.user_by_xid("101").is_some());
+}
+
+fn delete_by_hand(sim: &Sim, xid: &str) {
+    let user = sim.user_by_xid(xid).unwrap();
+    let membership = user["_embedded"]["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m.get("group").is_none())
+        .unwrap()["EID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!(
+        "{}/networks/{NETWORK}/memberships/{membership}/?resolution=remove_from_network",
+        sim.url
+    );
+    let status = runtime().block_on(async {
+        reqwest::Client::new()
+            .delete(url)
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Accept", "application/vnd.speakap.api-v1.8.2+json+hal")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status.as_u16(), 202);
+}
+
+#[test]
+fn exclusions_never_offboard_even_when_the_record_is_gone() {
+    let seed = json!({"groups": seed_groups(), "users": [
+        {"xid": "900", "email": "ceo@example.com", "firstName": "Chief", "familyName": "Exec", "role": "admin"}
+    ]});
+    let sim = Sim::start(&seed);
+    let repo = lifecycle_repo(&sim, "", ANNA);
+    repo.write("exclusions.yaml", "apiVersion: speakap-sync/v1\nkind: Exclusions\nexclude:\n  - xid: \"900\"\n    reason: manages own account\n");
+    repo.commit("exclude the CEO");
+    let day = Day { repo: &repo };
+    let plan = day.plan("2026-11-02");
+    assert!(plan.contains("Unmanaged (1)"), "{plan}");
+    assert!(
+        plan.contains("900  excluded: manages own account (exclusions.yaml:4)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("suspend 900"), "{plan}");
+    day.apply("2026-11-02");
+    assert_eq!(sim.user_by_xid("900").unwrap()["status"], "active");
+}
+
+#[test]
+fn expired_and_orphaned_overrides_are_warned_about() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "", ANNA);
+    repo.write(
+        "overrides.yaml",
+        "apiVersion: speakap-sync/v1\nkind: Overrides\noverrides:\n  - xid: \"100\"\n    reason: cover\n    until: 2026-10-31\n    add_groups: [Managers]\n  - xid: \"555\"\n    reason: gone\n    role: admin\n",
+    );
+    repo.commit("overrides");
+    let plan = Day { repo: &repo }.plan("2026-11-02");
+    assert!(
+        plan.contains(
+            "override for XID 100 (overrides.yaml:4) expired on 2026-10-31 and is ignored"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("override for XID 555 (overrides.yaml:8) has no record in the HR file"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Managers"), "{plan}");
+}
+
+#[test]
+fn an_xid_change_is_blocked_by_default_and_relinked_when_the_policy_says_so() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    let eid = sim.user_by_xid("101").unwrap()["EID"].clone();
+
+    // HR renumbers Bert from 101 to 201.
+    day.hr(&format!("{ANNA}{}", BERT.replace("101,", "201,")));
+    let plan = day.plan("2026-11-03");
+    assert!(
+        plan.contains("looks like an XID change: the account with this email address has XID 101"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("No changes"),
+        "neither invited nor offboarded: {plan}"
+    );
+
+    repo.write(
+        "sync.yaml",
+        &std::fs::read_to_string(repo.path().join("sync.yaml"))
+            .unwrap()
+            .replace("policy:\n", "policy:\n  xid_change: relink\n"),
+    );
+    repo.commit("relink");
+    let plan = day.plan("2026-11-03");
+    assert!(plan.contains("- xid: 101\n      + xid: 201"), "{plan}");
+    day.apply("2026-11-03");
+    assert_eq!(
+        sim.user_by_xid("201").unwrap()["EID"],
+        eid,
+        "the same account, new XID"
+    );
+    assert_eq!(sim.users().len(), 2);
+}
+
+#[test]
+fn unprocessable_records_are_reported_and_their_accounts_left_alone() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    day.hr(&format!(
+        "{ANNA}{}",
+        BERT.replace(",01-01-2020,,", ",2020/01/01,,")
+    ));
+    let plan = day.plan("2026-11-03");
+    assert!(plan.contains("hr.csv:3  XID 101: unparseable start date \"2020/01/01\" (column \"Start date\"; expected the format %d-%m-%Y)"), "{plan}");
+    assert!(plan.contains("No changes"), "{plan}");
+}
+
+#[test]
+fn invitations_go_by_the_configured_channel() {
+    // SMS needs a phone number; the record without one is reported, not invited.
+    let sim = Sim::start(&empty_seed());
+    let no_phone = "102,carla@example.com,Carla,Kok,Baker,,S,1,01-01-2020,,\n";
+    let repo = lifecycle_repo(
+        &sim,
+        "  invite: { channel: sms }\n",
+        &format!("{ANNA}{no_phone}"),
+    );
+    let day = Day { repo: &repo };
+    let plan = day.plan("2026-11-02");
+    assert!(
+        plan.contains("XID 102: cannot invite by SMS: no phone number"),
+        "{plan}"
+    );
+    day.apply("2026-11-02");
+    assert_eq!(
+        sim.user_by_xid("100").unwrap()["telephoneNumbers"][0],
+        "+31600000001"
+    );
+
+    // SSO accounts are created for the UPN, active at once.
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "  invite: { channel: sso }\n", ANNA);
+    Day { repo: &repo }.apply("2026-11-02");
+    assert_eq!(
+        Sim::network_role(&sim.user_by_xid("100").unwrap()),
+        "member",
+        "no invitation pending"
+    );
+
+    // Printable credentials go to a file only, never to stdout or the audit trail.
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "  invite: { channel: printable }\n", ANNA);
+    let dir = path_str(repo.path());
+    let refused = run(&["apply", "--repo", &dir], repo.path());
+    assert_eq!(code(&refused), 1);
+    assert!(stderr(&refused).contains("pass --credentials FILE"));
+    let codes = repo.path().join("codes.csv");
+    let applied = run(
+        &["apply", "--repo", &dir, "--credentials", &path_str(&codes)],
+        repo.path(),
+    );
+    assert_eq!(code(&applied), 0, "{}", stderr(&applied));
+    let written = std::fs::read_to_string(&codes).unwrap();
+    let activation = written
+        .lines()
+        .nth(1)
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(activation.len(), 10);
+    assert!(!stdout(&applied).contains(&activation) && !stderr(&applied).contains(&activation));
+    assert!(
+        !repo
+            .state_file("apply.json")
+            .unwrap()
+            .to_string()
+            .contains(&activation)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&codes).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
