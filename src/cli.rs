@@ -23,6 +23,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Apply the plan for a committed config and record an audit commit.
     Apply(ApplyArgs),
+    /// Explain what the sync does for one person, and why.
+    Explain(ExplainArgs),
     /// List the recorded applies (from refs/speakap-sync/state).
     Audit(AuditArgs),
     /// Write the JSON schemas of the config documents.
@@ -98,6 +100,19 @@ pub struct ApplyArgs {
     /// you); required when the plan has printable invitations.
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The employee ID.
+    pub xid: String,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Read uncommitted files instead of a commit.
+    #[arg(long)]
+    pub worktree: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::apply;
 use crate::cli::{
-    ApplyArgs, AuditArgs, AuditFormat, ConfigArgs, DiagnosticFormat, PlanArgs, PlanFormat, RunArgs,
-    SchemaArgs, ValidateArgs,
+    ApplyArgs, AuditArgs, AuditFormat, ConfigArgs, DiagnosticFormat, ExplainArgs, PlanArgs,
+    PlanFormat, RunArgs, SchemaArgs, ValidateArgs,
 };
 use crate::config::{self, Config, Source};
 use crate::desired::{Resolution, resolve};
@@ -247,6 +247,26 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     } else {
         0
     })
+}
+
+pub async fn explain(args: &ExplainArgs) -> Result<i32, Error> {
+    let config = load_config(&args.config, args.worktree)?;
+    let connection = Connection::open(&config).await?;
+    let result = gather(config, &args.run, &connection).await;
+    connection.close().await?;
+    let inputs = result?;
+    let plan = make_plan(&inputs)?;
+    let input = crate::explain::ExplainInput {
+        xid: &args.xid,
+        config: &inputs.config,
+        snapshot: &inputs.snapshot,
+        resolution: &inputs.resolution,
+        observed: &inputs.observed,
+        ledger: &inputs.ledger,
+        plan: &plan,
+    };
+    print!("{}", crate::explain::explain(&input, Paint::for_stdout()));
+    Ok(0)
 }
 
 pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {

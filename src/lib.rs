@@ -12,6 +12,7 @@ pub mod config;
 pub mod desired;
 pub mod diag;
 pub mod error;
+pub mod explain;
 pub mod hr;
 pub mod output;
 pub mod plan;

@@ -12,6 +12,7 @@ fn main() {
         Command::Audit(args) => commands::audit(args),
         Command::Plan(args) => runtime().block_on(commands::plan(args)),
         Command::Apply(args) => runtime().block_on(commands::apply(args)),
+        Command::Explain(args) => runtime().block_on(commands::explain(args)),
     };
     let code = match result {
         Ok(code) => code,

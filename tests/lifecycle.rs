@@ -462,3 +462,52 @@ fn invitations_go_by_the_configured_channel() {
         );
     }
 }
+
+#[test]
+fn explain_tells_what_happens_to_one_person_and_why() {
+    let sim = Sim::start(&empty_seed());
+    let bad = "103,,Dirk,Mol,Baker,,N,1,01-01-2020,,\n";
+    let repo = lifecycle_repo(
+        &sim,
+        "",
+        &format!("{}{BERT}{bad}", ANNA.replace("Baker", "Store Manager")),
+    );
+    let dir = path_str(repo.path());
+    let explain = |xid: &str| {
+        stdout(&run(
+            &["explain", xid, "--repo", &dir, "--now", "2026-11-02"],
+            repo.path(),
+        ))
+    };
+
+    let anna = explain("100");
+    assert!(anna.contains("HR record: hr.csv:2"), "{anna}");
+    assert!(anna.contains("  Job title: Store Manager"), "{anna}");
+    assert!(
+        anna.contains("local admin of \"Store North\"  local_admins rule (rules.yaml:18)"),
+        "{anna}"
+    );
+    assert!(
+        anna.contains("Speakap account: none with this XID"),
+        "{anna}"
+    );
+    assert!(anna.contains("+ invite 100 Anna Smit"), "{anna}");
+
+    let dirk = explain("103");
+    assert!(
+        dirk.contains("nothing: the record on line 4 is skipped: missing email address"),
+        "{dirk}"
+    );
+
+    Day { repo: &repo }.apply("2026-11-02");
+    let bert = explain("101");
+    assert!(
+        bert.contains("group \"Store North\" as member  managed by the sync"),
+        "{bert}"
+    );
+    assert!(
+        bert.contains("nothing: the account matches the HR record and the rules"),
+        "{bert}"
+    );
+    assert!(explain("999").contains("nothing: not in the HR record and no account"));
+}

@@ -300,6 +300,15 @@ pub enum AfterGrace {
     Anonymize,
 }
 
+impl AfterGrace {
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            AfterGrace::Delete => "deleted",
+            AfterGrace::Anonymize => "anonymized",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ManualDeletions {

@@ -90,10 +90,7 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
             plan.leaving.len()
         )));
         for l in &plan.leaving {
-            let then = match l.then {
-                crate::config::AfterGrace::Delete => "deleted",
-                crate::config::AfterGrace::Anonymize => "anonymized",
-            };
+            let then = l.then.past_tense();
             out.push_str(&format!(
                 "  {} {}  suspended since {}, {then} on {}\n",
                 l.xid, l.name, l.suspended_since, l.on
@@ -167,7 +164,7 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
     out
 }
 
-fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
+pub(crate) fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
     let (sign, verb) = match user.action {
         UserAction::Invite => (paint.green("+"), "invite"),
         UserAction::Update => (paint.yellow("~"), "update"),

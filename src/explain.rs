@@ -1,0 +1,227 @@
+//! `explain XID`: why the sync does what it does for one person — the HR row, the rules,
+//! exclusions and overrides that matched (with their places), desired vs current, and the
+//! resulting operations, or why nothing happens. Pure: it reads the same inputs as `plan`.
+
+use std::fmt::Write;
+
+use crate::config::Config;
+use crate::desired::{ProfileField, Resolution};
+use crate::hr::Snapshot;
+use crate::output::Paint;
+use crate::plan::{Plan, render};
+use crate::speakap::Observed;
+use crate::state::Ledger;
+
+pub struct ExplainInput<'a> {
+    pub xid: &'a str,
+    pub config: &'a Config,
+    pub snapshot: &'a Snapshot,
+    pub resolution: &'a Resolution,
+    pub observed: &'a Observed,
+    pub ledger: &'a Ledger,
+    pub plan: &'a Plan,
+}
+
+pub fn explain(input: &ExplainInput, paint: Paint) -> String {
+    let ExplainInput {
+        xid,
+        config,
+        snapshot,
+        resolution,
+        observed,
+        ledger,
+        plan,
+    } = input;
+    let xid = *xid;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", paint.bold(&format!("XID {xid}")));
+
+    // The HR record.
+    let Some(xid_slot) = snapshot.layout.slot(&crate::rules::FieldName::Xid) else {
+        return out;
+    };
+    let rows: Vec<_> = snapshot
+        .records
+        .iter()
+        .filter(|r| r.value(xid_slot) == xid)
+        .collect();
+    if rows.is_empty() {
+        let _ = writeln!(out, "HR record: no row in {}", snapshot.source);
+    }
+    for row in &rows {
+        let _ = writeln!(out, "HR record: {}:{}", snapshot.source, row.line);
+        for (slot, column) in snapshot.layout.columns.iter().enumerate() {
+            let _ = writeln!(out, "  {column}: {}", row.value(slot));
+        }
+    }
+
+    // What the config makes of it.
+    if let Some(excluded) = resolution.excluded.get(xid) {
+        let _ = writeln!(out, "Excluded: {} ({})", excluded.reason, excluded.at);
+    } else if let Some(e) = config
+        .exclusions
+        .iter()
+        .find(|e| e.xid.as_deref() == Some(xid))
+    {
+        let _ = writeln!(out, "Excluded: {} ({})", e.reason, e.origin);
+    }
+    for o in config.overrides.iter().filter(|o| o.xid == xid) {
+        let state = match o.until {
+            Some(until) if until < plan.as_of => format!("expired on {until}, ignored"),
+            Some(until) => format!("in effect until {until}"),
+            None => "in effect".to_string(),
+        };
+        let _ = writeln!(out, "Override ({}): {} — {state}", o.origin, o.reason);
+    }
+    if let Some(desired) = resolution.desired.get(xid) {
+        let _ = writeln!(out, "Desired (from HR and the rules):");
+        for (field, value) in &desired.profile {
+            let _ = writeln!(
+                out,
+                "  {}: {}  {}",
+                field.name(),
+                value.value,
+                paint.dim(&value.from.to_string())
+            );
+        }
+        let mut memberships: Vec<_> = desired.memberships.iter().collect();
+        memberships.sort_by_key(|(name, m)| (m.kind, name.as_str()));
+        for (name, m) in memberships {
+            let _ = writeln!(
+                out,
+                "  {} \"{name}\"  {}",
+                m.kind.label(),
+                paint.dim(&m.from.to_string())
+            );
+            if let Some(admin) = &m.admin {
+                let _ = writeln!(
+                    out,
+                    "  local admin of \"{name}\"  {}",
+                    paint.dim(&admin.to_string())
+                );
+            }
+        }
+        match &desired.role {
+            Some(role) => {
+                let _ = writeln!(
+                    out,
+                    "  network role: {}  {}",
+                    role.value.as_str(),
+                    paint.dim(&role.from.to_string())
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  network role: not set by any rule");
+            }
+        }
+        if let Some(start) = desired.start_date {
+            let _ = writeln!(out, "  start date: {start}");
+        }
+    }
+
+    // The account as it is.
+    let account = observed
+        .users
+        .iter()
+        .find(|u| u.xid.as_deref() == Some(xid));
+    match account {
+        Some(account) => {
+            let status = if account.suspended {
+                "suspended"
+            } else {
+                "active"
+            };
+            let _ = writeln!(
+                out,
+                "Speakap account {} ({status}, network role {}):",
+                account.eid,
+                account.role()
+            );
+            for field in ProfileField::ALL {
+                let _ = writeln!(out, "  {}: {}", field.name(), account.get(field));
+            }
+            let entry = ledger.users.get(xid);
+            for (group, membership) in &account.groups {
+                let name = observed
+                    .groups
+                    .iter()
+                    .find(|g| &g.eid == group)
+                    .map_or(group.as_str(), |g| g.name.as_str());
+                let managed = entry.is_some_and(|e| e.groups.contains(group));
+                let _ = writeln!(
+                    out,
+                    "  group \"{name}\" as {}  {}",
+                    membership.role,
+                    paint.dim(if managed {
+                        "managed by the sync"
+                    } else {
+                        "not managed by the sync (granted by hand or not yet)"
+                    })
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(out, "Speakap account: none with this XID");
+        }
+    }
+
+    // The verdict.
+    let _ = writeln!(out, "{}", paint.bold("What the sync does:"));
+    let mut operations = String::new();
+    for user in plan.users.iter().filter(|u| u.xid == xid) {
+        render::render_user(&mut operations, user, paint);
+    }
+    let mut reasons = Vec::new();
+    for s in plan
+        .skipped
+        .iter()
+        .filter(|s| s.xid.as_deref() == Some(xid))
+    {
+        reasons.push(format!(
+            "nothing: the record on line {} is skipped: {}",
+            s.line,
+            s.reasons.join("; ")
+        ));
+    }
+    for s in plan.scheduled.iter().filter(|s| s.xid == xid) {
+        reasons.push(format!(
+            "nothing yet: invited on the start date, {}",
+            s.invite_on
+        ));
+    }
+    for l in plan.leaving.iter().filter(|l| l.xid == xid) {
+        reasons.push(format!(
+            "nothing yet: suspended since {}, {} on {}",
+            l.suspended_since,
+            l.then.past_tense(),
+            l.on
+        ));
+    }
+    if plan.deleted_outside.iter().any(|d| d.xid == xid) {
+        reasons.push(
+            "nothing: the account was deleted outside the sync; it is recreated when the HR record or the rules' \
+             outcome changes, or an override says restore: true"
+                .into(),
+        );
+    }
+    for u in plan.unmanaged.iter().filter(|u| u.xid == xid) {
+        reasons.push(format!("nothing: unmanaged, {}", u.reason));
+    }
+    if operations.is_empty() && reasons.is_empty() {
+        reasons.push(
+            if resolution.desired.contains_key(xid) {
+                "nothing: the account matches the HR record and the rules"
+            } else if account.is_none() {
+                "nothing: not in the HR record and no account"
+            } else {
+                "nothing"
+            }
+            .to_string(),
+        );
+    }
+    out.push_str(&operations);
+    for reason in reasons {
+        let _ = writeln!(out, "  {reason}");
+    }
+    out
+}
