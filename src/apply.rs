@@ -338,7 +338,7 @@ fn clone_error(error: &ApiError) -> ApiError {
     }
 }
 
-/// Profile, then group additions and removals, then role changes for one user.
+/// For one user: restore, group additions, profile, removals, then role changes.
 /// One operation's outcome for one person: (XID, operation, result).
 type Outcome = (String, String, Result<(), ApiError>);
 
@@ -361,11 +361,6 @@ async fn update_user(
         if !ok {
             return outcomes;
         }
-    }
-
-    let update = profile_update(user, current);
-    if update != wire::UserUpdate::default() {
-        push("update profile", client.update_user(eid, &update).await);
     }
 
     let mut role_changes: Vec<(String, String)> = Vec::new();
@@ -396,6 +391,12 @@ async fn update_user(
             }
             Err(e) => push("add memberships", Err(e)),
         }
+    }
+
+    // After the additions: the primary business unit must be one the person belongs to.
+    let update = profile_update(user, current);
+    if update != wire::UserUpdate::default() {
+        push("update profile", client.update_user(eid, &update).await);
     }
 
     let removals: Vec<String> = user
@@ -458,6 +459,9 @@ fn profile_update(user: &UserPlan, current: Option<&ObservedUser>) -> wire::User
     for change in &user.changes {
         match change {
             Change::SetXid { to, .. } => update.xid = Some(to.clone()),
+            Change::SetPrimaryBusinessUnit { group_eid, .. } => {
+                update.primary_business_unit = Some(group_eid.clone())
+            }
             Change::SetProfile { field, to, .. } => match field {
                 ProfileField::FirstName | ProfileField::Infix | ProfileField::LastName => {
                     name.insert(*field, to.clone());

@@ -132,6 +132,8 @@ pub struct DesiredUser {
     /// Group name → why the person belongs there.
     pub memberships: BTreeMap<String, DesiredMembership>,
     pub role: Option<Sourced<NetworkRole>>,
+    /// The first business unit of the record: the person's primary one.
+    pub primary_business_unit: Option<Sourced<String>>,
     /// Overrides in effect for this person, with their reasons.
     pub overrides: Vec<(Origin, String)>,
     /// Groups an override takes away, even when they were granted by hand (a deliberate,
@@ -153,6 +155,7 @@ impl DesiredUser {
             "profile": self.profile.iter().map(|(f, v)| (f.name(), &v.value)).collect::<BTreeMap<_, _>>(),
             "memberships": self.memberships.iter().map(|(g, m)| (g, m.admin.is_some())).collect::<BTreeMap<_, _>>(),
             "role": self.role.as_ref().map(|r| r.value),
+            "primary_business_unit": self.primary_business_unit.as_ref().map(|p| &p.value),
             "start_date": self.start_date,
             "upn": self.upn,
         });
@@ -376,6 +379,7 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
         let end_date = date_of(FieldName::EndDate, "end date");
 
         let mut memberships = BTreeMap::new();
+        let mut primary_business_unit = None;
         let tables = [
             (
                 FieldName::Locations,
@@ -397,6 +401,12 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
             for code in split_values(record.value(slot), separator) {
                 match lookup(table, table_name, code) {
                     Lookup::Found(group, from) => {
+                        if kind == MembershipKind::BusinessUnit && primary_business_unit.is_none() {
+                            primary_business_unit = Some(Sourced {
+                                value: group.clone(),
+                                from: from.clone(),
+                            });
+                        }
                         memberships.entry(group).or_insert(DesiredMembership {
                             kind,
                             from,
@@ -441,6 +451,7 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
             record,
             xid,
             memberships,
+            primary_business_unit,
             start_date,
             today,
             &mut resolution.warnings,
@@ -476,6 +487,7 @@ fn desired_user(
     record: &Record,
     xid: String,
     mut memberships: BTreeMap<String, DesiredMembership>,
+    primary_business_unit: Option<Sourced<String>>,
     start_date: Option<Date>,
     today: Date,
     warnings: &mut Vec<String>,
@@ -605,6 +617,7 @@ fn desired_user(
         profile,
         memberships,
         role,
+        primary_business_unit,
         start_date,
         upn,
         restore: overrides_restore,

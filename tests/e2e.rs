@@ -165,12 +165,22 @@ fn a_mover_loses_only_the_memberships_the_sync_granted() {
     assert!(text.contains("- group \"Store North\""), "{text}");
     assert!(!text.contains("Book club"), "{text}");
     assert!(
+        text.contains("~ primary business unit \"Store South\" (was \"Store North\")"),
+        "{text}"
+    );
+    assert!(
         text.contains("⚠ + business unit \"Store South\" as local admin"),
         "{text}"
     );
 
     assert_eq!(code(&run(&["apply", "--repo", &dir], repo.path())), 0);
     let bert = sim.user_by_xid("101").unwrap();
+    let south = sim
+        .groups()
+        .into_iter()
+        .find(|g| g["name"] == "Store South")
+        .unwrap();
+    assert_eq!(bert["primaryBusinessUnit"], south["EID"]);
     assert_eq!(
         sim.group_names(&bert),
         ["Bakery", "Book club", "Managers", "Store South (admin)"]

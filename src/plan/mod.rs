@@ -156,6 +156,13 @@ pub enum Change {
         to: NetworkRole,
         source: Option<Provenance>,
     },
+    /// The business unit the person primarily belongs to (the first location in HR).
+    SetPrimaryBusinessUnit {
+        from: Option<String>,
+        to: String,
+        group_eid: String,
+        source: Provenance,
+    },
 }
 
 impl Change {
@@ -837,6 +844,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
             source: m.admin.clone().unwrap_or_else(|| m.from.clone()),
         });
     }
+    changes.extend(primary_business_unit(desired, None, groups));
     if let Some(role) = desired
         .role
         .as_ref()
@@ -861,6 +869,23 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
             upn: desired.upn.clone(),
         }),
     }
+}
+
+/// The change of primary business unit, when HR names one that differs from the account's.
+fn primary_business_unit(
+    desired: &DesiredUser,
+    existing: Option<&ObservedUser>,
+    groups: &Groups,
+) -> Option<Change> {
+    let wanted = desired.primary_business_unit.as_ref()?;
+    let group = groups.unique(&wanted.value)?;
+    let current = existing.and_then(|e| e.primary_business_unit.as_deref());
+    (current != Some(group.eid.as_str())).then(|| Change::SetPrimaryBusinessUnit {
+        from: current.map(|eid| groups.name_of(eid)),
+        to: wanted.value.clone(),
+        group_eid: group.eid.clone(),
+        source: wanted.from.clone(),
+    })
 }
 
 /// Memberships in the order people read them: business units, departments, then groups.
@@ -954,6 +979,7 @@ fn diff(
         }
     }
 
+    changes.extend(primary_business_unit(desired, Some(existing), groups));
     let wants_admin = desired
         .role
         .as_ref()

@@ -246,6 +246,18 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
                     paint.dim("granted by the sync, no longer desired")
                 )
             }
+            Change::SetPrimaryBusinessUnit {
+                from, to, source, ..
+            } => {
+                let was = from
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" (was \"{f}\")"));
+                format!(
+                    "{} primary business unit \"{to}\"{was}  {}",
+                    paint.yellow("~"),
+                    paint.dim(&source.to_string())
+                )
+            }
             Change::SetNetworkRole { from, to, source } => {
                 format!(
                     "{} network role {from} → {}  {}",

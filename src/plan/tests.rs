@@ -89,6 +89,10 @@ fn account(
         eid: eid.into(),
         xid: xid.map(str::to_string),
         suspended: false,
+        primary_business_unit: groups
+            .iter()
+            .map(|(g, _)| g.to_string())
+            .find(|g| g == "gn" || g == "gs"),
         profile: BTreeMap::from([
             (ProfileField::Email, mail.into()),
             (ProfileField::LastName, name.into()),
@@ -157,7 +161,7 @@ fn only_memberships_the_ledger_granted_are_removed() {
         Some("1"),
         "a@x.nl",
         "A",
-        &[("gn", "member"), ("gs", "member"), ("gx", "member")],
+        &[("gs", "member"), ("gn", "member"), ("gx", "member")],
         "member",
     )]);
     let rows = [["1", "a@x.nl", "A", "", "S"]];

@@ -38,6 +38,8 @@ struct SimUser {
     /// Unix seconds of the suspension, while suspended.
     #[serde(default)]
     suspended_at: Option<i64>,
+    #[serde(default)]
+    primary_business_unit: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -179,6 +181,7 @@ impl Network {
                     primary_email: u.email.clone(),
                     deleted: false,
                     suspended_at: None,
+                    primary_business_unit: None,
                 },
             );
             self.add_membership(&eid, None, &role);
@@ -192,6 +195,16 @@ impl Network {
                     };
                     self.add_membership(&eid, Some(group), role);
                 }
+            }
+            // A seeded user's first business unit is their primary one.
+            let primary = u.groups.iter().chain(&u.admin_of).find_map(|name| {
+                self.groups
+                    .values()
+                    .find(|g| &g.name == name && g.group_type == "business_unit")
+                    .map(|g| g.eid.clone())
+            });
+            if let Some(user) = self.users.get_mut(&eid) {
+                user.primary_business_unit = primary;
             }
         }
         Ok(())
@@ -253,6 +266,7 @@ impl Network {
             telephone_numbers: user.telephone_numbers.clone(),
             email_addresses: user.email_addresses.clone(),
             primary_email: Some(user.primary_email.clone()),
+            primary_business_unit: user.primary_business_unit.clone(),
             deleted: user.deleted,
             status: if user.suspended_at.is_some() {
                 "suspended"
@@ -423,6 +437,7 @@ impl Network {
                 primary_email: email.to_string(),
                 deleted: false,
                 suspended_at: None,
+                primary_business_unit: None,
             },
         );
         self.add_membership(&eid, None, role);
@@ -447,7 +462,21 @@ impl Network {
                 "{email} is the email address of another user"
             )));
         }
+        if let Some(group) = &update.primary_business_unit {
+            let is_unit = self
+                .groups
+                .get(group)
+                .is_some_and(|g| g.group_type == "business_unit");
+            if !is_unit || self.membership_of(eid, Some(group)).is_none() {
+                return Err(SimError::Invalid(format!(
+                    "primaryBusinessUnit {group} must be a business unit the user belongs to"
+                )));
+            }
+        }
         let user = self.users.get_mut(eid).expect("checked above");
+        if let Some(group) = update.primary_business_unit {
+            user.primary_business_unit = Some(group);
+        }
         if let Some(xid) = update.xid {
             user.xid = (!xid.is_empty()).then_some(xid);
         }

@@ -27,6 +27,8 @@ pub struct ObservedUser {
     pub network: Option<wire::Membership>,
     /// Group EID → membership.
     pub groups: BTreeMap<String, wire::Membership>,
+    /// EID of the primary business unit group.
+    pub primary_business_unit: Option<String>,
 }
 
 impl ObservedUser {
@@ -94,6 +96,7 @@ impl From<wire::User> for ObservedUser {
             profile,
             network,
             groups,
+            primary_business_unit: user.primary_business_unit,
         }
     }
 }

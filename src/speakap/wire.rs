@@ -65,6 +65,13 @@ pub struct User {
         skip_serializing_if = "Option::is_none"
     )]
     pub primary_email: Option<String>,
+    /// INFERRED: the EID of the user's primary business unit group.
+    #[serde(
+        rename = "primaryBusinessUnit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub primary_business_unit: Option<String>,
     #[serde(default)]
     pub deleted: bool,
     /// INFERRED: `active` or `suspended` (a leaver within the recovery window).
@@ -193,6 +200,13 @@ pub struct UserUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub primary_email: Option<String>,
+    /// INFERRED: the EID of the user's primary business unit group.
+    #[serde(
+        rename = "primaryBusinessUnit",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub primary_business_unit: Option<String>,
 }
 
 /// INFERRED: the body answering `POST /networks/{n}/users/{u}/groups/add`.
