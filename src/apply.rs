@@ -73,7 +73,30 @@ pub async fn apply(
     let accounts: HashMap<&str, &ObservedUser> =
         observed.users.iter().map(|u| (u.eid.as_str(), u)).collect();
 
-    // 1. Invites: SSO accounts one by one, invitations batched.
+    // 1. Existing accounts first: restores, profiles, memberships and roles, several at a time.
+    // Before the invites, so that an address an account gives up is free for a joiner.
+    let mut pending: Vec<(&UserPlan, String)> = plan
+        .users
+        .iter()
+        .filter(|u| matches!(u.action, UserAction::Restore | UserAction::Update))
+        .filter_map(|u| u.eid.clone().map(|eid| (u, eid)))
+        .collect();
+    // In rounds: an account taking an address another gives up waits for that one (`after`).
+    while !pending.is_empty() {
+        let waiting_on: BTreeSet<String> = pending.iter().map(|(_, eid)| eid.clone()).collect();
+        let (mut ready, waiting): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(u, _)| u.after.as_ref().is_none_or(|a| !waiting_on.contains(a)));
+        if ready.is_empty() {
+            ready = waiting; // a plan never holds a cycle; if one did, try it rather than loop
+            pending = Vec::new();
+        } else {
+            pending = waiting;
+        }
+        update_users(client, &mut recorder, ready, &accounts, concurrency).await;
+    }
+
+    // Invites: SSO accounts one by one, invitations batched.
     let invites: Vec<&UserPlan> = plan
         .users
         .iter()
@@ -138,6 +161,18 @@ pub async fn apply(
                 for user in batch {
                     let email = planned(user, ProfileField::Email);
                     let outcome = match by_email.get(&email.to_lowercase()) {
+                        Some(r)
+                            if r.eid.as_deref().and_then(|e| accounts.get(e)).is_some_and(
+                                |a| a.xid.as_deref().is_some_and(|x| x != user.xid),
+                            ) =>
+                        {
+                            // Never merge two people: the address leads to someone else's account.
+                            Err(api_rejection(
+                                "invite",
+                                -9,
+                                "the address belongs to the account of another XID",
+                            ))
+                        }
                         Some(r) if r.status != "invalid" && r.eid.is_some() => {
                             invited.insert(&user.xid, r.eid.clone().expect("checked"));
                             if let Some(code) = &r.activation_code {
@@ -172,29 +207,14 @@ pub async fn apply(
         }
     }
 
-    // 2. Restores, profiles, memberships and roles, several users at a time.
+    // 2. Profiles, memberships and roles of the invitees, several at a time.
     let work: Vec<(&UserPlan, String)> = plan
         .users
         .iter()
-        .filter(|u| !u.action.is_offboarding())
-        .filter_map(|u| match u.action {
-            UserAction::Invite => invited.get(u.xid.as_str()).map(|eid| (u, eid.clone())),
-            _ => u.eid.clone().map(|eid| (u, eid)),
-        })
+        .filter(|u| u.action == UserAction::Invite)
+        .filter_map(|u| invited.get(u.xid.as_str()).map(|eid| (u, eid.clone())))
         .collect();
-    if recorder.stopped.is_none() {
-        let outcomes: Vec<Vec<Outcome>> = futures_util::stream::iter(work)
-            .map(|(user, eid)| {
-                let current = accounts.get(eid.as_str()).copied();
-                async move { update_user(client, user, &eid, current).await }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        for (xid, operation, outcome) in outcomes.into_iter().flatten() {
-            recorder.record(&xid, &operation, outcome);
-        }
-    }
+    update_users(client, &mut recorder, work, &accounts, concurrency).await;
 
     // 3. Offboarding, last and only after everything else succeeded.
     let earlier_failures = recorder.results.iter().any(|r| !r.ok);
@@ -339,6 +359,29 @@ fn clone_error(error: &ApiError) -> ApiError {
 }
 
 /// For one user: restore, group additions, profile, removals, then role changes.
+async fn update_users(
+    client: &Client,
+    recorder: &mut Recorder,
+    work: Vec<(&UserPlan, String)>,
+    accounts: &HashMap<&str, &ObservedUser>,
+    concurrency: usize,
+) {
+    if recorder.stopped.is_some() {
+        return;
+    }
+    let outcomes: Vec<Vec<Outcome>> = futures_util::stream::iter(work)
+        .map(|(user, eid)| {
+            let current = accounts.get(eid.as_str()).copied();
+            async move { update_user(client, user, &eid, current).await }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for (xid, operation, outcome) in outcomes.into_iter().flatten() {
+        recorder.record(&xid, &operation, outcome);
+    }
+}
+
 /// One operation's outcome for one person: (XID, operation, result).
 type Outcome = (String, String, Result<(), ApiError>);
 

@@ -17,6 +17,7 @@ use crate::desired::{
 };
 use crate::diag::{Diagnostic, Location};
 use crate::hr::SnapshotInfo;
+use crate::redact::mask_email;
 use crate::speakap::{Observed, ObservedUser, wire};
 use crate::state::Ledger;
 
@@ -110,6 +111,9 @@ pub struct UserPlan {
     /// For invites: how the person gets their account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitation: Option<Invitation>,
+    /// The account (EID) that must give up an email address before this one can take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +259,78 @@ pub struct PlanInput<'a> {
     pub ledger: &'a Ledger,
     pub hr: SnapshotInfo,
     pub today: Date,
+}
+
+/// What `diff` looks up in the network and the ledger.
+struct Network<'a> {
+    groups: &'a Groups<'a>,
+    ledger: &'a Ledger,
+    address_moves: &'a AddressMoves,
+}
+
+/// Email address changes of existing accounts. A change to an address another account holds
+/// can happen in the same run when that account moves on to another address first; chains are
+/// followed, and cycles (a swap would need a temporary address) are refused.
+#[derive(Default)]
+struct AddressMoves {
+    /// Account EID → the account (EID) that must give up the address first.
+    waits_for: HashMap<String, String>,
+    /// Account EID → the account keeping the wanted address.
+    blocked_by: HashMap<String, String>,
+}
+
+impl AddressMoves {
+    fn new(
+        desired: &BTreeMap<String, DesiredUser>,
+        by_xid: &HashMap<&str, &ObservedUser>,
+        by_email: &HashMap<String, Vec<&ObservedUser>>,
+    ) -> AddressMoves {
+        // Account EID → the address it wants, for accounts whose address changes.
+        let wanted: HashMap<&str, String> = desired
+            .values()
+            .filter_map(|d| {
+                let account = by_xid.get(d.xid.as_str())?;
+                let target = d.get(ProfileField::Email)?.to_lowercase();
+                (account.get(ProfileField::Email).to_lowercase() != target)
+                    .then_some((account.eid.as_str(), target))
+            })
+            .collect();
+        let holder = |eid: &str, address: &str| {
+            by_email
+                .get(address)
+                .and_then(|owners| owners.iter().find(|o| o.eid != eid))
+                .map(|o| o.eid.as_str())
+        };
+        let mut moves = AddressMoves::default();
+        for (&eid, address) in &wanted {
+            let mut seen = vec![eid];
+            let mut current = eid;
+            let mut target = address.as_str();
+            // Follow the chain of holders until a free address, a holder that stays, or a cycle.
+            let movable = loop {
+                let Some(next) = holder(current, target) else {
+                    break true;
+                };
+                match wanted.get(next) {
+                    Some(next_target) if !seen.contains(&next) && *next_target != target => {
+                        seen.push(next);
+                        current = next;
+                        target = next_target;
+                    }
+                    _ => break false,
+                }
+            };
+            if let Some(first_holder) = holder(eid, address) {
+                let entry = if movable {
+                    &mut moves.waits_for
+                } else {
+                    &mut moves.blocked_by
+                };
+                entry.insert(eid.to_string(), first_holder.to_string());
+            }
+        }
+        moves
+    }
 }
 
 struct Groups<'a> {
@@ -420,6 +496,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             by_email.entry(email.to_lowercase()).or_default().push(u);
         }
     }
+    let address_moves = AddressMoves::new(&resolution.desired, &by_xid, &by_email);
+    let network = Network {
+        groups: &groups,
+        ledger,
+        address_moves: &address_moves,
+    };
     let excluded_ids: BTreeMap<&str, String> = config
         .exclusions
         .iter()
@@ -455,13 +537,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             changes,
             reason,
             invitation: None,
+            after: address_moves.waits_for.get(&account.eid).cloned(),
         };
 
+    // Accounts known by XID first: their email changes may free addresses for the others.
     for desired in resolution.desired.values() {
         if let Some(existing) = by_xid.get(desired.xid.as_str()) {
             if existing.suspended {
                 if let Some(since) = ledger.suspended_since(&desired.xid) {
-                    let changes = diff(desired, existing, &groups, ledger, None);
+                    let changes = diff(desired, existing, &network, None, &mut warnings);
                     let reason = format!("back in the HR record; suspended since {since}");
                     users.push(user_plan(
                         desired,
@@ -479,7 +563,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                 }
                 continue;
             }
-            let changes = diff(desired, existing, &groups, ledger, None);
+            let changes = diff(desired, existing, &network, None, &mut warnings);
             if !changes.is_empty() {
                 users.push(user_plan(
                     desired,
@@ -491,14 +575,45 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             }
             continue;
         }
+    }
+    // Addresses as they will be once those changes are applied (apply updates accounts before
+    // it invites anyone), so that a joiner can take an address another account gives up.
+    let mut final_email: HashMap<String, Vec<&ObservedUser>> = by_email.clone();
+    for user in &users {
+        for change in &user.changes {
+            if let Change::SetProfile {
+                field: ProfileField::Email,
+                from,
+                to,
+                ..
+            } = change
+                && let Some(account) = user
+                    .eid
+                    .as_deref()
+                    .and_then(|e| observed.users.iter().find(|u| u.eid == e))
+            {
+                if let Some(owners) = final_email.get_mut(&from.to_lowercase()) {
+                    owners.retain(|o| o.eid != account.eid);
+                }
+                final_email
+                    .entry(to.to_lowercase())
+                    .or_default()
+                    .push(account);
+            }
+        }
+    }
+    for desired in resolution.desired.values() {
+        if by_xid.contains_key(desired.xid.as_str()) {
+            continue;
+        }
         let email = desired
             .get(ProfileField::Email)
             .unwrap_or_default()
             .to_lowercase();
-        match by_email.get(&email).map(Vec::as_slice) {
+        match final_email.get(&email).map(Vec::as_slice) {
             Some([account]) if account.xid.is_none() => {
                 // An account made by hand (or an invite whose XID was not set yet): link it.
-                let changes = diff(desired, account, &groups, ledger, Some(None));
+                let changes = diff(desired, account, &network, Some(None), &mut warnings);
                 users.push(user_plan(
                     desired,
                     account,
@@ -520,8 +635,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                     )
                 } else if policy.xid_change == XidChange::Relink && !account.suspended {
                     hold.insert(other.clone());
-                    let changes =
-                        diff(desired, account, &groups, ledger, Some(Some(other.clone())));
+                    let changes = diff(
+                        desired,
+                        account,
+                        &network,
+                        Some(Some(other.clone())),
+                        &mut warnings,
+                    );
                     let reason = format!(
                         "XID change: the account of XID {other} (no longer in the HR record) has this email address"
                     );
@@ -641,6 +761,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             changes: Vec::new(),
             reason: Some(reason),
             invitation: None,
+            after: None,
         };
         if account.suspended {
             match ledger.suspended_since(xid) {
@@ -868,6 +989,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
             channel,
             upn: desired.upn.clone(),
         }),
+        after: None,
     }
 }
 
@@ -900,10 +1022,15 @@ fn by_kind(desired: &DesiredUser) -> Vec<(&String, &crate::desired::DesiredMembe
 fn diff(
     desired: &DesiredUser,
     existing: &ObservedUser,
-    groups: &Groups,
-    ledger: &Ledger,
+    network: &Network,
     link: Option<Option<String>>,
+    warnings: &mut Vec<String>,
 ) -> Vec<Change> {
+    let Network {
+        groups,
+        ledger,
+        address_moves,
+    } = network;
     let xid = desired.xid.as_str();
     let mut changes = Vec::new();
     if let Some(from) = link {
@@ -919,6 +1046,14 @@ fn diff(
         } else {
             current == value.value
         };
+        let kept_by = address_moves.blocked_by.get(&existing.eid);
+        if let (false, ProfileField::Email, Some(owner)) = (same, *field, kept_by) {
+            warnings.push(format!(
+                "XID {xid}: email address not changed to {}: account {owner} keeps it; resolve the duplicate in Speakap",
+                mask_email(&value.value),
+            ));
+            continue;
+        }
         if !same {
             changes.push(Change::SetProfile {
                 field: *field,

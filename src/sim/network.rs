@@ -489,11 +489,12 @@ impl Network {
         if let Some(numbers) = update.telephone_numbers {
             user.telephone_numbers = numbers;
         }
+        // INFERRED: the new primary address replaces the old one, which becomes free.
         if let Some(email) = update.primary_email {
-            if !user.email_addresses.contains(&email) {
-                user.email_addresses.insert(0, email.clone());
-            }
-            user.primary_email = email;
+            let old = std::mem::replace(&mut user.primary_email, email.clone());
+            user.email_addresses
+                .retain(|e| !e.eq_ignore_ascii_case(&old) && !e.eq_ignore_ascii_case(&email));
+            user.email_addresses.insert(0, email);
         }
         self.dirty = true;
         Ok(())
