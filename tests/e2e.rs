@@ -383,10 +383,11 @@ fn the_quick_start_plans_and_applies_the_example_repo_on_the_embedded_simulator(
     assert_eq!(code(&plan), 0, "{}", stderr(&plan));
     let text = stdout(&plan);
     assert!(
-        text.contains("Plan: 45 to invite, 8 to update, 1 to suspend, 2 records skipped."),
+        text.contains("Plan: 44 to invite, 8 to update, 2 to suspend, 2 records skipped."),
         "{text}"
     );
     assert!(text.contains("Unmanaged (1)"), "{text}");
+    assert!(text.contains("1057 Frank van den Berg  invite on 2027-06-01"), "{text}");
 
     let apply = run(
         &["apply", "--repo", &dir, "--now", "2026-11-21"],
