@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use jiff::civil::Date;
-use sha2::{Digest, Sha256};
 
 use crate::apply;
 use crate::cli::{
@@ -129,11 +128,11 @@ impl Connection {
                     Error::input(format!("simulator seed {}: {e}", seed_path.display()))
                 })?;
                 // A fresh token per run: the simulator only listens on loopback for this process.
-                let token = crate::hr::csv::hex(&Sha256::digest(format!(
+                let token = crate::digest::sha256_hex(format!(
                     "{:?}{}",
                     std::time::SystemTime::now(),
                     std::process::id()
-                )));
+                ));
                 let running = sim::start(
                     ([127, 0, 0, 1], 0).into(),
                     SimConfig {

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::civil::Date;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::config::{Config, LookupTable, NetworkRole, Origin, Source, UnknownCode};
 use crate::hr::{Layout, Record, Snapshot};
@@ -159,8 +158,7 @@ impl DesiredUser {
             "start_date": self.start_date,
             "upn": self.upn,
         });
-        let digest = Sha256::digest(outcome.to_string().as_bytes());
-        crate::hr::csv::hex(&digest)
+        crate::digest::sha256_hex(outcome.to_string())
     }
 
     pub fn get(&self, field: ProfileField) -> Option<&str> {

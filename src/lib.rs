@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod desired;
 pub mod diag;
+pub mod digest;
 pub mod error;
 pub mod explain;
 pub mod hr;

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::{
     AfterGrace, Config, InviteChannel, ManualDeletions, NetworkRole, Origin, Safety, XidChange,
@@ -30,6 +29,8 @@ pub struct Plan {
     /// The config commit, or `None` for a plan from uncommitted files (not applicable).
     pub config_commit: Option<String>,
     pub hr: SnapshotInfo,
+    /// The observed network this plan was made against (see `Observed::fingerprint`).
+    pub network_fingerprint: String,
     pub as_of: Date,
     pub users: Vec<UserPlan>,
     /// People with a start date still to come: invited on that day.
@@ -243,7 +244,7 @@ impl Plan {
     /// sha256 of the canonical JSON: identifies exactly this plan (for `apply --force`).
     pub fn checksum(&self) -> String {
         let json = serde_json::to_vec(self).expect("a plan serializes");
-        format!("sha256:{}", crate::hr::csv::hex(&Sha256::digest(json)))
+        format!("sha256:{}", crate::digest::sha256_hex(json))
     }
 
     pub fn applicable(&self) -> bool {
@@ -259,6 +260,12 @@ pub struct PlanInput<'a> {
     pub ledger: &'a Ledger,
     pub hr: SnapshotInfo,
     pub today: Date,
+}
+
+impl PlanInput<'_> {
+    fn network_fingerprint(&self) -> String {
+        self.observed.fingerprint()
+    }
 }
 
 /// What `diff` looks up in the network and the ledger.
@@ -864,6 +871,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         network: config.sync.network.clone(),
         config_commit: config.files.revision.commit_id().map(str::to_string),
         hr: input.hr.clone(),
+        network_fingerprint: input.network_fingerprint(),
         as_of: today,
         users,
         scheduled,

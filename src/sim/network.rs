@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::speakap::wire;
 
@@ -148,8 +147,8 @@ impl Network {
     /// Deterministic 16-hex EIDs, so simulator runs are reproducible.
     fn new_eid(&mut self, kind: &str) -> String {
         self.next_id += 1;
-        let digest = Sha256::digest(format!("{}/{kind}/{}", self.network, self.next_id));
-        crate::hr::csv::hex(&digest[..8])
+        let digest = crate::digest::sha256_hex(format!("{}/{kind}/{}", self.network, self.next_id));
+        digest[..16].to_string()
     }
 
     pub fn apply_seed(&mut self, seed: &Seed) -> Result<(), SimError> {
@@ -379,7 +378,7 @@ impl Network {
         };
         let eid = self.create_user(None, name, email, phone.into_iter().collect(), "invitee");
         let code = (channel == "printable")
-            .then(|| crate::hr::csv::hex(&Sha256::digest(format!("activation/{eid}"))[..5]));
+            .then(|| crate::digest::sha256_hex(format!("activation/{eid}"))[..10].to_string());
         result("sent", Some(eid), code)
     }
 

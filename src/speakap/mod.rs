@@ -16,7 +16,7 @@ pub struct Observed {
     pub groups: Vec<wire::Group>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct ObservedUser {
     pub eid: String,
     pub xid: Option<String>,
@@ -98,6 +98,19 @@ impl From<wire::User> for ObservedUser {
             groups,
             primary_business_unit: user.primary_business_unit,
         }
+    }
+}
+
+impl Observed {
+    /// sha256 of the network as observed (users sorted, memberships and profile in order): a plan
+    /// made against it is stale once this changes.
+    pub fn fingerprint(&self) -> String {
+        let mut users: Vec<&ObservedUser> = self.users.iter().collect();
+        users.sort_by(|a, b| a.eid.cmp(&b.eid));
+        let mut groups: Vec<&wire::Group> = self.groups.iter().collect();
+        groups.sort_by(|a, b| a.eid.cmp(&b.eid));
+        let json = serde_json::to_vec(&(users, groups)).expect("the observed network serializes");
+        format!("sha256:{}", crate::digest::sha256_hex(json))
     }
 }
 
