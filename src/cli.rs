@@ -79,9 +79,19 @@ pub struct PlanArgs {
     pub run: RunArgs,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
-    /// Also write the plan as JSON to this file.
+    /// Also write the plan as JSON to this file (for `apply --plan`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also show what the config change since this commit does on its own (for pull requests).
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Show email addresses and phone numbers in Markdown output; masked by default.
+    #[arg(long)]
+    pub no_redact: bool,
+    /// Post the plan as the pull request's sticky comment (in GitHub Actions: GITHUB_TOKEN,
+    /// GITHUB_REPOSITORY, GITHUB_EVENT_PATH).
+    #[arg(long)]
+    pub comment: bool,
     /// Exit 2 when the plan has changes (0 when none), for drift checks.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -100,6 +110,13 @@ pub struct ApplyArgs {
     /// you); required when the plan has printable invitations.
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+    /// Apply exactly this reviewed plan (from `plan --out`); refused when the config commit, the
+    /// HR record or the network changed since it was made.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<PathBuf>,
+    /// Refuse to apply a config commit that is not on this branch (so a pull request never applies).
+    #[arg(long, value_name = "BRANCH")]
+    pub require_branch: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +160,8 @@ pub enum DiagnosticFormat {
 pub enum PlanFormat {
     Text,
     Json,
+    /// For pull-request comments and job summaries.
+    Markdown,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

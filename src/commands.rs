@@ -15,8 +15,11 @@ use crate::config::{self, Config, Source};
 use crate::desired::{Resolution, resolve};
 use crate::diag;
 use crate::error::Error;
+use crate::github;
 use crate::hr::{self, Snapshot};
 use crate::output::Paint;
+use crate::plan::impact::{self, Impact};
+use crate::plan::markdown::{self, MarkdownOptions};
 use crate::plan::{self, Plan, PlanInput, render};
 use crate::rules;
 use crate::sim::{self, RunningSim, Seed, SimConfig};
@@ -230,14 +233,50 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     connection.close().await?;
     let inputs = result?;
     let plan = make_plan(&inputs)?;
+    let impact = match &args.base {
+        Some(base) => Some(config_impact(base, args, &inputs)?),
+        None => None,
+    };
 
     if let Some(path) = &args.out {
-        std::fs::write(path, render::json(&plan))
+        std::fs::write(path, render::json(&plan, impact.as_ref()))
             .map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
     }
+    let markdown = |limit: usize, marker: Option<&str>| {
+        let options = MarkdownOptions {
+            redact: !args.no_redact,
+            limit,
+            marker,
+            full_plan: &github::full_plan_location(),
+            impact: impact.as_ref(),
+        };
+        markdown::markdown(&plan, &options)
+    };
     match args.format {
-        PlanFormat::Text => print!("{}", render::text(&plan, Paint::for_stdout())),
-        PlanFormat::Json => print!("{}", render::json(&plan)),
+        PlanFormat::Text => {
+            let paint = Paint::for_stdout();
+            if let Some(impact) = &impact {
+                print!("{}", render::impact_text(impact, &plan, paint));
+            }
+            print!("{}", render::text(&plan, paint));
+        }
+        PlanFormat::Json => print!("{}", render::json(&plan, impact.as_ref())),
+        PlanFormat::Markdown => print!("{}", markdown(usize::MAX, None)),
+    }
+    if github::append_step_summary(&markdown(STEP_SUMMARY_LIMIT, None))? {
+        tracing::info!("plan added to the job summary");
+    }
+    if args.comment {
+        let marker = markdown::comment_marker(&inputs.config.files.prefix);
+        let body = markdown(markdown::GITHUB_COMMENT_LIMIT, Some(&marker));
+        let number = github::GitHub::pull_request_number()?;
+        match github::GitHub::from_env()?
+            .upsert_comment(number, &marker, &body)
+            .await?
+        {
+            github::Posted::Created(url) => tracing::info!("plan comment created: {url}"),
+            github::Posted::Updated(url) => tracing::info!("plan comment updated: {url}"),
+        }
     }
     Ok(if plan.safety.blocked {
         3
@@ -245,6 +284,51 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
         2
     } else {
         0
+    })
+}
+
+/// GitHub's job summaries hold at most 1 MiB per step.
+const STEP_SUMMARY_LIMIT: usize = 1_000_000;
+
+/// What the config change since `base` does on its own: the base config planned on the same HR
+/// record, network and ledger, compared person by person with the head config.
+fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Impact, Error> {
+    let files = config::read_config_files(&args.config.repo, base, false)?;
+    let sources = files.files.clone();
+    let config = config::load(files).map_err(|diagnostics| {
+        eprint!("{}", diag::render_text(&diagnostics, &sources));
+        Error::input(format!(
+            "the config at --base {base} does not validate; the impact cannot be shown"
+        ))
+    })?;
+    let snapshot = read_hr(&config, args.run.hr.as_deref())?;
+    let resolution = resolve(&config, &snapshot, head.today);
+    let input = PlanInput {
+        config: &config,
+        resolution: &resolution,
+        observed: &head.observed,
+        ledger: &head.ledger,
+        hr: snapshot.info(),
+        today: head.today,
+    };
+    let base_plan = plan::plan(&input).map_err(|diagnostics| {
+        eprint!("{}", diag::render_text(&diagnostics, &sources));
+        Error::input(format!(
+            "the config at --base {base} cannot be planned; the impact cannot be shown"
+        ))
+    })?;
+    let (effects, people) = impact::compare(&resolution, &head.resolution);
+    Ok(Impact {
+        base_commit: config
+            .files
+            .revision
+            .commit_id()
+            .unwrap_or(base)
+            .to_string(),
+        changed_files: impact::changed_files(&config.files.files, &head.config.files.files),
+        effects,
+        people,
+        base_summary: base_plan.summary,
     })
 }
 
@@ -276,13 +360,80 @@ pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
     outcome
 }
 
+/// A plan saved by `plan --out`, if it still describes the world: same config commit, same HR
+/// record, same network. Then it is applied exactly as reviewed.
+fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
+    let saved: render::SavedPlan = serde_json::from_str(&text).map_err(|e| {
+        Error::input(format!(
+            "{} is not a plan written by `plan --out`: {e}",
+            path.display()
+        ))
+    })?;
+    let plan = saved.plan;
+    if plan.checksum() != saved.checksum {
+        return Err(Error::input(format!(
+            "{} was edited after it was written (its checksum no longer matches); plan again",
+            path.display()
+        )));
+    }
+    let stale = |what: &str, then: &str, now: &str| {
+        Error::input(format!(
+            "the plan in {} is stale: {what} changed since it was made ({then} then, {now} now); plan again and review the new plan",
+            path.display()
+        ))
+    };
+    let commit = inputs.config.files.revision.commit_id().unwrap_or_default();
+    let planned_commit = plan.config_commit.as_deref().unwrap_or_default();
+    if planned_commit != commit {
+        return Err(stale("the config commit", planned_commit, commit));
+    }
+    if plan.network != inputs.config.sync.network {
+        return Err(stale(
+            "the network",
+            &plan.network,
+            &inputs.config.sync.network,
+        ));
+    }
+    if plan.hr.sha256 != inputs.snapshot.sha256 {
+        return Err(stale(
+            "the HR record",
+            &plan.hr.sha256[..12],
+            &inputs.snapshot.sha256[..12],
+        ));
+    }
+    let fingerprint = inputs.observed.fingerprint();
+    if plan.network_fingerprint != fingerprint {
+        return Err(stale(
+            "the Speakap network",
+            &plan.network_fingerprint[..19],
+            &fingerprint[..19],
+        ));
+    }
+    Ok(plan)
+}
+
 async fn apply_with(
     args: &ApplyArgs,
     config: Config,
     connection: &Connection,
 ) -> Result<i32, Error> {
+    if !config.files.uncommitted.is_empty() {
+        return Err(Error::input(format!(
+            "uncommitted changes in {}: apply only applies committed config; commit or stash them first",
+            config.files.uncommitted.join(", ")
+        )));
+    }
+    if let (Some(branch), Some(commit)) = (&args.require_branch, config.files.revision.commit_id())
+    {
+        config::repo::require_on_branch(&config.files.repo_root, commit, branch)?;
+    }
     let inputs = gather(config, &args.run, connection).await?;
-    let plan = make_plan(&inputs)?;
+    let plan = match &args.plan {
+        Some(path) => reviewed_plan(path, &inputs)?,
+        None => make_plan(&inputs)?,
+    };
     let checksum = plan.checksum();
     let config_commit = plan.config_commit.clone().ok_or_else(|| {
         Error::input("the config is not committed; apply only applies committed config")
@@ -326,7 +477,7 @@ async fn apply_with(
         &inputs.resolution,
         &after,
         &plan,
-        inputs.today,
+        plan.as_of,
     );
 
     if let Some(path) = &args.credentials

@@ -320,7 +320,7 @@ fn records_with_input_errors_are_skipped_and_never_offboarded() {
 }
 
 #[test]
-fn worktree_plans_are_marked_not_applicable_and_apply_uses_the_commit() {
+fn worktree_plans_are_not_applicable_and_apply_refuses_uncommitted_config() {
     let sim = Sim::start(&seed());
     let repo = standard_repo(&sim, HR);
     let dir = path_str(repo.path());
@@ -334,13 +334,19 @@ fn worktree_plans_are_marked_not_applicable_and_apply_uses_the_commit() {
     assert!(stdout(&plan).contains("working tree (uncommitted): this plan cannot be applied"));
     assert!(!stdout(&plan).contains("network role"), "{}", stdout(&plan));
 
-    let apply = run(&["apply", "--repo", &dir], repo.path());
-    assert_eq!(code(&apply), 0);
+    let refused = run(&["apply", "--repo", &dir], repo.path());
+    assert_eq!(code(&refused), 1);
     assert!(
-        stderr(&apply).contains("uncommitted changes in rules.yaml are not used"),
+        stderr(&refused)
+            .contains("uncommitted changes in rules.yaml: apply only applies committed config"),
         "{}",
-        stderr(&apply)
+        stderr(&refused)
     );
+    assert_eq!(sim.users().len(), 3, "nothing applied");
+
+    repo.write("rules.yaml", RULES_YAML);
+    let apply = run(&["apply", "--repo", &dir], repo.path());
+    assert_eq!(code(&apply), 0, "{}", stderr(&apply));
     let carla = sim.user_by_xid("102").unwrap();
     assert_eq!(
         Sim::network_role(&carla),
@@ -387,7 +393,10 @@ fn the_quick_start_plans_and_applies_the_example_repo_on_the_embedded_simulator(
         "{text}"
     );
     assert!(text.contains("Unmanaged (1)"), "{text}");
-    assert!(text.contains("1057 Frank van den Berg  invite on 2027-06-01"), "{text}");
+    assert!(
+        text.contains("1057 Frank van den Berg  invite on 2027-06-01"),
+        "{text}"
+    );
 
     let apply = run(
         &["apply", "--repo", &dir, "--now", "2026-11-21"],

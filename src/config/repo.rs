@@ -246,3 +246,33 @@ fn uncommitted_yaml(repo: &Repository, prefix: &str) -> Vec<String> {
     paths.sort();
     paths
 }
+
+/// Refuses a commit that is not on `branch` (locally or as `origin/branch`): a pull request's
+/// commit must never be applied.
+pub fn require_on_branch(repo_root: &Path, commit: &str, branch: &str) -> Result<(), Error> {
+    let repo = Repository::open(repo_root).map_err(Error::git)?;
+    let commit_id = git2::Oid::from_str(commit).map_err(Error::git)?;
+    let tips: Vec<git2::Oid> = [
+        format!("refs/heads/{branch}"),
+        format!("refs/remotes/origin/{branch}"),
+    ]
+    .iter()
+    .filter_map(|name| repo.refname_to_id(name).ok())
+    .collect();
+    if tips.is_empty() {
+        return Err(Error::input(format!(
+            "--require-branch {branch}: no branch {branch} (nor origin/{branch}) in the repository"
+        )));
+    }
+    let on_branch = tips
+        .iter()
+        .any(|tip| *tip == commit_id || repo.graph_descendant_of(*tip, commit_id).unwrap_or(false));
+    if on_branch {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "commit {} is not on branch {branch}: apply only applies config merged into {branch}",
+            short(commit)
+        )))
+    }
+}

@@ -1,6 +1,8 @@
 //! `plan`: desired vs observed vs ledger → the operations that align the network, the records
 //! skipped, and the safety verdict. Pure and deterministic: same inputs, same plan, same checksum.
 
+pub mod impact;
+pub mod markdown;
 pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

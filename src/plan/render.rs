@@ -1,8 +1,9 @@
 //! Plan renderers: a readable text plan for people and JSON for machines.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
+use super::impact::Impact;
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
 use crate::desired::{ProfileField, Provenance};
@@ -14,16 +15,55 @@ pub struct PlanDocument<'a> {
     pub checksum: String,
     #[serde(flatten)]
     pub plan: &'a Plan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<&'a Impact>,
 }
 
-pub fn json(plan: &Plan) -> String {
+/// A plan read back from `plan --out` (for `apply --plan`).
+#[derive(Deserialize)]
+pub struct SavedPlan {
+    pub checksum: String,
+    #[serde(flatten)]
+    pub plan: Plan,
+}
+
+pub fn json(plan: &Plan, impact: Option<&Impact>) -> String {
     let document = PlanDocument {
         checksum: plan.checksum(),
         plan,
+        impact,
     };
     let mut text = serde_json::to_string_pretty(&document).expect("a plan serializes");
     text.push('\n');
     text
+}
+
+/// What the config change alone does, for the text plan.
+pub fn impact_text(impact: &Impact, plan: &Plan, paint: Paint) -> String {
+    let mut out = paint.bold(&format!(
+        "Config change since {}\n",
+        short(&impact.base_commit)
+    ));
+    for file in &impact.changed_files {
+        out.push_str(&format!("  {:?}: {}\n", file.change, file.path).to_lowercase());
+    }
+    if impact.effects.is_empty() {
+        out.push_str("  the change does not alter what anyone in the HR record gets\n");
+    }
+    for effect in &impact.effects {
+        let mark = if effect.grants_admin() {
+            paint.yellow("⚠")
+        } else {
+            " ".into()
+        };
+        out.push_str(&format!("  {mark} this change {}\n", effect.sentence()));
+    }
+    out.push_str(&format!(
+        "  plan with the base config: {}\n  plan with this change:     {}\n\n",
+        impact.base_summary.line(),
+        plan.summary.line()
+    ));
+    out
 }
 
 /// The message for a blocked plan, naming the checksum that `--force` must repeat.

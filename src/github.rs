@@ -1,0 +1,198 @@
+//! GitHub Actions integration: one sticky plan comment per pull request (found again by a hidden
+//! marker) through the REST API, and the job summary. Everything comes from the environment
+//! GitHub Actions sets: `GITHUB_TOKEN`, `GITHUB_REPOSITORY`, `GITHUB_API_URL`, `GITHUB_EVENT_PATH`,
+//! `GITHUB_STEP_SUMMARY`, `GITHUB_SERVER_URL`, `GITHUB_RUN_ID`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// Comments are listed in pages of this size; at most this many pages are read.
+const PAGE_SIZE: usize = 100;
+const MAX_PAGES: usize = 50;
+
+pub struct GitHub {
+    http: reqwest::Client,
+    api: String,
+    repository: String,
+}
+
+#[derive(Deserialize)]
+struct Comment {
+    id: u64,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    html_url: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Posted {
+    Created(String),
+    Updated(String),
+}
+
+fn env(name: &str) -> Result<String, Error> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            Error::input(format!(
+                "{name} is not set; --comment runs in GitHub Actions (or set it by hand)"
+            ))
+        })
+}
+
+impl GitHub {
+    pub fn from_env() -> Result<GitHub, Error> {
+        let token = env("GITHUB_TOKEN")?;
+        let repository = env("GITHUB_REPOSITORY")?;
+        let api =
+            std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::input("GITHUB_TOKEN contains characters not allowed in an HTTP header")
+        })?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert(
+            "X-GitHub-Api-Version",
+            HeaderValue::from_static("2022-11-28"),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("speakap-sync/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::input(format!("GitHub client: {e}")))?;
+        Ok(GitHub {
+            http,
+            api: api.trim_end_matches('/').to_string(),
+            repository,
+        })
+    }
+
+    /// The pull request of the event that started the workflow.
+    pub fn pull_request_number() -> Result<u64, Error> {
+        let path = env("GITHUB_EVENT_PATH")?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::input(format!("GITHUB_EVENT_PATH {path}: {e}")))?;
+        let event: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::input(format!("GITHUB_EVENT_PATH {path}: {e}")))?;
+        ["/pull_request/number", "/number", "/issue/number"]
+            .iter()
+            .find_map(|pointer| event.pointer(pointer).and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| Error::input("the workflow event is not about a pull request: --comment runs on pull_request events"))
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder, what: &str) -> Result<String, Error> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Error::input(format!("GitHub API ({what}): {e}")))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let hint = match status.as_u16() {
+                401 => "; check GITHUB_TOKEN",
+                403 | 404 => "; the workflow needs `permissions: pull-requests: write`",
+                _ => "",
+            };
+            let message: String = text.chars().take(200).collect();
+            return Err(Error::input(format!(
+                "GitHub API ({what}): HTTP {status}: {message}{hint}"
+            )));
+        }
+        Ok(text)
+    }
+
+    /// Creates the plan comment, or updates the one carrying `marker`.
+    pub async fn upsert_comment(
+        &self,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<Posted, Error> {
+        let list_url = format!(
+            "{}/repos/{}/issues/{number}/comments",
+            self.api, self.repository
+        );
+        let mut existing = None;
+        for page in 1..=MAX_PAGES {
+            let request = self
+                .http
+                .get(&list_url)
+                .query(&[("per_page", PAGE_SIZE), ("page", page)]);
+            let text = self.call(request, "list comments").await?;
+            let comments: Vec<Comment> = serde_json::from_str(&text)
+                .map_err(|e| Error::input(format!("GitHub API (list comments): {e}")))?;
+            let count = comments.len();
+            existing = comments.into_iter().find(|c| c.body.contains(marker));
+            if existing.is_some() || count < PAGE_SIZE {
+                break;
+            }
+        }
+        let payload = serde_json::json!({ "body": body });
+        match existing {
+            Some(comment) => {
+                let url = format!(
+                    "{}/repos/{}/issues/comments/{}",
+                    self.api, self.repository, comment.id
+                );
+                let text = self
+                    .call(self.http.patch(url).json(&payload), "update comment")
+                    .await?;
+                let updated: Comment = serde_json::from_str(&text).unwrap_or(comment);
+                Ok(Posted::Updated(updated.html_url))
+            }
+            None => {
+                let text = self
+                    .call(self.http.post(&list_url).json(&payload), "create comment")
+                    .await?;
+                let created: Comment = serde_json::from_str(&text)
+                    .map_err(|e| Error::input(format!("GitHub API (create comment): {e}")))?;
+                Ok(Posted::Created(created.html_url))
+            }
+        }
+    }
+}
+
+/// Where the full plan is when a comment had to be cut: the run's job summary in Actions.
+pub fn full_plan_location() -> String {
+    match (
+        std::env::var("GITHUB_SERVER_URL"),
+        std::env::var("GITHUB_REPOSITORY"),
+        std::env::var("GITHUB_RUN_ID"),
+    ) {
+        (Ok(server), Ok(repository), Ok(run)) => {
+            format!(
+                "the job summary and the `speakap-sync-plan` artifact of [run {run}]({server}/{repository}/actions/runs/{run})"
+            )
+        }
+        _ => "run `speakap-sync plan` for the complete text".into(),
+    }
+}
+
+/// Appends to the job summary when `GITHUB_STEP_SUMMARY` is set; returns whether it did.
+pub fn append_step_summary(markdown: &str) -> Result<bool, Error> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return Ok(false);
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::input(format!("GITHUB_STEP_SUMMARY: {e}")))?;
+    file.write_all(markdown.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(|e| Error::input(format!("GITHUB_STEP_SUMMARY: {e}")))?;
+    Ok(true)
+}

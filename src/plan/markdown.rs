@@ -1,0 +1,388 @@
+//! The plan as Markdown for pull-request comments and job summaries: a summary table that always
+//! stays, sections per kind of operation inside `<details>`, ⚠ on admin grants and offboarding,
+//! personal contact data masked unless asked otherwise, and never longer than the limit (detail
+//! is cut, with a note saying where the full plan is).
+
+use std::fmt::Write;
+
+use super::impact::Impact;
+use super::{Change, Plan, UserAction, UserPlan};
+use crate::config::repo::short;
+use crate::desired::ProfileField;
+use crate::redact::{mask_email, mask_phone};
+
+/// GitHub refuses issue comments longer than this many characters.
+pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+
+pub struct MarkdownOptions<'a> {
+    /// Mask email addresses and phone numbers.
+    pub redact: bool,
+    /// Maximum length in characters.
+    pub limit: usize,
+    /// A hidden marker identifying the comment (one sticky comment per config directory).
+    pub marker: Option<&'a str>,
+    /// Where the full plan can be read when this one is cut.
+    pub full_plan: &'a str,
+    pub impact: Option<&'a Impact>,
+}
+
+/// The hidden marker that finds the sticky comment for a config directory again.
+pub fn comment_marker(config_dir: &str) -> String {
+    format!("<!-- speakap-sync-plan: {config_dir} -->")
+}
+
+struct Section {
+    summary: String,
+    lines: Vec<String>,
+}
+
+pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
+    let mut head = String::new();
+    if let Some(marker) = options.marker {
+        let _ = writeln!(head, "{marker}");
+    }
+    let _ = writeln!(head, "### speakap-sync plan · network `{}`\n", plan.network);
+    let s = &plan.summary;
+    let _ = writeln!(head, "| | |\n|---|---:|");
+    for (label, count) in [
+        ("➕ Invite", s.invite),
+        ("♻️ Restore", s.restore),
+        ("✏️ Update", s.update),
+        ("⚠️ Suspend", s.suspend),
+        ("⚠️ Delete", s.delete),
+        ("⚠️ Anonymize", s.anonymize),
+        ("⚠️ Admin rights granted", s.admin_grants),
+        ("⏭️ Skipped records", s.skipped),
+        ("🗓️ Scheduled joiners", s.scheduled),
+    ] {
+        let _ = writeln!(head, "| {label} | {count} |");
+    }
+    head.push('\n');
+    if plan.safety.blocked {
+        let _ = writeln!(
+            head,
+            "⛔ **Blocked by a safety threshold:** {}. To apply exactly this plan: `speakap-sync apply --force {}`\n",
+            plan.safety.violations.join("; "),
+            plan.checksum()
+        );
+    } else {
+        let _ = writeln!(
+            head,
+            "✅ **Safety:** within the thresholds ({} managed accounts).\n",
+            plan.safety.managed_users
+        );
+    }
+    let config = match &plan.config_commit {
+        Some(commit) => format!("commit `{}`", short(commit)),
+        None => "uncommitted files (not applicable)".into(),
+    };
+    let _ = writeln!(
+        head,
+        "**Config** {config} · **HR snapshot** `{}`, {} records, sha256 `{}` · **As of** {} · **Checksum** `{}`\n",
+        plan.hr.source,
+        plan.hr.records,
+        &plan.hr.sha256[..plan.hr.sha256.len().min(12)],
+        plan.as_of,
+        plan.checksum()
+    );
+    if let Some(impact) = options.impact {
+        render_impact(&mut head, impact, plan);
+    }
+
+    let sections = sections(plan, options.redact);
+    let truncated_note = format!(
+        "\n> ✂️ This plan is too long for a comment and was cut. The full plan: {}.\n",
+        options.full_plan
+    );
+    let budget = options
+        .limit
+        .saturating_sub(head.chars().count() + truncated_note.chars().count() + 64);
+    let mut body = String::new();
+    let mut used = 0;
+    let mut truncated = false;
+    for section in sections {
+        let open = format!("<details><summary>{}</summary>\n\n", section.summary);
+        let close = "\n</details>\n\n";
+        let overhead = open.chars().count() + close.len() + 80;
+        if truncated || used + overhead > budget {
+            truncated = true;
+            let line = format!("- {} (not shown)\n", section.summary);
+            if used + line.chars().count() <= budget {
+                used += line.chars().count();
+                body.push_str(&line);
+            }
+            continue;
+        }
+        body.push_str(&open);
+        used += overhead;
+        let total = section.lines.len();
+        for (shown, line) in section.lines.iter().enumerate() {
+            let length = line.chars().count() + 1;
+            if used + length > budget {
+                truncated = true;
+                let _ = writeln!(body, "\n_… and {} more not shown_", total - shown);
+                break;
+            }
+            used += length;
+            body.push_str(line);
+            body.push('\n');
+        }
+        body.push_str(close);
+    }
+    let mut out = head;
+    out.push_str(&body);
+    if truncated {
+        out.push_str(&truncated_note);
+    }
+    out
+}
+
+fn render_impact(out: &mut String, impact: &Impact, plan: &Plan) {
+    let _ = writeln!(
+        out,
+        "#### What this config change does (compared with `{}`)\n",
+        short(&impact.base_commit)
+    );
+    if impact.changed_files.is_empty() {
+        let _ = writeln!(out, "No config files changed.\n");
+    } else {
+        let files: Vec<String> = impact
+            .changed_files
+            .iter()
+            .map(|f| format!("`{}` ({:?})", f.path, f.change).to_lowercase())
+            .collect();
+        let _ = writeln!(out, "Changed files: {}\n", files.join(", "));
+    }
+    if impact.effects.is_empty() {
+        let _ = writeln!(
+            out,
+            "The change does not alter what anyone in the HR record gets.\n"
+        );
+    } else {
+        for effect in &impact.effects {
+            let mark = if effect.grants_admin() { "⚠️ " } else { "" };
+            let _ = writeln!(out, "- {mark}This change {}", effect.sentence());
+        }
+        let _ = writeln!(
+            out,
+            "\nWith the base config the plan would be: {}. With this change: {}.\n",
+            impact.base_summary.line(),
+            plan.summary.line()
+        );
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '|' | '<' | '>' | '[' | ']' | '#'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn value(field: ProfileField, text: &str, redact: bool) -> String {
+    match field {
+        _ if text.is_empty() => "(empty)".into(),
+        ProfileField::Email if redact => mask_email(text),
+        ProfileField::Phone if redact => mask_phone(text),
+        _ => text.to_string(),
+    }
+}
+
+fn person(user: &UserPlan) -> String {
+    format!("**{}** {}", escape(&user.xid), escape(&user.name))
+}
+
+fn change_line(change: &Change, redact: bool) -> Option<String> {
+    let warn = if change.grants_admin() { "⚠️ " } else { "" };
+    Some(match change {
+        Change::SetXid {
+            from: Some(from),
+            to,
+        } => format!("XID {} → {}", escape(from), escape(to)),
+        Change::SetXid { from: None, .. } => return None,
+        Change::SetProfile {
+            field, from, to, ..
+        } => format!(
+            "`{}`: {} → {}",
+            field.name(),
+            escape(&value(*field, from, redact)),
+            escape(&value(*field, to, redact))
+        ),
+        Change::AddMembership {
+            group, kind, admin, ..
+        } => {
+            let role = if *admin { " as local admin" } else { "" };
+            format!("{warn}+ {} {}{role}", kind.label(), escape(group))
+        }
+        Change::RemoveMembership { group, .. } => format!("− {}", escape(group)),
+        Change::SetGroupAdmin {
+            group, admin: true, ..
+        } => format!("{warn}+ local admin of {}", escape(group)),
+        Change::SetGroupAdmin {
+            group,
+            admin: false,
+            ..
+        } => format!("− local admin of {}", escape(group)),
+        Change::SetNetworkRole { from, to, .. } => {
+            format!("{warn}network role {from} → {}", to.as_str())
+        }
+        Change::SetPrimaryBusinessUnit { to, .. } => {
+            format!("primary business unit → {}", escape(to))
+        }
+    })
+}
+
+fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
+    let mut sections = Vec::new();
+    let of = |action: UserAction| plan.users.iter().filter(move |u| u.action == action);
+    for (action, label) in [
+        (UserAction::Invite, "➕ Invite"),
+        (UserAction::Restore, "♻️ Restore"),
+        (UserAction::Update, "✏️ Update"),
+    ] {
+        let mut lines = Vec::new();
+        for user in of(action) {
+            let changes: Vec<String> = user
+                .changes
+                .iter()
+                .filter_map(|c| change_line(c, redact))
+                .collect();
+            let warn = if user.changes.iter().any(Change::grants_admin) {
+                "⚠️ "
+            } else {
+                ""
+            };
+            if action == UserAction::Invite {
+                // Invitees: one line each; their profile is the HR row.
+                let groups: Vec<String> = changes
+                    .iter()
+                    .filter(|c| !c.starts_with('`'))
+                    .cloned()
+                    .collect();
+                lines.push(format!("- {warn}{}: {}", person(user), groups.join(", ")));
+            } else {
+                lines.push(format!("- {warn}{}", person(user)));
+                if let Some(reason) = &user.reason {
+                    lines.push(format!("  - _{}_", escape(reason)));
+                }
+                lines.extend(changes.into_iter().map(|c| format!("  - {c}")));
+            }
+        }
+        let count = of(action).count();
+        if count > 0 {
+            sections.push(Section {
+                summary: format!("{label} ({count})"),
+                lines,
+            });
+        }
+    }
+    for (action, label) in [
+        (UserAction::Suspend, "⚠️ Suspend"),
+        (UserAction::Delete, "⚠️ Delete"),
+        (UserAction::Anonymize, "⚠️ Anonymize"),
+    ] {
+        let lines: Vec<String> = of(action)
+            .map(|u| {
+                format!(
+                    "- ⚠️ {}: {}",
+                    person(u),
+                    escape(u.reason.as_deref().unwrap_or_default())
+                )
+            })
+            .collect();
+        if !lines.is_empty() {
+            sections.push(Section {
+                summary: format!("{label} ({})", lines.len()),
+                lines,
+            });
+        }
+    }
+    let mut push = |summary: String, lines: Vec<String>| {
+        if !lines.is_empty() {
+            sections.push(Section { summary, lines });
+        }
+    };
+    push(
+        format!(
+            "⏭️ Skipped records ({}): their accounts are left untouched",
+            plan.skipped.len()
+        ),
+        plan.skipped
+            .iter()
+            .map(|s| {
+                let who = s
+                    .xid
+                    .as_deref()
+                    .map_or_else(|| "no XID".to_string(), |x| format!("XID {}", escape(x)));
+                format!(
+                    "- `{}:{}` {who}: {}",
+                    plan.hr.source,
+                    s.line,
+                    escape(&s.reasons.join("; "))
+                )
+            })
+            .collect(),
+    );
+    push(
+        format!("🗓️ Scheduled ({})", plan.scheduled.len()),
+        plan.scheduled
+            .iter()
+            .map(|s| {
+                format!(
+                    "- **{}** {}: invited on {}",
+                    escape(&s.xid),
+                    escape(&s.name),
+                    s.invite_on
+                )
+            })
+            .collect(),
+    );
+    push(
+        format!("Leaving ({}): suspended, recoverable", plan.leaving.len()),
+        plan.leaving
+            .iter()
+            .map(|l| {
+                format!(
+                    "- **{}** {}: suspended since {}, {} on {}",
+                    escape(&l.xid),
+                    escape(&l.name),
+                    l.suspended_since,
+                    l.then.past_tense(),
+                    l.on
+                )
+            })
+            .collect(),
+    );
+    push(
+        format!(
+            "Deleted outside sync ({}): not recreated",
+            plan.deleted_outside.len()
+        ),
+        plan.deleted_outside
+            .iter()
+            .map(|d| format!("- **{}** {}", escape(&d.xid), escape(&d.name)))
+            .collect(),
+    );
+    push(
+        format!("Unmanaged ({})", plan.unmanaged.len()),
+        plan.unmanaged
+            .iter()
+            .map(|u| format!("- **{}** {}", escape(&u.xid), escape(&u.reason)))
+            .collect(),
+    );
+    push(
+        format!("Warnings ({})", plan.warnings.len()),
+        plan.warnings
+            .iter()
+            .map(|w| format!("- {}", escape(w)))
+            .collect(),
+    );
+    sections
+}
