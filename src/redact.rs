@@ -1,11 +1,19 @@
 //! Masking of personal contact data in output that may be shared (PR comments, error messages).
 
-/// `jan.devries@example.com` → `j***@example.com`.
+/// `jan.devries@example.com` → `j*********s@example.com`: enough to tell two addresses apart in
+/// a review, not enough to write to them.
 pub fn mask_email(email: &str) -> String {
     match email.split_once('@') {
         Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
+            let chars: Vec<char> = local.chars().collect();
+            let masked = match chars.as_slice() {
+                [first, middle @ .., last] if !middle.is_empty() => {
+                    format!("{first}{}{last}", "*".repeat(middle.len()))
+                }
+                [first, ..] => format!("{first}***"),
+                [] => "***".into(),
+            };
+            format!("{masked}@{domain}")
         }
         None => mask(email),
     }
@@ -29,7 +37,11 @@ mod tests {
 
     #[test]
     fn masks_keep_only_what_identifies_the_kind_of_value() {
-        assert_eq!(mask_email("jan.devries@example.com"), "j***@example.com");
+        assert_eq!(
+            mask_email("jan.devries@example.com"),
+            "j*********s@example.com"
+        );
+        assert_eq!(mask_email("jo@example.com"), "j***@example.com");
         assert_eq!(mask_email("no-at-sign"), "n***");
         assert_eq!(mask_phone("+31 6 1234 5678"), "***78");
     }

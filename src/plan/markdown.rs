@@ -66,11 +66,11 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
             plan.checksum()
         );
     } else {
-        let _ = writeln!(
-            head,
-            "✅ **Safety:** within the thresholds ({} managed accounts).\n",
-            plan.safety.managed_users
-        );
+        let accounts = match plan.safety.managed_users {
+            1 => "1 managed account".to_string(),
+            n => format!("{n} managed accounts"),
+        };
+        let _ = writeln!(head, "✅ **Safety:** within the thresholds ({accounts}).\n");
     }
     let config = match &plan.config_commit {
         Some(commit) => format!("commit `{}`", short(commit)),
@@ -261,10 +261,16 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             };
             if action == UserAction::Invite {
                 // Invitees: one line each; their profile is the HR row.
-                let groups: Vec<String> = changes
+                let groups: Vec<String> = user
+                    .changes
                     .iter()
-                    .filter(|c| !c.starts_with('`'))
-                    .cloned()
+                    .filter(|c| {
+                        matches!(
+                            c,
+                            Change::AddMembership { .. } | Change::SetNetworkRole { .. }
+                        )
+                    })
+                    .filter_map(|c| change_line(c, redact))
                     .collect();
                 lines.push(format!("- {warn}{}: {}", person(user), groups.join(", ")));
             } else {
