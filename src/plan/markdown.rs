@@ -94,23 +94,22 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
         "\n> ✂️ This plan is too long for a comment and was cut. The full plan: {}.\n",
         options.full_plan
     );
+    // Room kept for naming the sections that did not fit.
+    const OMITTED_RESERVE: usize = 400;
     let budget = options
         .limit
-        .saturating_sub(head.chars().count() + truncated_note.chars().count() + 64);
+        .saturating_sub(head.chars().count() + truncated_note.chars().count() + OMITTED_RESERVE);
     let mut body = String::new();
     let mut used = 0;
     let mut truncated = false;
+    let mut omitted = Vec::new();
     for section in sections {
         let open = format!("<details><summary>{}</summary>\n\n", section.summary);
         let close = "\n</details>\n\n";
         let overhead = open.chars().count() + close.len() + 80;
         if truncated || used + overhead > budget {
             truncated = true;
-            let line = format!("- {} (not shown)\n", section.summary);
-            if used + line.chars().count() <= budget {
-                used += line.chars().count();
-                body.push_str(&line);
-            }
+            omitted.push(section.summary);
             continue;
         }
         body.push_str(&open);
@@ -128,6 +127,13 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
             body.push('\n');
         }
         body.push_str(close);
+    }
+    if !omitted.is_empty() {
+        let mut line = format!("_Not shown: {}_\n", omitted.join(", "));
+        if line.chars().count() > OMITTED_RESERVE {
+            line = format!("_Not shown: {} more sections_\n", omitted.len());
+        }
+        body.push_str(&line);
     }
     let mut out = head;
     out.push_str(&body);
@@ -242,10 +248,32 @@ fn change_line(change: &Change, redact: bool) -> Option<String> {
 fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
     let mut sections = Vec::new();
     let of = |action: UserAction| plan.users.iter().filter(move |u| u.action == action);
+    // The riskiest first: if the plan has to be cut, offboarding is what stays visible.
     for (action, label) in [
-        (UserAction::Invite, "➕ Invite"),
-        (UserAction::Restore, "♻️ Restore"),
+        (UserAction::Suspend, "⚠️ Suspend"),
+        (UserAction::Delete, "⚠️ Delete"),
+        (UserAction::Anonymize, "⚠️ Anonymize"),
+    ] {
+        let lines: Vec<String> = of(action)
+            .map(|u| {
+                format!(
+                    "- ⚠️ {}: {}",
+                    person(u),
+                    escape(u.reason.as_deref().unwrap_or_default())
+                )
+            })
+            .collect();
+        if !lines.is_empty() {
+            sections.push(Section {
+                summary: format!("{label} ({})", lines.len()),
+                lines,
+            });
+        }
+    }
+    for (action, label) in [
         (UserAction::Update, "✏️ Update"),
+        (UserAction::Restore, "♻️ Restore"),
+        (UserAction::Invite, "➕ Invite"),
     ] {
         let mut lines = Vec::new();
         for user in of(action) {
@@ -285,27 +313,6 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
         if count > 0 {
             sections.push(Section {
                 summary: format!("{label} ({count})"),
-                lines,
-            });
-        }
-    }
-    for (action, label) in [
-        (UserAction::Suspend, "⚠️ Suspend"),
-        (UserAction::Delete, "⚠️ Delete"),
-        (UserAction::Anonymize, "⚠️ Anonymize"),
-    ] {
-        let lines: Vec<String> = of(action)
-            .map(|u| {
-                format!(
-                    "- ⚠️ {}: {}",
-                    person(u),
-                    escape(u.reason.as_deref().unwrap_or_default())
-                )
-            })
-            .collect();
-        if !lines.is_empty() {
-            sections.push(Section {
-                summary: format!("{label} ({})", lines.len()),
                 lines,
             });
         }

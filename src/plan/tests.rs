@@ -436,3 +436,46 @@ fn an_override_withdraws_a_group_granted_by_hand() {
         }]
     );
 }
+
+#[test]
+fn a_markdown_plan_over_the_limit_is_cut_and_keeps_its_summary() {
+    let config = config();
+    let rows: Vec<[String; 5]> = (1..=40)
+        .map(|i| {
+            [
+                i.to_string(),
+                format!("p{i}@x.nl"),
+                format!("Person {i}"),
+                "Manager".into(),
+                "N".into(),
+            ]
+        })
+        .collect();
+    let rows: Vec<[&str; 5]> = rows
+        .iter()
+        .map(|r| r.each_ref().map(String::as_str))
+        .collect();
+    let observed = network(vec![account(
+        "e9",
+        Some("99"),
+        "gone@x.nl",
+        "Gone",
+        &[("gn", "member")],
+        "member",
+    )]);
+    let plan = plan_for(&config, &rows, &observed, &Ledger::default());
+    let options = super::markdown::MarkdownOptions {
+        redact: true,
+        limit: 2_000,
+        marker: Some("<!-- speakap-sync-plan: config -->"),
+        full_plan: "the job summary",
+        impact: None,
+    };
+    let text = super::markdown::markdown(&plan, &options);
+    assert!(
+        text.chars().count() <= 2_000,
+        "{} characters",
+        text.chars().count()
+    );
+    insta::assert_snapshot!(text.replace(&plan.checksum(), "sha256:[checksum]"));
+}
