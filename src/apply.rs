@@ -201,7 +201,7 @@ pub async fn apply(
             }
             Err(e) => {
                 for user in batch {
-                    recorder.record(&user.xid, "invite", Err(clone_error(&e)));
+                    recorder.record(&user.xid, "invite", Err(e.clone()));
                 }
             }
         }
@@ -252,7 +252,7 @@ pub async fn apply(
             (UserAction::Suspend, Some(a)) => client.suspend(&a.eid).await,
             (UserAction::Anonymize, Some(a)) => client.anonymize(&a.eid).await,
             (_, Some(a)) => match &a.network {
-                Some(m) => client.remove_from_network(&m.eid).await,
+                Some(m) => client.remove_from_network(&a.eid, &m.eid).await,
                 None => Err(api_rejection(
                     operation,
                     -4,
@@ -287,6 +287,7 @@ pub async fn apply(
         deleted: done(&[UserAction::Delete, UserAction::Anonymize]),
         succeeded: results.iter().filter(|r| r.ok).count(),
         failed: results.iter().filter(|r| !r.ok).count(),
+        retries: client.retries(),
     };
     ApplyReport {
         results,
@@ -325,39 +326,6 @@ fn api_rejection(operation: &str, code: i64, message: &str) -> ApiError {
     }
 }
 
-/// `ApiError` holds no non-clonable parts but reqwest's; it is rebuilt from its parts.
-fn clone_error(error: &ApiError) -> ApiError {
-    match error {
-        ApiError::Api {
-            method,
-            path,
-            status,
-            code,
-            message,
-        } => ApiError::Api {
-            method: method.clone(),
-            path: path.clone(),
-            status: *status,
-            code: *code,
-            message: message.clone(),
-        },
-        ApiError::Unreachable { url, detail } => ApiError::Unreachable {
-            url: url.clone(),
-            detail: detail.clone(),
-        },
-        ApiError::Protocol {
-            method,
-            path,
-            detail,
-        } => ApiError::Protocol {
-            method: method.clone(),
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        ApiError::MissingToken(name) => ApiError::MissingToken(name.clone()),
-    }
-}
-
 /// For one user: restore, group additions, profile, removals, then role changes.
 async fn update_users(
     client: &Client,
@@ -369,7 +337,7 @@ async fn update_users(
     if recorder.stopped.is_some() {
         return;
     }
-    let outcomes: Vec<Vec<Outcome>> = futures_util::stream::iter(work)
+    let done: Vec<Work> = futures_util::stream::iter(work)
         .map(|(user, eid)| {
             let current = accounts.get(eid.as_str()).copied();
             async move { update_user(client, user, &eid, current).await }
@@ -377,9 +345,14 @@ async fn update_users(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    for (xid, operation, outcome) in outcomes.into_iter().flatten() {
-        recorder.record(&xid, &operation, outcome);
+    let mut role_changes = Vec::new();
+    for work in done {
+        for (xid, operation, outcome) in work.outcomes {
+            recorder.record(&xid, &operation, outcome);
+        }
+        role_changes.extend(work.role_changes);
     }
+    change_roles(client, recorder, role_changes).await;
 }
 
 /// One operation's outcome for one person: (XID, operation, result).
@@ -390,7 +363,7 @@ async fn update_user(
     user: &UserPlan,
     eid: &str,
     current: Option<&ObservedUser>,
-) -> Vec<Outcome> {
+) -> Work {
     let mut outcomes = Vec::new();
     let mut push = |operation: &str, outcome| {
         outcomes.push((user.xid.clone(), operation.to_string(), outcome))
@@ -402,7 +375,10 @@ async fn update_user(
         let ok = restored.is_ok();
         push("restore", restored);
         if !ok {
-            return outcomes;
+            return Work {
+                outcomes,
+                role_changes: Vec::new(),
+            };
         }
     }
 
@@ -488,10 +464,44 @@ async fn update_user(
             Err(e) => push("change roles", Err(e)),
         }
     }
-    if !role_changes.is_empty() {
-        push("change roles", client.change_roles(&role_changes).await);
+    Work {
+        outcomes,
+        role_changes: role_changes
+            .into_iter()
+            .map(|(m, role)| (user.xid.clone(), m, role))
+            .collect(),
     }
-    outcomes
+}
+
+/// What one user's update did, and the role changes it leaves for the batched `changeroles` calls.
+struct Work {
+    outcomes: Vec<Outcome>,
+    /// (XID, membership EID, role)
+    role_changes: Vec<(String, String, String)>,
+}
+
+/// Role changes go out together, after the memberships they apply to exist.
+const ROLE_CHANGES_PER_CALL: usize = 100;
+
+async fn change_roles(
+    client: &Client,
+    recorder: &mut Recorder,
+    changes: Vec<(String, String, String)>,
+) {
+    for batch in changes.chunks(ROLE_CHANGES_PER_CALL) {
+        if recorder.stopped.is_some() {
+            return;
+        }
+        let pairs: Vec<(String, String)> = batch
+            .iter()
+            .map(|(_, m, role)| (m.clone(), role.clone()))
+            .collect();
+        let outcome = client.change_roles(&pairs).await;
+        let xids: BTreeSet<&str> = batch.iter().map(|(xid, _, _)| xid.as_str()).collect();
+        for xid in xids {
+            recorder.record(xid, "change roles", outcome.clone());
+        }
+    }
 }
 
 /// One profile update carrying the XID and every changed field. Name parts travel together, so
@@ -574,9 +584,15 @@ pub fn ledger_after(
         let Some(xid) = &account.xid else { continue };
         let before = previous.users.get(xid);
         if account.suspended {
+            let adopted = plan
+                .leaving
+                .iter()
+                .find(|l| &l.xid == xid)
+                .map(|l| l.suspended_since);
             let since = before
                 .and_then(|e| e.suspended_since)
-                .or_else(|| planned(xid, UserAction::Suspend).then_some(today));
+                .or_else(|| planned(xid, UserAction::Suspend).then_some(today))
+                .or(adopted);
             if since.is_some() || before.is_some() {
                 let base = before.cloned().unwrap_or_default();
                 users.insert(

@@ -143,6 +143,8 @@ impl Connection {
                         token: token.clone(),
                         state_file: Some(dir.join(&embedded.state)),
                         seed: Some(seed),
+                        faults: Default::default(),
+                        fault_seed: 0,
                     },
                 )
                 .await
@@ -168,7 +170,8 @@ impl Connection {
             &token,
             &settings.api_version,
             settings.requests_per_second,
-        )?;
+        )?
+        .with_concurrency(settings.concurrency as usize);
         Ok(Connection { client, embedded })
     }
 
@@ -498,8 +501,8 @@ async fn apply_with(
     }
     let c = &report.counts;
     let summary = format!(
-        "{} invited, {} restored, {} updated, {} suspended, {} deleted, {} failed",
-        c.invited, c.restored, c.updated, c.suspended, c.deleted, c.failed
+        "{} invited, {} restored, {} updated, {} suspended, {} deleted, {} failed, {} retried",
+        c.invited, c.restored, c.updated, c.suspended, c.deleted, c.failed, c.retries
     );
     if report.results.is_empty() && ledger == inputs.ledger {
         println!("No changes: nothing to apply.");

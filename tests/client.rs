@@ -27,6 +27,8 @@ async fn start(users: usize) -> sim::RunningSim {
         token: TOKEN.into(),
         state_file: None,
         seed: Some(seed),
+        faults: Default::default(),
+        fault_seed: 0,
     };
     sim::start(([127, 0, 0, 1], 0).into(), config)
         .await
@@ -147,6 +149,8 @@ async fn the_simulator_keeps_its_network_in_the_state_file() {
         token: TOKEN.into(),
         state_file: Some(state.clone()),
         seed: None,
+        faults: Default::default(),
+        fault_seed: 0,
     };
     let running = sim::start(([127, 0, 0, 1], 0).into(), config.clone())
         .await

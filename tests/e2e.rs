@@ -60,7 +60,7 @@ fn plan_apply_then_plan_shows_no_changes() {
     assert_eq!(code(&apply), 0, "{}\n{}", stdout(&apply), stderr(&apply));
     assert!(
         stdout(&apply).contains(
-            "Applied: 2 invited, 0 restored, 2 updated, 1 suspended, 0 deleted, 0 failed."
+            "Applied: 2 invited, 0 restored, 2 updated, 1 suspended, 0 deleted, 0 failed, 0 retried."
         ),
         "{}",
         stdout(&apply)

@@ -143,6 +143,8 @@ fn check(
                 token: "t".into(),
                 state_file: None,
                 seed: Some(seed),
+                faults: Default::default(),
+                fault_seed: 0,
             },
         )
         .await

@@ -791,10 +791,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                         });
                     }
                 }
-                None => unmanaged.push(Unmanaged {
+                // Suspended by hand, or by a run that was stopped before it could record it: the
+                // person has left HR either way, so the grace period starts now.
+                None => leaving.push(Leaving {
                     xid: xid.clone(),
                     eid: account.eid.clone(),
-                    reason: "suspended outside the sync".into(),
+                    name: account.display_name(),
+                    suspended_since: today,
+                    then: policy.offboarding.then,
+                    on: today.saturating_add(grace),
                 }),
             }
             continue;

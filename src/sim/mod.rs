@@ -4,6 +4,7 @@
 //!
 //! Used by the tests, the quick start (`speakap.url: embedded`) and the `speakap-sim` binary.
 
+mod faults;
 mod network;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
+pub use faults::{Faults, Stats};
 pub use network::{Network, Seed, SeedGroup, SeedUser, SimError};
 
 use crate::speakap::wire;
@@ -34,12 +36,17 @@ pub struct SimConfig {
     pub state_file: Option<PathBuf>,
     /// The starting network when there is no state file yet.
     pub seed: Option<Seed>,
+    /// Faults to inject (none by default); changeable at run time with `PUT /_sim/faults`.
+    pub faults: Faults,
+    /// Seed of the fault dice, so a faulty run can be repeated.
+    pub fault_seed: u64,
 }
 
 struct Shared {
     network: Mutex<Network>,
     token: String,
     state_file: Option<PathBuf>,
+    faults: faults::FaultState,
 }
 
 impl Shared {
@@ -113,6 +120,7 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
         network: Mutex::new(network),
         token: config.token,
         state_file: config.state_file,
+        faults: faults::FaultState::new(config.faults, config.fault_seed),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -193,8 +201,17 @@ fn router(shared: Arc<Shared>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             check_request,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            inject_faults,
         ));
-    api.fallback(|| async { SimError::NotFound("no such endpoint".into()) })
+    let admin = Router::new()
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/stats", get(get_stats))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), check_token));
+    api.merge(admin)
+        .fallback(|| async { SimError::NotFound("no such endpoint".into()) })
         .with_state(shared)
 }
 
@@ -214,6 +231,40 @@ impl IntoResponse for SimError {
         };
         (status, Json(body)).into_response()
     }
+}
+
+async fn inject_faults(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    faults::inject(&shared.faults, request, next).await
+}
+
+async fn check_token(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let expected = format!("Bearer {}", shared.token);
+    if request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return SimError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+async fn get_faults(State(shared): App) -> Json<Faults> {
+    Json(shared.faults.get())
+}
+
+async fn put_faults(State(shared): App, Json(faults): Json<Faults>) -> StatusCode {
+    shared.faults.set(faults);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_stats(State(shared): App) -> Json<Stats> {
+    Json(shared.faults.stats())
 }
 
 /// Auth and Accept checks, and the network in the path must be the simulated one.
@@ -267,6 +318,9 @@ struct Paging {
     limit: usize,
     #[serde(default)]
     embed: Option<String>,
+    /// INFERRED filter: only the user with this email address.
+    #[serde(default)]
+    email: Option<String>,
 }
 
 fn default_limit() -> usize {
@@ -296,7 +350,7 @@ async fn list_users(
         .as_deref()
         .is_some_and(|e| e.split(',').any(|p| p == "memberships"));
     with_network(&shared, |n| {
-        let (total, users) = n.users_page(paging.offset, limit, embed);
+        let (total, users) = n.users_page(paging.offset, limit, embed, paging.email.as_deref());
         Ok(Json(wire::UsersPage {
             total,
             offset: paging.offset,

@@ -277,8 +277,21 @@ impl Network {
         }
     }
 
-    pub fn users_page(&self, offset: usize, limit: usize, embed: bool) -> (usize, Vec<wire::User>) {
-        let active: Vec<&SimUser> = self.users.values().filter(|u| !u.deleted).collect();
+    pub fn users_page(
+        &self,
+        offset: usize,
+        limit: usize,
+        embed: bool,
+        email: Option<&str>,
+    ) -> (usize, Vec<wire::User>) {
+        let active: Vec<&SimUser> = self
+            .users
+            .values()
+            .filter(|u| !u.deleted)
+            .filter(|u| {
+                email.is_none_or(|e| u.email_addresses.iter().any(|a| a.eq_ignore_ascii_case(e)))
+            })
+            .collect();
         let page = active
             .iter()
             .skip(offset)

@@ -1,13 +1,22 @@
-//! HTTP client for the Speakap REST API: auth, versioned Accept header, paging, typed errors.
+//! HTTP client for the Speakap REST API: auth, versioned Accept header, rate limit, paging (pages
+//! fetched concurrently once the total is known), typed errors, and retries.
+//!
+//! Retries: 429, 502, 503, 504 and connection failures are transient. Idempotent requests (reads,
+//! profile updates, role changes) are retried with exponential backoff and jitter, waiting at
+//! least as long as a `Retry-After` header asks. A non-idempotent request (an invite, a group
+//! addition, a suspension, …) is never simply sent again: the client first checks whether the
+//! failed attempt took effect — an invite is looked up by email — and only repeats what did not.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
-use reqwest::{Method, RequestBuilder};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::wire::{
@@ -18,8 +27,12 @@ use super::wire::{
 const PAGE_SIZE: usize = 100;
 /// The API accepts at most this many invitees per call.
 pub const MAX_INVITES_PER_CALL: usize = 1000;
+/// Attempts per request, the first included.
+const MAX_ATTEMPTS: usize = 6;
+/// A `Retry-After` longer than this is not waited for: the run stops and says so.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("Speakap API {method} {path}: {meaning} (code {code}, HTTP {status}): {message}{hint}", meaning = wire::code_meaning(*.code), hint = hint(*.code))]
     Api {
@@ -31,6 +44,13 @@ pub enum ApiError {
     },
     #[error("cannot reach the Speakap API at {url}: {detail}; check `speakap.url` and the network")]
     Unreachable { url: String, detail: String },
+    #[error("Speakap API {method} {path}: HTTP {status} (still failing after {attempts} attempts)")]
+    Unavailable {
+        method: String,
+        path: String,
+        status: u16,
+        attempts: usize,
+    },
     #[error("unexpected response from Speakap API {method} {path}: {detail}")]
     Protocol {
         method: String,
@@ -61,10 +81,28 @@ impl ApiError {
     pub fn is_systemic(&self) -> bool {
         match self {
             ApiError::Api { code, status, .. } => matches!(code, -2 | -3) || *status == 401,
-            ApiError::Unreachable { .. } | ApiError::MissingToken(_) => true,
+            ApiError::Unreachable { .. }
+            | ApiError::Unavailable { .. }
+            | ApiError::MissingToken(_) => true,
             ApiError::Protocol { .. } => false,
         }
     }
+}
+
+/// One failed attempt, and whether trying again may help.
+struct Failure {
+    error: ApiError,
+    transient: bool,
+    retry_after: Option<Duration>,
+    status: Option<StatusCode>,
+}
+
+/// Whether a request may simply be sent again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    /// Sending it twice could do it twice: the caller checks what happened first.
+    Checked,
 }
 
 /// A client for one network. The token is held only inside the Authorization header, which is
@@ -76,6 +114,9 @@ pub struct Client {
     network: String,
     /// Shared by clones, so concurrent tasks together stay under `requests_per_second`.
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// Retries made so far, by all clones (reported by apply).
+    retries: Arc<AtomicU64>,
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -84,6 +125,14 @@ impl std::fmt::Debug for Client {
             .field("base", &self.base)
             .field("network", &self.network)
             .finish_non_exhaustive()
+    }
+}
+
+fn protocol(method: &str, path: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::Protocol {
+        method: method.into(),
+        path: path.into(),
+        detail: detail.into(),
     }
 }
 
@@ -97,19 +146,20 @@ impl Client {
     ) -> Result<Client, ApiError> {
         let mut headers = HeaderMap::new();
         let accept = HeaderValue::from_str(&wire::accept_header(api_version)).map_err(|e| {
-            ApiError::Protocol {
-                method: "-".into(),
-                path: "-".into(),
-                detail: format!("api_version gives an invalid Accept header: {e}"),
-            }
+            protocol(
+                "-",
+                "-",
+                format!("api_version gives an invalid Accept header: {e}"),
+            )
         })?;
         headers.insert(ACCEPT, accept);
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ApiError::Protocol {
-                method: "-".into(),
-                path: "-".into(),
-                detail: "the token contains characters not allowed in an HTTP header".into(),
-            })?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            protocol(
+                "-",
+                "-",
+                "the token contains characters not allowed in an HTTP header",
+            )
+        })?;
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         let http = reqwest::Client::builder()
@@ -118,134 +168,268 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("speakap-sync/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ApiError::Protocol {
-                method: "-".into(),
-                path: "-".into(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| protocol("-", "-", e.to_string()))?;
         let rate = NonZeroU32::new(requests_per_second).unwrap_or(NonZeroU32::MIN);
         Ok(Client {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             network: network.to_string(),
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            retries: Arc::default(),
+            concurrency: 4,
         })
+    }
+
+    /// How many requests may be under way at once (pages fetched in parallel).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Client {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Retries made so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     fn path(&self, rest: &str) -> String {
         format!("/networks/{}/{rest}", self.network)
     }
 
-    async fn send<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
-    ) -> Result<T, ApiError> {
-        let text = self.send_raw(method.clone(), path, build).await?;
-        serde_json::from_str(&text).map_err(|e| ApiError::Protocol {
-            method: method.to_string(),
-            path: path.to_string(),
-            detail: format!("cannot decode the body: {e}"),
-        })
+    fn backoff() -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(MAX_ATTEMPTS - 1)
+            .with_jitter()
     }
 
-    async fn send_raw(
+    /// One request, no retry.
+    async fn attempt(
         &self,
-        method: Method,
+        method: &Method,
         path: &str,
-        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
-    ) -> Result<String, ApiError> {
+        build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
+    ) -> Result<String, Failure> {
         let url = format!("{}{path}", self.base);
         self.limiter.until_ready().await;
-        let request = build(self.http.request(method.clone(), &url));
-        let response = request.send().await.map_err(|e| ApiError::Unreachable {
-            url: self.base.clone(),
-            detail: root_cause(&e),
-        })?;
+        let unreachable = |e: reqwest::Error| Failure {
+            transient: !e.is_builder(),
+            error: ApiError::Unreachable {
+                url: self.base.clone(),
+                detail: root_cause(&e),
+            },
+            retry_after: None,
+            status: None,
+        };
+        let response = build(self.http.request(method.clone(), &url))
+            .send()
+            .await
+            .map_err(unreachable)?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| ApiError::Unreachable {
-            url: self.base.clone(),
-            detail: root_cause(&e),
-        })?;
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let text = response.text().await.map_err(unreachable)?;
         if status.is_success() {
             return Ok(text);
         }
-        match serde_json::from_str::<wire::ErrorBody>(&text) {
-            Ok(body) => Err(ApiError::Api {
+        let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+        let error = match serde_json::from_str::<wire::ErrorBody>(&text) {
+            Ok(body) => ApiError::Api {
                 method: method.to_string(),
                 path: path.to_string(),
                 status: status.as_u16(),
                 code: body.code,
                 message: body.message,
-            }),
-            Err(_) => Err(ApiError::Protocol {
+            },
+            Err(_) if transient => ApiError::Unavailable {
                 method: method.to_string(),
                 path: path.to_string(),
-                detail: format!("HTTP {status} without an error body: {}", excerpt(&text)),
-            }),
+                status: status.as_u16(),
+                attempts: 1,
+            },
+            Err(_) => protocol(
+                method.as_str(),
+                path,
+                format!("HTTP {status} without an error body: {}", excerpt(&text)),
+            ),
+        };
+        Err(Failure {
+            error,
+            transient,
+            retry_after,
+            status: Some(status),
+        })
+    }
+
+    /// Sends a request; retries transient failures when `repeat` is `Safe`.
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        repeat: Repeat,
+        build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
+    ) -> Result<String, Failure> {
+        let attempts = AtomicU64::new(0);
+        let result = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt(&method, path, &build).await
+        })
+        .retry(Self::backoff())
+        .when(|f: &Failure| {
+            repeat == Repeat::Safe
+                && f.transient
+                && f.retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER)
+        })
+        .adjust(|f: &Failure, delay| delay.map(|d| f.retry_after.map_or(d, |after| after.max(d))))
+        .notify(|f: &Failure, delay| {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("retrying {method} {path} in {delay:?}: {}", f.error);
+        })
+        .await;
+        result.map_err(|mut f| {
+            if f.transient {
+                let tries = attempts.load(Ordering::Relaxed) as usize;
+                if let (Some(status), ApiError::Api { .. } | ApiError::Unavailable { .. }) =
+                    (f.status, &f.error)
+                {
+                    f.error = ApiError::Unavailable {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        status: status.as_u16(),
+                        attempts: tries,
+                    };
+                }
+            }
+            f
+        })
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
+    ) -> Result<T, ApiError> {
+        let text = self
+            .send_raw(method.clone(), path, Repeat::Safe, build)
+            .await
+            .map_err(|f| f.error)?;
+        serde_json::from_str(&text).map_err(|e| {
+            protocol(
+                method.as_str(),
+                path,
+                format!("cannot decode the body: {e}"),
+            )
+        })
+    }
+
+    /// A non-idempotent call: after a transient failure, `check` says whether it took effect
+    /// (`Some(result)`); only if it did not is the call made again, after a backoff.
+    async fn send_checked<T, C, F>(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
+        decode: impl Fn(String) -> Result<T, ApiError>,
+        check: C,
+    ) -> Result<T, ApiError>
+    where
+        C: Fn() -> F,
+        F: Future<Output = Result<Option<T>, ApiError>>,
+    {
+        let mut delays = Self::backoff().build();
+        loop {
+            let failure = match self
+                .send_raw(method.clone(), path, Repeat::Checked, &build)
+                .await
+            {
+                Ok(text) => return decode(text),
+                Err(failure) => failure,
+            };
+            if !failure.transient {
+                return Err(failure.error);
+            }
+            if let Some(done) = check().await? {
+                return Ok(done);
+            }
+            let Some(delay) = delays.next() else {
+                return Err(failure.error);
+            };
+            let delay = failure.retry_after.map_or(delay, |after| after.max(delay));
+            if delay > MAX_RETRY_AFTER {
+                return Err(failure.error);
+            }
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("retrying {method} {path} in {delay:?}: {}", failure.error);
+            tokio::time::sleep(delay).await;
         }
     }
 
     /// Every user of the network with their memberships.
     pub async fn list_users(&self) -> Result<Vec<User>, ApiError> {
         let path = self.path("users/");
-        let mut users = Vec::new();
         self.paged(
             &path,
             &[("embed", "memberships")],
-            |page: wire::UsersPage| {
-                let count = page.embedded.users.len();
-                users.extend(page.embedded.users);
-                (page.total, count)
-            },
+            |page: wire::UsersPage| (page.total, page.embedded.users),
         )
-        .await?;
-        Ok(users)
+        .await
     }
 
     pub async fn list_groups(&self) -> Result<Vec<Group>, ApiError> {
         let path = self.path("groups/");
-        let mut groups = Vec::new();
         self.paged(&path, &[], |page: wire::GroupsPage| {
-            let count = page.embedded.groups.len();
-            groups.extend(page.embedded.groups);
-            (page.total, count)
+            (page.total, page.embedded.groups)
         })
-        .await?;
-        Ok(groups)
+        .await
     }
 
-    /// Walks `offset`/`limit` pages until `total` is reached. Bounded: at most the page count the
-    /// first response announces, plus one, so a server that keeps growing cannot loop us forever.
-    async fn paged<P: DeserializeOwned>(
+    /// Reads the first page, then the rest concurrently once `total` is known. A collection that
+    /// grows while it is read is read again from where it ended, at most a bounded number of times.
+    async fn paged<P: DeserializeOwned, T>(
         &self,
         path: &str,
         query: &[(&str, &str)],
-        mut take: impl FnMut(P) -> (usize, usize),
-    ) -> Result<(), ApiError> {
-        let mut offset = 0usize;
-        let mut max_pages = usize::MAX;
-        let mut pages = 0usize;
-        loop {
-            let limit = PAGE_SIZE.to_string();
-            let offset_text = offset.to_string();
-            let page: P = self
-                .send(Method::GET, path, |r| {
-                    r.query(query)
-                        .query(&[("offset", offset_text.as_str()), ("limit", limit.as_str())])
-                })
-                .await?;
-            let (total, count) = take(page);
-            pages += 1;
-            if max_pages == usize::MAX {
-                max_pages = total.div_ceil(PAGE_SIZE) + 1;
+        split: impl Fn(P) -> (usize, Vec<T>) + Sync,
+    ) -> Result<Vec<T>, ApiError> {
+        let page = |offset: usize| {
+            let split = &split;
+            async move {
+                let offset = offset.to_string();
+                let limit = PAGE_SIZE.to_string();
+                let page: P = self
+                    .send(Method::GET, path, |r| {
+                        r.query(query)
+                            .query(&[("offset", offset.as_str()), ("limit", limit.as_str())])
+                    })
+                    .await?;
+                Ok::<_, ApiError>(split(page))
             }
-            offset += count;
-            if count == 0 || offset >= total || pages >= max_pages {
-                return Ok(());
+        };
+        let (total, mut items) = page(0).await?;
+        for _ in 0..3 {
+            if items.len() >= total {
+                break;
+            }
+            let offsets: Vec<usize> = (items.len()..total).step_by(PAGE_SIZE).collect();
+            let mut pages: Vec<(usize, Vec<T>)> = futures_util::stream::iter(offsets)
+                .map(|offset| async move { page(offset).await.map(|(_, items)| (offset, items)) })
+                .buffer_unordered(self.concurrency)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+            pages.sort_by_key(|(offset, _)| *offset);
+            let before = items.len();
+            items.extend(pages.into_iter().flat_map(|(_, items)| items));
+            if items.len() == before {
+                break;
             }
         }
+        Ok(items)
     }
 
     /// One user with their memberships.
@@ -255,30 +439,106 @@ impl Client {
             .await
     }
 
-    /// Invites up to [`MAX_INVITES_PER_CALL`] people; the result has one entry per invitee.
+    /// The user with this email address, if any. INFERRED: the `email` filter of the users list.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<User>, ApiError> {
+        let path = self.path("users/");
+        let page: wire::UsersPage = self
+            .send(Method::GET, &path, |r| {
+                r.query(&[("email", email), ("embed", "memberships"), ("limit", "1")])
+            })
+            .await?;
+        Ok(page.embedded.users.into_iter().next())
+    }
+
+    /// The user, or `None` once gone (404).
+    async fn user_if_present(&self, user: &str) -> Result<Option<User>, ApiError> {
+        match self.get_user(user).await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.code() == Some(-4) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Invites up to [`MAX_INVITES_PER_CALL`] people; the result has one entry per invitee. After
+    /// a failure that may have taken effect, every address is looked up before inviting again.
     pub async fn invite(&self, invitees: Vec<Invitee>) -> Result<Vec<InviteResult>, ApiError> {
         let path = self.path("invite");
-        let response: InviteResponse = self
-            .send(Method::POST, &path, |r| r.json(&InviteRequest { invitees }))
-            .await?;
-        Ok(response.invitees)
+        let mut found = Vec::new();
+        let mut pending = invitees;
+        let mut delays = Self::backoff().build();
+        loop {
+            let body = InviteRequest {
+                invitees: pending.clone(),
+            };
+            let failure = match self
+                .send_raw(Method::POST, &path, Repeat::Checked, |r| r.json(&body))
+                .await
+            {
+                Ok(text) => {
+                    let response: InviteResponse = serde_json::from_str(&text).map_err(|e| {
+                        protocol("POST", &path, format!("cannot decode the body: {e}"))
+                    })?;
+                    found.extend(response.invitees);
+                    return Ok(found);
+                }
+                Err(failure) if failure.transient => failure,
+                Err(failure) => return Err(failure.error),
+            };
+            let mut still = Vec::new();
+            for invitee in pending {
+                match self.find_by_email(&invitee.email).await? {
+                    Some(user) => found.push(InviteResult {
+                        email: invitee.email.clone(),
+                        status: "invitee".into(),
+                        eid: Some(user.eid),
+                        activation_code: None,
+                    }),
+                    None => still.push(invitee),
+                }
+            }
+            if still.is_empty() {
+                return Ok(found);
+            }
+            pending = still;
+            let Some(delay) = delays.next() else {
+                return Err(failure.error);
+            };
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(
+                failure
+                    .retry_after
+                    .map_or(delay, |after| after.max(delay).min(MAX_RETRY_AFTER)),
+            )
+            .await;
+        }
     }
 
     /// INFERRED endpoint: creates an SSO account (no invitation mail); returns it.
     pub async fn create_sso_user(&self, user: &wire::NewSsoUser) -> Result<User, ApiError> {
         let path = self.path("users/");
-        self.send(Method::POST, &path, |r| r.json(user)).await
+        let decode = |text: String| {
+            serde_json::from_str(&text).map_err(|e| protocol("POST", &path, e.to_string()))
+        };
+        self.send_checked(
+            Method::POST,
+            &path,
+            |r| r.json(user),
+            decode,
+            || self.find_by_email(&user.primary_email),
+        )
+        .await
     }
 
-    /// INFERRED endpoint: profile update, including the XID.
+    /// INFERRED endpoint: profile update, including the XID. Idempotent.
     pub async fn update_user(&self, user: &str, update: &UserUpdate) -> Result<(), ApiError> {
         let path = self.path(&format!("users/{user}/"));
-        self.send_raw(Method::PUT, &path, |r| r.json(update))
+        self.send_raw(Method::PUT, &path, Repeat::Safe, |r| r.json(update))
             .await
             .map(drop)
+            .map_err(|f| f.error)
     }
 
-    /// Adds the user to groups as member; returns the memberships created.
+    /// Adds the user to groups as member; returns the memberships in those groups.
     pub async fn add_to_groups(
         &self,
         user: &str,
@@ -286,69 +546,124 @@ impl Client {
     ) -> Result<Vec<Membership>, ApiError> {
         let path = self.path(&format!("users/{user}/groups/add"));
         let form: Vec<(&str, &str)> = groups.iter().map(|g| ("groups[]", g.as_str())).collect();
-        let response: wire::MembershipsResponse =
-            self.send(Method::POST, &path, |r| r.form(&form)).await?;
-        Ok(response.memberships)
+        let decode = |text: String| {
+            serde_json::from_str::<wire::MembershipsResponse>(&text)
+                .map(|r| r.memberships)
+                .map_err(|e| protocol("POST", &path, e.to_string()))
+        };
+        // Took effect when the user is in every group now.
+        let check = || async {
+            let current = self.get_user(user).await?;
+            let memberships: Vec<Membership> = current
+                .embedded
+                .memberships
+                .into_iter()
+                .filter(|m| m.group.as_ref().is_some_and(|g| groups.contains(g)))
+                .collect();
+            Ok((memberships.len() == groups.len()).then_some(memberships))
+        };
+        self.send_checked(Method::POST, &path, |r| r.form(&form), decode, check)
+            .await
     }
 
     pub async fn remove_from_groups(&self, user: &str, groups: &[String]) -> Result<(), ApiError> {
         let path = self.path(&format!("users/{user}/groups/remove"));
         let form: Vec<(&str, &str)> = groups.iter().map(|g| ("groups[]", g.as_str())).collect();
-        self.send_raw(Method::POST, &path, |r| r.form(&form))
+        let check = || async {
+            let current = self.get_user(user).await?;
+            let left = current
+                .embedded
+                .memberships
+                .iter()
+                .any(|m| m.group.as_ref().is_some_and(|g| groups.contains(g)));
+            Ok((!left).then_some(()))
+        };
+        self.send_checked(Method::POST, &path, |r| r.form(&form), |_| Ok(()), check)
             .await
-            .map(drop)
     }
 
-    /// Sets membership roles: `(membership EID, role)` pairs, for groups and for the network.
+    /// Sets membership roles: `(membership EID, role)` pairs, for groups and for the network. Idempotent.
     pub async fn change_roles(&self, changes: &[(String, String)]) -> Result<(), ApiError> {
         let path = self.path("changeroles");
         let form: Vec<(String, &str)> = changes
             .iter()
             .map(|(m, role)| (format!("memberships[{m}]"), role.as_str()))
             .collect();
-        self.send_raw(Method::POST, &path, |r| r.form(&form))
+        self.send_raw(Method::POST, &path, Repeat::Safe, |r| r.form(&form))
             .await
             .map(drop)
+            .map_err(|f| f.error)
     }
 
     /// INFERRED endpoint: suspends a user (cannot log in; recoverable for 30 days).
     pub async fn suspend(&self, user: &str) -> Result<(), ApiError> {
-        self.user_action(user, "suspend").await
+        self.user_action(user, "suspend", |u| {
+            u.is_some_and(|u| u.status == "suspended")
+        })
+        .await
     }
 
     /// INFERRED endpoint: reactivates a suspended user.
     pub async fn restore(&self, user: &str) -> Result<(), ApiError> {
-        self.user_action(user, "restore").await
+        self.user_action(user, "restore", |u| {
+            u.is_some_and(|u| u.status != "suspended")
+        })
+        .await
     }
 
     /// INFERRED endpoint: removes the user's personal data and the user.
     pub async fn anonymize(&self, user: &str) -> Result<(), ApiError> {
-        self.user_action(user, "anonymize").await
+        self.user_action(user, "anonymize", |u| u.is_none()).await
     }
 
-    async fn user_action(&self, user: &str, action: &str) -> Result<(), ApiError> {
+    async fn user_action(
+        &self,
+        user: &str,
+        action: &str,
+        done: impl Fn(Option<&User>) -> bool,
+    ) -> Result<(), ApiError> {
         let path = self.path(&format!("users/{user}/{action}"));
-        self.send_raw(Method::POST, &path, |r| r).await.map(drop)
+        let check = || async { Ok(done(self.user_if_present(user).await?.as_ref()).then_some(())) };
+        self.send_checked(Method::POST, &path, |r| r, |_| Ok(()), check)
+            .await
     }
 
     /// Removes a user from the network through their network membership (202 Accepted).
-    pub async fn remove_from_network(&self, network_membership: &str) -> Result<(), ApiError> {
+    pub async fn remove_from_network(
+        &self,
+        user: &str,
+        network_membership: &str,
+    ) -> Result<(), ApiError> {
         let path = self.path(&format!("memberships/{network_membership}/"));
-        self.send_raw(Method::DELETE, &path, |r| {
-            r.query(&[("resolution", "remove_from_network")])
-        })
+        let check = || async { Ok(self.user_if_present(user).await?.is_none().then_some(())) };
+        self.send_checked(
+            Method::DELETE,
+            &path,
+            |r| r.query(&[("resolution", "remove_from_network")]),
+            |_| Ok(()),
+            check,
+        )
         .await
-        .map(drop)
     }
 }
 
+/// `Retry-After` in seconds, or as an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(seconds) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = jiff::fmt::rfc2822::parse(value.trim()).ok()?.timestamp();
+    let wait = when.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
 fn root_cause(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".into();
+    }
     let mut source: &dyn std::error::Error = error;
     while let Some(next) = source.source() {
         source = next;
-    }
-    if error.is_timeout() {
-        return "timed out".into();
     }
     source.to_string()
 }
@@ -359,5 +674,27 @@ fn excerpt(text: &str) -> String {
         "(empty)".into()
     } else {
         trimmed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+        let date = jiff::fmt::rfc2822::to_string(&soon.to_zoned(jiff::tz::TimeZone::UTC)).unwrap();
+        let wait = parse_retry_after(&date).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?} from {date}"
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }

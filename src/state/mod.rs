@@ -46,6 +46,9 @@ pub struct Counts {
     pub deleted: usize,
     pub succeeded: usize,
     pub failed: usize,
+    /// Requests repeated after a transient failure (rate limit, 5xx, dropped connection).
+    #[serde(default)]
+    pub retries: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
