@@ -98,9 +98,9 @@ impl ConfigRepo {
 
 /// A `speakap-sim serve` process on 127.0.0.1; killed on drop.
 pub struct Sim {
-    child: Child,
+    child: Option<Child>,
     pub url: String,
-    _state: tempfile::TempDir,
+    _state: Option<tempfile::TempDir>,
 }
 
 impl Sim {
@@ -134,9 +134,18 @@ impl Sim {
             .expect("the simulator announces its address")
             .to_string();
         Sim {
-            child,
+            child: Some(child),
             url,
-            _state: state,
+            _state: Some(state),
+        }
+    }
+
+    /// A view of a simulator started elsewhere.
+    pub fn attach(url: &str) -> Sim {
+        Sim {
+            child: None,
+            url: url.to_string(),
+            _state: None,
         }
     }
 
@@ -222,8 +231,10 @@ impl Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
