@@ -11,6 +11,7 @@ use crate::config::{InviteChannel, NetworkRole};
 use crate::desired::{ProfileField, Resolution};
 use jiff::civil::Date;
 
+use crate::output::Progress;
 use crate::plan::{Change, Plan, UserAction, UserPlan};
 use crate::speakap::{ApiError, Client, MAX_INVITES_PER_CALL, Observed, ObservedUser, wire};
 use crate::state::{Counts, Ledger, LedgerEntry, OperationResult};
@@ -68,6 +69,7 @@ pub async fn apply(
     plan: &Plan,
     observed: &Observed,
     concurrency: usize,
+    progress: &Progress,
 ) -> ApplyReport {
     let mut recorder = Recorder::default();
     let accounts: HashMap<&str, &ObservedUser> =
@@ -93,7 +95,15 @@ pub async fn apply(
         } else {
             pending = waiting;
         }
-        update_users(client, &mut recorder, ready, &accounts, concurrency).await;
+        update_users(
+            client,
+            &mut recorder,
+            ready,
+            &accounts,
+            concurrency,
+            progress,
+        )
+        .await;
     }
 
     // Invites: SSO accounts one by one, invitations batched.
@@ -214,7 +224,15 @@ pub async fn apply(
         .filter(|u| u.action == UserAction::Invite)
         .filter_map(|u| invited.get(u.xid.as_str()).map(|eid| (u, eid.clone())))
         .collect();
-    update_users(client, &mut recorder, work, &accounts, concurrency).await;
+    update_users(
+        client,
+        &mut recorder,
+        work,
+        &accounts,
+        concurrency,
+        progress,
+    )
+    .await;
 
     // 3. Offboarding, last and only after everything else succeeded.
     let earlier_failures = recorder.results.iter().any(|r| !r.ok);
@@ -261,6 +279,7 @@ pub async fn apply(
             },
         };
         recorder.record(&user.xid, operation, outcome);
+        progress.tick();
     }
 
     let mut results = recorder.results;
@@ -333,6 +352,7 @@ async fn update_users(
     work: Vec<(&UserPlan, String)>,
     accounts: &HashMap<&str, &ObservedUser>,
     concurrency: usize,
+    progress: &Progress,
 ) {
     if recorder.stopped.is_some() {
         return;
@@ -340,7 +360,11 @@ async fn update_users(
     let done: Vec<Work> = futures_util::stream::iter(work)
         .map(|(user, eid)| {
             let current = accounts.get(eid.as_str()).copied();
-            async move { update_user(client, user, &eid, current).await }
+            async move {
+                let work = update_user(client, user, &eid, current).await;
+                progress.tick();
+                work
+            }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()

@@ -463,13 +463,16 @@ async fn apply_with(
         return Err(Error::Blocked(render::blocked_message(&plan)));
     }
 
+    let progress = crate::output::Progress::new("apply", plan.users.len() as u64);
     let report = apply::apply(
         &connection.client,
         &plan,
         &inputs.observed,
         inputs.config.sync.speakap.concurrency as usize,
+        &progress,
     )
     .await;
+    progress.finish();
     let after = if plan.summary.has_changes() {
         speakap::fetch(&connection.client).await?
     } else {

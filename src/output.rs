@@ -72,3 +72,71 @@ pub fn init_logging(verbose: bool) {
         .with_target(false)
         .init();
 }
+
+/// Progress of a long run: a bar on stderr when it is a terminal, otherwise a log line every few
+/// seconds (CI logs stay readable).
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    label: &'static str,
+    total: u64,
+    done: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+    last_log: std::sync::Mutex<std::time::Instant>,
+}
+
+/// How often progress is logged when there is no terminal.
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Progress {
+    pub fn new(label: &'static str, total: u64) -> Progress {
+        let bar = (total > 0 && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message(label);
+            bar
+        });
+        let now = std::time::Instant::now();
+        Progress {
+            bar,
+            label,
+            total,
+            done: Default::default(),
+            started: now,
+            last_log: std::sync::Mutex::new(now),
+        }
+    }
+
+    /// A progress that shows nothing (library use, tests).
+    pub fn hidden() -> Progress {
+        Progress {
+            bar: Some(indicatif::ProgressBar::hidden()),
+            ..Progress::new("", 0)
+        }
+    }
+
+    pub fn tick(&self) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None => {
+                let mut last = self.last_log.lock().expect("progress lock");
+                if last.elapsed() >= LOG_EVERY || done == self.total {
+                    *last = std::time::Instant::now();
+                    let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+                    tracing::info!("{}: {done}/{} ({rate:.1}/s)", self.label, self.total);
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

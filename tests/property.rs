@@ -204,7 +204,14 @@ fn check(
                 "a record with an input error is offboarded: {user:?}"
             );
         }
-        let report = apply::apply(&client, &first, &observed, 4).await;
+        let report = apply::apply(
+            &client,
+            &first,
+            &observed,
+            4,
+            &speakap_sync::output::Progress::hidden(),
+        )
+        .await;
         prop_assert!(
             !report.failed(),
             "apply failed: {:?}\nplan: {first:#?}",
