@@ -229,13 +229,23 @@ fn make_plan(inputs: &Inputs) -> Result<Plan, Error> {
     })
 }
 
-pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
-    let config = load_config(&args.config, args.worktree)?;
+/// Everything read, and the plan made from it (for `plan` and `explain`).
+async fn planned(
+    config: &ConfigArgs,
+    worktree: bool,
+    run: &RunArgs,
+) -> Result<(Inputs, Plan), Error> {
+    let config = load_config(config, worktree)?;
     let connection = Connection::open(&config).await?;
-    let result = gather(config, &args.run, &connection).await;
+    let result = gather(config, run, &connection).await;
     connection.close().await?;
     let inputs = result?;
     let plan = make_plan(&inputs)?;
+    Ok((inputs, plan))
+}
+
+pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
+    let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
     let impact = match &args.base {
         Some(base) => Some(config_impact(base, args, &inputs)?),
         None => None,
@@ -336,12 +346,7 @@ fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Impact, E
 }
 
 pub async fn explain(args: &ExplainArgs) -> Result<i32, Error> {
-    let config = load_config(&args.config, args.worktree)?;
-    let connection = Connection::open(&config).await?;
-    let result = gather(config, &args.run, &connection).await;
-    connection.close().await?;
-    let inputs = result?;
-    let plan = make_plan(&inputs)?;
+    let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
     let input = crate::explain::ExplainInput {
         xid: &args.xid,
         config: &inputs.config,

@@ -206,18 +206,13 @@ fn a_mover_loses_only_the_memberships_the_sync_granted() {
 }
 
 fn remove_from_group(sim: &Sim, user: &str, group: &str) {
-    let url = format!("{}/networks/{NETWORK}/users/{user}/groups/remove", sim.url);
-    let status = runtime().block_on(async {
-        reqwest::Client::new()
-            .post(url)
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .header("Accept", "application/vnd.speakap.api-v1.8.2+json+hal")
-            .form(&[("groups[]", group)])
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let request = sim
+        .api(
+            reqwest::Method::POST,
+            &format!("users/{user}/groups/remove"),
+        )
+        .form(&[("groups[]", group)]);
+    let status = runtime().block_on(async { request.send().await.unwrap().status() });
     assert!(status.is_success());
 }
 

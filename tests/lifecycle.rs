@@ -276,20 +276,11 @@ fn delete_by_hand(sim: &Sim, xid: &str) {
         .as_str()
         .unwrap()
         .to_string();
-    let url = format!(
-        "{}/networks/{NETWORK}/memberships/{membership}/?resolution=remove_from_network",
-        sim.url
+    let request = sim.api(
+        reqwest::Method::DELETE,
+        &format!("memberships/{membership}/?resolution=remove_from_network"),
     );
-    let status = runtime().block_on(async {
-        reqwest::Client::new()
-            .delete(url)
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .header("Accept", "application/vnd.speakap.api-v1.8.2+json+hal")
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let status = runtime().block_on(async { request.send().await.unwrap().status() });
     assert_eq!(status.as_u16(), 202);
 }
 

@@ -150,19 +150,16 @@ impl Sim {
     }
 
     fn get(&self, path: &str) -> Value {
-        let url = format!("{}/networks/{NETWORK}/{path}", self.url);
-        runtime().block_on(async {
-            reqwest::Client::new()
-                .get(url)
-                .header("Authorization", format!("Bearer {TOKEN}"))
-                .header("Accept", "application/vnd.speakap.api-v1.8.2+json+hal")
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
+        let request = self.api(reqwest::Method::GET, path);
+        runtime().block_on(async { request.send().await.unwrap().json::<Value>().await.unwrap() })
+    }
+
+    /// A request to the simulated API as an authorised client, for `path` under the network.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}/networks/{NETWORK}/{path}", self.url))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Accept", "application/vnd.speakap.api-v1.8.2+json+hal")
     }
 
     /// All active users with their memberships, straight from the API.
