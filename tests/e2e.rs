@@ -387,7 +387,10 @@ fn the_quick_start_plans_and_applies_the_example_repo_on_the_embedded_simulator(
         "{text}"
     );
     assert!(text.contains("Unmanaged (1)"), "{text}");
-    assert!(text.contains("1057 Frank van den Berg  invite on 2027-06-01"), "{text}");
+    assert!(
+        text.contains("1057 Frank van den Berg  invite on 2027-06-01"),
+        "{text}"
+    );
 
     let apply = run(
         &["apply", "--repo", &dir, "--now", "2026-11-21"],
