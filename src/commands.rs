@@ -79,25 +79,87 @@ fn load_config(args: &ConfigArgs, worktree: bool) -> Result<Config, Error> {
     })
 }
 
-fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapshot, Error> {
-    let Source::Csv(csv) = &config.sync.source;
-    let (path, display) = match override_path {
-        Some(path) => (path.to_path_buf(), path.display().to_string()),
-        None => {
-            let display = if config.files.prefix.is_empty() {
-                csv.path.clone()
-            } else {
-                format!("{}/{}", config.files.prefix, csv.path)
-            };
-            (config.files.config_dir.join(&csv.path), display)
-        }
+async fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapshot, Error> {
+    let source = &config.sync.source;
+    let format = source.format();
+    let layout = || hr::Layout::typed(rules::configured_columns(&config.sync));
+    let local = |path: &str| {
+        let display = if config.files.prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{}", config.files.prefix, path)
+        };
+        (config.files.config_dir.join(path), display)
     };
-    hr::csv::read(
-        &path,
-        &display,
-        csv.delimiter,
-        rules::configured_fields(&config.sync),
-    )
+    let overridden = override_path.map(|p| (p.to_path_buf(), p.display().to_string()));
+    match source {
+        Source::Csv(csv) => {
+            let (path, display) = overridden.unwrap_or_else(|| local(&csv.path));
+            hr::csv::read(
+                &path,
+                &display,
+                hr::CsvOptions {
+                    delimiter: csv.delimiter,
+                    encoding: &csv.encoding,
+                },
+                layout(),
+            )
+        }
+        Source::Excel(excel) => {
+            let (path, display) = overridden.unwrap_or_else(|| local(&excel.path));
+            hr::excel::read(
+                &path,
+                &display,
+                excel.sheet.as_deref(),
+                format.date_format,
+                layout(),
+            )
+        }
+        Source::Sftp(sftp) => {
+            let fetched = match overridden {
+                // `--hr` replaces the download with a local copy, read the same way.
+                Some((path, display)) => hr::sftp::Fetched {
+                    bytes: std::fs::read(&path).map_err(|e| {
+                        Error::input(format!("cannot read the HR file {display}: {e}"))
+                    })?,
+                    file_name: display.clone(),
+                    display,
+                    modified: None,
+                },
+                None => hr::sftp::fetch(sftp, &config.files.config_dir).await?,
+            };
+            let mut snapshot = if fetched.is_excel(sftp.format) {
+                hr::excel::parse(
+                    fetched.bytes,
+                    &fetched.display,
+                    sftp.sheet.as_deref(),
+                    format.date_format,
+                    layout(),
+                )?
+            } else {
+                hr::csv::parse(
+                    &fetched.bytes,
+                    &fetched.display,
+                    hr::CsvOptions {
+                        delimiter: sftp.delimiter,
+                        encoding: &sftp.encoding,
+                    },
+                    layout(),
+                )?
+            };
+            snapshot.modified = fetched.modified;
+            Ok(snapshot)
+        }
+        Source::Afas(afas) => {
+            if let Some((_, display)) = overridden {
+                return Err(Error::input(format!(
+                    "--hr {display}: the HR source is the AFAS connector {}; `--hr` replaces files only",
+                    afas.connector
+                )));
+            }
+            hr::afas::read(afas, layout(), format.date_format).await
+        }
+    }
 }
 
 /// `--now`, or today in the network's time zone (validated with the config).
@@ -196,7 +258,7 @@ struct Inputs {
 }
 
 async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Result<Inputs, Error> {
-    let snapshot = read_hr(&config, run.hr.as_deref())?;
+    let snapshot = read_hr(&config, run.hr.as_deref()).await?;
     let today = today(run.now, &config.sync.policy.timezone.0)?;
     let resolution = resolve(&config, &snapshot, today);
     let observed = speakap::fetch(&connection.client).await?;
@@ -247,7 +309,7 @@ async fn planned(
 pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
     let impact = match &args.base {
-        Some(base) => Some(config_impact(base, args, &inputs)?),
+        Some(base) => Some(config_impact(base, args, &inputs).await?),
         None => None,
     };
 
@@ -305,7 +367,7 @@ const STEP_SUMMARY_LIMIT: usize = 1_000_000;
 
 /// What the config change since `base` does on its own: the base config planned on the same HR
 /// record, network and ledger, compared person by person with the head config.
-fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Impact, Error> {
+async fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Impact, Error> {
     let files = config::read_config_files(&args.config.repo, base, false)?;
     let sources = files.files.clone();
     let config = config::load(files).map_err(|diagnostics| {
@@ -314,7 +376,7 @@ fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Impact, E
             "the config at --base {base} does not validate; the impact cannot be shown"
         ))
     })?;
-    let snapshot = read_hr(&config, args.run.hr.as_deref())?;
+    let snapshot = read_hr(&config, args.run.hr.as_deref()).await?;
     let resolution = resolve(&config, &snapshot, head.today);
     let input = PlanInput {
         config: &config,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::config::{Config, LookupTable, NetworkRole, Origin, Source, UnknownCode};
+use crate::config::{Config, LookupTable, NetworkRole, Origin, UnknownCode};
 use crate::hr::{Layout, Record, Snapshot};
 use crate::redact::mask_email;
 use crate::rules::{CompiledMatcher, FieldName, split_values};
@@ -226,8 +226,8 @@ struct Compiled {
 /// Turns HR records into desired users under the config, as of `today`.
 pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution {
     let layout = &snapshot.layout;
-    let Source::Csv(csv) = &config.sync.source;
-    let separator = csv.multi_value_separator.chars().next().unwrap_or('|');
+    let format = config.sync.source.format();
+    let separator = format.multi_value_separator.chars().next().unwrap_or('|');
     let compile = |m| CompiledMatcher::compile(m, layout);
     let compiled = Compiled {
         separator,
@@ -362,12 +362,12 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
             if text.is_empty() {
                 return None;
             }
-            match parse_date(&csv.date_format, text) {
+            match parse_date(format.date_format, text) {
                 Some(date) => Some(date),
                 None => {
                     problems.push(format!(
                         "unparseable {label} \"{text}\" (column \"{}\"; expected the format {})",
-                        layout.columns[slot], csv.date_format
+                        layout.columns[slot], format.date_format
                     ));
                     None
                 }

@@ -49,7 +49,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
         let _ = writeln!(out, "HR record: no row in {}", snapshot.source);
     }
     for row in &rows {
-        let _ = writeln!(out, "HR record: {}:{}", snapshot.source, row.line);
+        let _ = writeln!(out, "HR record: {}", snapshot.origin(row));
         for (slot, column) in snapshot.layout.columns.iter().enumerate() {
             let _ = writeln!(out, "  {column}: {}", row.value(slot));
         }
@@ -169,7 +169,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
     let _ = writeln!(out, "{}", paint.bold("What the sync does:"));
     let mut operations = String::new();
     for user in plan.users.iter().filter(|u| u.xid == xid) {
-        render::render_user(&mut operations, user, paint);
+        render::render_user(&mut operations, user, &plan.hr.locator, paint);
     }
     let mut reasons = Vec::new();
     for s in plan
@@ -178,8 +178,8 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
         .filter(|s| s.xid.as_deref() == Some(xid))
     {
         reasons.push(format!(
-            "nothing: the record on line {} is skipped: {}",
-            s.line,
+            "nothing: the record on {} is skipped: {}",
+            plan.hr.locator.short(s.line),
             s.reasons.join("; ")
         ));
     }

@@ -166,6 +166,8 @@ fn check(
         let snapshot = Snapshot {
             source: "hr.csv".into(),
             sha256: "0".repeat(64),
+            locator: Default::default(),
+            modified: None,
             layout: Layout::new(configured_fields(&config.sync)),
             records: rows
                 .iter()

@@ -436,7 +436,7 @@ fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
                 let (message, hint) = if segments.first().map(String::as_str) == Some("source") {
                     (
                         format!("{at} is not a valid HR source"),
-                        "`source.type` is `csv` (with path and columns)".to_string(),
+                        "`source.type` is `csv` or `excel` (with path and columns), `sftp` (host, user, key_env or password_env, known_hosts, path, columns) or `afas` (url, connector, token_env, columns); see the README".to_string(),
                     )
                 } else {
                     (
@@ -618,6 +618,78 @@ impl SemanticChecks<'_> {
             .unwrap_or_default()
     }
 
+    fn check_source(&self, loader: &mut Loader) {
+        let at = |key: &str| self.span(Kind::SyncConfig, &["source", key]);
+        let encoding = match &self.sync.source {
+            Source::Csv(s) => Some(&s.encoding),
+            Source::Sftp(s) => Some(&s.encoding),
+            _ => None,
+        };
+        if let Some(label) = encoding
+            && encoding_rs::Encoding::for_label(label.as_bytes()).is_none()
+        {
+            loader.error(
+                "encoding",
+                at("encoding"),
+                format!("unknown encoding `{label}`"),
+                "use a WHATWG encoding label such as windows-1252, iso-8859-15 or utf-8",
+            );
+        }
+        match &self.sync.source {
+            Source::Sftp(sftp) => {
+                if sftp.key_env.is_some() == sftp.password_env.is_some() {
+                    loader.error(
+                        "sftp",
+                        at("user"),
+                        "give exactly one of `key_env` and `password_env`",
+                        "name the environment variable holding the private key or the password",
+                    );
+                }
+                if sftp.key_passphrase_env.is_some() && sftp.key_env.is_none() {
+                    loader.error(
+                        "sftp",
+                        at("key_passphrase_env"),
+                        "`key_passphrase_env` needs `key_env`",
+                        "remove it, or set `key_env`",
+                    );
+                }
+                if !sftp.path.starts_with('/') {
+                    loader.error(
+                        "sftp",
+                        at("path"),
+                        format!("`{}` is not an absolute remote path", sftp.path),
+                        "write the full path on the server, e.g. /upload/employees-*.csv",
+                    );
+                }
+            }
+            Source::Afas(afas) => {
+                let url = reqwest::Url::parse(&afas.url);
+                if !matches!(&url, Ok(u) if u.scheme() == "https" || u.scheme() == "http") {
+                    loader.error(
+                        "afas",
+                        at("url"),
+                        format!("`{}` is not an http(s) URL", afas.url),
+                        "for example https://12345.rest.afas.online/ProfitRestServices",
+                    );
+                }
+                if afas.connector.is_empty()
+                    || !afas
+                        .connector
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+                {
+                    loader.error(
+                        "afas",
+                        at("connector"),
+                        format!("`{}` is not a GetConnector name", afas.connector),
+                        "use the connector's name as shown in AFAS Profit, e.g. Speakap_Medewerkers",
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn run(
         &self,
         loader: &mut Loader,
@@ -626,7 +698,7 @@ impl SemanticChecks<'_> {
         overrides: &[Override],
     ) {
         let fields = rules::known_fields(self.sync);
-        let Source::Csv(csv) = &self.sync.source;
+        let format = self.sync.source.format();
         let embedded = self.sync.speakap.url == "embedded";
         if embedded && self.sync.speakap.embedded.is_none() {
             loader.error(
@@ -664,29 +736,30 @@ impl SemanticChecks<'_> {
             );
         }
         let sample = jiff::civil::date(2026, 12, 31);
-        let round_trip = jiff::fmt::strtime::format(csv.date_format.as_str(), sample)
+        let round_trip = jiff::fmt::strtime::format(format.date_format, sample)
             .ok()
-            .and_then(|text| crate::desired::parse_date(&csv.date_format, &text));
+            .and_then(|text| crate::desired::parse_date(format.date_format, &text));
         if round_trip != Some(sample) {
             loader.error(
                 "date-format",
                 self.span(Kind::SyncConfig, &["source", "date_format"]),
                 format!(
                     "date_format `{}` cannot write and read back a date",
-                    csv.date_format
+                    format.date_format
                 ),
                 "use strftime directives for day, month and year, e.g. %d-%m-%Y or %Y-%m-%d",
             );
         }
+        self.check_source(loader);
         let channel_needs = match policy.invite.channel {
             InviteChannel::Sms => Some((
                 "phone",
-                csv.columns.phone.is_some(),
+                format.columns.phone.is_some(),
                 "SMS invitations go to the phone number",
             )),
             InviteChannel::Sso => Some((
                 "upn",
-                csv.columns.upn.is_some(),
+                format.columns.upn.is_some(),
                 "SSO accounts are made for the UPN",
             )),
             _ => None,
@@ -699,13 +772,13 @@ impl SemanticChecks<'_> {
                 format!("{why}: map the HR column that holds it"),
             );
         }
-        for (name, column) in &csv.columns.extra {
+        for (name, column) in &format.columns.extra {
             if FieldName::builtin(name).is_some() {
                 loader.error(
                     "columns",
                     self.span(Kind::SyncConfig, &["source", "columns", "extra", name]),
                     format!("extra field `{name}` has the name of a built-in field"),
-                    format!("map `{column}` under another name"),
+                    format!("map `{}` under another name", column.name()),
                 );
             }
         }
@@ -742,8 +815,8 @@ impl SemanticChecks<'_> {
                 );
             }
             let column_present = match table_name {
-                "business_units" => csv.columns.locations.is_some(),
-                _ => csv.columns.departments.is_some(),
+                "business_units" => format.columns.locations.is_some(),
+                _ => format.columns.departments.is_some(),
             };
             if !column_present {
                 let column = if table_name == "business_units" {

@@ -91,12 +91,59 @@ pub struct EmbeddedSimulator {
     pub state: String,
 }
 
-/// The HR record: the source of truth for who works here.
+/// The HR record: the source of truth for who works here. Every type has `columns`,
+/// `multi_value_separator` and `date_format`; the rest says where the rows come from.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Source {
-    /// A CSV export with a header row (UTF-8, with or without BOM).
+    /// A CSV export with a header row (UTF-8 with or without BOM, UTF-16 with BOM, or the
+    /// `encoding` fallback).
     Csv(CsvSource),
+    /// An Excel workbook (.xlsx, .xlsm, .xlsb, .xls) or OpenDocument spreadsheet (.ods): the first
+    /// sheet or the one named by `sheet`, with a header row.
+    Excel(ExcelSource),
+    /// A CSV or Excel file fetched over SFTP; the host key is checked against `known_hosts`.
+    Sftp(SftpSource),
+    /// AFAS Profit's GetConnector REST endpoint, read page by page.
+    Afas(AfasSource),
+}
+
+/// What every source type shares: how HR fields map onto columns and how values are written.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordFormat<'a> {
+    pub columns: &'a Columns,
+    pub multi_value_separator: &'a str,
+    pub date_format: &'a str,
+}
+
+impl Source {
+    pub fn format(&self) -> RecordFormat<'_> {
+        let (columns, multi_value_separator, date_format) = match self {
+            Source::Csv(s) => (&s.columns, &s.multi_value_separator, &s.date_format),
+            Source::Excel(s) => (&s.columns, &s.multi_value_separator, &s.date_format),
+            Source::Sftp(s) => (&s.columns, &s.multi_value_separator, &s.date_format),
+            Source::Afas(s) => (&s.columns, &s.multi_value_separator, &s.date_format),
+        };
+        RecordFormat {
+            columns,
+            multi_value_separator,
+            date_format,
+        }
+    }
+
+    pub fn columns(&self) -> &Columns {
+        self.format().columns
+    }
+
+    /// The `type:` as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Source::Csv(_) => "csv",
+            Source::Excel(_) => "excel",
+            Source::Sftp(_) => "sftp",
+            Source::Afas(_) => "afas",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -108,6 +155,11 @@ pub struct CsvSource {
     /// configured column names.
     #[serde(default)]
     pub delimiter: Delimiter,
+    /// Encoding of files that are neither UTF-8 (with or without BOM) nor UTF-16 with a BOM, as a
+    /// WHATWG label: `windows-1252` (Dutch and other western Excel exports), `iso-8859-15`,
+    /// `utf-8` (refuse anything that is not UTF-8), …
+    #[serde(default = "default_encoding")]
+    pub encoding: String,
     /// Separator inside multi-valued columns (several locations or departments in one cell).
     #[serde(default = "default_multi_value_separator")]
     #[schemars(length(min = 1, max = 1))]
@@ -119,12 +171,132 @@ pub struct CsvSource {
     pub columns: Columns,
 }
 
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExcelSource {
+    /// Path of the workbook, relative to the config directory (or given with `--hr`).
+    pub path: String,
+    /// The sheet to read; the first sheet when not given.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// Separator inside multi-valued columns (several locations or departments in one cell).
+    #[serde(default = "default_multi_value_separator")]
+    #[schemars(length(min = 1, max = 1))]
+    pub multi_value_separator: String,
+    /// How dates written as text are read in `type: date` columns (strftime-style, e.g. `%d-%m-%Y`);
+    /// date cells need no format.
+    #[serde(default = "default_date_format")]
+    pub date_format: String,
+    /// Which HR column feeds which field.
+    pub columns: Columns,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SftpSource {
+    /// Host name or address of the SFTP server.
+    pub host: String,
+    #[serde(default = "default_sftp_port")]
+    pub port: u16,
+    /// Login name.
+    pub user: String,
+    /// Environment variable holding the private key (OpenSSH format, the text itself). Give this
+    /// or `password_env`.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub key_env: Option<String>,
+    /// Environment variable holding the passphrase of the key in `key_env`, if it has one.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub key_passphrase_env: Option<String>,
+    /// Environment variable holding the password. Give this or `key_env`.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub password_env: Option<String>,
+    /// OpenSSH known_hosts file (relative to the config directory) with the server's host key. An
+    /// unknown or changed key is refused. Get it with `ssh-keyscan -p PORT HOST` and check the
+    /// fingerprint with the server's administrator.
+    pub known_hosts: String,
+    /// Remote path of the export; may be a glob in its last part (`/drop/employees-*.csv`): the
+    /// newest matching file is used.
+    pub path: String,
+    /// `auto` (by the file's extension: .xlsx, .xlsm, .xlsb, .xls, .ods are Excel, the rest CSV),
+    /// `csv` or `excel`.
+    #[serde(default)]
+    pub format: FileFormat,
+    /// CSV only: as `delimiter` of `type: csv`.
+    #[serde(default)]
+    pub delimiter: Delimiter,
+    /// CSV only: as `encoding` of `type: csv`.
+    #[serde(default = "default_encoding")]
+    pub encoding: String,
+    /// Excel only: the sheet to read; the first sheet when not given.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// Separator inside multi-valued columns (several locations or departments in one cell).
+    #[serde(default = "default_multi_value_separator")]
+    #[schemars(length(min = 1, max = 1))]
+    pub multi_value_separator: String,
+    /// How dates are written in the date columns (strftime-style, e.g. `%d-%m-%Y`).
+    #[serde(default = "default_date_format")]
+    pub date_format: String,
+    /// Which HR column feeds which field.
+    pub columns: Columns,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    #[default]
+    Auto,
+    Csv,
+    Excel,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AfasSource {
+    /// Base URL of the AFAS Profit REST service, e.g. `https://12345.rest.afas.online/ProfitRestServices`.
+    pub url: String,
+    /// Name of the GetConnector, e.g. `Speakap_Medewerkers`.
+    pub connector: String,
+    /// Environment variable holding the app connector token (the `<data>` part of the AFAS token).
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub token_env: String,
+    /// Rows asked for per request (`take`); reading stops at the first shorter page.
+    #[serde(default = "default_page_size")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub page_size: u32,
+    /// Separator inside multi-valued fields (several locations or departments in one value).
+    #[serde(default = "default_multi_value_separator")]
+    #[schemars(length(min = 1, max = 1))]
+    pub multi_value_separator: String,
+    /// How dates are written in the date fields (strftime-style). AFAS sends `2026-03-01T00:00:00Z`;
+    /// the time part is ignored in `type: date` fields, so the default fits.
+    #[serde(default = "default_date_format")]
+    pub date_format: String,
+    /// Which connector field feeds which HR field (matched like CSV columns).
+    pub columns: Columns,
+}
+
 fn default_date_format() -> String {
     "%Y-%m-%d".into()
 }
 
 fn default_multi_value_separator() -> String {
     "|".into()
+}
+
+fn default_encoding() -> String {
+    "windows-1252".into()
+}
+
+fn default_sftp_port() -> u16 {
+    22
+}
+
+fn default_page_size() -> u32 {
+    1000
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -154,43 +326,88 @@ impl Delimiter {
     }
 }
 
+/// An HR column: its header name, or `{name, type}`. `type: text` keeps a spreadsheet cell's text
+/// as displayed (numbers formatted `000123` keep their leading zeros); `type: date` turns
+/// spreadsheet date cells (and date serial numbers) into dates and reads text with `date_format`.
+/// Columns without a type take a cell's value as it is (whole numbers without `.0`).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Column {
+    Name(String),
+    Typed(TypedColumn),
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TypedColumn {
+    /// The header name.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    #[default]
+    Auto,
+    Text,
+    Date,
+}
+
+impl Column {
+    pub fn name(&self) -> &str {
+        match self {
+            Column::Name(name) => name,
+            Column::Typed(typed) => &typed.name,
+        }
+    }
+
+    pub fn kind(&self) -> ColumnType {
+        match self {
+            Column::Name(_) => ColumnType::Auto,
+            Column::Typed(typed) => typed.kind,
+        }
+    }
+}
+
 /// HR column names (as in the header row, matched ignoring case and surrounding spaces) for each
 /// field. `xid` and `email` are required; a field without a column is not managed by the sync.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Columns {
     /// The employee ID: the permanent anchor between HR and Speakap.
-    pub xid: String,
-    pub email: String,
+    pub xid: Column,
+    pub email: Column,
     #[serde(default)]
-    pub first_name: Option<String>,
+    pub first_name: Option<Column>,
     /// Dutch "tussenvoegsel" (van, de, van der).
     #[serde(default)]
-    pub infix: Option<String>,
+    pub infix: Option<Column>,
     #[serde(default)]
-    pub last_name: Option<String>,
+    pub last_name: Option<Column>,
     #[serde(default)]
-    pub job_title: Option<String>,
+    pub job_title: Option<Column>,
     #[serde(default)]
-    pub phone: Option<String>,
+    pub phone: Option<Column>,
     /// Location codes, mapped to business units by `MappingRules.business_units`.
     #[serde(default)]
-    pub locations: Option<String>,
+    pub locations: Option<Column>,
     /// Department codes, mapped to department groups by `MappingRules.departments`.
     #[serde(default)]
-    pub departments: Option<String>,
+    pub departments: Option<Column>,
     /// First working day: people are invited on it, not before (see `policy.invite.on_start_date`).
     #[serde(default)]
-    pub start_date: Option<String>,
+    pub start_date: Option<Column>,
     /// Last working day: people are offboarded the day after it.
     #[serde(default)]
-    pub end_date: Option<String>,
+    pub end_date: Option<Column>,
     /// The single-sign-on login name, for `policy.invite.channel: sso`.
     #[serde(default)]
-    pub upn: Option<String>,
+    pub upn: Option<Column>,
     /// Further columns usable in matchers under the given field name, e.g. `contract: Contracttype`.
     #[serde(default)]
-    pub extra: BTreeMap<String, String>,
+    pub extra: BTreeMap<String, Column>,
 }
 
 /// How the sync behaves.

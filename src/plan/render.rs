@@ -7,6 +7,7 @@ use super::impact::Impact;
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
 use crate::desired::{ProfileField, Provenance};
+use crate::hr::Locator;
 use crate::output::Paint;
 
 /// The plan as JSON, with its checksum: what `plan --format json` prints and `--out` writes.
@@ -88,8 +89,13 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         )),
     }
     out.push_str(&format!(
-        "  HR:     {} ({} records, sha256 {})\n  as of:  {}\n\n",
+        "  HR:     {}{} ({} records, sha256 {})\n  as of:  {}\n\n",
         plan.hr.source,
+        plan.hr
+            .modified
+            .as_deref()
+            .map(|m| format!(", modified {m}"))
+            .unwrap_or_default(),
         plan.hr.records,
         &plan.hr.sha256[..12.min(plan.hr.sha256.len())],
         plan.as_of
@@ -104,7 +110,7 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         UserAction::Anonymize,
     ] {
         for user in plan.users.iter().filter(|u| u.action == action) {
-            render_user(&mut out, user, paint);
+            render_user(&mut out, user, &plan.hr.locator, paint);
         }
     }
     if !plan.users.is_empty() {
@@ -118,8 +124,11 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         )));
         for s in &plan.scheduled {
             out.push_str(&format!(
-                "  {} {}  invite on {}  (HR line {})\n",
-                s.xid, s.name, s.invite_on, s.line
+                "  {} {}  invite on {}  (HR {})\n",
+                s.xid,
+                s.name,
+                s.invite_on,
+                plan.hr.locator.short(s.line)
             ));
         }
         out.push('\n');
@@ -144,7 +153,12 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
             plan.deleted_outside.len()
         )));
         for d in &plan.deleted_outside {
-            out.push_str(&format!("  {} {}  (HR line {})\n", d.xid, d.name, d.line));
+            out.push_str(&format!(
+                "  {} {}  (HR {})\n",
+                d.xid,
+                d.name,
+                plan.hr.locator.short(d.line)
+            ));
         }
         out.push('\n');
     }
@@ -159,9 +173,8 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
                 .as_deref()
                 .map_or_else(|| "no XID".to_string(), |x| format!("XID {x}"));
             out.push_str(&format!(
-                "  {}:{}  {who}: {}\n",
-                plan.hr.source,
-                s.line,
+                "  {}  {who}: {}\n",
+                plan.hr.origin(s.line),
                 s.reasons.join("; ")
             ));
         }
@@ -204,7 +217,7 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
     out
 }
 
-pub(crate) fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
+pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, paint: Paint) {
     let (sign, verb) = match user.action {
         UserAction::Invite => (paint.green("+"), "invite"),
         UserAction::Update => (paint.yellow("~"), "update"),
@@ -218,7 +231,7 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, paint: Paint) {
         about.push(format!("eid {eid}"));
     }
     if let Some(line) = user.line {
-        about.push(format!("HR line {line}"));
+        about.push(format!("HR {}", locator.short(line)));
     }
     let about = if about.is_empty() {
         String::new()

@@ -60,6 +60,8 @@ fn snapshot(config: &Config, rows: &[[&str; 5]]) -> Snapshot {
     Snapshot {
         source: "hr.csv".into(),
         sha256: "0".repeat(64),
+        locator: Default::default(),
+        modified: None,
         layout: Layout::new(configured_fields(&config.sync)),
         records: rows
             .iter()

@@ -3,7 +3,7 @@
 
 use regex::Regex;
 
-use crate::config::{Matcher, Source, SyncConfig};
+use crate::config::{ColumnType, Matcher, SyncConfig};
 use crate::hr::{Layout, Record};
 
 /// A field of a person, as named in matchers and in `source.columns`.
@@ -70,8 +70,16 @@ impl FieldName {
 
 /// The fields with a configured HR column, with that column's header name, in record slot order.
 pub fn configured_fields(sync: &SyncConfig) -> Vec<(FieldName, String)> {
-    let Source::Csv(csv) = &sync.source;
-    let c = &csv.columns;
+    configured_columns(sync)
+        .into_iter()
+        .map(|(field, column, _)| (field, column))
+        .collect()
+}
+
+/// As [`configured_fields`], with each column's declared type (`start_date` and `end_date` are
+/// always dates).
+pub fn configured_columns(sync: &SyncConfig) -> Vec<(FieldName, String, ColumnType)> {
+    let c = sync.source.columns();
     let optional = [
         (FieldName::FirstName, &c.first_name),
         (FieldName::Infix, &c.infix),
@@ -84,21 +92,35 @@ pub fn configured_fields(sync: &SyncConfig) -> Vec<(FieldName, String)> {
         (FieldName::EndDate, &c.end_date),
         (FieldName::Upn, &c.upn),
     ];
-    let mut fields = vec![
-        (FieldName::Xid, c.xid.clone()),
-        (FieldName::Email, c.email.clone()),
-    ];
+    let mut fields = vec![(FieldName::Xid, &c.xid), (FieldName::Email, &c.email)];
     fields.extend(
         optional
             .into_iter()
-            .filter_map(|(f, col)| col.clone().map(|col| (f, col))),
+            .filter_map(|(f, col)| col.as_ref().map(|col| (f, col))),
     );
-    fields.extend(
-        c.extra
-            .iter()
-            .map(|(name, col)| (FieldName::Extra(name.clone()), col.clone())),
-    );
-    fields
+    let mut out: Vec<(FieldName, String, ColumnType)> = fields
+        .into_iter()
+        .map(|(f, col)| {
+            let kind = field_kind(&f, col.kind());
+            (f, col.name().to_string(), kind)
+        })
+        .collect();
+    out.extend(c.extra.iter().map(|(name, col)| {
+        (
+            FieldName::Extra(name.clone()),
+            col.name().to_string(),
+            col.kind(),
+        )
+    }));
+    out
+}
+
+/// The type a field's column is read as: dates for the date fields, whatever was declared otherwise.
+pub fn field_kind(field: &FieldName, declared: ColumnType) -> ColumnType {
+    match field {
+        FieldName::StartDate | FieldName::EndDate => ColumnType::Date,
+        _ => declared,
+    }
 }
 
 /// Names usable in matchers: the fields that have a column.

@@ -1,0 +1,281 @@
+//! Benchmark of the HR readers (not a test; see BENCHMARKS.md):
+//!
+//! 1. a 1,000,000-row CSV (~150 MB): a bare csv-crate parse (`ByteRecord`, every field touched)
+//!    against our read + resolve to desired users, each in its own child process so that each
+//!    phase's peak memory (VmHWM) is its own;
+//! 2. a 100,000-row XLSX read.
+//!
+//! Run: `cargo bench --bench hr_read` (optionally `-- ROWS XLSX_ROWS`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use speakap_sync::config::{self, ConfigFiles, Revision, SourceFile};
+use speakap_sync::hr::{self, CsvOptions, Layout};
+use speakap_sync::rules::configured_columns;
+
+const CONFIG: &str = r#"apiVersion: speakap-sync/v1
+kind: SyncConfig
+network: "0123456789abcdef"
+speakap: { url: "http://127.0.0.1:9" }
+source:
+  type: csv
+  path: hr.csv
+  date_format: "%d-%m-%Y"
+  columns:
+    xid: Employee ID
+    email: Email
+    first_name: First name
+    infix: Infix
+    last_name: Last name
+    job_title: Job title
+    phone: Phone
+    locations: Location
+    departments: Department
+    start_date: Start date
+    end_date: End date
+---
+apiVersion: speakap-sync/v1
+kind: MappingRules
+business_units:
+  map: { N: Store North, S: Store South, E: Store East, W: Store West }
+departments:
+  map: { "1": Bakery, "2": Office, "3": Logistics }
+groups:
+  - group: Managers
+    when: { field: job_title, matches: "Manager$" }
+roles:
+  - role: admin
+    when: { field: job_title, equals: HR Manager }
+local_admins:
+  - of: business_unit
+    when: { field: job_title, equals: Store Manager }
+"#;
+
+fn config() -> config::Config {
+    config::load(ConfigFiles {
+        repo_root: ".".into(),
+        config_dir: ".".into(),
+        prefix: String::new(),
+        revision: Revision::Commit { id: "bench".into() },
+        files: vec![SourceFile {
+            path: "sync.yaml".into(),
+            text: CONFIG.into(),
+        }],
+        uncommitted: Vec::new(),
+    })
+    .expect("the benchmark config is valid")
+}
+
+const JOBS: [&str; 5] = [
+    "Baker",
+    "Store Manager",
+    "Sales Assistant",
+    "Assistant Store Manager",
+    "Driver",
+];
+
+fn generate_csv(path: &Path, rows: usize) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "Employee ID;Email;First name;Infix;Last name;Job title;Phone;Location;Department;Start date;End date;Notes").unwrap();
+    for i in 0..rows {
+        writeln!(
+            out,
+            "{};employee.{i}@bakkerij-example.nl;Firstname{};{};Lastname{};{};06{:08};{};{};{:02}-{:02}-20{:02};;\"Contract {}, reviewed\"",
+            100000 + i,
+            i % 997,
+            if i % 3 == 0 { "van der" } else { "" },
+            i % 1009,
+            JOBS[i % JOBS.len()],
+            i % 100_000_000,
+            ["N", "S", "E|W", "W"][i % 4],
+            1 + i % 3,
+            1 + i % 28,
+            1 + i % 12,
+            10 + i % 15,
+            i % 7,
+        )
+        .unwrap();
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Runs one phase in this process and prints `seconds peak_mib detail`.
+fn phase(name: &str, path: &Path) {
+    let started = Instant::now();
+    let detail = match name {
+        "bare" => {
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(b';')
+                .from_path(path)
+                .unwrap();
+            let mut record = csv::ByteRecord::new();
+            let (mut rows, mut bytes) = (0usize, 0usize);
+            while reader.read_byte_record(&mut record).unwrap() {
+                rows += 1;
+                bytes += record.iter().map(<[u8]>::len).sum::<usize>();
+            }
+            format!("{rows} rows, {bytes} field bytes")
+        }
+        "ours" => {
+            let config = config();
+            let layout = Layout::typed(configured_columns(&config.sync));
+            let options = CsvOptions {
+                delimiter: config::Delimiter::Auto,
+                encoding: "windows-1252",
+            };
+            let snapshot = hr::csv::read(path, "hr.csv", options, layout).unwrap();
+            let read = started.elapsed().as_secs_f64();
+            let resolution =
+                speakap_sync::desired::resolve(&config, &snapshot, jiff::civil::date(2026, 6, 1));
+            format!(
+                "{} records, {} desired, {} skipped (read {read:.2} s)",
+                snapshot.records.len(),
+                resolution.desired.len(),
+                resolution.skipped.len()
+            )
+        }
+        "xlsx" => {
+            let config = config();
+            let layout = Layout::typed(configured_columns(&config.sync));
+            let snapshot = hr::excel::read(path, "hr.xlsx", None, "%d-%m-%Y", layout).unwrap();
+            format!("{} records", snapshot.records.len())
+        }
+        other => panic!("unknown phase {other}"),
+    };
+    println!(
+        "{:.3} {:.0} {detail}",
+        started.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
+}
+
+fn in_child(name: &str, path: &Path) -> (f64, f64, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--phase", name])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().last().unwrap_or_default();
+    let mut parts = line.splitn(3, ' ');
+    let seconds = parts.next().unwrap().parse().unwrap();
+    let peak = parts.next().unwrap().parse().unwrap();
+    (seconds, peak, parts.next().unwrap_or_default().to_string())
+}
+
+fn generate_xlsx(path: &Path, rows: usize) {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    let header = [
+        "Employee ID",
+        "Email",
+        "First name",
+        "Infix",
+        "Last name",
+        "Job title",
+        "Phone",
+        "Location",
+        "Department",
+        "Start date",
+        "End date",
+    ];
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let date = rust_xlsxwriter::Format::new().set_num_format("dd-mm-yyyy");
+    for i in 0..rows {
+        let r = i as u32 + 1;
+        sheet.write_number(r, 0, (100000 + i) as f64).unwrap();
+        sheet
+            .write_string(r, 1, format!("employee.{i}@bakkerij-example.nl"))
+            .unwrap();
+        sheet
+            .write_string(r, 2, format!("Firstname{}", i % 997))
+            .unwrap();
+        sheet
+            .write_string(r, 4, format!("Lastname{}", i % 1009))
+            .unwrap();
+        sheet.write_string(r, 5, JOBS[i % JOBS.len()]).unwrap();
+        sheet.write_string(r, 6, format!("06{:08}", i)).unwrap();
+        sheet
+            .write_string(r, 7, ["N", "S", "E|W", "W"][i % 4])
+            .unwrap();
+        sheet.write_number(r, 8, (1 + i % 3) as f64).unwrap();
+        let day =
+            rust_xlsxwriter::ExcelDateTime::from_ymd(2020, 1 + (i % 12) as u8, 1 + (i % 28) as u8)
+                .unwrap();
+        sheet.write_datetime_with_format(r, 9, day, &date).unwrap();
+    }
+    book.save(path).unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--phase") {
+        phase(&args[1], &PathBuf::from(&args[2]));
+        return;
+    }
+    // `cargo bench` passes `--bench`; the numbers are the optional row counts.
+    let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let rows = numbers.first().copied().unwrap_or(1_000_000);
+    let xlsx_rows = numbers.get(1).copied().unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+
+    let csv_path = dir.path().join("hr.csv");
+    let started = Instant::now();
+    generate_csv(&csv_path, rows);
+    let size = std::fs::metadata(&csv_path).unwrap().len() as f64 / 1e6;
+    println!(
+        "generated {rows} rows, {size:.0} MB CSV in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Warm the page cache so both parses read from memory.
+    let _ = std::fs::read(&csv_path).unwrap();
+    let (bare_s, bare_mib, bare) = in_child("bare", &csv_path);
+    let (ours_s, ours_mib, ours) = in_child("ours", &csv_path);
+    println!(
+        "bare csv parse:         {bare_s:7.2} s  {:6.0} MB/s  peak {bare_mib:5.0} MiB  ({bare})",
+        size / bare_s
+    );
+    println!(
+        "our read + resolve:     {ours_s:7.2} s  {:6.0} MB/s  peak {ours_mib:5.0} MiB  ({ours})",
+        size / ours_s
+    );
+    let ratio = bare_s / ours_s;
+    println!(
+        "speed relative to bare: {ratio:.2} (goal >= 0.50: {}); peak memory goal < 1536 MiB: {}",
+        if ratio >= 0.5 { "met" } else { "NOT met" },
+        if ours_mib < 1536.0 { "met" } else { "NOT met" }
+    );
+    std::fs::remove_file(&csv_path).unwrap();
+
+    let xlsx_path = dir.path().join("hr.xlsx");
+    let started = Instant::now();
+    generate_xlsx(&xlsx_path, xlsx_rows);
+    let size = std::fs::metadata(&xlsx_path).unwrap().len() as f64 / 1e6;
+    println!(
+        "generated {xlsx_rows} rows, {size:.1} MB XLSX in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let (xlsx_s, xlsx_mib, xlsx) = in_child("xlsx", &xlsx_path);
+    println!(
+        "xlsx read:              {xlsx_s:7.2} s  peak {xlsx_mib:5.0} MiB  ({xlsx}); goal < 10 s: {}",
+        if xlsx_s < 10.0 { "met" } else { "NOT met" }
+    );
+}

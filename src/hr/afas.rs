@@ -1,0 +1,278 @@
+//! AFAS Profit GetConnector: `GET {url}/connectors/{connector}?skip=N&take=M` with
+//! `Authorization: AfasToken base64(<token><version>1</version><data>TOKEN</data></token>)`,
+//! answered with `{"skip": N, "take": M, "rows": [{field: value, …}]}`. Pages are read until one
+//! is shorter than `take`. Connector fields are matched to `source.columns` like CSV headers.
+
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{
+    Layout, Locator, Record, Snapshot, format_date, hex, match_columns, normalize, refuse_empty,
+};
+use crate::config::{AfasSource, ColumnType};
+use crate::error::Error;
+
+/// More rows than any employee record has: a connector that never returns a short page is
+/// stopped here rather than read forever.
+const MAX_ROWS: u64 = 10_000_000;
+
+/// The `Authorization` header value for an AFAS app connector token.
+pub fn authorization(token: &str) -> String {
+    let xml = format!("<token><version>1</version><data>{token}</data></token>");
+    format!(
+        "AfasToken {}",
+        base64::engine::general_purpose::STANDARD.encode(xml)
+    )
+}
+
+/// Reads every row of the connector.
+pub async fn read(
+    source: &AfasSource,
+    layout: Layout,
+    date_format: &str,
+) -> Result<Snapshot, Error> {
+    let token = std::env::var(&source.token_env).map_err(|_| {
+        Error::input(format!(
+            "the environment variable {} (the AFAS token, named by `source.token_env`) is not set",
+            source.token_env
+        ))
+    })?;
+    let mut auth = HeaderValue::from_str(&authorization(token.trim())).map_err(|_| {
+        Error::input(format!(
+            "the AFAS token in ${} is not valid text",
+            source.token_env
+        ))
+    })?;
+    auth.set_sensitive(true);
+    let endpoint = format!(
+        "{}/connectors/{}",
+        source.url.trim_end_matches('/'),
+        source.connector
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .connect_timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| Error::input(format!("cannot set up HTTPS: {e}")))?;
+    let take = u64::from(source.page_size.max(1));
+
+    let mut hasher = Sha256::new();
+    let mut records = Vec::new();
+    let mut fields: Option<(Vec<String>, Vec<usize>)> = None;
+    let mut skip: u64 = 0;
+    let mut page: u64 = 1;
+    loop {
+        let url = format!("{endpoint}?skip={skip}&take={take}");
+        let response = client
+            .get(&url)
+            .header(AUTHORIZATION, auth.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                Error::input(format!(
+                    "AFAS connector {endpoint}: no answer ({}); check `source.url`",
+                    without_url(&e)
+                ))
+            })?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = response.bytes().await.map_err(|e| {
+            Error::input(format!(
+                "AFAS connector {endpoint}: the answer to page {page} broke off ({})",
+                without_url(&e)
+            ))
+        })?;
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(Error::input(format!(
+                "AFAS connector {endpoint}: the token in ${} was refused ({status}); check the token and that it may use connector \"{}\"",
+                source.token_env, source.connector
+            )));
+        }
+        if !status.is_success() {
+            return Err(Error::input(format!(
+                "AFAS connector {endpoint}: page {page} answered {status}: {}",
+                snippet(&body)
+            )));
+        }
+        let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
+            let what = if content_type.contains("html") || body.trim_ascii_start().starts_with(b"<") {
+                "an HTML page instead of JSON (a login or error page? check `source.url`: it ends in /ProfitRestServices)".to_string()
+            } else {
+                format!("something that is not JSON ({})", snippet(&body))
+            };
+            Error::input(format!("AFAS connector {endpoint}: page {page} is {what}"))
+        })?;
+        let Some(rows) = parsed.get("rows").and_then(Value::as_array) else {
+            return Err(Error::input(format!(
+                "AFAS connector {endpoint}: page {page} has no \"rows\" list; is `source.connector` a GetConnector?"
+            )));
+        };
+        hasher.update(&body);
+        if rows.len() as u64 > take {
+            return Err(Error::input(format!(
+                "AFAS connector {endpoint}: page {page} has {} rows where {take} were asked for; the connector ignores paging",
+                rows.len()
+            )));
+        }
+        for (index, row) in rows.iter().enumerate() {
+            let position = skip + index as u64 + 1;
+            let Some(row) = row.as_object() else {
+                return Err(Error::input(format!(
+                    "AFAS connector {endpoint}: page {page} row {} is not an object",
+                    index + 1
+                )));
+            };
+            if fields.is_none() {
+                let names: Vec<String> = row.keys().cloned().collect();
+                let indexes = match_columns(
+                    &format!("AFAS connector {endpoint}"),
+                    &layout,
+                    &names,
+                    " (field names of the GetConnector)",
+                )?;
+                fields = Some((names, indexes));
+            }
+            let (names, indexes) = fields.as_ref().expect("set above");
+            let values: Vec<String> = indexes
+                .iter()
+                .enumerate()
+                .map(|(slot, &i)| {
+                    value_text(field(row, &names[i]), layout.kinds[slot], date_format)
+                })
+                .collect();
+            records.push(Record::from_values(
+                position,
+                values.iter().map(String::as_str),
+            ));
+        }
+        skip += rows.len() as u64;
+        if (rows.len() as u64) < take {
+            break;
+        }
+        if skip >= MAX_ROWS {
+            return Err(Error::input(format!(
+                "AFAS connector {endpoint}: more than {MAX_ROWS} rows; stopped reading"
+            )));
+        }
+        page += 1;
+    }
+    if records.is_empty() {
+        return Err(Error::input(format!(
+            "AFAS connector {endpoint} returned no rows; refusing to plan from it (it would look like everyone left)"
+        )));
+    }
+    refuse_empty(&endpoint, &records)?;
+    Ok(Snapshot {
+        source: endpoint,
+        sha256: hex(&hasher.finalize()),
+        locator: Locator::Connector { page_size: take },
+        modified: None,
+        layout,
+        records,
+    })
+}
+
+/// A row's field by its exact name, or ignoring case and spaces.
+fn field<'a>(row: &'a Map<String, Value>, name: &str) -> &'a Value {
+    row.get(name)
+        .or_else(|| {
+            let wanted = normalize(name);
+            row.iter()
+                .find(|(k, _)| normalize(k) == wanted)
+                .map(|(_, v)| v)
+        })
+        .unwrap_or(&Value::Null)
+}
+
+fn value_text(value: &Value, kind: ColumnType, date_format: &str) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => (f as i64).to_string(),
+            _ => n.to_string(),
+        },
+        Value::String(s) => {
+            let s = s.trim();
+            // AFAS writes dates as 2026-03-01T00:00:00Z.
+            if kind == ColumnType::Date
+                && s.len() > 10
+                && s.as_bytes()[10] == b'T'
+                && let Ok(date) = s[..10].parse::<jiff::civil::Date>()
+            {
+                return format_date(date, date_format);
+            }
+            s.to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A short, single-line excerpt of a body for an error message.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("\"{}\"", text.trim())
+}
+
+/// reqwest's error text without the URL (already in the message).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    last.unwrap_or_else(|| {
+        if error.is_timeout() {
+            "timed out".to_string()
+        } else {
+            "request failed".to_string()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_header_follows_the_afas_format() {
+        let header = authorization("ABC123");
+        let encoded = header.strip_prefix("AfasToken ").unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            "<token><version>1</version><data>ABC123</data></token>"
+        );
+    }
+
+    #[test]
+    fn values_become_text() {
+        let t = |v: Value, k| value_text(&v, k, "%d-%m-%Y");
+        assert_eq!(t(serde_json::json!(102), ColumnType::Auto), "102");
+        assert_eq!(t(serde_json::json!(102.0), ColumnType::Auto), "102");
+        assert_eq!(t(serde_json::json!(null), ColumnType::Auto), "");
+        assert_eq!(t(serde_json::json!(" 0612 "), ColumnType::Auto), "0612");
+        assert_eq!(
+            t(serde_json::json!("2026-03-01T00:00:00Z"), ColumnType::Date),
+            "01-03-2026"
+        );
+    }
+}

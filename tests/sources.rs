@@ -1,0 +1,659 @@
+//! HR sources end to end through the real binary: CSV dialects and encodings, Excel workbooks,
+//! and the AFAS GetConnector (a local fake following AFAS's documented format). Fixtures are
+//! generated here. SFTP has its own file (`sftp.rs`, a real OpenSSH server).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use serde_json::json;
+
+fn seed() -> serde_json::Value {
+    json!({"groups": seed_groups(), "users": []})
+}
+
+/// The standard config with another `source:` block (indented two spaces, without `source:`).
+fn config_with_source(sim: &Sim, source: &str) -> String {
+    let standard = sync_yaml(&sim.url);
+    let start = standard.find("source:\n").unwrap();
+    let end = standard.find("policy:\n").unwrap();
+    format!(
+        "{}source:\n{source}{}",
+        &standard[..start],
+        &standard[end..]
+    )
+}
+
+const COLUMNS: &str = "  columns:
+    xid: Employee ID
+    email: Email
+    first_name: First name
+    last_name: Last name
+    job_title: Job title
+    locations: Location
+    departments: Department
+";
+
+fn repo_with(sim: &Sim, source: &str) -> ConfigRepo {
+    let repo = ConfigRepo::new();
+    repo.write("sync.yaml", &config_with_source(sim, source));
+    repo.write("rules.yaml", RULES_YAML);
+    repo
+}
+
+fn plan_text(repo: &ConfigRepo) -> String {
+    let output = run(&["plan", "--repo", &path_str(repo.path())], repo.path());
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    stdout(&output)
+}
+
+/// Runs `args` expecting exit 1 and an untouched network; returns stderr.
+fn fails(sim: &Sim, repo: &ConfigRepo, args: &[&str]) -> String {
+    let before = sim.users();
+    let output = run(args, repo.path());
+    assert_eq!(
+        code(&output),
+        1,
+        "stdout: {}\nstderr: {}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert_eq!(sim.users(), before, "nothing may be applied");
+    assert_eq!(repo.state_commit_count(), 0, "no audit commit");
+    stderr(&output)
+}
+
+fn windows_1252(text: &str) -> Vec<u8> {
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+    assert!(!unmappable);
+    bytes.into_owned()
+}
+
+fn utf16(text: &str, little_endian: bool) -> Vec<u8> {
+    let mut out = if little_endian {
+        vec![0xFF, 0xFE]
+    } else {
+        vec![0xFE, 0xFF]
+    };
+    for unit in text.encode_utf16() {
+        out.extend(if little_endian {
+            unit.to_le_bytes()
+        } else {
+            unit.to_be_bytes()
+        });
+    }
+    out
+}
+
+/// The same three people in every dialect: names with diacritics, a job title with every
+/// candidate delimiter and a line break in it (quoted), two locations in one cell.
+fn people(delimiter: &str, newline: &str) -> String {
+    let rows = [
+        [
+            " employee id ",
+            "EMAIL",
+            "First Name",
+            "Last name",
+            "Job title",
+            "Location",
+            "Department",
+        ],
+        ["100", "zoe@example.com", "Zoë", "Smit", "Baker", "N", "1"],
+        [
+            "101",
+            "seb@example.com",
+            "Sébastien",
+            "Bos",
+            "Baker, nights; weekends | holidays\nand more",
+            "N|S",
+            "1",
+        ],
+        [
+            "102",
+            "carla@example.com",
+            "Carla",
+            "Kök",
+            "Store Manager",
+            "S",
+            "2",
+        ],
+    ];
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|c| {
+                if c.contains(delimiter) || c.contains('\n') {
+                    format!("\"{c}\"")
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&cells.join(delimiter));
+        out.push_str(newline);
+    }
+    // Trailing empty lines, as spreadsheet exports often have.
+    out.push_str(newline);
+    out.push_str(newline);
+    out
+}
+
+#[test]
+fn csv_dialects_and_encodings_read_the_same_people() {
+    let sim = Sim::start(&seed());
+    let source = format!("  type: csv\n  path: hr.csv\n{COLUMNS}");
+    let dialects: Vec<(&str, Vec<u8>)> = vec![
+        ("comma, UTF-8", people(",", "\n").into_bytes()),
+        (
+            "semicolon, Windows-1252, CRLF (Dutch Excel)",
+            windows_1252(&people(";", "\r\n")),
+        ),
+        ("tab, UTF-16LE with BOM", utf16(&people("\t", "\r\n"), true)),
+        ("tab, UTF-16BE with BOM", utf16(&people("\t", "\n"), false)),
+        ("pipe, UTF-8 with BOM", {
+            let mut bytes = b"\xEF\xBB\xBF".to_vec();
+            // The multi-value separator must differ from the delimiter here.
+            bytes.extend(people("|", "\n").replace("N|S", "N;S").into_bytes());
+            bytes
+        }),
+    ];
+    let mut plans = Vec::new();
+    for (name, bytes) in &dialects {
+        let repo = repo_with(&sim, &source);
+        if name.starts_with("pipe") {
+            repo.write(
+                "sync.yaml",
+                &config_with_source(
+                    &sim,
+                    &format!(
+                        "  type: csv\n  path: hr.csv\n  multi_value_separator: \";\"\n{COLUMNS}"
+                    ),
+                ),
+            );
+        }
+        std::fs::write(repo.path().join("hr.csv"), bytes).unwrap();
+        repo.commit(name);
+        let text = plan_text(&repo);
+        for expected in [
+            "+ invite 100 Zoë Smit  (HR line 2)",
+            "+ invite 101 Sébastien Bos  (HR line 3)",
+            "job_title: Baker",
+            "+ invite 102 Carla Kök  (HR line 5)",
+            "Plan: 3 to invite",
+        ] {
+            assert!(text.contains(expected), "{name}: {expected:?} in\n{text}");
+        }
+        assert!(
+            text.contains("Store South"),
+            "{name}: two locations\n{text}"
+        );
+        // The plan without the file-specific header lines is the same for every dialect.
+        let body: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("HR:") && !l.starts_with("Checksum") && !l.contains("config:"))
+            .collect();
+        plans.push((name, body.join("\n")));
+    }
+    for (name, body) in &plans[1..] {
+        assert_eq!(body, &plans[0].1, "{name} differs from {}", plans[0].0);
+    }
+}
+
+#[test]
+fn a_non_utf8_file_with_a_utf8_only_encoding_is_refused_with_its_line() {
+    let sim = Sim::start(&seed());
+    let repo = repo_with(
+        &sim,
+        &format!("  type: csv\n  path: hr.csv\n  encoding: utf-8\n{COLUMNS}"),
+    );
+    std::fs::write(repo.path().join("hr.csv"), windows_1252(&people(";", "\n"))).unwrap();
+    repo.commit("latin-1 export");
+    let err = fails(&sim, &repo, &["apply", "--repo", &path_str(repo.path())]);
+    assert!(
+        err.contains("hr.csv:2: not valid UTF-8 (byte 0xEB)"),
+        "{err}"
+    );
+    assert!(err.contains("source.encoding"), "{err}");
+}
+
+// ---------------------------------------------------------------- Excel
+
+fn excel_source(sheet: Option<&str>) -> String {
+    let sheet = sheet.map_or(String::new(), |s| format!("  sheet: {s}\n"));
+    format!(
+        "  type: excel
+  path: hr.xlsx
+{sheet}  date_format: \"%d-%m-%Y\"
+  columns:
+    xid: {{ name: Employee ID, type: text }}
+    email: Email
+    first_name: First name
+    last_name: Last name
+    job_title: Job title
+    phone: Phone
+    locations: Location
+    departments: Department
+    start_date: Start date
+"
+    )
+}
+
+/// A workbook with an info sheet first and the staff on sheet "Medewerkers".
+fn workbook() -> Vec<u8> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut book = Workbook::new();
+    book.add_worksheet()
+        .set_name("Info")
+        .unwrap()
+        .write_string(0, 0, "Exported from HR")
+        .unwrap();
+    let sheet = book.add_worksheet();
+    sheet.set_name("Medewerkers").unwrap();
+    let zeros = Format::new().set_num_format("000000");
+    let date = Format::new().set_num_format("dd-mm-yyyy");
+    // A title row and an empty row before the header, as some exports have.
+    sheet.write_string(0, 0, "Staff list").unwrap();
+    let header = [
+        "Employee ID",
+        "Email",
+        "First name",
+        "Last name",
+        "Job title",
+        "Phone",
+        "Location",
+        "Department",
+        "Start date",
+    ];
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(2, c as u16, *h).unwrap();
+    }
+    // Row 4: a numeric ID shown as 000042, a department code as a number, a date cell.
+    sheet.write_number_with_format(3, 0, 42, &zeros).unwrap();
+    sheet.write_string(3, 1, "anna@example.com").unwrap();
+    sheet.write_string(3, 2, " Anna ").unwrap();
+    sheet.write_string(3, 3, "Smit").unwrap();
+    sheet.write_string(3, 4, "Baker").unwrap();
+    sheet.write_string(3, 5, "0612345678").unwrap();
+    sheet.write_string(3, 6, "N").unwrap();
+    sheet.write_number(3, 7, 1).unwrap();
+    sheet
+        .write_datetime_with_format(3, 8, ExcelDateTime::from_ymd(2026, 3, 1).unwrap(), &date)
+        .unwrap();
+    // Row 5: the ID as text with its zeros, a date written as text in date_format.
+    sheet.write_string(4, 0, "000043").unwrap();
+    sheet.write_string(4, 1, "bert@example.com").unwrap();
+    sheet.write_string(4, 2, "Bert").unwrap();
+    sheet.write_string(4, 3, "Bos").unwrap();
+    sheet.write_string(4, 4, "Store Manager").unwrap();
+    sheet.write_string(4, 6, "S").unwrap();
+    sheet.write_number(4, 7, 2).unwrap();
+    sheet.write_string(4, 8, "15-01-2026").unwrap();
+    // Row 6: a plain number ID (no padding format) and a future start date cell.
+    sheet.write_number(5, 0, 102).unwrap();
+    sheet.write_string(5, 1, "carla@example.com").unwrap();
+    sheet.write_string(5, 2, "Carla").unwrap();
+    sheet.write_string(5, 3, "Kok").unwrap();
+    sheet.write_string(5, 4, "Baker").unwrap();
+    sheet.write_string(5, 6, "N").unwrap();
+    sheet.write_number(5, 7, 1).unwrap();
+    sheet
+        .write_datetime_with_format(5, 8, ExcelDateTime::from_ymd(2027, 6, 1).unwrap(), &date)
+        .unwrap();
+    book.save_to_buffer().unwrap()
+}
+
+#[test]
+fn an_xlsx_workbook_is_read_from_a_named_sheet_with_ids_and_dates_as_people_see_them() {
+    let sim = Sim::start(&seed());
+    let repo = repo_with(&sim, &excel_source(Some("Medewerkers")));
+    std::fs::write(repo.path().join("hr.xlsx"), workbook()).unwrap();
+    repo.commit("xlsx export");
+    let dir = path_str(repo.path());
+    let output = run(
+        &["plan", "--repo", &dir, "--now", "2026-05-01"],
+        repo.path(),
+    );
+    let text = stdout(&output);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    for expected in [
+        "HR:     hr.xlsx (3 records",
+        "+ invite 000042 Anna Smit  (HR row 4)",
+        "+ invite 000043 Bert Bos  (HR row 5)",
+        "102 Carla Kok  invite on 2027-06-01  (HR row 6)",
+        "Plan: 2 to invite",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    assert!(!text.contains("102.0") && !text.contains(" 42 "), "{text}");
+
+    let explain = run(
+        &["explain", "000042", "--repo", &dir, "--now", "2026-05-01"],
+        repo.path(),
+    );
+    let explained = stdout(&explain);
+    assert!(
+        explained.contains("HR record: hr.xlsx [Medewerkers] row 4"),
+        "{explained}"
+    );
+    assert!(explained.contains("Phone: 0612345678"), "{explained}");
+    assert!(explained.contains("Department: 1\n"), "{explained}");
+    assert!(explained.contains("Start date: 01-03-2026"), "{explained}");
+
+    let apply = run(
+        &["apply", "--repo", &dir, "--now", "2026-05-01"],
+        repo.path(),
+    );
+    assert_eq!(code(&apply), 0, "{}", stderr(&apply));
+    let anna = sim
+        .user_by_xid("000042")
+        .expect("invited with the padded ID");
+    assert_eq!(sim.group_names(&anna), ["Bakery", "Store North"]);
+    let sha = repo.state_file("apply.json").unwrap()["hr"]["sha256"].clone();
+    assert_eq!(sha.as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn the_first_sheet_is_read_when_none_is_named_and_a_missing_sheet_lists_the_sheets() {
+    let sim = Sim::start(&seed());
+    let repo = repo_with(&sim, &excel_source(None));
+    std::fs::write(repo.path().join("hr.xlsx"), workbook()).unwrap();
+    repo.commit("xlsx export");
+    let dir = path_str(repo.path());
+    // The first sheet is the info sheet: its "header" lacks the columns, which are listed.
+    let err = fails(&sim, &repo, &["plan", "--repo", &dir]);
+    assert!(
+        err.contains("hr.xlsx [Info] row 1: column(s) \"Employee ID\", \"Email\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("the header has: \"Exported from HR\""),
+        "{err}"
+    );
+
+    repo.write(
+        "sync.yaml",
+        &config_with_source(&sim, &excel_source(Some("Staff"))),
+    );
+    repo.commit("wrong sheet");
+    let err = fails(&sim, &repo, &["plan", "--repo", &dir]);
+    assert!(
+        err.contains("hr.xlsx: no sheet \"Staff\"; the workbook has: \"Info\", \"Medewerkers\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn broken_spreadsheets_are_refused_and_nothing_is_applied() {
+    let sim = Sim::start(&seed());
+    let repo = repo_with(&sim, &excel_source(Some("Medewerkers")));
+    let dir = path_str(repo.path());
+    let whole = workbook();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "not a spreadsheet",
+            b"Employee ID,Email\n1,a@x.nl\n".to_vec(),
+            "hr.xlsx is not a readable spreadsheet",
+        ),
+        (
+            "truncated",
+            whole[..whole.len() / 2].to_vec(),
+            "hr.xlsx is not a readable spreadsheet",
+        ),
+        ("empty", Vec::new(), "the HR file hr.xlsx is empty"),
+    ];
+    for (name, bytes, expected) in cases {
+        std::fs::write(repo.path().join("hr.xlsx"), bytes).unwrap();
+        repo.commit(name);
+        let err = fails(&sim, &repo, &["apply", "--repo", &dir]);
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+    // A file that is missing.
+    repo.remove("hr.xlsx");
+    repo.commit("gone");
+    let err = fails(&sim, &repo, &["apply", "--repo", &dir]);
+    assert!(err.contains("cannot read the HR file hr.xlsx"), "{err}");
+}
+
+// ---------------------------------------------------------------- AFAS
+
+const AFAS_TOKEN: &str = "1A2B3C4D5E6F7A8B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4F5A6B7C8D9E0F1A2B";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fake {
+    Json,
+    Html,
+}
+
+/// A local AFAS GetConnector: `GET /ProfitRestServices/connectors/Speakap_Medewerkers?skip&take`.
+struct AfasFake {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+fn afas_rows() -> Vec<serde_json::Value> {
+    (0..5)
+        .map(|i| {
+            json!({
+                "Medewerker": format!("{}", 100 + i),
+                "Email_werk": format!("person{i}@example.com"),
+                "Voornaam": format!("Person{i}"),
+                "Achternaam": "Jansen",
+                "Functie": if i == 4 { json!("Store Manager") } else { json!("Baker") },
+                "Vestiging": if i % 2 == 0 { "N" } else { "S" },
+                "Afdeling": 1,
+                "Datum_in_dienst": "2020-01-01T00:00:00Z",
+                "Telefoon": null
+            })
+        })
+        .collect()
+}
+
+fn start_afas(kind: Fake) -> AfasFake {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    use std::collections::HashMap;
+
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = requests.clone();
+    let thread = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let expected = format!(
+                "AfasToken {}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    format!("<token><version>1</version><data>{AFAS_TOKEN}</data></token>")
+                )
+            );
+            let handler =
+                move |State(log): State<Arc<Mutex<Vec<String>>>>,
+                      headers: HeaderMap,
+                      Query(q): Query<HashMap<String, String>>| {
+                    let expected = expected.clone();
+                    async move {
+                        let skip: usize = q.get("skip").and_then(|s| s.parse().ok()).unwrap_or(0);
+                        let take: usize = q.get("take").and_then(|s| s.parse().ok()).unwrap_or(100);
+                        log.lock().unwrap().push(format!("skip={skip}&take={take}"));
+                        if kind == Fake::Html {
+                            return (
+                                StatusCode::OK,
+                                [(header::CONTENT_TYPE, "text/html")],
+                                "<!DOCTYPE html><html><body>Inloggen bij AFAS Online</body></html>"
+                                    .to_string(),
+                            )
+                                .into_response();
+                        }
+                        let auth = headers
+                            .get(header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok());
+                        if auth != Some(expected.as_str()) {
+                            return (
+                                StatusCode::UNAUTHORIZED,
+                                [(header::CONTENT_TYPE, "application/json")],
+                                r#"{"externalMessage":"Ongeldige token"}"#.to_string(),
+                            )
+                                .into_response();
+                        }
+                        let rows: Vec<_> = afas_rows().into_iter().skip(skip).take(take).collect();
+                        axum::Json(json!({"skip": skip, "take": take, "rows": rows}))
+                            .into_response()
+                    }
+                };
+            let app = axum::Router::new()
+                .route(
+                    "/ProfitRestServices/connectors/Speakap_Medewerkers",
+                    axum::routing::get(handler),
+                )
+                .with_state(log);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        })
+    });
+    let addr = rx.recv().unwrap();
+    AfasFake {
+        url: format!("http://{addr}/ProfitRestServices"),
+        requests,
+        _thread: thread,
+    }
+}
+
+fn afas_source(url: &str) -> String {
+    format!(
+        "  type: afas
+  url: {url}
+  connector: Speakap_Medewerkers
+  token_env: AFAS_TOKEN
+  page_size: 2
+  columns:
+    xid: Medewerker
+    email: email_werk
+    first_name: Voornaam
+    last_name: Achternaam
+    job_title: Functie
+    phone: Telefoon
+    locations: Vestiging
+    departments: Afdeling
+    start_date: Datum_in_dienst
+"
+    )
+}
+
+fn run_with_afas_token(args: &[&str], repo: &ConfigRepo, token: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_speakap-sync"))
+        .args(args)
+        .current_dir(repo.path())
+        .env("NO_COLOR", "1")
+        .env("SPEAKAP_TOKEN", TOKEN)
+        .env("AFAS_TOKEN", token)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_afas_getconnector_is_read_page_by_page_and_applied() {
+    let sim = Sim::start(&seed());
+    let afas = start_afas(Fake::Json);
+    let repo = repo_with(&sim, &afas_source(&afas.url));
+    repo.commit("afas");
+    let dir = path_str(repo.path());
+    let endpoint = format!("{}/connectors/Speakap_Medewerkers", afas.url);
+
+    let plan = run_with_afas_token(&["plan", "--repo", &dir], &repo, AFAS_TOKEN);
+    let text = stdout(&plan);
+    assert_eq!(code(&plan), 0, "{}", stderr(&plan));
+    assert!(
+        text.contains(&format!("HR:     {endpoint} (5 records")),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ invite 100 Person0 Jansen  (HR page 1 row 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ invite 104 Person4 Jansen  (HR page 3 row 1)"),
+        "{text}"
+    );
+    assert!(text.contains("Plan: 5 to invite"), "{text}");
+    // Pages of 2 until the short third page.
+    assert_eq!(
+        *afas.requests.lock().unwrap(),
+        ["skip=0&take=2", "skip=2&take=2", "skip=4&take=2"]
+    );
+
+    let explain = run_with_afas_token(&["explain", "103", "--repo", &dir], &repo, AFAS_TOKEN);
+    let explained = stdout(&explain);
+    assert!(
+        explained.contains(&format!("HR record: {endpoint} page 2 row 2")),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("Datum_in_dienst: 2020-01-01\n"),
+        "{explained}"
+    );
+
+    let apply = run_with_afas_token(&["apply", "--repo", &dir], &repo, AFAS_TOKEN);
+    assert_eq!(code(&apply), 0, "{}", stderr(&apply));
+    let manager = sim.user_by_xid("104").expect("invited");
+    assert_eq!(
+        sim.group_names(&manager),
+        ["Bakery", "Managers", "Store North (admin)"]
+    );
+    let hr = &repo.state_file("apply.json").unwrap()["hr"];
+    assert_eq!(hr["source"], endpoint.as_str());
+    assert_eq!(hr["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn a_refused_afas_token_or_an_html_page_stops_everything_without_echoing_the_token() {
+    let sim = Sim::start(&seed());
+    let afas = start_afas(Fake::Json);
+    let repo = repo_with(&sim, &afas_source(&afas.url));
+    repo.commit("afas");
+    let dir = path_str(repo.path());
+    let before = sim.users();
+
+    let wrong = "WRONG0000000000000000000000000000000000000000000000000000000000";
+    let output = run_with_afas_token(&["apply", "--repo", &dir], &repo, wrong);
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(
+        err.contains("the token in $AFAS_TOKEN was refused (401 Unauthorized)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(wrong) && !stdout(&output).contains(wrong),
+        "{err}"
+    );
+
+    let html = start_afas(Fake::Html);
+    repo.write(
+        "sync.yaml",
+        &config_with_source(&sim, &afas_source(&html.url)),
+    );
+    repo.commit("html");
+    let output = run_with_afas_token(&["apply", "--repo", &dir], &repo, AFAS_TOKEN);
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(
+        err.contains("page 1 is an HTML page instead of JSON"),
+        "{err}"
+    );
+    assert!(!err.contains(AFAS_TOKEN), "{err}");
+
+    // An unset variable is named, not guessed.
+    let output = run(&["plan", "--repo", &dir], repo.path());
+    assert!(
+        stderr(&output).contains("the environment variable AFAS_TOKEN"),
+        "{}",
+        stderr(&output)
+    );
+
+    assert_eq!(sim.users(), before, "nothing applied");
+    assert_eq!(repo.state_commit_count(), 0);
+}
