@@ -126,10 +126,20 @@ pub fn parse(
                 .and_then(|s| number_format(s, (first_row + i as u32, first_col + column as u32)));
             values.push(cell_text(cell, layout.kinds[slot], format, date_format));
         }
-        records.push(Record::from_values(
-            row_number,
-            values.iter().map(String::as_str),
-        ));
+        let mut record = Record::from_values(row_number, values.iter().map(String::as_str));
+        let errors: Vec<String> = indexes
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, &column)| match row.get(column) {
+                Some(Data::Error(e)) => Some(format!("{e} in column \"{}\"", layout.columns[slot])),
+                _ => None,
+            })
+            .collect();
+        if !errors.is_empty() {
+            // A formula error is not a value: the row is skipped rather than read as "#N/A".
+            record.problem = Some(format!("spreadsheet error {}", errors.join(", ")));
+        }
+        records.push(record);
     }
     refuse_empty(&place, &records)?;
     Ok(Snapshot {
@@ -164,7 +174,7 @@ fn cell_text(cell: &Data, kind: ColumnType, format: Option<&str>, date_format: &
         Data::Empty => String::new(),
         Data::String(s) => s.trim().to_string(),
         Data::Bool(b) => b.to_string(),
-        Data::Error(e) => format!("#{e:?}"),
+        Data::Error(e) => e.to_string(),
         Data::Int(n) => number_text(*n as f64, kind, format, date_format),
         Data::Float(f) => number_text(*f, kind, format, date_format),
         Data::DateTime(dt) => {
