@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Layout, Locator, Record, Snapshot, format_date, hex, match_columns, normalize, refuse_empty,
+    Layout, Locator, Record, Snapshot, format_date, match_columns, normalize, refuse_empty,
 };
 use crate::config::{AfasSource, ColumnType};
 use crate::error::Error;
@@ -174,7 +174,7 @@ pub async fn read(
     refuse_empty(&endpoint, &records)?;
     Ok(Snapshot {
         source: endpoint,
-        sha256: hex(&hasher.finalize()),
+        sha256: crate::digest::hex(&hasher.finalize()),
         locator: Locator::Connector { page_size: take },
         modified: None,
         layout,

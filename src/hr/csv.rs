@@ -5,9 +5,6 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-pub use super::hex;
 use super::{CsvOptions, Layout, Record, Snapshot, match_columns, normalize, refuse_empty};
 use crate::error::Error;
 
@@ -32,7 +29,7 @@ pub fn parse(
     options: CsvOptions<'_>,
     layout: Layout,
 ) -> Result<Snapshot, Error> {
-    let sha256 = hex(&Sha256::digest(bytes));
+    let sha256 = crate::digest::sha256_hex(bytes);
     let text = decode(bytes, display, options.encoding)?;
     let header_line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| {
         Error::input(format!(

@@ -7,9 +7,8 @@ use std::io::Cursor;
 use std::path::Path;
 
 use calamine::{Data, Reader, Sheets, StyleRange};
-use sha2::{Digest, Sha256};
 
-use super::{Layout, Locator, Record, Snapshot, format_date, hex, match_columns, refuse_empty};
+use super::{Layout, Locator, Record, Snapshot, format_date, match_columns, refuse_empty};
 use crate::config::ColumnType;
 use crate::error::Error;
 
@@ -42,7 +41,7 @@ pub fn parse(
             "the HR file {display} is empty; refusing to plan from it (an empty export would look like everyone left)"
         )));
     }
-    let sha256 = hex(&Sha256::digest(&bytes));
+    let sha256 = crate::digest::sha256_hex(&bytes);
     let mut workbook = calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| {
         Error::input(format!(
             "{display} is not a readable spreadsheet (xlsx, xlsm, xlsb, xls or ods): {e}. Is the file complete (not truncated), and is `source.type` right?"

@@ -306,15 +306,6 @@ pub(crate) fn quote_list<S: AsRef<str>>(items: &[S]) -> String {
         .join(", ")
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
 /// How a CSV file is read (from `type: csv` or `type: sftp`).
 #[derive(Clone, Copy, Debug)]
 pub struct CsvOptions<'a> {
