@@ -80,10 +80,13 @@ impl Record {
         Record::from_values(line, values.iter().map(|v| v.as_ref()))
     }
 
-    /// Builds a record from values in layout order (each trimmed).
-    pub fn from_values<'a>(line: u64, values: impl Iterator<Item = &'a str>) -> Record {
-        let mut text = String::new();
-        let mut ends = Vec::new();
+    /// Builds a record from values in layout order (each trimmed), sized exactly up front.
+    pub fn from_values<'a>(line: u64, values: impl Iterator<Item = &'a str> + Clone) -> Record {
+        let (count, len) = values
+            .clone()
+            .fold((0, 0), |(count, len), v| (count + 1, len + v.trim().len()));
+        let mut text = String::with_capacity(len);
+        let mut ends = Vec::with_capacity(count);
         for value in values {
             text.push_str(value.trim());
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
