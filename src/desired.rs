@@ -363,30 +363,40 @@ pub struct Excluded {
     pub at: Origin,
 }
 
-/// The desired users, stored in record order (a million of them are not moved around) with an
-/// index in XID order for lookups and for iterating. XIDs are unique: duplicates are skipped.
+/// The desired users, stored where they were resolved (per chunk of records, in record order:
+/// a million of them are never moved) with an index in XID order for lookups and iteration.
+/// XIDs are unique: duplicates are skipped.
 #[derive(Debug, Default)]
 pub struct DesiredUsers {
-    users: Vec<DesiredUser>,
-    by_xid: Vec<u32>,
+    chunks: Vec<Vec<DesiredUser>>,
+    /// (chunk, position) of each user, in XID order.
+    by_xid: Vec<(u32, u32)>,
 }
 
 impl DesiredUsers {
-    fn new(users: Vec<DesiredUser>) -> DesiredUsers {
-        let mut by_xid: Vec<u32> = (0..users.len())
-            .map(|i| u32::try_from(i).expect("fewer than 4 billion people"))
+    fn new(chunks: Vec<Vec<DesiredUser>>) -> DesiredUsers {
+        let index = |i: usize| u32::try_from(i).expect("fewer than 4 billion people");
+        let mut by_xid: Vec<(u32, u32)> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(c, users)| (0..users.len()).map(move |u| (index(c), index(u))))
             .collect();
         // Stable and run-aware: an export sorted by employee ID is indexed in one pass.
-        by_xid.sort_by(|&a, &b| users[a as usize].xid.cmp(&users[b as usize].xid));
-        DesiredUsers { users, by_xid }
+        let xid = |&(c, u): &(u32, u32)| chunks[c as usize][u as usize].xid.as_str();
+        by_xid.sort_by(|a, b| xid(a).cmp(xid(b)));
+        DesiredUsers { chunks, by_xid }
+    }
+
+    fn at(&self, (chunk, position): (u32, u32)) -> &DesiredUser {
+        &self.chunks[chunk as usize][position as usize]
     }
 
     pub fn get(&self, xid: &str) -> Option<&DesiredUser> {
         let at = self
             .by_xid
-            .binary_search_by(|&i| self.users[i as usize].xid.as_str().cmp(xid))
+            .binary_search_by(|&i| self.at(i).xid.as_str().cmp(xid))
             .ok()?;
-        Some(&self.users[self.by_xid[at] as usize])
+        Some(self.at(self.by_xid[at]))
     }
 
     pub fn contains_key(&self, xid: &str) -> bool {
@@ -395,7 +405,7 @@ impl DesiredUsers {
 
     /// The users in XID order.
     pub fn values(&self) -> impl Iterator<Item = &DesiredUser> {
-        self.by_xid.iter().map(|&i| &self.users[i as usize])
+        self.by_xid.iter().map(|&i| self.at(i))
     }
 
     /// The XIDs in order.
@@ -404,11 +414,11 @@ impl DesiredUsers {
     }
 
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.by_xid.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.by_xid.is_empty()
     }
 }
 
@@ -431,27 +441,39 @@ const PARALLEL_FROM: usize = 20_000;
 
 /// Turns HR records into desired users under the config, as of `today`.
 pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution {
-    let resolver = Resolver::new(config, &snapshot.layout, today);
-    let records = &snapshot.records;
-    let workers = if records.len() < PARALLEL_FROM {
+    let workers = if snapshot.records.len() < PARALLEL_FROM {
         1
     } else {
         std::thread::available_parallelism().map_or(1, usize::from)
     };
+    resolve_on(config, snapshot, today, workers)
+}
+
+/// [`resolve`] on `workers` threads: the same outcome for any number of them.
+fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize) -> Resolution {
+    let resolver = Resolver::new(config, &snapshot.layout, today);
+    let records = &snapshot.records;
+    let workers = workers.max(1);
 
     let (repeated_xids, repeated_emails) = both(
         workers > 1,
         || {
-            repeated(records.iter().filter_map(|r| {
-                let xid = r.value(resolver.xid_slot);
-                (!xid.is_empty()).then_some((Cow::Borrowed(xid), r.line))
-            }))
+            repeated(
+                records.len(),
+                records.iter().filter_map(|r| {
+                    let xid = r.value(resolver.xid_slot);
+                    (!xid.is_empty()).then_some((Cow::Borrowed(xid), r.line))
+                }),
+            )
         },
         || {
-            repeated(records.iter().filter_map(|r| {
-                let email = r.value(resolver.email_slot);
-                (!email.is_empty()).then(|| (case_folded(email), r.line))
-            }))
+            repeated(
+                records.len(),
+                records.iter().filter_map(|r| {
+                    let email = r.value(resolver.email_slot);
+                    (!email.is_empty()).then(|| (case_folded(email), r.line))
+                }),
+            )
         },
     );
     let repeats = Repeats {
@@ -477,9 +499,9 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
         ..Resolution::default()
     };
     let mut ignored_codes: BTreeMap<(&str, String), usize> = BTreeMap::new();
-    let mut users = Vec::with_capacity(parts.iter().map(|p| p.desired.len()).sum());
+    let mut users = Vec::with_capacity(parts.len());
     for part in parts {
-        users.extend(part.desired);
+        users.push(part.desired);
         resolution.skipped.extend(part.skipped);
         resolution.excluded.extend(part.excluded);
         resolution.ended.extend(part.ended);
@@ -539,9 +561,10 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
 
 /// Keys that occur on more than one line, with all their lines.
 fn repeated<'a>(
+    count: usize,
     keys: impl Iterator<Item = (Cow<'a, str>, u64)>,
 ) -> HashMap<Cow<'a, str>, Vec<u64>> {
-    let mut first_line: HashMap<Cow<'a, str>, u64> = HashMap::with_capacity(keys.size_hint().0);
+    let mut first_line: HashMap<Cow<'a, str>, u64> = HashMap::with_capacity(count);
     let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
     for (key, line) in keys {
         match first_line.entry(key) {
@@ -765,7 +788,10 @@ impl<'c> Resolver<'c> {
     }
 
     fn resolve_all(&self, records: &[Record], repeats: &Repeats<'_>) -> Part {
-        let mut part = Part::default();
+        let mut part = Part {
+            desired: Vec::with_capacity(records.len()),
+            ..Part::default()
+        };
         for record in records {
             self.resolve_one(record, repeats, &mut part);
         }
@@ -1070,4 +1096,169 @@ fn plausible_email(email: &str) -> bool {
         && !domain.ends_with('.')
         && !email.contains(char::is_whitespace)
         && !domain.contains('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigFiles, Revision, SourceFile};
+    use crate::hr::Layout;
+    use crate::rules::configured_fields;
+
+    const CONFIG: &str = r#"apiVersion: speakap-sync/v1
+kind: SyncConfig
+network: "0123456789abcdef"
+speakap: { url: "http://127.0.0.1:9" }
+source:
+  type: csv
+  path: hr.csv
+  date_format: "%Y-%m-%d"
+  columns: { xid: id, email: mail, last_name: name, job_title: job, locations: loc, departments: dep, end_date: end }
+---
+apiVersion: speakap-sync/v1
+kind: MappingRules
+business_units: { map: { N: North, S: South } }
+departments: { map: { "1": Bakery }, unknown: ignore }
+groups:
+  - { group: Managers, when: { field: job_title, matches: "Manager$" } }
+local_admins:
+  - { of: business_unit, when: { field: job_title, equals: Store Manager } }
+---
+apiVersion: speakap-sync/v1
+kind: Exclusions
+exclude:
+  - { xid: "17", reason: board member }
+  - { when: { field: job_title, equals: Contractor }, reason: not employed }
+---
+apiVersion: speakap-sync/v1
+kind: Overrides
+overrides:
+  - { xid: "5", reason: known by her maiden name, set: { last_name: Jansen }, add_groups: [Social] }
+  - { xid: "6", reason: ended trial, until: 2020-01-01, set: { last_name: Old } }
+"#;
+
+    fn config() -> Config {
+        crate::config::load(ConfigFiles {
+            repo_root: ".".into(),
+            config_dir: ".".into(),
+            prefix: String::new(),
+            revision: Revision::Commit {
+                id: "c0ffee".into(),
+            },
+            files: vec![SourceFile {
+                path: "sync.yaml".into(),
+                text: CONFIG.into(),
+            }],
+            uncommitted: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    /// Every kind of outcome, spread over the whole record so each chunk sees some.
+    fn snapshot(config: &Config, rows: usize) -> Snapshot {
+        let jobs = [
+            "Baker",
+            "Store Manager",
+            "Contractor",
+            "Driver",
+            "Area Manager",
+        ];
+        let records = (0..rows)
+            .map(|i| {
+                let xid = if i % 997 == 3 {
+                    "42".to_string()
+                } else {
+                    i.to_string()
+                };
+                let mail = match i % 1013 {
+                    7 => "not-an-address".to_string(),
+                    8 => "SHARED@example.com".to_string(),
+                    9 => "shared@example.com".to_string(),
+                    _ => format!("p{i}@example.com"),
+                };
+                let loc = ["N", "S", "N|S", "X"][i % 4].to_string();
+                let end = if i % 89 == 0 { "2021-05-01" } else { "" };
+                let values = [
+                    xid,
+                    mail,
+                    format!("Name{i}"),
+                    jobs[i % jobs.len()].to_string(),
+                    if i % 4 == 3 { "N".into() } else { loc },
+                    ["1", "2", ""][i % 3].to_string(),
+                    if i % 701 == 11 {
+                        "someday".into()
+                    } else {
+                        end.into()
+                    },
+                ];
+                Record::new(i as u64 + 2, values.to_vec())
+            })
+            .collect();
+        Snapshot::new(
+            "hr.csv".into(),
+            "0".repeat(64),
+            Layout::new(configured_fields(&config.sync)),
+            records,
+        )
+    }
+
+    #[test]
+    fn the_outcome_does_not_depend_on_the_number_of_threads() {
+        let config = config();
+        let snapshot = snapshot(&config, 30_000);
+        let today = jiff::civil::date(2026, 6, 1);
+        let one = resolve_on(&config, &snapshot, today, 1);
+        assert!(one.desired.len() > 20_000);
+        assert!(!one.skipped.is_empty() && !one.excluded.is_empty() && !one.ended.is_empty());
+        assert!(one.warnings.iter().any(|w| w.contains("expired")));
+        for workers in [2, 3, 7] {
+            let many = resolve_on(&config, &snapshot, today, workers);
+            let users = |r: &Resolution| {
+                r.desired
+                    .values()
+                    .map(|u| format!("{u:?}"))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(users(&one), users(&many), "{workers} workers");
+            assert_eq!(one.skipped, many.skipped);
+            assert_eq!(one.excluded, many.excluded);
+            assert_eq!(one.held, many.held);
+            assert_eq!(one.ended, many.ended);
+            assert_eq!(one.warnings, many.warnings);
+        }
+    }
+
+    #[test]
+    fn desired_users_are_found_by_xid_and_listed_in_xid_order() {
+        let config = config();
+        let resolution = resolve_on(
+            &config,
+            &snapshot(&config, 3_000),
+            jiff::civil::date(2026, 6, 1),
+            3,
+        );
+        let xids: Vec<&String> = resolution.desired.keys().collect();
+        assert!(xids.windows(2).all(|w| w[0] < w[1]));
+        let five = resolution.desired.get("5").unwrap();
+        assert_eq!(five.get(ProfileField::LastName), Some("Jansen"));
+        assert!(matches!(
+            five.profile.source(ProfileField::LastName),
+            Some(Provenance::Override { .. })
+        ));
+        assert!(five.memberships.contains("Social"));
+        assert_eq!(
+            resolution
+                .desired
+                .get("6")
+                .unwrap()
+                .get(ProfileField::LastName),
+            Some("Name6")
+        );
+        assert!(
+            resolution.desired.get("42").is_none(),
+            "duplicate XIDs are skipped"
+        );
+        assert!(resolution.desired.get("17").is_none(), "excluded");
+        assert!(!resolution.desired.contains_key("nobody"));
+    }
 }
