@@ -10,7 +10,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ use crate::redact::mask_email;
 use crate::rules::{CompiledMatcher, FieldName, split_values};
 
 /// Where a desired value comes from. Cheap to clone: the shared parts are reference counted.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash)]
 #[serde(tag = "from", rename_all = "snake_case")]
 pub enum Provenance {
     /// An HR column on a line of the HR file.
@@ -33,7 +33,7 @@ pub enum Provenance {
     Override { at: Origin },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash)]
 pub struct MappingSource {
     pub table: String,
     pub code: String,
@@ -41,7 +41,9 @@ pub struct MappingSource {
 }
 
 /// The rule lists of MappingRules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleList {
     Groups,
@@ -76,7 +78,9 @@ pub struct Sourced<T> {
     pub from: Provenance,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipKind {
     BusinessUnit,
@@ -94,7 +98,7 @@ impl MembershipKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct DesiredMembership {
     pub kind: MembershipKind,
     pub from: Provenance,
@@ -102,10 +106,13 @@ pub struct DesiredMembership {
     pub admin: Option<Provenance>,
 }
 
-/// A person's memberships by group name, kept in reading order: business units, departments,
-/// then groups, by name within each. A person has a handful, so a sorted list beats a map.
-#[derive(Clone, Debug, Default)]
-pub struct Memberships(Vec<(Arc<str>, DesiredMembership)>);
+type MembershipEntry = (Arc<str>, DesiredMembership);
+
+/// A person's memberships by group name, in reading order: business units, departments, then
+/// groups, by name within each. People with the same memberships for the same reasons (most of
+/// a store) share one list.
+#[derive(Clone, Debug)]
+pub struct Memberships(Arc<[MembershipEntry]>);
 
 impl Memberships {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &DesiredMembership)> {
@@ -134,6 +141,30 @@ impl Memberships {
 
     fn position(&self, name: &str) -> Option<usize> {
         self.0.iter().position(|(n, _)| **n == *name)
+    }
+}
+
+/// Memberships while a person is resolved: a short list kept in reading order.
+#[derive(Default)]
+struct MembershipList(Vec<MembershipEntry>);
+
+impl MembershipList {
+    fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| **n == *name)
+    }
+
+    /// The finished list, shared with everyone else who has the same one.
+    fn shared(self, lists: &mut HashSet<Arc<[MembershipEntry]>>) -> Memberships {
+        if let Some(list) = lists.get(self.0.as_slice()) {
+            return Memberships(list.clone());
+        }
+        let list: Arc<[MembershipEntry]> = self.0.into();
+        lists.insert(list.clone());
+        Memberships(list)
     }
 
     /// Adds a membership unless the group is already there (the first reason wins).
@@ -608,6 +639,8 @@ struct Part {
     ended: Vec<(String, Date)>,
     warnings: Vec<String>,
     ignored_codes: BTreeMap<(&'static str, String), usize>,
+    /// The distinct membership lists handed out so far.
+    membership_lists: HashSet<Arc<[MembershipEntry]>>,
 }
 
 /// A lookup table (`business_units` or `departments`) ready for the records.
@@ -872,7 +905,7 @@ impl<'c> Resolver<'c> {
         let start_date = date_of(self.start_slot, "start date");
         let end_date = date_of(self.end_slot, "end date");
 
-        let mut memberships = Memberships::default();
+        let mut memberships = MembershipList::default();
         let mut primary_business_unit = None;
         for table in &self.tables {
             for code in split_values(record.value(table.slot), separator) {
@@ -931,7 +964,7 @@ impl<'c> Resolver<'c> {
             memberships,
             primary_business_unit,
             start_date,
-            &mut part.warnings,
+            part,
         );
         part.desired.push(user);
     }
@@ -940,10 +973,10 @@ impl<'c> Resolver<'c> {
         &self,
         record: &Record,
         xid: &str,
-        mut memberships: Memberships,
+        mut memberships: MembershipList,
         primary_business_unit: Option<Sourced<Arc<str>>>,
         start_date: Option<Date>,
-        warnings: &mut Vec<String>,
+        part: &mut Part,
     ) -> DesiredUser {
         let separator = self.separator;
         for (matcher, group, from) in &self.groups {
@@ -983,7 +1016,7 @@ impl<'c> Resolver<'c> {
         if let Some(o) = self.overrides.get(xid) {
             match o.until {
                 Some(until) if until < self.today => {
-                    warnings.push(format!(
+                    part.warnings.push(format!(
                         "override for XID {xid} ({}) expired on {until} and is ignored",
                         o.origin
                     ));
@@ -1022,7 +1055,7 @@ impl<'c> Resolver<'c> {
             xid: xid.to_string(),
             line: record.line,
             profile: self.profile(record, in_effect),
-            memberships,
+            memberships: memberships.shared(&mut part.membership_lists),
             role,
             primary_business_unit,
             start_date,
