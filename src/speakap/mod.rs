@@ -109,8 +109,14 @@ impl Observed {
         users.sort_by(|a, b| a.eid.cmp(&b.eid));
         let mut groups: Vec<&wire::Group> = self.groups.iter().collect();
         groups.sort_by(|a, b| a.eid.cmp(&b.eid));
-        let json = serde_json::to_vec(&(users, groups)).expect("the observed network serializes");
-        format!("sha256:{}", crate::digest::sha256_hex(json))
+        // Streamed into the hash: the JSON of a large network is hundreds of megabytes.
+        let mut hasher = sha2::Sha256::default();
+        serde_json::to_writer(&mut hasher, &(users, groups))
+            .expect("the observed network serializes");
+        format!(
+            "sha256:{}",
+            crate::digest::hex(&sha2::Digest::finalize(hasher))
+        )
     }
 }
 
