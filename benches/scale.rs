@@ -43,6 +43,7 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         Some("plan-phase") => plan_phase(&args[1], &args[2]),
+        Some("fetch-phase") => fetch_phase(&args[1]),
         Some("plan") => plan_bench(&numbers(1, &[100_000, 1_000_000])),
         Some("apply") => apply_bench(numbers(1, &[10_000])[0]),
         Some("chaos") => {
@@ -457,6 +458,51 @@ fn plan_phase(repo: &str, out: &str) {
     );
 }
 
+/// In a child process: only the fetch of the network, as the plan does it. Prints
+/// `MEASURED seconds peak_mib`.
+fn fetch_phase(url: &str) {
+    let started = Instant::now();
+    let client = speakap_sync::speakap::Client::new(url, NETWORK, TOKEN, "1.8.2", 1000)
+        .unwrap()
+        .with_concurrency(8);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let observed = runtime
+        .block_on(speakap_sync::speakap::fetch(&client))
+        .unwrap();
+    assert!(!observed.users.is_empty());
+    eprintln!(
+        "MEASURED {:.2} {:.0}",
+        started.elapsed().as_secs_f64(),
+        peak_mib("self")
+    );
+}
+
+/// Runs this binary as `ARGS` and returns what it measured: (wall seconds, peak MiB).
+fn measure_child(args: &[&str], cwd: &Path) -> (f64, f64) {
+    let started = Instant::now();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env("SPEAKAP_TOKEN", TOKEN)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    let measured = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("MEASURED "))
+        .unwrap_or_else(|| panic!("{args:?} failed: {stderr}"));
+    let peak: f64 = measured.split(' ').nth(1).unwrap().parse().unwrap();
+    (wall, peak)
+}
+
 fn plan_bench(sizes: &[usize]) {
     println!(
         "| employees | HR changes | plan wall time | plan peak memory | plan summary | simulator: seed load, peak memory |"
@@ -470,33 +516,18 @@ fn plan_bench(sizes: &[usize]) {
         // The highest rate the config allows: the network is fetched in pages of 100, so the
         // fetch alone takes at least EMPLOYEES / 100 / 1000 seconds.
         let repo = Repo::new(&sim.url, 1000, 8);
+        let (fetch_wall, fetch_peak) = measure_child(&["fetch-phase", &sim.url], work.path());
         for changes in [false, true] {
             write_csv(&repo.hr(), 0..n, changes);
             repo.commit(if changes { "1% changes" } else { "no changes" });
             let out = work.path().join("plan.json");
-            let started = Instant::now();
-            let child = Command::new(std::env::current_exe().unwrap())
-                .args(["plan-phase", &repo.path_str()])
-                .arg(&out)
-                .current_dir(repo.path())
-                .env("NO_COLOR", "1")
-                .env("SPEAKAP_TOKEN", TOKEN)
-                .env_remove("RUST_LOG")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .unwrap();
-            let wall = started.elapsed().as_secs_f64();
-            let stderr = String::from_utf8_lossy(&child.stderr);
-            let measured = stderr
-                .lines()
-                .find_map(|l| l.strip_prefix("MEASURED "))
-                .unwrap_or_else(|| panic!("the plan child failed: {stderr}"));
-            let peak: f64 = measured.split(' ').nth(1).unwrap().parse().unwrap();
+            let out_str = out.to_string_lossy();
+            let (wall, peak) =
+                measure_child(&["plan-phase", &repo.path_str(), &out_str], repo.path());
             let plan: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
             let summary = &plan["summary"];
             println!(
-                "| {n} | {} | {wall:.2} s | {peak:.0} MiB | {} updates, {} invites, {} skipped | {:.1} s, {:.0} MiB |",
+                "| {n} | {} | {wall:.2} s | {peak:.0} MiB | {} updates, {} invites, {} skipped | {fetch_wall:.2} s, {fetch_peak:.0} MiB | {:.1} s, {:.0} MiB |",
                 if changes { "1%" } else { "none" },
                 summary["update"],
                 summary["invite"],

@@ -370,11 +370,23 @@ impl Client {
 
     /// Every user of the network with their memberships.
     pub async fn list_users(&self) -> Result<Vec<User>, ApiError> {
+        self.list_users_as(|user| user).await
+    }
+
+    /// Every user, each turned into a `T` as their page arrives: a large network is then never
+    /// held both as wire users and as `T`s.
+    pub async fn list_users_as<T>(
+        &self,
+        convert: impl Fn(User) -> T + Sync,
+    ) -> Result<Vec<T>, ApiError> {
         let path = self.path("users/");
         self.paged(
             &path,
             &[("embed", "memberships")],
-            |page: wire::UsersPage| (page.total, page.embedded.users),
+            |page: wire::UsersPage| {
+                let users = page.embedded.users.into_iter().map(&convert).collect();
+                (page.total, users)
+            },
         )
         .await
     }
