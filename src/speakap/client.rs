@@ -174,7 +174,12 @@ impl Client {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             network: network.to_string(),
-            limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            // Evenly spaced, without the burst governor allows by default: an API counting
+            // requests per window must never see more than the rate, even when the moment its
+            // window starts differs from ours (a burst at the edge was answered with 429).
+            limiter: Arc::new(RateLimiter::direct(
+                Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
+            )),
             retries: Arc::default(),
             concurrency: 4,
         })
