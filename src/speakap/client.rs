@@ -6,6 +6,9 @@
 //! least as long as a `Retry-After` header asks. A non-idempotent request (an invite, a group
 //! addition, a suspension, …) is never simply sent again: the client first checks whether the
 //! failed attempt took effect — an invite is looked up by email — and only repeats what did not.
+//! The exception is 429: a rate limiter turns a request away before it is handled, so any request
+//! answered 429 is simply sent again once `Retry-After` has passed (checking a batch of invites
+//! would cost a lookup per address, at the very moment the API asks for fewer requests).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -269,7 +272,7 @@ impl Client {
         })
     }
 
-    /// Sends a request; retries transient failures when `repeat` is `Safe`.
+    /// Sends a request; retries transient failures when `repeat` is `Safe`, and 429 always.
     async fn send_raw(
         &self,
         method: Method,
@@ -284,7 +287,8 @@ impl Client {
         })
         .retry(Self::backoff())
         .when(|f: &Failure| {
-            repeat == Repeat::Safe
+            let not_handled = f.status == Some(StatusCode::TOO_MANY_REQUESTS);
+            (repeat == Repeat::Safe || not_handled)
                 && f.transient
                 && f.retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER)
         })
