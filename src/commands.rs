@@ -258,10 +258,24 @@ struct Inputs {
 }
 
 async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Result<Inputs, Error> {
-    let snapshot = read_hr(&config, run.hr.as_deref()).await?;
     let today = today(run.now, &config.sync.policy.timezone.0)?;
-    let resolution = resolve(&config, &snapshot, today);
-    let observed = speakap::fetch(&connection.client).await?;
+    // The network is fetched while the HR record is read and resolved: the one mostly waits on
+    // the API, the other keeps a core busy (resolve runs on a blocking thread for that).
+    let fetch = async {
+        speakap::fetch(&connection.client)
+            .await
+            .map_err(Error::from)
+    };
+    let desired = async move {
+        let snapshot = read_hr(&config, run.hr.as_deref()).await?;
+        tokio::task::spawn_blocking(move || {
+            let resolution = resolve(&config, &snapshot, today);
+            (config, snapshot, resolution)
+        })
+        .await
+        .map_err(|e| Error::input(format!("resolving the HR record failed: {e}")))
+    };
+    let (observed, (config, snapshot, resolution)) = tokio::try_join!(fetch, desired)?;
     let ledger = state::read_ledger(&config.files.repo_root, &config.sync.network)?;
     Ok(Inputs {
         config,

@@ -175,3 +175,46 @@ async fn the_simulator_keeps_its_network_in_the_state_file() {
     assert_eq!(users[0].primary_email.as_deref(), Some("kept@example.com"));
     restarted.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_invite_answered_429_is_sent_again_without_lookups() {
+    let config = SimConfig {
+        network: NETWORK.into(),
+        token: TOKEN.into(),
+        state_file: None,
+        seed: None,
+        // One request a second: the listing takes the slot, the invite right after it gets 429.
+        faults: sim::Faults {
+            rate_limit: Some(1),
+            ..Default::default()
+        },
+        fault_seed: 0,
+    };
+    let running = sim::start(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap();
+    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
+    client.list_groups().await.unwrap();
+    let invitees = ["ann@example.com", "bob@example.com"].map(|email| wire::Invitee {
+        name: "Someone Example".into(),
+        email: email.into(),
+        ..Default::default()
+    });
+    let results = client.invite(invitees.to_vec()).await.unwrap();
+    assert!(results.iter().all(|r| r.status == "sent"), "{results:?}");
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/_sim/stats", running.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The listing, the invite turned away, the invite again: a 429 means it was not handled, so
+    // there is nothing to look up.
+    assert_eq!(stats["rate_limited"], 1, "{stats}");
+    assert_eq!(stats["requests"], 3, "{stats}");
+    assert_eq!(client.retries(), 1);
+    running.stop().await.unwrap();
+}

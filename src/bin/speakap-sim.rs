@@ -50,6 +50,9 @@ struct ServeArgs {
     /// Requests per second above which requests get 429 with Retry-After.
     #[arg(long)]
     rate_limit: Option<u32>,
+    /// Share (0–1) of requests answered 429 (Retry-After: 1) whatever the rate.
+    #[arg(long, default_value_t = 0.0)]
+    throttle_rate: f64,
     /// Share (0–1) of connections dropped without an answer.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
@@ -85,6 +88,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         latency_ms: args.latency_ms,
         error_rate: args.fail_rate,
         rate_limit: args.rate_limit,
+        throttle_rate: args.throttle_rate,
         drop_rate: args.drop_rate,
         ..Faults::default()
     };

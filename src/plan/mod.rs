@@ -588,6 +588,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
     // Addresses as they will be once those changes are applied (apply updates accounts before
     // it invites anyone), so that a joiner can take an address another account gives up.
     let mut final_email: HashMap<String, Vec<&ObservedUser>> = by_email.clone();
+    let by_eid: HashMap<&str, &ObservedUser> =
+        observed.users.iter().map(|u| (u.eid.as_str(), u)).collect();
     for user in &users {
         for change in &user.changes {
             if let Change::SetProfile {
@@ -596,10 +598,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                 to,
                 ..
             } = change
-                && let Some(account) = user
-                    .eid
-                    .as_deref()
-                    .and_then(|e| observed.users.iter().find(|u| u.eid == e))
+                && let Some(account) = user.eid.as_deref().and_then(|e| by_eid.get(e).copied())
             {
                 if let Some(owners) = final_email.get_mut(&from.to_lowercase()) {
                     owners.retain(|o| o.eid != account.eid);

@@ -9,6 +9,7 @@ use crate::config::{ConfigFiles, Revision, SourceFile};
 use crate::desired::resolve;
 use crate::hr::{Layout, Record, Snapshot};
 use crate::rules::configured_fields;
+use crate::speakap::SmallMap;
 use crate::speakap::wire::Membership;
 use crate::state::LedgerEntry;
 
@@ -95,7 +96,7 @@ fn account(
             .iter()
             .map(|(g, _)| g.to_string())
             .find(|g| g == "gn" || g == "gs"),
-        profile: BTreeMap::from([
+        profile: SmallMap::from([
             (ProfileField::Email, mail.into()),
             (ProfileField::LastName, name.into()),
             (ProfileField::JobTitle, String::new()),

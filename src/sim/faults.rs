@@ -29,6 +29,9 @@ pub struct Faults {
     pub error_rate_by_endpoint: BTreeMap<String, f64>,
     /// Requests per second above which requests are answered 429 with `Retry-After`.
     pub rate_limit: Option<u32>,
+    /// Share of requests answered 429 (`Retry-After: 1`) whatever the rate: throttling the
+    /// client cannot predict, such as a limit shared with other applications.
+    pub throttle_rate: f64,
     /// Share of requests whose connection is dropped without an answer (after the effect).
     pub drop_rate: f64,
     /// Share of requests that hang for `hang_ms` before being answered.
@@ -152,7 +155,8 @@ pub async fn inject(state: &FaultState, request: Request, next: Next) -> Respons
                 &governor::clock::DefaultClock::default(),
             ))
         });
-    if let Some(wait) = limited {
+    let throttled = faults.throttle_rate > 0.0 && state.roll() < faults.throttle_rate;
+    if let Some(wait) = limited.or(throttled.then_some(Duration::ZERO)) {
         state.rate_limited.fetch_add(1, Ordering::Relaxed);
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
         let body = wire::ErrorBody {

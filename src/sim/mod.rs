@@ -47,6 +47,9 @@ struct Shared {
     token: String,
     state_file: Option<PathBuf>,
     faults: faults::FaultState,
+    /// Held while the state file is written: the periodic writer may still be busy when
+    /// shutdown writes the final state.
+    writing: Mutex<()>,
 }
 
 impl Shared {
@@ -54,6 +57,7 @@ impl Shared {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
+        let _writing = self.writing.lock().expect("state writer lock");
         let text = {
             let mut network = self.network.lock().expect("simulator state lock");
             if !network.take_dirty() {
@@ -70,6 +74,9 @@ impl Shared {
         std::fs::rename(&temporary, path)
     }
 }
+
+/// How often a changed network is written to its state file, at least.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A simulator serving on a loopback port.
 pub struct RunningSim {
@@ -96,8 +103,9 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
-            let network: Network = serde_json::from_str(&text)
+            let mut network: Network = serde_json::from_str(&text)
                 .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
+            network.reindex();
             if network.network != config.network {
                 return Err(SimError::State(format!(
                     "{} holds network {}, not {}; delete it to start again",
@@ -121,6 +129,7 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
         token: config.token,
         state_file: config.state_file,
         faults: faults::FaultState::new(config.faults, config.fault_seed),
+        writing: Mutex::new(()),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -140,12 +149,18 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
     let flusher = {
         let shared = shared.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
-                tick.tick().await;
-                if let Err(e) = shared.flush() {
-                    tracing::warn!("simulator: cannot write state: {e}");
+                // Serializing holds the network lock: a large network is written less often, so
+                // that writing never takes more than about a tenth of the time.
+                let started = std::time::Instant::now();
+                let writer = shared.clone();
+                match tokio::task::spawn_blocking(move || writer.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("simulator: cannot write state: {e}"),
+                    Err(e) => tracing::warn!("simulator: state writer failed: {e}"),
                 }
+                let pause = (started.elapsed() * 10).max(FLUSH_INTERVAL);
+                tokio::time::sleep(pause).await;
             }
         })
     };

@@ -1,6 +1,6 @@
 //! The simulated network: users, groups and memberships, with the API's rules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,32 @@ pub struct Network {
     memberships: BTreeMap<String, SimMembership>,
     #[serde(skip)]
     dirty: bool,
+    /// Derived from the maps above (rebuilt by `reindex` after loading), so that a request costs
+    /// the same in a network of a million users as in one of ten.
+    #[serde(skip)]
+    index: Index,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// User EID → EIDs of their memberships (in EID order, as the API lists them).
+    memberships: HashMap<String, BTreeSet<String>>,
+    /// Lowercased email address → EIDs of the active users having it.
+    emails: HashMap<String, BTreeSet<String>>,
+    /// XID → EIDs of the active users having it.
+    xids: HashMap<String, BTreeSet<String>>,
+    /// EIDs of the active users in order, for paging; dropped when users come or go and rebuilt
+    /// by the next listing (a listing seldom follows each single change).
+    active: Option<Vec<String>>,
+}
+
+fn index_remove(map: &mut HashMap<String, BTreeSet<String>>, key: &str, eid: &str) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(eid);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
 }
 
 /// A human-writable starting network (see example-repo/simulator/seed.json).
@@ -136,7 +162,81 @@ impl Network {
             groups: BTreeMap::new(),
             memberships: BTreeMap::new(),
             dirty: true,
+            index: Index::default(),
         }
+    }
+
+    /// Builds the indexes; for a network read from a state file.
+    pub fn reindex(&mut self) {
+        self.index = Index::default();
+        let eids: Vec<String> = self.users.keys().cloned().collect();
+        for eid in &eids {
+            self.index_user(eid);
+        }
+        for m in self.memberships.values() {
+            self.index
+                .memberships
+                .entry(m.user.clone())
+                .or_default()
+                .insert(m.eid.clone());
+        }
+    }
+
+    /// Adds an active user's addresses and XID to the indexes; call after changing them.
+    fn index_user(&mut self, eid: &str) {
+        let Some(user) = self.users.get(eid).filter(|u| !u.deleted) else {
+            return;
+        };
+        for email in &user.email_addresses {
+            self.index
+                .emails
+                .entry(email.to_lowercase())
+                .or_default()
+                .insert(eid.to_string());
+        }
+        if let Some(xid) = &user.xid {
+            self.index
+                .xids
+                .entry(xid.clone())
+                .or_default()
+                .insert(eid.to_string());
+        }
+        self.index.active = None;
+    }
+
+    /// Takes a user's addresses and XID out of the indexes; call before changing them.
+    fn unindex_user(&mut self, eid: &str) {
+        let Some(user) = self.users.get(eid) else {
+            return;
+        };
+        for email in &user.email_addresses {
+            index_remove(&mut self.index.emails, &email.to_lowercase(), eid);
+        }
+        if let Some(xid) = &user.xid {
+            index_remove(&mut self.index.xids, xid, eid);
+        }
+        self.index.active = None;
+    }
+
+    /// Removes memberships, keeping the index in step.
+    fn drop_memberships(&mut self, eids: &[String]) {
+        for eid in eids {
+            if let Some(m) = self.memberships.remove(eid)
+                && let Some(set) = self.index.memberships.get_mut(&m.user)
+            {
+                set.remove(eid);
+            }
+        }
+        self.dirty = true;
+    }
+
+    fn memberships_of(&self, user: &str) -> impl Iterator<Item = &SimMembership> {
+        self.index
+            .memberships
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|eid| self.memberships.get(eid))
     }
 
     /// Whether anything changed since the last call.
@@ -154,6 +254,11 @@ impl Network {
     pub fn apply_seed(&mut self, seed: &Seed) -> Result<(), SimError> {
         for g in &seed.groups {
             self.create_group(&g.name, &g.group_type)?;
+        }
+        // Name → groups in EID order, looked up once per seeded membership.
+        let mut by_name: HashMap<String, Vec<wire::Group>> = HashMap::new();
+        for g in self.groups.values() {
+            by_name.entry(g.name.clone()).or_default().push(g.clone());
         }
         for u in &seed.users {
             let eid = self.new_eid("user");
@@ -183,9 +288,14 @@ impl Network {
                     primary_business_unit: None,
                 },
             );
+            self.index_user(&eid);
             self.add_membership(&eid, None, &role);
             for name in u.groups.iter().chain(&u.admin_of) {
-                let group = self.group_by_name(name)?;
+                let group = by_name
+                    .get(name)
+                    .and_then(|groups| groups.first())
+                    .map(|g| g.eid.clone())
+                    .ok_or_else(|| SimError::Invalid(format!("no group named `{name}`")))?;
                 if self.membership_of(&eid, Some(&group)).is_none() {
                     let role = if u.admin_of.contains(name) {
                         "admin"
@@ -197,9 +307,10 @@ impl Network {
             }
             // A seeded user's first business unit is their primary one.
             let primary = u.groups.iter().chain(&u.admin_of).find_map(|name| {
-                self.groups
-                    .values()
-                    .find(|g| &g.name == name && g.group_type == "business_unit")
+                by_name
+                    .get(name)?
+                    .iter()
+                    .find(|g| g.group_type == "business_unit")
                     .map(|g| g.eid.clone())
             });
             if let Some(user) = self.users.get_mut(&eid) {
@@ -207,14 +318,6 @@ impl Network {
             }
         }
         Ok(())
-    }
-
-    fn group_by_name(&self, name: &str) -> Result<String, SimError> {
-        self.groups
-            .values()
-            .find(|g| g.name == name)
-            .map(|g| g.eid.clone())
-            .ok_or_else(|| SimError::Invalid(format!("no group named `{name}`")))
     }
 
     fn add_membership(&mut self, user: &str, group: Option<String>, role: &str) -> SimMembership {
@@ -225,15 +328,19 @@ impl Network {
             group,
             role: role.to_string(),
         };
+        self.index
+            .memberships
+            .entry(user.to_string())
+            .or_default()
+            .insert(eid.clone());
         self.memberships.insert(eid, membership.clone());
         self.dirty = true;
         membership
     }
 
     fn membership_of(&self, user: &str, group: Option<&str>) -> Option<&SimMembership> {
-        self.memberships
-            .values()
-            .find(|m| m.user == user && m.group.as_deref() == group)
+        self.memberships_of(user)
+            .find(|m| m.group.as_deref() == group)
     }
 
     fn active_user(&self, eid: &str) -> Result<&SimUser, SimError> {
@@ -245,9 +352,7 @@ impl Network {
 
     fn to_wire(&self, user: &SimUser, embed: bool) -> wire::User {
         let memberships = if embed {
-            self.memberships
-                .values()
-                .filter(|m| m.user == user.eid)
+            self.memberships_of(&user.eid)
                 .map(|m| wire::Membership {
                     eid: m.eid.clone(),
                     role: m.role.clone(),
@@ -278,27 +383,39 @@ impl Network {
     }
 
     pub fn users_page(
-        &self,
+        &mut self,
         offset: usize,
         limit: usize,
         embed: bool,
         email: Option<&str>,
     ) -> (usize, Vec<wire::User>) {
-        let active: Vec<&SimUser> = self
-            .users
-            .values()
-            .filter(|u| !u.deleted)
-            .filter(|u| {
-                email.is_none_or(|e| u.email_addresses.iter().any(|a| a.eq_ignore_ascii_case(e)))
-            })
-            .collect();
-        let page = active
+        let filtered: Vec<String>;
+        let matching: &[String] = match email {
+            Some(email) => {
+                filtered = self
+                    .index
+                    .emails
+                    .get(&email.to_lowercase())
+                    .map(|eids| eids.iter().cloned().collect())
+                    .unwrap_or_default();
+                &filtered
+            }
+            None => {
+                if self.index.active.is_none() {
+                    let active = self.users.values().filter(|u| !u.deleted);
+                    self.index.active = Some(active.map(|u| u.eid.clone()).collect());
+                }
+                self.index.active.as_deref().unwrap_or_default()
+            }
+        };
+        let page = matching
             .iter()
             .skip(offset)
             .take(limit)
+            .filter_map(|eid| self.users.get(eid))
             .map(|u| self.to_wire(u, embed))
             .collect();
-        (active.len(), page)
+        (matching.len(), page)
     }
 
     pub fn user(&self, eid: &str, embed: bool) -> Result<wire::User, SimError> {
@@ -339,10 +456,16 @@ impl Network {
     }
 
     fn user_by_email(&self, email: &str) -> Option<&SimUser> {
-        let email = email.to_lowercase();
-        self.users
-            .values()
-            .find(|u| !u.deleted && u.email_addresses.iter().any(|e| e.to_lowercase() == email))
+        let eid = self.index.emails.get(&email.to_lowercase())?.first()?;
+        self.users.get(eid)
+    }
+
+    /// Whether an active user other than `except` has this XID.
+    fn xid_taken(&self, xid: &str, except: Option<&str>) -> bool {
+        self.index
+            .xids
+            .get(xid)
+            .is_some_and(|eids| eids.iter().any(|e| Some(e.as_str()) != except))
     }
 
     /// Invites one person. INFERRED: `channel` `sms` (needs `telephoneNumber`) and `printable`
@@ -408,11 +531,7 @@ impl Network {
                 user.primary_email
             )));
         }
-        if self
-            .users
-            .values()
-            .any(|u| !u.deleted && u.xid.as_deref() == Some(&user.xid))
-        {
+        if self.xid_taken(&user.xid, None) {
             return Err(SimError::Invalid(format!(
                 "XID {} is already in use",
                 user.xid
@@ -452,6 +571,7 @@ impl Network {
                 primary_business_unit: None,
             },
         );
+        self.index_user(&eid);
         self.add_membership(&eid, None, role);
         eid
     }
@@ -460,10 +580,7 @@ impl Network {
     pub fn update_user(&mut self, eid: &str, update: wire::UserUpdate) -> Result<(), SimError> {
         self.active_user(eid)?;
         if let Some(xid) = &update.xid
-            && self
-                .users
-                .values()
-                .any(|u| u.eid != eid && !u.deleted && u.xid.as_deref() == Some(xid))
+            && self.xid_taken(xid, Some(eid))
         {
             return Err(SimError::Invalid(format!("XID {xid} is already in use")));
         }
@@ -485,6 +602,7 @@ impl Network {
                 )));
             }
         }
+        self.unindex_user(eid);
         let user = self.users.get_mut(eid).expect("checked above");
         if let Some(group) = update.primary_business_unit {
             user.primary_business_unit = Some(group);
@@ -508,6 +626,7 @@ impl Network {
                 .retain(|e| !e.eq_ignore_ascii_case(&old) && !e.eq_ignore_ascii_case(&email));
             user.email_addresses.insert(0, email);
         }
+        self.index_user(eid);
         self.dirty = true;
         Ok(())
     }
@@ -557,10 +676,7 @@ impl Network {
                 }
             }
         }
-        for eid in found {
-            self.memberships.remove(&eid);
-        }
-        self.dirty = true;
+        self.drop_memberships(&found);
         Ok(())
     }
 
@@ -588,8 +704,7 @@ impl Network {
     pub fn remove_membership(&mut self, membership: &str) -> Result<(), SimError> {
         match self.memberships.get(membership) {
             Some(m) if m.group.is_some() => {
-                self.memberships.remove(membership);
-                self.dirty = true;
+                self.drop_memberships(&[membership.to_string()]);
                 Ok(())
             }
             Some(_) => Err(SimError::Invalid(
@@ -640,6 +755,8 @@ impl Network {
 
     /// INFERRED: anonymization erases the personal data and removes the user.
     pub fn anonymize(&mut self, eid: &str) -> Result<(), SimError> {
+        self.active_user(eid)?;
+        self.unindex_user(eid);
         let user = self
             .users
             .get_mut(eid)
@@ -656,8 +773,8 @@ impl Network {
         user.email_addresses = vec![format!("anonymized-{eid}@invalid")];
         user.primary_email = format!("anonymized-{eid}@invalid");
         user.deleted = true;
-        self.memberships.retain(|_, m| m.user != eid);
-        self.dirty = true;
+        let memberships: Vec<String> = self.memberships_of(eid).map(|m| m.eid.clone()).collect();
+        self.drop_memberships(&memberships);
         Ok(())
     }
 
@@ -668,7 +785,9 @@ impl Network {
             .get(membership)
             .map(|m| m.user.clone())
             .ok_or_else(|| SimError::NotFound(format!("membership {membership} not found")))?;
-        self.memberships.retain(|_, m| m.user != user);
+        let memberships: Vec<String> = self.memberships_of(&user).map(|m| m.eid.clone()).collect();
+        self.drop_memberships(&memberships);
+        self.unindex_user(&user);
         if let Some(u) = self.users.get_mut(&user) {
             u.deleted = true;
         }

@@ -6,6 +6,9 @@
 //! least as long as a `Retry-After` header asks. A non-idempotent request (an invite, a group
 //! addition, a suspension, …) is never simply sent again: the client first checks whether the
 //! failed attempt took effect — an invite is looked up by email — and only repeats what did not.
+//! The exception is 429: a rate limiter turns a request away before it is handled, so any request
+//! answered 429 is simply sent again once `Retry-After` has passed (checking a batch of invites
+//! would cost a lookup per address, at the very moment the API asks for fewer requests).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -174,7 +177,12 @@ impl Client {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             network: network.to_string(),
-            limiter: Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+            // Evenly spaced, without the burst governor allows by default: an API counting
+            // requests per window must never see more than the rate, even when the moment its
+            // window starts differs from ours (a burst at the edge was answered with 429).
+            limiter: Arc::new(RateLimiter::direct(
+                Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
+            )),
             retries: Arc::default(),
             concurrency: 4,
         })
@@ -264,7 +272,7 @@ impl Client {
         })
     }
 
-    /// Sends a request; retries transient failures when `repeat` is `Safe`.
+    /// Sends a request; retries transient failures when `repeat` is `Safe`, and 429 always.
     async fn send_raw(
         &self,
         method: Method,
@@ -279,7 +287,8 @@ impl Client {
         })
         .retry(Self::backoff())
         .when(|f: &Failure| {
-            repeat == Repeat::Safe
+            let not_handled = f.status == Some(StatusCode::TOO_MANY_REQUESTS);
+            (repeat == Repeat::Safe || not_handled)
                 && f.transient
                 && f.retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER)
         })
@@ -370,11 +379,23 @@ impl Client {
 
     /// Every user of the network with their memberships.
     pub async fn list_users(&self) -> Result<Vec<User>, ApiError> {
+        self.list_users_as(|user| user).await
+    }
+
+    /// Every user, each turned into a `T` as their page arrives: a large network is then never
+    /// held both as wire users and as `T`s.
+    pub async fn list_users_as<T>(
+        &self,
+        convert: impl Fn(User) -> T + Sync,
+    ) -> Result<Vec<T>, ApiError> {
         let path = self.path("users/");
         self.paged(
             &path,
             &[("embed", "memberships")],
-            |page: wire::UsersPage| (page.total, page.embedded.users),
+            |page: wire::UsersPage| {
+                let users = page.embedded.users.into_iter().map(&convert).collect();
+                (page.total, users)
+            },
         )
         .await
     }

@@ -1,11 +1,11 @@
 //! The Speakap side: the REST client, its wire types, and the observed network built from it.
 
 mod client;
+mod small_map;
 pub mod wire;
 
-use std::collections::BTreeMap;
-
 pub use client::{ApiError, Client, MAX_INVITES_PER_CALL};
+pub use small_map::SmallMap;
 
 use crate::desired::ProfileField;
 
@@ -22,11 +22,11 @@ pub struct ObservedUser {
     pub xid: Option<String>,
     /// Suspended: cannot log in, recoverable (INFERRED status `suspended`).
     pub suspended: bool,
-    pub profile: BTreeMap<ProfileField, String>,
+    pub profile: SmallMap<ProfileField, String>,
     /// The network membership: its EID removes the user; its role is the network role.
     pub network: Option<wire::Membership>,
     /// Group EID → membership.
-    pub groups: BTreeMap<String, wire::Membership>,
+    pub groups: SmallMap<String, wire::Membership>,
     /// EID of the primary business unit group.
     pub primary_business_unit: Option<String>,
 }
@@ -65,7 +65,7 @@ impl From<wire::User> for ObservedUser {
             .clone()
             .or_else(|| user.email_addresses.first().cloned())
             .unwrap_or_default();
-        let profile = BTreeMap::from([
+        let profile = SmallMap::from([
             (ProfileField::Email, email),
             (ProfileField::FirstName, user.name.first_name.clone()),
             (ProfileField::Infix, user.name.infix.clone()),
@@ -80,15 +80,14 @@ impl From<wire::User> for ObservedUser {
             ),
         ]);
         let mut network = None;
-        let mut groups = BTreeMap::new();
+        let mut groups = Vec::new();
         for membership in user.embedded.memberships {
             match &membership.group {
-                Some(group) => {
-                    groups.insert(group.clone(), membership);
-                }
+                Some(group) => groups.push((group.clone(), membership)),
                 None => network = Some(membership),
             }
         }
+        let groups = groups.into_iter().collect();
         ObservedUser {
             eid: user.eid,
             xid: user.xid.filter(|x| !x.is_empty()),
@@ -109,18 +108,24 @@ impl Observed {
         users.sort_by(|a, b| a.eid.cmp(&b.eid));
         let mut groups: Vec<&wire::Group> = self.groups.iter().collect();
         groups.sort_by(|a, b| a.eid.cmp(&b.eid));
-        let json = serde_json::to_vec(&(users, groups)).expect("the observed network serializes");
-        format!("sha256:{}", crate::digest::sha256_hex(json))
+        // Streamed into the hash: the JSON of a large network is hundreds of megabytes.
+        let mut hasher = sha2::Sha256::default();
+        serde_json::to_writer(&mut hasher, &(users, groups))
+            .expect("the observed network serializes");
+        format!(
+            "sha256:{}",
+            crate::digest::hex(&sha2::Digest::finalize(hasher))
+        )
     }
 }
 
 /// Reads the whole network: users (with memberships) and groups.
 pub async fn fetch(client: &Client) -> Result<Observed, ApiError> {
-    let (users, groups) = tokio::try_join!(client.list_users(), client.list_groups())?;
+    let users = client.list_users_as(|user| (user.deleted, ObservedUser::from(user)));
+    let (users, groups) = tokio::try_join!(users, client.list_groups())?;
     let mut users: Vec<ObservedUser> = users
         .into_iter()
-        .filter(|u| !u.deleted)
-        .map(ObservedUser::from)
+        .filter_map(|(deleted, user)| (!deleted).then_some(user))
         .collect();
     users.sort_by(|a, b| a.eid.cmp(&b.eid));
     let mut groups = groups;
