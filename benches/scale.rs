@@ -505,9 +505,9 @@ fn measure_child(args: &[&str], cwd: &Path) -> (f64, f64) {
 
 fn plan_bench(sizes: &[usize]) {
     println!(
-        "| employees | HR changes | plan wall time | plan peak memory | plan summary | simulator: seed load, peak memory |"
+        "| employees | HR changes | plan wall time | plan peak memory | plan summary | fetch alone: time, peak memory | simulator: seed load, peak memory |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for &n in sizes {
         let work = tempfile::tempdir().unwrap();
         let seed = work.path().join("seed.json");

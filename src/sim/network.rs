@@ -55,15 +55,27 @@ struct SimMembership {
 pub struct Network {
     pub network: String,
     next_id: u64,
-    users: BTreeMap<String, SimUser>,
+    /// Users and memberships are hash maps: every request looks them up by EID, and in a B-tree
+    /// of a million string keys each lookup costs microseconds of cache misses. They are written
+    /// sorted, so the state file stays stable.
+    #[serde(serialize_with = "sorted")]
+    users: HashMap<String, SimUser>,
     groups: BTreeMap<String, wire::Group>,
-    memberships: BTreeMap<String, SimMembership>,
+    #[serde(serialize_with = "sorted")]
+    memberships: HashMap<String, SimMembership>,
     #[serde(skip)]
     dirty: bool,
     /// Derived from the maps above (rebuilt by `reindex` after loading), so that a request costs
     /// the same in a network of a million users as in one of ten.
     #[serde(skip)]
     index: Index,
+}
+
+fn sorted<S: serde::Serializer, V: Serialize>(
+    map: &HashMap<String, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.iter().collect::<BTreeMap<_, _>>())
 }
 
 #[derive(Debug, Default)]
@@ -158,9 +170,9 @@ impl Network {
         Network {
             network: network.to_string(),
             next_id: 0,
-            users: BTreeMap::new(),
+            users: HashMap::new(),
             groups: BTreeMap::new(),
-            memberships: BTreeMap::new(),
+            memberships: HashMap::new(),
             dirty: true,
             index: Index::default(),
         }
@@ -403,7 +415,9 @@ impl Network {
             None => {
                 if self.index.active.is_none() {
                     let active = self.users.values().filter(|u| !u.deleted);
-                    self.index.active = Some(active.map(|u| u.eid.clone()).collect());
+                    let mut active: Vec<String> = active.map(|u| u.eid.clone()).collect();
+                    active.sort_unstable();
+                    self.index.active = Some(active);
                 }
                 self.index.active.as_deref().unwrap_or_default()
             }
