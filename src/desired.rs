@@ -613,7 +613,7 @@ fn repeated<'a>(
 
 /// Email addresses compare without case; most are written in lower case already and are
 /// borrowed as they are.
-fn case_folded(email: &str) -> Cow<'_, str> {
+pub(crate) fn case_folded(email: &str) -> Cow<'_, str> {
     if email
         .bytes()
         .any(|b| b.is_ascii_uppercase() || !b.is_ascii())

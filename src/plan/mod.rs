@@ -5,7 +5,8 @@ pub mod impact;
 pub mod markdown;
 pub mod render;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use crate::config::{
     AfterGrace, Config, InviteChannel, ManualDeletions, NetworkRole, Origin, Safety, XidChange,
 };
 use crate::desired::{
-    DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord,
+    DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord, case_folded,
 };
 use crate::diag::{Diagnostic, Location};
 use crate::hr::SnapshotInfo;
@@ -292,16 +293,16 @@ impl AddressMoves {
     fn new(
         desired: &crate::desired::DesiredUsers,
         by_xid: &HashMap<&str, &ObservedUser>,
-        by_email: &HashMap<String, Vec<&ObservedUser>>,
+        by_email: &HashMap<Cow<'_, str>, Vec<&ObservedUser>>,
     ) -> AddressMoves {
         // Account EID → the address it wants, for accounts whose address changes.
         let wanted: HashMap<&str, String> = desired
             .values()
             .filter_map(|d| {
                 let account = by_xid.get(d.xid.as_str())?;
-                let target = d.get(ProfileField::Email)?.to_lowercase();
-                (account.get(ProfileField::Email).to_lowercase() != target)
-                    .then_some((account.eid.as_str(), target))
+                let target = case_folded(d.get(ProfileField::Email)?);
+                (case_folded(account.get(ProfileField::Email)) != target)
+                    .then(|| (account.eid.as_str(), target.into_owned()))
             })
             .collect();
         let holder = |eid: &str, address: &str| {
@@ -498,11 +499,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         .iter()
         .filter_map(|u| u.xid.as_deref().map(|x| (x, u)))
         .collect();
-    let mut by_email: HashMap<String, Vec<&ObservedUser>> = HashMap::new();
+    let mut by_email: HashMap<Cow<str>, Vec<&ObservedUser>> = HashMap::new();
     for u in &observed.users {
         let email = u.get(ProfileField::Email);
         if !email.is_empty() {
-            by_email.entry(email.to_lowercase()).or_default().push(u);
+            by_email.entry(case_folded(email)).or_default().push(u);
         }
     }
     let address_moves = AddressMoves::new(&resolution.desired, &by_xid, &by_email);
@@ -587,29 +588,36 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
     }
     // Addresses as they will be once those changes are applied (apply updates accounts before
     // it invites anyone), so that a joiner can take an address another account gives up.
-    let mut final_email: HashMap<String, Vec<&ObservedUser>> = by_email.clone();
+    // Kept as the changes to `by_email` (a few) rather than a copy of it (a million).
     let by_eid: HashMap<&str, &ObservedUser> =
         observed.users.iter().map(|u| (u.eid.as_str(), u)).collect();
+    let mut moving: HashSet<&str> = HashSet::new();
+    let mut arriving: HashMap<String, Vec<&ObservedUser>> = HashMap::new();
     for user in &users {
         for change in &user.changes {
             if let Change::SetProfile {
                 field: ProfileField::Email,
-                from,
                 to,
                 ..
             } = change
                 && let Some(account) = user.eid.as_deref().and_then(|e| by_eid.get(e).copied())
             {
-                if let Some(owners) = final_email.get_mut(&from.to_lowercase()) {
-                    owners.retain(|o| o.eid != account.eid);
-                }
-                final_email
-                    .entry(to.to_lowercase())
-                    .or_default()
-                    .push(account);
+                moving.insert(account.eid.as_str());
+                arriving.entry(to.to_lowercase()).or_default().push(account);
             }
         }
     }
+    let final_owners = |email: &str| -> Vec<&ObservedUser> {
+        let staying = by_email
+            .get(email)
+            .into_iter()
+            .flatten()
+            .filter(|o| !moving.contains(o.eid.as_str()));
+        staying
+            .chain(arriving.get(email).into_iter().flatten())
+            .copied()
+            .collect()
+    };
     for desired in resolution.desired.values() {
         if by_xid.contains_key(desired.xid.as_str()) {
             continue;
@@ -618,8 +626,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             .get(ProfileField::Email)
             .unwrap_or_default()
             .to_lowercase();
-        match final_email.get(&email).map(Vec::as_slice) {
-            Some([account]) if account.xid.is_none() => {
+        match final_owners(&email).as_slice() {
+            [account] if account.xid.is_none() => {
                 // An account made by hand (or an invite whose XID was not set yet): link it.
                 let changes = diff(desired, account, &network, Some(None), &mut warnings);
                 users.push(user_plan(
@@ -631,7 +639,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
                 ));
                 continue;
             }
-            Some([account, ..]) => {
+            [account, ..] => {
                 let other = account.xid.clone().unwrap_or_default();
                 let other_in_record = resolution.desired.contains_key(&other)
                     || resolution.held.contains(&other)
@@ -1071,12 +1079,12 @@ fn diff(
         }
     }
 
-    let mut desired_eids = BTreeSet::new();
+    let mut desired_eids = Vec::with_capacity(desired.memberships.len());
     for (name, m) in desired.memberships.iter() {
         let group = groups
             .unique(name)
             .expect("check_groups verified every named group");
-        desired_eids.insert(group.eid.as_str());
+        desired_eids.push(group.eid.as_str());
         let want_admin = m.admin.is_some();
         match existing.groups.get(&group.eid) {
             None => changes.push(Change::AddMembership {
@@ -1107,7 +1115,7 @@ fn diff(
         }
     }
     for group_eid in existing.groups.keys() {
-        if desired_eids.contains(group_eid.as_str()) {
+        if desired_eids.contains(&group_eid.as_str()) {
             continue;
         }
         let name = groups.name_of(group_eid);
