@@ -113,7 +113,7 @@ fn peak_rss_mib() -> f64 {
 /// Runs one phase in this process and prints `seconds peak_mib detail`.
 fn phase(name: &str, path: &Path) {
     let started = Instant::now();
-    let detail = match name {
+    let (seconds, detail) = match name {
         "bare" => {
             let mut reader = csv::ReaderBuilder::new()
                 .delimiter(b';')
@@ -125,7 +125,10 @@ fn phase(name: &str, path: &Path) {
                 rows += 1;
                 bytes += record.iter().map(<[u8]>::len).sum::<usize>();
             }
-            format!("{rows} rows, {bytes} field bytes")
+            (
+                started.elapsed().as_secs_f64(),
+                format!("{rows} rows, {bytes} field bytes"),
+            )
         }
         "ours" => {
             let config = config();
@@ -138,26 +141,28 @@ fn phase(name: &str, path: &Path) {
             let read = started.elapsed().as_secs_f64();
             let resolution =
                 speakap_sync::desired::resolve(&config, &snapshot, jiff::civil::date(2026, 6, 1));
-            format!(
+            // Measured before the result is dropped: the command keeps it to plan with.
+            let elapsed = started.elapsed().as_secs_f64();
+            let detail = format!(
                 "{} records, {} desired, {} skipped (read {read:.2} s)",
                 snapshot.records.len(),
                 resolution.desired.len(),
                 resolution.skipped.len()
-            )
+            );
+            (elapsed, detail)
         }
         "xlsx" => {
             let config = config();
             let layout = Layout::typed(configured_columns(&config.sync));
             let snapshot = hr::excel::read(path, "hr.xlsx", None, "%d-%m-%Y", layout).unwrap();
-            format!("{} records", snapshot.records.len())
+            (
+                started.elapsed().as_secs_f64(),
+                format!("{} records", snapshot.records.len()),
+            )
         }
         other => panic!("unknown phase {other}"),
     };
-    println!(
-        "{:.3} {:.0} {detail}",
-        started.elapsed().as_secs_f64(),
-        peak_rss_mib()
-    );
+    println!("{seconds:.3} {:.0} {detail}", peak_rss_mib());
 }
 
 fn in_child(name: &str, path: &Path) -> (f64, f64, String) {

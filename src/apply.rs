@@ -645,8 +645,8 @@ pub fn ledger_after(
         };
         let desired_groups: BTreeSet<String> = desired
             .memberships
-            .keys()
-            .filter_map(|n| unique_group(n))
+            .names()
+            .filter_map(unique_group)
             .collect();
         let desired_admin: BTreeSet<String> = desired
             .memberships

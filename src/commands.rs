@@ -250,14 +250,22 @@ impl Connection {
 /// Everything a plan is computed from.
 struct Inputs {
     config: Config,
-    snapshot: Snapshot,
+    hr: crate::hr::SnapshotInfo,
+    /// The HR records themselves, kept only when asked for (`explain` shows a person's row):
+    /// a million-row record is not held through the plan for nothing.
+    snapshot: Option<Snapshot>,
     resolution: Resolution,
     observed: Observed,
     ledger: Ledger,
     today: Date,
 }
 
-async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Result<Inputs, Error> {
+async fn gather(
+    config: Config,
+    run: &RunArgs,
+    connection: &Connection,
+    keep_records: bool,
+) -> Result<Inputs, Error> {
     let today = today(run.now, &config.sync.policy.timezone.0)?;
     // The network is fetched while the HR record is read and resolved: the one mostly waits on
     // the API, the other keeps a core busy (resolve runs on a blocking thread for that).
@@ -270,15 +278,17 @@ async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Resul
         let snapshot = read_hr(&config, run.hr.as_deref()).await?;
         tokio::task::spawn_blocking(move || {
             let resolution = resolve(&config, &snapshot, today);
-            (config, snapshot, resolution)
+            let hr = snapshot.info();
+            (config, hr, keep_records.then_some(snapshot), resolution)
         })
         .await
         .map_err(|e| Error::input(format!("resolving the HR record failed: {e}")))
     };
-    let (observed, (config, snapshot, resolution)) = tokio::try_join!(fetch, desired)?;
+    let (observed, (config, hr, snapshot, resolution)) = tokio::try_join!(fetch, desired)?;
     let ledger = state::read_ledger(&config.files.repo_root, &config.sync.network)?;
     Ok(Inputs {
         config,
+        hr,
         snapshot,
         resolution,
         observed,
@@ -293,7 +303,7 @@ fn make_plan(inputs: &Inputs) -> Result<Plan, Error> {
         resolution: &inputs.resolution,
         observed: &inputs.observed,
         ledger: &inputs.ledger,
-        hr: inputs.snapshot.info(),
+        hr: inputs.hr.clone(),
         today: inputs.today,
     };
     plan::plan(&input).map_err(|diagnostics| {
@@ -310,10 +320,11 @@ async fn planned(
     config: &ConfigArgs,
     worktree: bool,
     run: &RunArgs,
+    keep_records: bool,
 ) -> Result<(Inputs, Plan), Error> {
     let config = load_config(config, worktree)?;
     let connection = Connection::open(&config).await?;
-    let result = gather(config, run, &connection).await;
+    let result = gather(config, run, &connection, keep_records).await;
     connection.close().await?;
     let inputs = result?;
     let plan = make_plan(&inputs)?;
@@ -321,7 +332,7 @@ async fn planned(
 }
 
 pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
-    let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
+    let (inputs, plan) = planned(&args.config, args.worktree, &args.run, false).await?;
     let impact = match &args.base {
         Some(base) => Some(config_impact(base, args, &inputs).await?),
         None => None,
@@ -422,11 +433,14 @@ async fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Imp
 }
 
 pub async fn explain(args: &ExplainArgs) -> Result<i32, Error> {
-    let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
+    let (inputs, plan) = planned(&args.config, args.worktree, &args.run, true).await?;
     let input = crate::explain::ExplainInput {
         xid: &args.xid,
         config: &inputs.config,
-        snapshot: &inputs.snapshot,
+        snapshot: inputs
+            .snapshot
+            .as_ref()
+            .expect("explain keeps the HR records"),
         resolution: &inputs.resolution,
         observed: &inputs.observed,
         ledger: &inputs.ledger,
@@ -480,11 +494,11 @@ fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
             &inputs.config.sync.network,
         ));
     }
-    if plan.hr.sha256 != inputs.snapshot.sha256 {
+    if plan.hr.sha256 != inputs.hr.sha256 {
         return Err(stale(
             "the HR record",
             &plan.hr.sha256[..12],
-            &inputs.snapshot.sha256[..12],
+            &inputs.hr.sha256[..12],
         ));
     }
     let fingerprint = inputs.observed.fingerprint();
@@ -513,7 +527,7 @@ async fn apply_with(
     {
         config::repo::require_on_branch(&config.files.repo_root, commit, branch)?;
     }
-    let inputs = gather(config, &args.run, connection).await?;
+    let inputs = gather(config, &args.run, connection, false).await?;
     let plan = match &args.plan {
         Some(path) => reviewed_plan(path, &inputs)?,
         None => make_plan(&inputs)?,

@@ -1,40 +1,72 @@
 //! `resolve`: HR records + config → the desired users, each value with its provenance, plus the
 //! records that could not be processed. Pure: no I/O, the date is a parameter.
+//!
+//! Built for million-row exports: provenance is shared (`Arc`) instead of copied per value, a
+//! person's profile is one allocation, and large records are resolved on all cores in chunks
+//! whose results are merged in record order, so the outcome never depends on the chunking.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt, HashSet};
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::config::{Config, LookupTable, NetworkRole, Origin, UnknownCode};
+use crate::config::{Config, NetworkRole, Origin, Override, ProfileValues, UnknownCode};
 use crate::hr::{Layout, Record, Snapshot};
 use crate::redact::mask_email;
 use crate::rules::{CompiledMatcher, FieldName, split_values};
 
-/// Where a desired value comes from.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+/// Where a desired value comes from. Cheap to clone: the shared parts are reference counted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash)]
 #[serde(tag = "from", rename_all = "snake_case")]
 pub enum Provenance {
     /// An HR column on a line of the HR file.
-    Hr { column: String, line: u64 },
+    Hr { column: Arc<str>, line: u64 },
     /// A lookup table entry (`business_units` or `departments`), or its default.
-    Mapping {
-        table: String,
-        code: String,
-        at: Origin,
-    },
+    Mapping(Arc<MappingSource>),
     /// A rule in MappingRules (`groups`, `roles`, `local_admins`).
-    Rule { list: String, at: Origin },
+    Rule { list: RuleList, at: Origin },
     /// An override.
     Override { at: Origin },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash)]
+pub struct MappingSource {
+    pub table: String,
+    pub code: String,
+    pub at: Origin,
+}
+
+/// The rule lists of MappingRules.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleList {
+    Groups,
+    Roles,
+    LocalAdmins,
+}
+
+impl RuleList {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleList::Groups => "groups",
+            RuleList::Roles => "roles",
+            RuleList::LocalAdmins => "local_admins",
+        }
+    }
 }
 
 impl std::fmt::Display for Provenance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Provenance::Hr { column, line } => write!(f, "HR column \"{column}\", line {line}"),
-            Provenance::Mapping { table, code, at } => write!(f, "{table} code {code} ({at})"),
-            Provenance::Rule { list, at } => write!(f, "{list} rule ({at})"),
+            Provenance::Mapping(m) => write!(f, "{} code {} ({})", m.table, m.code, m.at),
+            Provenance::Rule { list, at } => write!(f, "{} rule ({at})", list.name()),
             Provenance::Override { at } => write!(f, "override ({at})"),
         }
     }
@@ -46,7 +78,9 @@ pub struct Sourced<T> {
     pub from: Provenance,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipKind {
     BusinessUnit,
@@ -64,12 +98,106 @@ impl MembershipKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Hash)]
 pub struct DesiredMembership {
     pub kind: MembershipKind,
     pub from: Provenance,
     /// Local admin of this group, and why.
     pub admin: Option<Provenance>,
+}
+
+type MembershipEntry = (Arc<str>, DesiredMembership);
+
+/// A person's memberships by group name, in reading order: business units, departments, then
+/// groups, by name within each. People with the same memberships for the same reasons (most of
+/// a store) share one list.
+#[derive(Clone, Debug)]
+pub struct Memberships(Arc<[MembershipEntry]>);
+
+impl Memberships {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &DesiredMembership)> {
+        self.0.iter().map(|(name, m)| (&**name, m))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| &**name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&DesiredMembership> {
+        self.position(name).map(|i| &self.0[i].1)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| **n == *name)
+    }
+}
+
+/// Memberships while a person is resolved: a short list kept in reading order.
+#[derive(Default)]
+struct MembershipList(Vec<MembershipEntry>);
+
+impl MembershipList {
+    fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| **n == *name)
+    }
+
+    /// The finished list, shared with everyone else who has the same one.
+    fn shared(self, lists: &mut HashSet<Arc<[MembershipEntry]>>) -> Memberships {
+        if let Some(list) = lists.get(self.0.as_slice()) {
+            return Memberships(list.clone());
+        }
+        let list: Arc<[MembershipEntry]> = self.0.into();
+        lists.insert(list.clone());
+        Memberships(list)
+    }
+
+    /// Adds a membership unless the group is already there (the first reason wins).
+    fn add(&mut self, name: &Arc<str>, membership: DesiredMembership) {
+        if !self.contains(name) {
+            self.insert_in_order(name.clone(), membership);
+        }
+    }
+
+    /// Sets a membership, replacing any earlier reason for the same group.
+    fn replace(&mut self, name: Arc<str>, membership: DesiredMembership) {
+        self.remove(&name);
+        self.insert_in_order(name, membership);
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(i) = self.position(name) {
+            self.0.remove(i);
+        }
+    }
+
+    fn insert_in_order(&mut self, name: Arc<str>, membership: DesiredMembership) {
+        let key = (membership.kind, &*name);
+        let at = self.0.partition_point(|(n, m)| (m.kind, &**n) < key);
+        self.0.insert(at, (name, membership));
+    }
+
+    fn business_units_mut(&mut self) -> impl Iterator<Item = &mut DesiredMembership> {
+        self.0
+            .iter_mut()
+            .map(|(_, m)| m)
+            .filter(|m| m.kind == MembershipKind::BusinessUnit)
+    }
 }
 
 /// The profile fields the sync can manage. `None` means the field is not managed (no column).
@@ -110,6 +238,11 @@ impl ProfileField {
         matches!(self, ProfileField::Email | ProfileField::Phone)
     }
 
+    /// The position in [`ProfileField::ALL`].
+    fn index(self) -> usize {
+        self as usize
+    }
+
     fn hr_field(self) -> FieldName {
         match self {
             ProfileField::Email => FieldName::Email,
@@ -120,19 +253,80 @@ impl ProfileField {
             ProfileField::Phone => FieldName::Phone,
         }
     }
+
+    fn in_override(self, set: &ProfileValues) -> Option<&str> {
+        match self {
+            ProfileField::Email => None,
+            ProfileField::FirstName => set.first_name.as_deref(),
+            ProfileField::Infix => set.infix.as_deref(),
+            ProfileField::LastName => set.last_name.as_deref(),
+            ProfileField::JobTitle => set.job_title.as_deref(),
+            ProfileField::Phone => set.phone.as_deref(),
+        }
+    }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// The HR column of each profile field, in [`ProfileField::ALL`] order; shared by all people.
+type ProfileColumns = [Option<Arc<str>>; 6];
+
+/// A person's managed profile values, stored back to back in one allocation. A value comes
+/// from the HR line's column, or from an override when the override sets it.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    text: Box<str>,
+    /// `ends[i]` is where the value of `ProfileField::ALL[i]` ends in `text`.
+    ends: [u32; 6],
+    /// Bit `i`: field `i` is managed (it has an HR column or an override value).
+    managed: u8,
+    /// Bit `i`: field `i` comes from the override.
+    overridden: u8,
+    line: u64,
+    columns: Arc<ProfileColumns>,
+    override_at: Option<Origin>,
+}
+
+impl Profile {
+    pub fn get(&self, field: ProfileField) -> Option<&str> {
+        let i = field.index();
+        if self.managed & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start as usize..self.ends[i] as usize)
+    }
+
+    /// Where the value of `field` comes from; `None` when the field is not managed.
+    pub fn source(&self, field: ProfileField) -> Option<Provenance> {
+        let i = field.index();
+        if self.overridden & (1 << i) != 0 {
+            let at = self.override_at.clone()?;
+            return Some(Provenance::Override { at });
+        }
+        let column = self.columns[i].clone()?;
+        Some(Provenance::Hr {
+            column,
+            line: self.line,
+        })
+    }
+
+    /// The managed fields and their values, in [`ProfileField::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (ProfileField, &str)> {
+        ProfileField::ALL
+            .into_iter()
+            .filter_map(|field| Some((field, self.get(field)?)))
+    }
+}
+
+#[derive(Clone, Debug)]
 pub struct DesiredUser {
     pub xid: String,
     /// The HR line this person was read from.
     pub line: u64,
-    pub profile: BTreeMap<ProfileField, Sourced<String>>,
-    /// Group name → why the person belongs there.
-    pub memberships: BTreeMap<String, DesiredMembership>,
+    pub profile: Profile,
+    pub memberships: Memberships,
     pub role: Option<Sourced<NetworkRole>>,
     /// The first business unit of the record: the person's primary one.
-    pub primary_business_unit: Option<Sourced<String>>,
+    pub primary_business_unit: Option<Sourced<Arc<str>>>,
     /// Overrides in effect for this person, with their reasons.
     pub overrides: Vec<(Origin, String)>,
     /// Groups an override takes away, even when they were granted by hand (a deliberate,
@@ -151,7 +345,7 @@ impl DesiredUser {
     /// the ledger can tell whether anything changed since the last apply.
     pub fn digest(&self) -> String {
         let outcome = serde_json::json!({
-            "profile": self.profile.iter().map(|(f, v)| (f.name(), &v.value)).collect::<BTreeMap<_, _>>(),
+            "profile": self.profile.iter().map(|(f, v)| (f.name(), v)).collect::<BTreeMap<_, _>>(),
             "memberships": self.memberships.iter().map(|(g, m)| (g, m.admin.is_some())).collect::<BTreeMap<_, _>>(),
             "role": self.role.as_ref().map(|r| r.value),
             "primary_business_unit": self.primary_business_unit.as_ref().map(|p| &p.value),
@@ -162,7 +356,7 @@ impl DesiredUser {
     }
 
     pub fn get(&self, field: ProfileField) -> Option<&str> {
-        self.profile.get(&field).map(|s| s.value.as_str())
+        self.profile.get(field)
     }
 
     pub fn display_name(&self) -> String {
@@ -200,9 +394,68 @@ pub struct Excluded {
     pub at: Origin,
 }
 
+/// The desired users, stored where they were resolved (per chunk of records, in record order:
+/// a million of them are never moved) with an index in XID order for lookups and iteration.
+/// XIDs are unique: duplicates are skipped.
+#[derive(Debug, Default)]
+pub struct DesiredUsers {
+    chunks: Vec<Vec<DesiredUser>>,
+    /// (chunk, position) of each user, in XID order.
+    by_xid: Vec<(u32, u32)>,
+}
+
+impl DesiredUsers {
+    fn new(chunks: Vec<Vec<DesiredUser>>) -> DesiredUsers {
+        let index = |i: usize| u32::try_from(i).expect("fewer than 4 billion people");
+        let mut by_xid: Vec<(u32, u32)> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(c, users)| (0..users.len()).map(move |u| (index(c), index(u))))
+            .collect();
+        // Stable and run-aware: an export sorted by employee ID is indexed in one pass.
+        let xid = |&(c, u): &(u32, u32)| chunks[c as usize][u as usize].xid.as_str();
+        by_xid.sort_by(|a, b| xid(a).cmp(xid(b)));
+        DesiredUsers { chunks, by_xid }
+    }
+
+    fn at(&self, (chunk, position): (u32, u32)) -> &DesiredUser {
+        &self.chunks[chunk as usize][position as usize]
+    }
+
+    pub fn get(&self, xid: &str) -> Option<&DesiredUser> {
+        let at = self
+            .by_xid
+            .binary_search_by(|&i| self.at(i).xid.as_str().cmp(xid))
+            .ok()?;
+        Some(self.at(self.by_xid[at]))
+    }
+
+    pub fn contains_key(&self, xid: &str) -> bool {
+        self.get(xid).is_some()
+    }
+
+    /// The users in XID order.
+    pub fn values(&self) -> impl Iterator<Item = &DesiredUser> {
+        self.by_xid.iter().map(|&i| self.at(i))
+    }
+
+    /// The XIDs in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.values().map(|u| &u.xid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_xid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_xid.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Resolution {
-    pub desired: BTreeMap<String, DesiredUser>,
+    pub desired: DesiredUsers,
     pub skipped: Vec<SkippedRecord>,
     /// XIDs excluded by an exclusion that occur in the HR record.
     pub excluded: BTreeMap<String, Excluded>,
@@ -214,248 +467,86 @@ pub struct Resolution {
     pub record_count: usize,
 }
 
-struct Compiled {
-    separator: char,
-    groups: Vec<(CompiledMatcher, String, Origin)>,
-    roles: Vec<(CompiledMatcher, NetworkRole, Origin)>,
-    local_admins: Vec<(CompiledMatcher, Origin)>,
-    exclusion_ids: HashMap<String, (String, Origin)>,
-    exclusion_matchers: Vec<(CompiledMatcher, (String, Origin))>,
-}
+/// Below this many records one thread resolves them all; threads would cost more than they save.
+const PARALLEL_FROM: usize = 20_000;
 
 /// Turns HR records into desired users under the config, as of `today`.
 pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution {
-    let layout = &snapshot.layout;
-    let format = config.sync.source.format();
-    let separator = format.multi_value_separator.chars().next().unwrap_or('|');
-    let compile = |m| CompiledMatcher::compile(m, layout);
-    let compiled = Compiled {
-        separator,
-        groups: config
-            .rules
-            .groups
-            .iter()
-            .map(|r| (compile(&r.when), r.group.clone(), r.origin.clone()))
-            .collect(),
-        roles: config
-            .rules
-            .roles
-            .iter()
-            .map(|r| (compile(&r.when), r.role, r.origin.clone()))
-            .collect(),
-        local_admins: config
-            .rules
-            .local_admins
-            .iter()
-            .map(|r| (compile(&r.when), r.origin.clone()))
-            .collect(),
-        exclusion_ids: config
-            .exclusions
-            .iter()
-            .filter_map(|e| {
-                e.xid
-                    .clone()
-                    .map(|xid| (xid, (e.reason.clone(), e.origin.clone())))
-            })
-            .collect(),
-        exclusion_matchers: config
-            .exclusions
-            .iter()
-            .filter_map(|e| {
-                e.when
-                    .as_ref()
-                    .map(|w| (compile(w), (e.reason.clone(), e.origin.clone())))
-            })
-            .collect(),
+    let workers = if snapshot.records.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    };
+    resolve_on(config, snapshot, today, workers)
+}
+
+/// [`resolve`] on `workers` threads: the same outcome for any number of them.
+fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize) -> Resolution {
+    let resolver = Resolver::new(config, &snapshot.layout, today);
+    let records = &snapshot.records;
+    let workers = workers.max(1);
+
+    let (repeated_xids, repeated_emails) = both(
+        workers > 1,
+        || {
+            repeated(
+                records.len(),
+                records.iter().filter_map(|r| {
+                    let xid = r.value(resolver.xid_slot);
+                    (!xid.is_empty()).then_some((Cow::Borrowed(xid), r.line))
+                }),
+            )
+        },
+        || {
+            repeated(
+                records.len(),
+                records.iter().filter_map(|r| {
+                    let email = r.value(resolver.email_slot);
+                    (!email.is_empty()).then(|| (case_folded(email), r.line))
+                }),
+            )
+        },
+    );
+    let repeats = Repeats {
+        xids: repeated_xids,
+        emails: repeated_emails,
     };
 
-    let xid_slot = layout
-        .slot(&FieldName::Xid)
-        .expect("xid is always configured");
-    let email_slot = layout
-        .slot(&FieldName::Email)
-        .expect("email is always configured");
-    let mut lines_by_xid: HashMap<&str, Vec<u64>> = HashMap::new();
-    let mut lines_by_email: HashMap<String, Vec<u64>> = HashMap::new();
-    for record in &snapshot.records {
-        let xid = record.value(xid_slot);
-        if !xid.is_empty() {
-            lines_by_xid.entry(xid).or_default().push(record.line);
-        }
-        let email = record.value(email_slot);
-        if !email.is_empty() {
-            lines_by_email
-                .entry(email.to_lowercase())
-                .or_default()
-                .push(record.line);
-        }
-    }
+    let chunk = records.len().div_ceil(workers).max(1);
+    let parts: Vec<Part> = if workers > 1 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = records
+                .chunks(chunk)
+                .map(|chunk| scope.spawn(|| resolver.resolve_all(chunk, &repeats)))
+                .collect();
+            handles.into_iter().map(joined).collect()
+        })
+    } else {
+        vec![resolver.resolve_all(records, &repeats)]
+    };
 
     let mut resolution = Resolution {
-        record_count: snapshot.records.len(),
+        record_count: records.len(),
         ..Resolution::default()
     };
-    let mut ignored_codes: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for record in &snapshot.records {
-        let xid = record.value(xid_slot).to_string();
-        if !xid.is_empty() {
-            let exclusion = compiled.exclusion_ids.get(&xid).or_else(|| {
-                compiled
-                    .exclusion_matchers
-                    .iter()
-                    .find(|(m, _)| m.holds(record, separator))
-                    .map(|(_, exclusion)| exclusion)
-            });
-            if let Some((reason, at)) = exclusion {
-                let excluded = Excluded {
-                    xid: xid.clone(),
-                    reason: reason.clone(),
-                    at: at.clone(),
-                };
-                resolution.excluded.insert(xid, excluded);
-                continue;
-            }
+    let mut ignored_codes: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    let mut users = Vec::with_capacity(parts.len());
+    for part in parts {
+        users.push(part.desired);
+        resolution.skipped.extend(part.skipped);
+        resolution.excluded.extend(part.excluded);
+        resolution.ended.extend(part.ended);
+        resolution.warnings.extend(part.warnings);
+        for (key, count) in part.ignored_codes {
+            *ignored_codes.entry(key).or_default() += count;
         }
-
-        let mut problems = Vec::new();
-        if let Some(problem) = &record.problem {
-            problems.push(problem.clone());
-        }
-        if xid.is_empty() {
-            problems.push(format!(
-                "missing employee ID (column \"{}\")",
-                layout.columns[xid_slot]
-            ));
-        } else if let Some(lines) = lines_by_xid.get(xid.as_str()).filter(|l| l.len() > 1) {
-            problems.push(format!(
-                "duplicate employee ID, on lines {}",
-                join_lines(lines)
-            ));
-        }
-        let email = record.value(email_slot);
-        if email.is_empty() {
-            problems.push(format!(
-                "missing email address (column \"{}\")",
-                layout.columns[email_slot]
-            ));
-        } else if !plausible_email(email) {
-            problems.push(format!("invalid email address {}", mask_email(email)));
-        } else if let Some(lines) = lines_by_email
-            .get(&email.to_lowercase())
-            .filter(|l| l.len() > 1)
-        {
-            problems.push(format!(
-                "duplicate email address, on lines {}",
-                join_lines(lines)
-            ));
-        }
-        let name_slots: Vec<usize> = [FieldName::FirstName, FieldName::LastName]
-            .iter()
-            .filter_map(|f| layout.slot(f))
-            .collect();
-        if !name_slots.is_empty() && name_slots.iter().all(|&s| record.value(s).is_empty()) {
-            problems.push("missing name".to_string());
-        }
-        let mut date_of = |field: FieldName, label: &str| {
-            let slot = layout.slot(&field)?;
-            let text = record.value(slot);
-            if text.is_empty() {
-                return None;
-            }
-            match parse_date(format.date_format, text) {
-                Some(date) => Some(date),
-                None => {
-                    problems.push(format!(
-                        "unparseable {label} \"{text}\" (column \"{}\"; expected the format {})",
-                        layout.columns[slot], format.date_format
-                    ));
-                    None
-                }
-            }
-        };
-        let start_date = date_of(FieldName::StartDate, "start date");
-        let end_date = date_of(FieldName::EndDate, "end date");
-
-        let mut memberships = BTreeMap::new();
-        let mut primary_business_unit = None;
-        let tables = [
-            (
-                FieldName::Locations,
-                "business_units",
-                MembershipKind::BusinessUnit,
-                &config.rules.business_units,
-            ),
-            (
-                FieldName::Departments,
-                "departments",
-                MembershipKind::Department,
-                &config.rules.departments,
-            ),
-        ];
-        for (field, table_name, kind, table) in tables {
-            let (Some(slot), Some(table)) = (layout.slot(&field), table) else {
-                continue;
-            };
-            for code in split_values(record.value(slot), separator) {
-                match lookup(table, table_name, code) {
-                    Lookup::Found(group, from) => {
-                        if kind == MembershipKind::BusinessUnit && primary_business_unit.is_none() {
-                            primary_business_unit = Some(Sourced {
-                                value: group.clone(),
-                                from: from.clone(),
-                            });
-                        }
-                        memberships.entry(group).or_insert(DesiredMembership {
-                            kind,
-                            from,
-                            admin: None,
-                        });
-                    }
-                    Lookup::Reject => problems.push(format!(
-                        "unknown {} code \"{code}\" (column \"{}\"; not in {table_name}.map)",
-                        field.name().trim_end_matches('s'),
-                        layout.columns[slot]
-                    )),
-                    Lookup::Ignore => {
-                        *ignored_codes
-                            .entry((table_name.to_string(), code.to_string()))
-                            .or_default() += 1
-                    }
-                }
-            }
-        }
-
-        if !problems.is_empty() {
-            if !xid.is_empty() {
-                resolution.held.insert(xid.clone());
-            }
-            resolution.skipped.push(SkippedRecord {
-                line: record.line,
-                xid: (!xid.is_empty()).then_some(xid),
-                reasons: problems,
-            });
-            continue;
-        }
-        // Offboarded the day after the last working day.
-        if let Some(end) = end_date.filter(|end| *end < today) {
-            resolution.ended.insert(xid, end);
-            continue;
-        }
-
-        let user = desired_user(
-            config,
-            &compiled,
-            layout,
-            record,
-            xid,
-            memberships,
-            primary_business_unit,
-            start_date,
-            today,
-            &mut resolution.warnings,
-        );
-        resolution.desired.insert(user.xid.clone(), user);
     }
+    resolution.desired = DesiredUsers::new(users);
+    resolution.held = resolution
+        .skipped
+        .iter()
+        .filter_map(|s| s.xid.clone())
+        .collect();
 
     for ((table, code), count) in ignored_codes {
         resolution.warnings.push(format!(
@@ -477,188 +568,546 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
     resolution
 }
 
-#[allow(clippy::too_many_arguments)]
-fn desired_user(
-    config: &Config,
-    compiled: &Compiled,
-    layout: &Layout,
-    record: &Record,
-    xid: String,
-    mut memberships: BTreeMap<String, DesiredMembership>,
-    primary_business_unit: Option<Sourced<String>>,
-    start_date: Option<Date>,
-    today: Date,
-    warnings: &mut Vec<String>,
-) -> DesiredUser {
-    let separator = compiled.separator;
-    let mut profile = BTreeMap::new();
-    for field in ProfileField::ALL {
-        if let Some(slot) = layout.slot(&field.hr_field()) {
-            profile.insert(
-                field,
-                Sourced {
-                    value: record.value(slot).to_string(),
-                    from: Provenance::Hr {
-                        column: layout.columns[slot].clone(),
-                        line: record.line,
-                    },
-                },
-            );
+/// Runs `a` and `b`, on two threads when `parallel`.
+fn both<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if !parallel {
+        return (a(), b());
+    }
+    std::thread::scope(|scope| {
+        let b = scope.spawn(b);
+        (a(), joined(b))
+    })
+}
+
+/// A scoped thread's result; a panic in it goes on in the caller.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Keys that occur on more than one line, with all their lines.
+fn repeated<'a>(
+    count: usize,
+    keys: impl Iterator<Item = (Cow<'a, str>, u64)>,
+) -> HashMap<Cow<'a, str>, Vec<u64>> {
+    let mut first_line: HashMap<Cow<'a, str>, u64> = HashMap::with_capacity(count);
+    let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
+    for (key, line) in keys {
+        match first_line.entry(key) {
+            Entry::Occupied(first) => repeated
+                .entry(first.key().clone())
+                .or_insert_with(|| vec![*first.get()])
+                .push(line),
+            Entry::Vacant(slot) => {
+                slot.insert(line);
+            }
         }
     }
-    for (matcher, group, origin) in &compiled.groups {
-        if matcher.holds(record, separator) {
-            memberships
-                .entry(group.clone())
-                .or_insert(DesiredMembership {
-                    kind: MembershipKind::Group,
-                    from: Provenance::Rule {
-                        list: "groups".into(),
-                        at: origin.clone(),
-                    },
-                    admin: None,
-                });
-        }
-    }
-    let mut role = compiled
-        .roles
-        .iter()
-        .find(|(m, _, _)| m.holds(record, separator))
-        .map(|(_, role, origin)| Sourced {
-            value: *role,
-            from: Provenance::Rule {
-                list: "roles".into(),
-                at: origin.clone(),
-            },
-        });
-    if let Some((_, origin)) = compiled
-        .local_admins
-        .iter()
-        .find(|(m, _)| m.holds(record, separator))
+    repeated
+}
+
+/// Email addresses compare without case; most are written in lower case already and are
+/// borrowed as they are.
+fn case_folded(email: &str) -> Cow<'_, str> {
+    if email
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
     {
-        for membership in memberships
-            .values_mut()
-            .filter(|m| m.kind == MembershipKind::BusinessUnit)
-        {
-            membership.admin = Some(Provenance::Rule {
-                list: "local_admins".into(),
-                at: origin.clone(),
-            });
+        Cow::Owned(email.to_lowercase())
+    } else {
+        Cow::Borrowed(email)
+    }
+}
+
+/// Employee IDs and email addresses that occur on several lines.
+struct Repeats<'a> {
+    xids: HashMap<Cow<'a, str>, Vec<u64>>,
+    emails: HashMap<Cow<'a, str>, Vec<u64>>,
+}
+
+/// What one chunk of records resolved to, in record order.
+#[derive(Default)]
+struct Part {
+    desired: Vec<DesiredUser>,
+    skipped: Vec<SkippedRecord>,
+    excluded: Vec<(String, Excluded)>,
+    ended: Vec<(String, Date)>,
+    warnings: Vec<String>,
+    ignored_codes: BTreeMap<(&'static str, String), usize>,
+    /// The distinct membership lists handed out so far.
+    membership_lists: HashSet<Arc<[MembershipEntry]>>,
+}
+
+/// A lookup table (`business_units` or `departments`) ready for the records.
+struct Table<'c> {
+    name: &'static str,
+    field: FieldName,
+    kind: MembershipKind,
+    slot: usize,
+    /// Code → group and the provenance every person with that code shares.
+    map: HashMap<&'c str, (Arc<str>, Provenance)>,
+    unknown: UnknownCode,
+    default: Option<(Arc<str>, &'c Origin)>,
+}
+
+enum Lookup {
+    Found(Arc<str>, Provenance),
+    Reject,
+    Ignore,
+}
+
+impl Table<'_> {
+    fn lookup(&self, code: &str) -> Lookup {
+        if let Some((group, from)) = self.map.get(code) {
+            return Lookup::Found(group.clone(), from.clone());
+        }
+        match (self.unknown, &self.default) {
+            (UnknownCode::Default, Some((group, at))) => Lookup::Found(
+                group.clone(),
+                Provenance::Mapping(Arc::new(MappingSource {
+                    table: self.name.into(),
+                    code: code.into(),
+                    at: (*at).clone(),
+                })),
+            ),
+            (UnknownCode::Ignore, _) => Lookup::Ignore,
+            _ => Lookup::Reject,
+        }
+    }
+}
+
+/// The config compiled for the records of one layout: slots looked up, matchers compiled,
+/// provenance built once and shared.
+struct Resolver<'c> {
+    layout: &'c Layout,
+    today: Date,
+    date_format: &'c str,
+    separator: char,
+    xid_slot: usize,
+    email_slot: usize,
+    name_slots: Vec<usize>,
+    start_slot: Option<usize>,
+    end_slot: Option<usize>,
+    upn_slot: Option<usize>,
+    profile_slots: [Option<usize>; 6],
+    profile_columns: Arc<ProfileColumns>,
+    tables: Vec<Table<'c>>,
+    groups: Vec<(CompiledMatcher, Arc<str>, Provenance)>,
+    roles: Vec<(CompiledMatcher, NetworkRole, Provenance)>,
+    local_admins: Vec<(CompiledMatcher, Provenance)>,
+    exclusion_ids: HashMap<&'c str, (&'c str, &'c Origin)>,
+    exclusion_matchers: Vec<(CompiledMatcher, (&'c str, &'c Origin))>,
+    /// The first override for each XID.
+    overrides: HashMap<&'c str, &'c Override>,
+}
+
+impl<'c> Resolver<'c> {
+    fn new(config: &'c Config, layout: &'c Layout, today: Date) -> Resolver<'c> {
+        let format = config.sync.source.format();
+        let compile = |m| CompiledMatcher::compile(m, layout);
+        let rule = |list, at: &Origin| Provenance::Rule {
+            list,
+            at: at.clone(),
+        };
+        let profile_slots = ProfileField::ALL.map(|f| layout.slot(&f.hr_field()));
+        let tables = [
+            (
+                FieldName::Locations,
+                "business_units",
+                MembershipKind::BusinessUnit,
+                &config.rules.business_units,
+            ),
+            (
+                FieldName::Departments,
+                "departments",
+                MembershipKind::Department,
+                &config.rules.departments,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(field, name, kind, table)| {
+            let (slot, table) = (layout.slot(&field)?, table.as_ref()?);
+            let map = table
+                .map
+                .iter()
+                .map(|(code, group)| {
+                    let from = Provenance::Mapping(Arc::new(MappingSource {
+                        table: name.into(),
+                        code: code.clone(),
+                        at: table.origins.get(code).cloned().unwrap_or_default(),
+                    }));
+                    (code.as_str(), (Arc::from(group.as_str()), from))
+                })
+                .collect();
+            Some(Table {
+                name,
+                field,
+                kind,
+                slot,
+                map,
+                unknown: table.unknown,
+                default: table
+                    .default
+                    .as_deref()
+                    .map(|group| (Arc::from(group), &table.default_origin)),
+            })
+        })
+        .collect();
+        let mut overrides = HashMap::new();
+        for o in &config.overrides {
+            overrides.entry(o.xid.as_str()).or_insert(o);
+        }
+        Resolver {
+            layout,
+            today,
+            date_format: format.date_format,
+            separator: format.multi_value_separator.chars().next().unwrap_or('|'),
+            xid_slot: layout
+                .slot(&FieldName::Xid)
+                .expect("xid is always configured"),
+            email_slot: layout
+                .slot(&FieldName::Email)
+                .expect("email is always configured"),
+            name_slots: [FieldName::FirstName, FieldName::LastName]
+                .iter()
+                .filter_map(|f| layout.slot(f))
+                .collect(),
+            start_slot: layout.slot(&FieldName::StartDate),
+            end_slot: layout.slot(&FieldName::EndDate),
+            upn_slot: layout.slot(&FieldName::Upn),
+            profile_slots,
+            profile_columns: Arc::new(
+                profile_slots.map(|slot| slot.map(|s| Arc::from(layout.columns[s].as_str()))),
+            ),
+            tables,
+            groups: config
+                .rules
+                .groups
+                .iter()
+                .map(|r| {
+                    let group = Arc::from(r.group.as_str());
+                    (compile(&r.when), group, rule(RuleList::Groups, &r.origin))
+                })
+                .collect(),
+            roles: config
+                .rules
+                .roles
+                .iter()
+                .map(|r| (compile(&r.when), r.role, rule(RuleList::Roles, &r.origin)))
+                .collect(),
+            local_admins: config
+                .rules
+                .local_admins
+                .iter()
+                .map(|r| (compile(&r.when), rule(RuleList::LocalAdmins, &r.origin)))
+                .collect(),
+            exclusion_ids: config
+                .exclusions
+                .iter()
+                .filter_map(|e| Some((e.xid.as_deref()?, (e.reason.as_str(), &e.origin))))
+                .collect(),
+            exclusion_matchers: config
+                .exclusions
+                .iter()
+                .filter_map(|e| Some((compile(e.when.as_ref()?), (e.reason.as_str(), &e.origin))))
+                .collect(),
+            overrides,
         }
     }
 
-    let mut overrides = Vec::new();
-    let mut withdrawn = BTreeMap::new();
-    let mut overrides_restore = false;
-    if let Some(o) = config.overrides.iter().find(|o| o.xid == xid) {
-        match o.until {
-            Some(until) if until < today => {
-                warnings.push(format!(
-                    "override for XID {xid} ({}) expired on {until} and is ignored",
-                    o.origin
+    fn resolve_all(&self, records: &[Record], repeats: &Repeats<'_>) -> Part {
+        let mut part = Part {
+            desired: Vec::with_capacity(records.len()),
+            ..Part::default()
+        };
+        for record in records {
+            self.resolve_one(record, repeats, &mut part);
+        }
+        part
+    }
+
+    fn resolve_one(&self, record: &Record, repeats: &Repeats<'_>, part: &mut Part) {
+        let layout = self.layout;
+        let separator = self.separator;
+        let xid = record.value(self.xid_slot);
+        if !xid.is_empty() {
+            let exclusion = self.exclusion_ids.get(xid).or_else(|| {
+                self.exclusion_matchers
+                    .iter()
+                    .find(|(m, _)| m.holds(record, separator))
+                    .map(|(_, exclusion)| exclusion)
+            });
+            if let Some(&(reason, at)) = exclusion {
+                let excluded = Excluded {
+                    xid: xid.to_string(),
+                    reason: reason.to_string(),
+                    at: at.clone(),
+                };
+                part.excluded.push((xid.to_string(), excluded));
+                return;
+            }
+        }
+
+        let mut problems = Vec::new();
+        if let Some(problem) = &record.problem {
+            problems.push(problem.clone());
+        }
+        if xid.is_empty() {
+            problems.push(format!(
+                "missing employee ID (column \"{}\")",
+                layout.columns[self.xid_slot]
+            ));
+        } else if let Some(lines) = repeats.xids.get(xid) {
+            problems.push(format!(
+                "duplicate employee ID, on lines {}",
+                join_lines(lines)
+            ));
+        }
+        let email = record.value(self.email_slot);
+        if email.is_empty() {
+            problems.push(format!(
+                "missing email address (column \"{}\")",
+                layout.columns[self.email_slot]
+            ));
+        } else if !plausible_email(email) {
+            problems.push(format!("invalid email address {}", mask_email(email)));
+        } else if let Some(lines) = repeats.emails.get(case_folded(email).as_ref()) {
+            problems.push(format!(
+                "duplicate email address, on lines {}",
+                join_lines(lines)
+            ));
+        }
+        if !self.name_slots.is_empty()
+            && self.name_slots.iter().all(|&s| record.value(s).is_empty())
+        {
+            problems.push("missing name".to_string());
+        }
+        let mut date_of = |slot: Option<usize>, label: &str| {
+            let slot = slot?;
+            let text = record.value(slot);
+            if text.is_empty() {
+                return None;
+            }
+            let date = parse_date(self.date_format, text);
+            if date.is_none() {
+                problems.push(format!(
+                    "unparseable {label} \"{text}\" (column \"{}\"; expected the format {})",
+                    layout.columns[slot], self.date_format
                 ));
             }
-            _ => {
-                let from = Provenance::Override {
-                    at: o.origin.clone(),
-                };
-                let set = [
-                    (ProfileField::FirstName, &o.set.first_name),
-                    (ProfileField::Infix, &o.set.infix),
-                    (ProfileField::LastName, &o.set.last_name),
-                    (ProfileField::JobTitle, &o.set.job_title),
-                    (ProfileField::Phone, &o.set.phone),
-                ];
-                for (field, value) in set {
-                    if let Some(value) = value {
-                        profile.insert(
-                            field,
-                            Sourced {
-                                value: value.clone(),
+            date
+        };
+        let start_date = date_of(self.start_slot, "start date");
+        let end_date = date_of(self.end_slot, "end date");
+
+        let mut memberships = MembershipList::default();
+        let mut primary_business_unit = None;
+        for table in &self.tables {
+            for code in split_values(record.value(table.slot), separator) {
+                match table.lookup(code) {
+                    Lookup::Found(group, from) => {
+                        if table.kind == MembershipKind::BusinessUnit
+                            && primary_business_unit.is_none()
+                        {
+                            primary_business_unit = Some(Sourced {
+                                value: group.clone(),
                                 from: from.clone(),
+                            });
+                        }
+                        memberships.add(
+                            &group,
+                            DesiredMembership {
+                                kind: table.kind,
+                                from,
+                                admin: None,
                             },
                         );
                     }
+                    Lookup::Reject => problems.push(format!(
+                        "unknown {} code \"{code}\" (column \"{}\"; not in {}.map)",
+                        table.field.name().trim_end_matches('s'),
+                        layout.columns[table.slot],
+                        table.name
+                    )),
+                    Lookup::Ignore => {
+                        *part
+                            .ignored_codes
+                            .entry((table.name, code.to_string()))
+                            .or_default() += 1
+                    }
                 }
-                for group in &o.add_groups {
-                    memberships.insert(
-                        group.clone(),
-                        DesiredMembership {
-                            kind: MembershipKind::Group,
-                            from: from.clone(),
-                            admin: None,
-                        },
-                    );
-                }
-                for group in &o.remove_groups {
-                    memberships.remove(group);
-                    withdrawn.insert(group.clone(), from.clone());
-                }
-                if let Some(value) = o.role {
-                    role = Some(Sourced {
-                        value,
-                        from: from.clone(),
-                    });
-                }
-                overrides_restore = o.restore;
-                overrides.push((o.origin.clone(), o.reason.clone()));
             }
         }
+
+        if !problems.is_empty() {
+            part.skipped.push(SkippedRecord {
+                line: record.line,
+                xid: (!xid.is_empty()).then(|| xid.to_string()),
+                reasons: problems,
+            });
+            return;
+        }
+        // Offboarded the day after the last working day.
+        if let Some(end) = end_date.filter(|end| *end < self.today) {
+            part.ended.push((xid.to_string(), end));
+            return;
+        }
+
+        let user = self.desired_user(
+            record,
+            xid,
+            memberships,
+            primary_business_unit,
+            start_date,
+            part,
+        );
+        part.desired.push(user);
     }
-    let upn = layout
-        .slot(&FieldName::Upn)
-        .map(|slot| record.value(slot).to_string())
-        .filter(|upn| !upn.is_empty());
-    DesiredUser {
-        xid,
-        line: record.line,
-        profile,
-        memberships,
-        role,
-        primary_business_unit,
-        start_date,
-        upn,
-        restore: overrides_restore,
-        overrides,
-        withdrawn,
+
+    fn desired_user(
+        &self,
+        record: &Record,
+        xid: &str,
+        mut memberships: MembershipList,
+        primary_business_unit: Option<Sourced<Arc<str>>>,
+        start_date: Option<Date>,
+        part: &mut Part,
+    ) -> DesiredUser {
+        let separator = self.separator;
+        for (matcher, group, from) in &self.groups {
+            if matcher.holds(record, separator) {
+                memberships.add(
+                    group,
+                    DesiredMembership {
+                        kind: MembershipKind::Group,
+                        from: from.clone(),
+                        admin: None,
+                    },
+                );
+            }
+        }
+        let mut role = self
+            .roles
+            .iter()
+            .find(|(m, _, _)| m.holds(record, separator))
+            .map(|(_, role, from)| Sourced {
+                value: *role,
+                from: from.clone(),
+            });
+        if let Some((_, from)) = self
+            .local_admins
+            .iter()
+            .find(|(m, _)| m.holds(record, separator))
+        {
+            for membership in memberships.business_units_mut() {
+                membership.admin = Some(from.clone());
+            }
+        }
+
+        let mut overrides = Vec::new();
+        let mut withdrawn = BTreeMap::new();
+        let mut restore = false;
+        let mut in_effect = None;
+        if let Some(o) = self.overrides.get(xid) {
+            match o.until {
+                Some(until) if until < self.today => {
+                    part.warnings.push(format!(
+                        "override for XID {xid} ({}) expired on {until} and is ignored",
+                        o.origin
+                    ));
+                }
+                _ => {
+                    let from = Provenance::Override {
+                        at: o.origin.clone(),
+                    };
+                    for group in &o.add_groups {
+                        memberships.replace(
+                            Arc::from(group.as_str()),
+                            DesiredMembership {
+                                kind: MembershipKind::Group,
+                                from: from.clone(),
+                                admin: None,
+                            },
+                        );
+                    }
+                    for group in &o.remove_groups {
+                        memberships.remove(group);
+                        withdrawn.insert(group.clone(), from.clone());
+                    }
+                    if let Some(value) = o.role {
+                        role = Some(Sourced {
+                            value,
+                            from: from.clone(),
+                        });
+                    }
+                    restore = o.restore;
+                    overrides.push((o.origin.clone(), o.reason.clone()));
+                    in_effect = Some(*o);
+                }
+            }
+        }
+        DesiredUser {
+            xid: xid.to_string(),
+            line: record.line,
+            profile: self.profile(record, in_effect),
+            memberships: memberships.shared(&mut part.membership_lists),
+            role,
+            primary_business_unit,
+            start_date,
+            upn: self
+                .upn_slot
+                .map(|slot| record.value(slot))
+                .filter(|upn| !upn.is_empty())
+                .map(str::to_string),
+            restore,
+            overrides,
+            withdrawn,
+        }
+    }
+
+    /// The record's profile values, with the values an override in effect sets instead.
+    fn profile(&self, record: &Record, in_effect: Option<&Override>) -> Profile {
+        let mut values: [Option<&str>; 6] = [None; 6];
+        let (mut managed, mut overridden) = (0u8, 0u8);
+        for field in ProfileField::ALL {
+            let i = field.index();
+            let set = in_effect.and_then(|o| field.in_override(&o.set));
+            if set.is_some() {
+                overridden |= 1 << i;
+            }
+            values[i] = set.or_else(|| Some(record.value(self.profile_slots[i]?)));
+            if values[i].is_some() {
+                managed |= 1 << i;
+            }
+        }
+        let mut text = String::with_capacity(values.iter().flatten().map(|v| v.len()).sum());
+        let mut ends = [0u32; 6];
+        for (end, value) in ends.iter_mut().zip(values) {
+            text.push_str(value.unwrap_or(""));
+            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        Profile {
+            text: text.into_boxed_str(),
+            ends,
+            managed,
+            overridden,
+            line: record.line,
+            columns: self.profile_columns.clone(),
+            override_at: in_effect
+                .filter(|_| overridden != 0)
+                .map(|o| o.origin.clone()),
+        }
     }
 }
 
 /// Parses a date written in `format` (strftime-style); `None` when it does not fit.
 pub fn parse_date(format: &str, text: &str) -> Option<Date> {
     jiff::fmt::strtime::parse(format, text).ok()?.to_date().ok()
-}
-
-enum Lookup {
-    Found(String, Provenance),
-    Reject,
-    Ignore,
-}
-
-fn lookup(table: &LookupTable, table_name: &str, code: &str) -> Lookup {
-    if let Some(group) = table.map.get(code) {
-        let at = table.origins.get(code).cloned().unwrap_or_default();
-        return Lookup::Found(
-            group.clone(),
-            Provenance::Mapping {
-                table: table_name.into(),
-                code: code.into(),
-                at,
-            },
-        );
-    }
-    match (table.unknown, &table.default) {
-        (UnknownCode::Default, Some(group)) => Lookup::Found(
-            group.clone(),
-            Provenance::Mapping {
-                table: table_name.into(),
-                code: code.into(),
-                at: table.default_origin.clone(),
-            },
-        ),
-        (UnknownCode::Ignore, _) => Lookup::Ignore,
-        _ => Lookup::Reject,
-    }
 }
 
 fn join_lines(lines: &[u64]) -> String {
@@ -680,4 +1129,169 @@ fn plausible_email(email: &str) -> bool {
         && !domain.ends_with('.')
         && !email.contains(char::is_whitespace)
         && !domain.contains('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigFiles, Revision, SourceFile};
+    use crate::hr::Layout;
+    use crate::rules::configured_fields;
+
+    const CONFIG: &str = r#"apiVersion: speakap-sync/v1
+kind: SyncConfig
+network: "0123456789abcdef"
+speakap: { url: "http://127.0.0.1:9" }
+source:
+  type: csv
+  path: hr.csv
+  date_format: "%Y-%m-%d"
+  columns: { xid: id, email: mail, last_name: name, job_title: job, locations: loc, departments: dep, end_date: end }
+---
+apiVersion: speakap-sync/v1
+kind: MappingRules
+business_units: { map: { N: North, S: South } }
+departments: { map: { "1": Bakery }, unknown: ignore }
+groups:
+  - { group: Managers, when: { field: job_title, matches: "Manager$" } }
+local_admins:
+  - { of: business_unit, when: { field: job_title, equals: Store Manager } }
+---
+apiVersion: speakap-sync/v1
+kind: Exclusions
+exclude:
+  - { xid: "17", reason: board member }
+  - { when: { field: job_title, equals: Contractor }, reason: not employed }
+---
+apiVersion: speakap-sync/v1
+kind: Overrides
+overrides:
+  - { xid: "5", reason: known by her maiden name, set: { last_name: Jansen }, add_groups: [Social] }
+  - { xid: "6", reason: ended trial, until: 2020-01-01, set: { last_name: Old } }
+"#;
+
+    fn config() -> Config {
+        crate::config::load(ConfigFiles {
+            repo_root: ".".into(),
+            config_dir: ".".into(),
+            prefix: String::new(),
+            revision: Revision::Commit {
+                id: "c0ffee".into(),
+            },
+            files: vec![SourceFile {
+                path: "sync.yaml".into(),
+                text: CONFIG.into(),
+            }],
+            uncommitted: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    /// Every kind of outcome, spread over the whole record so each chunk sees some.
+    fn snapshot(config: &Config, rows: usize) -> Snapshot {
+        let jobs = [
+            "Baker",
+            "Store Manager",
+            "Contractor",
+            "Driver",
+            "Area Manager",
+        ];
+        let records = (0..rows)
+            .map(|i| {
+                let xid = if i % 997 == 3 {
+                    "42".to_string()
+                } else {
+                    i.to_string()
+                };
+                let mail = match i % 1013 {
+                    7 => "not-an-address".to_string(),
+                    8 => "SHARED@example.com".to_string(),
+                    9 => "shared@example.com".to_string(),
+                    _ => format!("p{i}@example.com"),
+                };
+                let loc = ["N", "S", "N|S", "X"][i % 4].to_string();
+                let end = if i % 89 == 0 { "2021-05-01" } else { "" };
+                let values = [
+                    xid,
+                    mail,
+                    format!("Name{i}"),
+                    jobs[i % jobs.len()].to_string(),
+                    if i % 4 == 3 { "N".into() } else { loc },
+                    ["1", "2", ""][i % 3].to_string(),
+                    if i % 701 == 11 {
+                        "someday".into()
+                    } else {
+                        end.into()
+                    },
+                ];
+                Record::new(i as u64 + 2, values.to_vec())
+            })
+            .collect();
+        Snapshot::new(
+            "hr.csv".into(),
+            "0".repeat(64),
+            Layout::new(configured_fields(&config.sync)),
+            records,
+        )
+    }
+
+    #[test]
+    fn the_outcome_does_not_depend_on_the_number_of_threads() {
+        let config = config();
+        let snapshot = snapshot(&config, 30_000);
+        let today = jiff::civil::date(2026, 6, 1);
+        let one = resolve_on(&config, &snapshot, today, 1);
+        assert!(one.desired.len() > 20_000);
+        assert!(!one.skipped.is_empty() && !one.excluded.is_empty() && !one.ended.is_empty());
+        assert!(one.warnings.iter().any(|w| w.contains("expired")));
+        for workers in [2, 3, 7] {
+            let many = resolve_on(&config, &snapshot, today, workers);
+            let users = |r: &Resolution| {
+                r.desired
+                    .values()
+                    .map(|u| format!("{u:?}"))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(users(&one), users(&many), "{workers} workers");
+            assert_eq!(one.skipped, many.skipped);
+            assert_eq!(one.excluded, many.excluded);
+            assert_eq!(one.held, many.held);
+            assert_eq!(one.ended, many.ended);
+            assert_eq!(one.warnings, many.warnings);
+        }
+    }
+
+    #[test]
+    fn desired_users_are_found_by_xid_and_listed_in_xid_order() {
+        let config = config();
+        let resolution = resolve_on(
+            &config,
+            &snapshot(&config, 3_000),
+            jiff::civil::date(2026, 6, 1),
+            3,
+        );
+        let xids: Vec<&String> = resolution.desired.keys().collect();
+        assert!(xids.windows(2).all(|w| w[0] < w[1]));
+        let five = resolution.desired.get("5").unwrap();
+        assert_eq!(five.get(ProfileField::LastName), Some("Jansen"));
+        assert!(matches!(
+            five.profile.source(ProfileField::LastName),
+            Some(Provenance::Override { .. })
+        ));
+        assert!(five.memberships.contains("Social"));
+        assert_eq!(
+            resolution
+                .desired
+                .get("6")
+                .unwrap()
+                .get(ProfileField::LastName),
+            Some("Name6")
+        );
+        assert!(
+            resolution.desired.get("42").is_none(),
+            "duplicate XIDs are skipped"
+        );
+        assert!(resolution.desired.get("17").is_none(), "excluded");
+        assert!(!resolution.desired.contains_key("nobody"));
+    }
 }

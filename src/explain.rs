@@ -75,18 +75,16 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
     }
     if let Some(desired) = resolution.desired.get(xid) {
         let _ = writeln!(out, "Desired (from HR and the rules):");
-        for (field, value) in &desired.profile {
+        for (field, value) in desired.profile.iter() {
+            let from = desired.profile.source(field);
             let _ = writeln!(
                 out,
-                "  {}: {}  {}",
+                "  {}: {value}  {}",
                 field.name(),
-                value.value,
-                paint.dim(&value.from.to_string())
+                paint.dim(&from.map(|f| f.to_string()).unwrap_or_default())
             );
         }
-        let mut memberships: Vec<_> = desired.memberships.iter().collect();
-        memberships.sort_by_key(|(name, m)| (m.kind, name.as_str()));
-        for (name, m) in memberships {
+        for (name, m) in desired.memberships.iter() {
             let _ = writeln!(
                 out,
                 "  {} \"{name}\"  {}",

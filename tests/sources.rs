@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -221,10 +222,14 @@ fn a_non_utf8_file_with_a_utf8_only_encoding_is_refused_with_its_line() {
 // ---------------------------------------------------------------- Excel
 
 fn excel_source(sheet: Option<&str>) -> String {
+    excel_source_at("hr.xlsx", sheet)
+}
+
+fn excel_source_at(path: &str, sheet: Option<&str>) -> String {
     let sheet = sheet.map_or(String::new(), |s| format!("  sheet: {s}\n"));
     format!(
         "  type: excel
-  path: hr.xlsx
+  path: {path}
 {sheet}  date_format: \"%d-%m-%Y\"
   columns:
     xid: {{ name: Employee ID, type: text }}
@@ -352,6 +357,46 @@ fn an_xlsx_workbook_is_read_from_a_named_sheet_with_ids_and_dates_as_people_see_
     assert_eq!(sim.group_names(&anna), ["Bakery", "Store North"]);
     let sha = repo.state_file("apply.json").unwrap()["hr"]["sha256"].clone();
     assert_eq!(sha.as_str().unwrap().len(), 64);
+}
+
+/// The legacy .xls format (BIFF8), from a small committed fixture: no Rust crate writes it
+/// (`tests/fixtures/make_xls.py` made it).
+#[test]
+fn a_legacy_xls_workbook_is_read_like_an_xlsx_one() {
+    let sim = Sim::start(&seed());
+    let repo = repo_with(&sim, &excel_source_at("hr.xls", Some("Medewerkers")));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/medewerkers.xls");
+    std::fs::copy(fixture, repo.path().join("hr.xls")).unwrap();
+    repo.commit("xls export");
+    let dir = path_str(repo.path());
+    let output = run(
+        &["plan", "--repo", &dir, "--now", "2026-05-01"],
+        repo.path(),
+    );
+    let text = stdout(&output);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    for expected in [
+        "HR:     hr.xls (3 records",
+        "+ invite 000042 Anna Smit  (HR row 4)",
+        "+ invite 000043 Bert Bos  (HR row 5)",
+        "102 Carla Kok  invite on 2027-06-01  (HR row 6)",
+        "Plan: 2 to invite",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    assert!(!text.contains("102.0"), "{text}");
+
+    let explain = run(
+        &["explain", "000042", "--repo", &dir, "--now", "2026-05-01"],
+        repo.path(),
+    );
+    let explained = stdout(&explain);
+    assert!(
+        explained.contains("HR record: hr.xls [Medewerkers] row 4"),
+        "{explained}"
+    );
+    assert!(explained.contains("Department: 1\n"), "{explained}");
+    assert!(explained.contains("Start date: 01-03-2026"), "{explained}");
 }
 
 #[test]

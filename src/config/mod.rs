@@ -83,7 +83,7 @@ impl Loader<'_> {
 
     fn origin(&self, span: Span) -> Origin {
         Origin {
-            file: self.files[span.file].path.clone(),
+            file: self.files[span.file].path.as_str().into(),
             line: span.line,
         }
     }

@@ -29,7 +29,24 @@ pub fn parse(
     options: CsvOptions<'_>,
     layout: Layout,
 ) -> Result<Snapshot, Error> {
-    let sha256 = crate::digest::sha256_hex(bytes);
+    // The digest of a large export takes as long as parsing it: both at once.
+    std::thread::scope(|scope| {
+        let sha256 = scope.spawn(|| crate::digest::sha256_hex(bytes));
+        let parsed = parse_text(bytes, display, options, layout);
+        let sha256 = sha256
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        parsed.map(|(layout, records)| Snapshot::new(display.to_string(), sha256, layout, records))
+    })
+}
+
+/// The layout and the records of CSV bytes.
+fn parse_text(
+    bytes: &[u8],
+    display: &str,
+    options: CsvOptions<'_>,
+    layout: Layout,
+) -> Result<(Layout, Vec<Record>), Error> {
     let text = decode(bytes, display, options.encoding)?;
     let header_line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| {
         Error::input(format!(
@@ -99,7 +116,7 @@ pub fn parse(
         }
     }
     refuse_empty(display, &records)?;
-    Ok(Snapshot::new(display.to_string(), sha256, layout, records))
+    Ok((layout, records))
 }
 
 /// The line a record starts on. With CRLF line ends the csv crate places a record after the

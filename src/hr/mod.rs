@@ -70,7 +70,7 @@ pub struct Record {
     /// All values back to back; `ends[i]` is where value `i` ends. One allocation per row keeps a
     /// million-row export small.
     text: Box<str>,
-    ends: Box<[u32]>,
+    ends: Ends,
     /// Set when the row itself is malformed (for example a wrong number of fields).
     pub problem: Option<String>,
 }
@@ -80,10 +80,13 @@ impl Record {
         Record::from_values(line, values.iter().map(|v| v.as_ref()))
     }
 
-    /// Builds a record from values in layout order (each trimmed).
-    pub fn from_values<'a>(line: u64, values: impl Iterator<Item = &'a str>) -> Record {
-        let mut text = String::new();
-        let mut ends = Vec::new();
+    /// Builds a record from values in layout order (each trimmed), sized exactly up front.
+    pub fn from_values<'a>(line: u64, values: impl Iterator<Item = &'a str> + Clone) -> Record {
+        let (count, len) = values
+            .clone()
+            .fold((0, 0), |(count, len), v| (count + 1, len + v.trim().len()));
+        let mut text = String::with_capacity(len);
+        let mut ends = Ends::with_capacity(count);
         for value in values {
             text.push_str(value.trim());
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
@@ -91,17 +94,63 @@ impl Record {
         Record {
             line,
             text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
+            ends,
             problem: None,
         }
     }
 
     pub fn value(&self, slot: usize) -> &str {
-        let Some(&end) = self.ends.get(slot) else {
+        let ends = self.ends.as_slice();
+        let Some(&end) = ends.get(slot) else {
             return "";
         };
-        let start = if slot == 0 { 0 } else { self.ends[slot - 1] };
+        let start = if slot == 0 { 0 } else { ends[slot - 1] };
         self.text.get(start as usize..end as usize).unwrap_or("")
+    }
+}
+
+/// Where a record's values end: kept in the record itself for the usual handful of mapped
+/// columns, so a row costs one allocation (its text) rather than two.
+#[derive(Clone, Debug)]
+enum Ends {
+    Inline { len: u8, ends: [u32; INLINE_ENDS] },
+    Heap(Vec<u32>),
+}
+
+const INLINE_ENDS: usize = 14;
+
+impl Ends {
+    fn with_capacity(count: usize) -> Ends {
+        if count <= INLINE_ENDS {
+            Ends::Inline {
+                len: 0,
+                ends: [0; INLINE_ENDS],
+            }
+        } else {
+            Ends::Heap(Vec::with_capacity(count))
+        }
+    }
+
+    fn push(&mut self, end: u32) {
+        match self {
+            Ends::Inline { len, ends } if usize::from(*len) < INLINE_ENDS => {
+                ends[usize::from(*len)] = end;
+                *len += 1;
+            }
+            Ends::Inline { len, ends } => {
+                let mut heap = ends[..usize::from(*len)].to_vec();
+                heap.push(end);
+                *self = Ends::Heap(heap);
+            }
+            Ends::Heap(ends) => ends.push(end),
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Ends::Inline { len, ends } => &ends[..usize::from(*len)],
+            Ends::Heap(ends) => ends,
+        }
     }
 }
 
@@ -347,6 +396,16 @@ mod tests {
             (r.value(0), r.value(1), r.value(2), r.value(3)),
             ("a", "", "ccc", "")
         );
+    }
+
+    #[test]
+    fn records_with_many_columns_keep_every_value() {
+        let values: Vec<String> = (0..INLINE_ENDS + 6).map(|i| format!("v{i}")).collect();
+        let r = Record::new(2, values.clone());
+        for (slot, value) in values.iter().enumerate() {
+            assert_eq!(r.value(slot), value);
+        }
+        assert_eq!(r.value(values.len()), "");
     }
 
     #[test]

@@ -264,7 +264,7 @@ fn groups_of(user: &DesiredUser, kind: MembershipKind) -> BTreeSet<&str> {
     user.memberships
         .iter()
         .filter(|(_, m)| m.kind == kind)
-        .map(|(name, _)| name.as_str())
+        .map(|(name, _)| name)
         .collect()
 }
 
@@ -272,7 +272,7 @@ fn admin_of(user: &DesiredUser) -> BTreeSet<&str> {
     user.memberships
         .iter()
         .filter(|(_, m)| m.admin.is_some())
-        .map(|(name, _)| name.as_str())
+        .map(|(name, _)| name)
         .collect()
 }
 

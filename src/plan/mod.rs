@@ -290,7 +290,7 @@ struct AddressMoves {
 
 impl AddressMoves {
     fn new(
-        desired: &BTreeMap<String, DesiredUser>,
+        desired: &crate::desired::DesiredUsers,
         by_xid: &HashMap<&str, &ObservedUser>,
         by_email: &HashMap<String, Vec<&ObservedUser>>,
     ) -> AddressMoves {
@@ -403,7 +403,7 @@ fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
             continue;
         }
         let location = Location {
-            file: origin.file.clone(),
+            file: origin.file.to_string(),
             line: origin.line,
             column: 1,
         };
@@ -957,22 +957,22 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
         from: None,
         to: desired.xid.clone(),
     }];
-    for (field, value) in &desired.profile {
-        if !value.value.is_empty() {
+    for (field, value) in desired.profile.iter() {
+        if let Some(source) = desired.profile.source(field).filter(|_| !value.is_empty()) {
             changes.push(Change::SetProfile {
-                field: *field,
+                field,
                 from: String::new(),
-                to: value.value.clone(),
-                source: value.from.clone(),
+                to: value.to_string(),
+                source,
             });
         }
     }
-    for (name, m) in by_kind(desired) {
+    for (name, m) in desired.memberships.iter() {
         let group = groups
             .unique(name)
             .expect("check_groups verified every named group");
         changes.push(Change::AddMembership {
-            group: name.clone(),
+            group: name.to_string(),
             group_eid: group.eid.clone(),
             kind: m.kind,
             admin: m.admin.is_some(),
@@ -1018,17 +1018,10 @@ fn primary_business_unit(
     let current = existing.and_then(|e| e.primary_business_unit.as_deref());
     (current != Some(group.eid.as_str())).then(|| Change::SetPrimaryBusinessUnit {
         from: current.map(|eid| groups.name_of(eid)),
-        to: wanted.value.clone(),
+        to: wanted.value.to_string(),
         group_eid: group.eid.clone(),
         source: wanted.from.clone(),
     })
-}
-
-/// Memberships in the order people read them: business units, departments, then groups.
-fn by_kind(desired: &DesiredUser) -> Vec<(&String, &crate::desired::DesiredMembership)> {
-    let mut memberships: Vec<_> = desired.memberships.iter().collect();
-    memberships.sort_by_key(|(name, m)| (m.kind, name.as_str()));
-    memberships
 }
 
 /// Changes that make `existing` match `desired`. `link` is `Some(old XID)` when the account is
@@ -1053,33 +1046,33 @@ fn diff(
             to: xid.to_string(),
         });
     }
-    for (field, value) in &desired.profile {
-        let current = existing.get(*field);
-        let same = if *field == ProfileField::Email {
-            current.eq_ignore_ascii_case(&value.value)
+    for (field, value) in desired.profile.iter() {
+        let current = existing.get(field);
+        let same = if field == ProfileField::Email {
+            current.eq_ignore_ascii_case(value)
         } else {
-            current == value.value
+            current == value
         };
         let kept_by = address_moves.blocked_by.get(&existing.eid);
-        if let (false, ProfileField::Email, Some(owner)) = (same, *field, kept_by) {
+        if let (false, ProfileField::Email, Some(owner)) = (same, field, kept_by) {
             warnings.push(format!(
                 "XID {xid}: email address not changed to {}: account {owner} keeps it; resolve the duplicate in Speakap",
-                mask_email(&value.value),
+                mask_email(value),
             ));
             continue;
         }
-        if !same {
+        if let Some(source) = desired.profile.source(field).filter(|_| !same) {
             changes.push(Change::SetProfile {
-                field: *field,
+                field,
                 from: current.to_string(),
-                to: value.value.clone(),
-                source: value.from.clone(),
+                to: value.to_string(),
+                source,
             });
         }
     }
 
     let mut desired_eids = BTreeSet::new();
-    for (name, m) in by_kind(desired) {
+    for (name, m) in desired.memberships.iter() {
         let group = groups
             .unique(name)
             .expect("check_groups verified every named group");
@@ -1087,7 +1080,7 @@ fn diff(
         let want_admin = m.admin.is_some();
         match existing.groups.get(&group.eid) {
             None => changes.push(Change::AddMembership {
-                group: name.clone(),
+                group: name.to_string(),
                 group_eid: group.eid.clone(),
                 kind: m.kind,
                 admin: want_admin,
@@ -1097,14 +1090,14 @@ fn diff(
                 let is_admin = membership.role == "admin";
                 if want_admin && !is_admin {
                     changes.push(Change::SetGroupAdmin {
-                        group: name.clone(),
+                        group: name.to_string(),
                         group_eid: group.eid.clone(),
                         admin: true,
                         source: m.admin.clone(),
                     });
                 } else if !want_admin && is_admin && ledger.granted_admin_of(xid, &group.eid) {
                     changes.push(Change::SetGroupAdmin {
-                        group: name.clone(),
+                        group: name.to_string(),
                         group_eid: group.eid.clone(),
                         admin: false,
                         source: None,

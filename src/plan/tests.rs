@@ -328,7 +328,7 @@ fn new_people_are_invited_with_their_groups_and_admin_rights() {
         kind: crate::desired::MembershipKind::BusinessUnit,
         admin: true,
         source: Provenance::Rule {
-            list: "local_admins".into(),
+            list: crate::desired::RuleList::LocalAdmins,
             at: Origin {
                 file: "sync.yaml".into(),
                 line: 19
