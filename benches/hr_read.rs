@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod support;
+
 use speakap_sync::config::{self, ConfigFiles, Revision, SourceFile};
 use speakap_sync::hr::{self, CsvOptions, Layout};
 use speakap_sync::rules::configured_columns;
@@ -101,15 +103,6 @@ fn generate_csv(path: &Path, rows: usize) {
     }
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// Runs one phase in this process and prints `seconds peak_mib detail`.
 fn phase(name: &str, path: &Path) {
     let started = Instant::now();
@@ -162,7 +155,7 @@ fn phase(name: &str, path: &Path) {
         }
         other => panic!("unknown phase {other}"),
     };
-    println!("{seconds:.3} {:.0} {detail}", peak_rss_mib());
+    println!("{seconds:.3} {:.0} {detail}", support::peak_mib("self"));
 }
 
 fn in_child(name: &str, path: &Path) -> (f64, f64, String) {

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use clap::Parser;
 use serde_json::Value;
 
@@ -282,16 +284,6 @@ impl Repo {
 
 // ---- processes ---------------------------------------------------------------------------------
 
-/// Peak resident memory of a process, from /proc/PID/status.
-fn peak_mib(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// A `speakap-sim serve` process on 127.0.0.1; killed on drop.
 struct Sim {
     child: Child,
@@ -327,7 +319,7 @@ impl Sim {
     }
 
     fn peak_mib(&self) -> f64 {
-        peak_mib(&self.child.id().to_string())
+        support::peak_mib(&self.child.id().to_string())
     }
 
     fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -454,7 +446,7 @@ fn plan_phase(repo: &str, out: &str) {
     eprintln!(
         "MEASURED {:.2} {:.0}",
         started.elapsed().as_secs_f64(),
-        peak_mib("self")
+        support::peak_mib("self")
     );
 }
 
@@ -476,7 +468,7 @@ fn fetch_phase(url: &str) {
     eprintln!(
         "MEASURED {:.2} {:.0}",
         started.elapsed().as_secs_f64(),
-        peak_mib("self")
+        support::peak_mib("self")
     );
 }
 
