@@ -207,6 +207,7 @@ impl Connection {
                         seed: Some(seed),
                         faults: Default::default(),
                         fault_seed: 0,
+                        max_page_size: sim::DEFAULT_MAX_PAGE_SIZE,
                     },
                 )
                 .await
@@ -233,7 +234,8 @@ impl Connection {
             &settings.api_version,
             settings.requests_per_second,
         )?
-        .with_concurrency(settings.concurrency as usize);
+        .with_concurrency(settings.concurrency as usize)
+        .with_page_size(settings.page_size as usize);
         Ok(Connection { client, embedded })
     }
 
@@ -269,15 +271,25 @@ async fn gather(
     let today = today(run.now, &config.sync.policy.timezone.0)?;
     // The network is fetched while the HR record is read and resolved: the one mostly waits on
     // the API, the other keeps a core busy (resolve runs on a blocking thread for that).
+    let started = std::time::Instant::now();
     let fetch = async {
-        speakap::fetch(&connection.client)
-            .await
-            .map_err(Error::from)
+        let observed = speakap::fetch(&connection.client).await?;
+        tracing::debug!(
+            "network fetched: {} accounts in {:.2} s",
+            observed.users.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok::<_, Error>(observed)
     };
     let desired = async move {
         let snapshot = read_hr(&config, run.hr.as_deref()).await?;
         tokio::task::spawn_blocking(move || {
             let resolution = resolve(&config, &snapshot, today);
+            tracing::debug!(
+                "HR record read and resolved: {} records in {:.2} s",
+                snapshot.records.len(),
+                started.elapsed().as_secs_f64()
+            );
             let hr = snapshot.info();
             (config, hr, keep_records.then_some(snapshot), resolution)
         })
@@ -327,7 +339,9 @@ async fn planned(
     let result = gather(config, run, &connection, keep_records).await;
     connection.close().await?;
     let inputs = result?;
+    let started = std::time::Instant::now();
     let plan = make_plan(&inputs)?;
+    tracing::debug!("planned in {:.2} s", started.elapsed().as_secs_f64());
     Ok((inputs, plan))
 }
 
@@ -339,8 +353,10 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     };
 
     if let Some(path) = &args.out {
+        let started = std::time::Instant::now();
         std::fs::write(path, render::json(&plan, impact.as_ref()))
             .map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
+        tracing::debug!("plan written in {:.2} s", started.elapsed().as_secs_f64());
     }
     let markdown = |limit: usize, marker: Option<&str>| {
         let options = MarkdownOptions {

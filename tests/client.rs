@@ -29,6 +29,7 @@ async fn start(users: usize) -> sim::RunningSim {
         seed: Some(seed),
         faults: Default::default(),
         fault_seed: 0,
+        max_page_size: sim::DEFAULT_MAX_PAGE_SIZE,
     };
     sim::start(([127, 0, 0, 1], 0).into(), config)
         .await
@@ -151,6 +152,7 @@ async fn the_simulator_keeps_its_network_in_the_state_file() {
         seed: None,
         faults: Default::default(),
         fault_seed: 0,
+        max_page_size: sim::DEFAULT_MAX_PAGE_SIZE,
     };
     let running = sim::start(([127, 0, 0, 1], 0).into(), config.clone())
         .await
@@ -189,6 +191,7 @@ async fn an_invite_answered_429_is_sent_again_without_lookups() {
             ..Default::default()
         },
         fault_seed: 0,
+        max_page_size: sim::DEFAULT_MAX_PAGE_SIZE,
     };
     let running = sim::start(([127, 0, 0, 1], 0).into(), config)
         .await

@@ -145,6 +145,7 @@ fn check(
                 seed: Some(seed),
                 faults: Default::default(),
                 fault_seed: 0,
+                max_page_size: sim::DEFAULT_MAX_PAGE_SIZE,
             },
         )
         .await

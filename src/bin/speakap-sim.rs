@@ -59,6 +59,9 @@ struct ServeArgs {
     /// Seed for the fault dice, so a faulty run can be repeated.
     #[arg(long, default_value_t = 0)]
     fault_seed: u64,
+    /// The most items a listing page holds, whatever `limit` asks for.
+    #[arg(long, default_value_t = sim::DEFAULT_MAX_PAGE_SIZE)]
+    max_page_size: usize,
 }
 
 #[tokio::main]
@@ -99,6 +102,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         seed,
         faults,
         fault_seed: args.fault_seed,
+        max_page_size: args.max_page_size,
     };
     let running = sim::start(args.addr, config)
         .await

@@ -60,6 +60,12 @@ pub struct SpeakapSettings {
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 64))]
     pub concurrency: u32,
+    /// How many users or groups one listing request asks for when the network is read. The API
+    /// may serve fewer per page (its cap is not documented); the client then follows what it is
+    /// given. A large network is read in total ÷ page size requests at `requests_per_second`.
+    #[serde(default = "default_listing_page_size")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub page_size: u32,
     /// Only with `url: embedded`: where the simulator's network comes from and where it is kept.
     #[serde(default)]
     pub embedded: Option<EmbeddedSimulator>,
@@ -76,6 +82,9 @@ fn default_api_version() -> String {
 }
 fn default_rps() -> u32 {
     10
+}
+fn default_listing_page_size() -> u32 {
+    crate::speakap::DEFAULT_PAGE_SIZE as u32
 }
 fn default_concurrency() -> u32 {
     8

@@ -6,7 +6,10 @@ pub mod markdown;
 pub mod render;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash: these maps hold a million addresses and XIDs, hashed once per person each.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -290,16 +293,13 @@ struct AddressMoves {
 }
 
 impl AddressMoves {
-    fn new(
-        desired: &crate::desired::DesiredUsers,
-        by_xid: &HashMap<&str, &ObservedUser>,
+    fn new<'a>(
+        known: impl Iterator<Item = (&'a DesiredUser, &'a ObservedUser)>,
         by_email: &HashMap<Cow<'_, str>, Vec<&ObservedUser>>,
     ) -> AddressMoves {
         // Account EID → the address it wants, for accounts whose address changes.
-        let wanted: HashMap<&str, String> = desired
-            .values()
-            .filter_map(|d| {
-                let account = by_xid.get(d.xid.as_str())?;
+        let wanted: HashMap<&str, String> = known
+            .filter_map(|(d, account)| {
                 let target = case_folded(d.get(ProfileField::Email)?);
                 (case_folded(account.get(ProfileField::Email)) != target)
                     .then(|| (account.eid.as_str(), target.into_owned()))
@@ -494,19 +494,32 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         .collect();
     warnings.extend(resolution.warnings.iter().cloned());
 
-    let by_xid: HashMap<&str, &ObservedUser> = observed
-        .users
-        .iter()
-        .filter_map(|u| u.xid.as_deref().map(|x| (x, u)))
-        .collect();
-    let mut by_email: HashMap<Cow<str>, Vec<&ObservedUser>> = HashMap::new();
+    let mut by_xid: HashMap<&str, &ObservedUser> = HashMap::with_capacity(observed.users.len());
+    let mut by_email: HashMap<Cow<str>, Vec<&ObservedUser>> =
+        HashMap::with_capacity(observed.users.len());
     for u in &observed.users {
+        if let Some(xid) = u.xid.as_deref() {
+            by_xid.insert(xid, u);
+        }
         let email = u.get(ProfileField::Email);
         if !email.is_empty() {
             by_email.entry(case_folded(email)).or_default().push(u);
         }
     }
-    let address_moves = AddressMoves::new(&resolution.desired, &by_xid, &by_email);
+    // Each desired person's account by XID, looked up once: a million lookups are felt.
+    let accounts: Vec<Option<&ObservedUser>> = resolution
+        .desired
+        .values()
+        .map(|d| by_xid.get(d.xid.as_str()).copied())
+        .collect();
+    let known = || {
+        resolution
+            .desired
+            .values()
+            .zip(&accounts)
+            .filter_map(|(d, a)| a.map(|a| (d, a)))
+    };
+    let address_moves = AddressMoves::new(known(), &by_email);
     let network = Network {
         groups: &groups,
         ledger,
@@ -551,57 +564,61 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         };
 
     // Accounts known by XID first: their email changes may free addresses for the others.
-    for desired in resolution.desired.values() {
-        if let Some(existing) = by_xid.get(desired.xid.as_str()) {
-            if existing.suspended {
-                if let Some(since) = ledger.suspended_since(&desired.xid) {
-                    let changes = diff(desired, existing, &network, None, &mut warnings);
-                    let reason = format!("back in the HR record; suspended since {since}");
-                    users.push(user_plan(
-                        desired,
-                        existing,
-                        UserAction::Restore,
-                        changes,
-                        Some(reason),
-                    ));
-                } else {
-                    unmanaged.push(Unmanaged {
-                        xid: desired.xid.clone(),
-                        eid: existing.eid.clone(),
-                        reason: "suspended outside the sync: reactivate it in Speakap if that was a mistake".into(),
-                    });
-                }
-                continue;
-            }
-            let changes = diff(desired, existing, &network, None, &mut warnings);
-            if !changes.is_empty() {
+    for (desired, existing) in known() {
+        if existing.suspended {
+            if let Some(since) = ledger.suspended_since(&desired.xid) {
+                let changes = diff(desired, existing, &network, None, &mut warnings);
+                let reason = format!("back in the HR record; suspended since {since}");
                 users.push(user_plan(
                     desired,
                     existing,
-                    UserAction::Update,
+                    UserAction::Restore,
                     changes,
-                    None,
+                    Some(reason),
                 ));
+            } else {
+                unmanaged.push(Unmanaged {
+                    xid: desired.xid.clone(),
+                    eid: existing.eid.clone(),
+                    reason:
+                        "suspended outside the sync: reactivate it in Speakap if that was a mistake"
+                            .into(),
+                });
             }
             continue;
+        }
+        let changes = diff(desired, existing, &network, None, &mut warnings);
+        if !changes.is_empty() {
+            users.push(user_plan(
+                desired,
+                existing,
+                UserAction::Update,
+                changes,
+                None,
+            ));
         }
     }
     // Addresses as they will be once those changes are applied (apply updates accounts before
     // it invites anyone), so that a joiner can take an address another account gives up.
     // Kept as the changes to `by_email` (a few) rather than a copy of it (a million).
-    let by_eid: HashMap<&str, &ObservedUser> =
-        observed.users.iter().map(|u| (u.eid.as_str(), u)).collect();
+    let new_addresses: HashMap<&str, &str> = users
+        .iter()
+        .flat_map(|user| {
+            user.changes.iter().filter_map(|change| match change {
+                Change::SetProfile {
+                    field: ProfileField::Email,
+                    to,
+                    ..
+                } => Some((user.eid.as_deref()?, to.as_str())),
+                _ => None,
+            })
+        })
+        .collect();
     let mut moving: HashSet<&str> = HashSet::new();
     let mut arriving: HashMap<String, Vec<&ObservedUser>> = HashMap::new();
-    for user in &users {
-        for change in &user.changes {
-            if let Change::SetProfile {
-                field: ProfileField::Email,
-                to,
-                ..
-            } = change
-                && let Some(account) = user.eid.as_deref().and_then(|e| by_eid.get(e).copied())
-            {
+    if !new_addresses.is_empty() {
+        for account in &observed.users {
+            if let Some(to) = new_addresses.get(account.eid.as_str()) {
                 moving.insert(account.eid.as_str());
                 arriving.entry(to.to_lowercase()).or_default().push(account);
             }
@@ -618,10 +635,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
             .copied()
             .collect()
     };
-    for desired in resolution.desired.values() {
-        if by_xid.contains_key(desired.xid.as_str()) {
-            continue;
-        }
+    let unknown = resolution
+        .desired
+        .values()
+        .zip(&accounts)
+        .filter_map(|(d, a)| a.is_none().then_some(d));
+    for desired in unknown {
         let email = desired
             .get(ProfileField::Email)
             .unwrap_or_default()
@@ -1048,6 +1067,7 @@ fn diff(
     } = network;
     let xid = desired.xid.as_str();
     let mut changes = Vec::new();
+    let kept_by = address_moves.blocked_by.get(&existing.eid);
     if let Some(from) = link {
         changes.push(Change::SetXid {
             from,
@@ -1061,7 +1081,6 @@ fn diff(
         } else {
             current == value
         };
-        let kept_by = address_moves.blocked_by.get(&existing.eid);
         if let (false, ProfileField::Email, Some(owner)) = (same, field, kept_by) {
             warnings.push(format!(
                 "XID {xid}: email address not changed to {}: account {owner} keeps it; resolve the duplicate in Speakap",

@@ -40,13 +40,21 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Seed of the fault dice, so a faulty run can be repeated.
     pub fault_seed: u64,
+    /// The most items one page of a listing holds, whatever `limit` asks for
+    /// ([`DEFAULT_MAX_PAGE_SIZE`] unless set).
+    pub max_page_size: usize,
 }
+
+/// The most items a page holds unless configured: the Speakap documentation does not give the
+/// API's cap, so the simulator keeps a small one and clients must follow shorter pages.
+pub const DEFAULT_MAX_PAGE_SIZE: usize = 100;
 
 struct Shared {
     network: Mutex<Network>,
     token: String,
     state_file: Option<PathBuf>,
     faults: faults::FaultState,
+    max_page_size: usize,
     /// Held while the state file is written: the periodic writer may still be busy when
     /// shutdown writes the final state.
     writing: Mutex<()>,
@@ -129,6 +137,7 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
         token: config.token,
         state_file: config.state_file,
         faults: faults::FaultState::new(config.faults, config.fault_seed),
+        max_page_size: config.max_page_size.max(1),
         writing: Mutex::new(()),
     });
     let listener = tokio::net::TcpListener::bind(addr)
@@ -342,9 +351,6 @@ fn default_limit() -> usize {
     25
 }
 
-/// The API serves at most this many items per page.
-const MAX_LIMIT: usize = 100;
-
 type App = State<Arc<Shared>>;
 
 fn with_network<T>(
@@ -358,20 +364,31 @@ fn with_network<T>(
 async fn list_users(
     State(shared): App,
     Query(paging): Query<Paging>,
-) -> Result<Json<wire::UsersPage>, SimError> {
-    let limit = paging.limit.clamp(1, MAX_LIMIT);
+) -> Result<Response, SimError> {
+    let limit = paging.limit.clamp(1, shared.max_page_size);
     let embed = paging
         .embed
         .as_deref()
         .is_some_and(|e| e.split(',').any(|p| p == "memberships"));
-    with_network(&shared, |n| {
-        let (total, users) = n.users_page(paging.offset, limit, embed, paging.email.as_deref());
-        Ok(Json(wire::UsersPage {
+    let offset = paging.offset;
+    fn page<U: serde::Serialize>(
+        offset: usize,
+        limit: usize,
+        (total, users): (usize, Vec<U>),
+    ) -> Response {
+        Json(wire::UsersPage {
             total,
-            offset: paging.offset,
+            offset,
             limit,
             embedded: wire::EmbeddedUsers { users },
-        }))
+        })
+        .into_response()
+    }
+    with_network(&shared, |n| {
+        Ok(match (embed, paging.email.as_deref()) {
+            (true, None) => page(offset, limit, n.listing_page(offset, limit)),
+            (embed, email) => page(offset, limit, n.users_page(offset, limit, embed, email)),
+        })
     })
 }
 
@@ -445,7 +462,7 @@ async fn list_groups(
     State(shared): App,
     Query(paging): Query<Paging>,
 ) -> Result<Json<wire::GroupsPage>, SimError> {
-    let limit = paging.limit.clamp(1, MAX_LIMIT);
+    let limit = paging.limit.clamp(1, shared.max_page_size);
     with_network(&shared, |n| {
         let (total, groups) = n.groups_page(paging.offset, limit);
         Ok(Json(wire::GroupsPage {

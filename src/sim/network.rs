@@ -1,8 +1,14 @@
 //! The simulated network: users, groups and memberships, with the API's rules.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash: every request looks users and memberships up by EID, a million of them at scale.
+use foldhash::{HashMap, HashMapExt};
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::speakap::wire;
 
@@ -89,6 +95,10 @@ struct Index {
     /// EIDs of the active users in order, for paging; dropped when users come or go and rebuilt
     /// by the next listing (a listing seldom follows each single change).
     active: Option<Vec<String>>,
+    /// Each active user's JSON with memberships embedded, in `active` order: listing an unchanged
+    /// network copies these out instead of building a million users again. Dropped by every
+    /// change; built by the next full listing.
+    listing: Option<Vec<Arc<RawValue>>>,
 }
 
 fn index_remove(map: &mut HashMap<String, BTreeSet<String>>, key: &str, eid: &str) {
@@ -239,7 +249,7 @@ impl Network {
                 set.remove(eid);
             }
         }
-        self.dirty = true;
+        self.changed();
     }
 
     fn memberships_of(&self, user: &str) -> impl Iterator<Item = &SimMembership> {
@@ -249,6 +259,12 @@ impl Network {
             .into_iter()
             .flatten()
             .filter_map(|eid| self.memberships.get(eid))
+    }
+
+    /// Marks the network changed: to be saved, and listed afresh.
+    fn changed(&mut self) {
+        self.dirty = true;
+        self.index.listing = None;
     }
 
     /// Whether anything changed since the last call.
@@ -346,7 +362,7 @@ impl Network {
             .or_default()
             .insert(eid.clone());
         self.memberships.insert(eid, membership.clone());
-        self.dirty = true;
+        self.changed();
         membership
     }
 
@@ -413,12 +429,7 @@ impl Network {
                 &filtered
             }
             None => {
-                if self.index.active.is_none() {
-                    let active = self.users.values().filter(|u| !u.deleted);
-                    let mut active: Vec<String> = active.map(|u| u.eid.clone()).collect();
-                    active.sort_unstable();
-                    self.index.active = Some(active);
-                }
+                self.build_active();
                 self.index.active.as_deref().unwrap_or_default()
             }
         };
@@ -430,6 +441,36 @@ impl Network {
             .map(|u| self.to_wire(u, embed))
             .collect();
         (matching.len(), page)
+    }
+
+    fn build_active(&mut self) {
+        if self.index.active.is_none() {
+            let active = self.users.values().filter(|u| !u.deleted);
+            let mut active: Vec<String> = active.map(|u| u.eid.clone()).collect();
+            active.sort_unstable();
+            self.index.active = Some(active);
+        }
+    }
+
+    /// A page of the full listing with memberships embedded, as JSON held since the last change.
+    pub fn listing_page(&mut self, offset: usize, limit: usize) -> (usize, Vec<Arc<RawValue>>) {
+        if self.index.listing.is_none() {
+            self.build_active();
+            let active = self.index.active.as_deref().unwrap_or_default();
+            let listing = active
+                .iter()
+                .filter_map(|eid| self.users.get(eid))
+                .map(|u| {
+                    let json = serde_json::to_string(&self.to_wire(u, true))
+                        .expect("a simulated user serializes");
+                    Arc::from(RawValue::from_string(json).expect("serde_json wrote JSON"))
+                })
+                .collect();
+            self.index.listing = Some(listing);
+        }
+        let listing = self.index.listing.as_deref().unwrap_or_default();
+        let page = listing.iter().skip(offset).take(limit).cloned().collect();
+        (listing.len(), page)
     }
 
     pub fn user(&self, eid: &str, embed: bool) -> Result<wire::User, SimError> {
@@ -465,7 +506,7 @@ impl Network {
             group_type: group_type.to_string(),
         };
         self.groups.insert(eid, group.clone());
-        self.dirty = true;
+        self.changed();
         Ok(group)
     }
 
@@ -641,7 +682,7 @@ impl Network {
             user.email_addresses.insert(0, email);
         }
         self.index_user(eid);
-        self.dirty = true;
+        self.changed();
         Ok(())
     }
 
@@ -711,7 +752,7 @@ impl Network {
                 .expect("checked above")
                 .role = role.clone();
         }
-        self.dirty = true;
+        self.changed();
         Ok(())
     }
 
@@ -743,7 +784,7 @@ impl Network {
             )));
         }
         user.suspended_at = Some(now);
-        self.dirty = true;
+        self.changed();
         Ok(())
     }
 
@@ -761,7 +802,7 @@ impl Network {
             ))),
             Some(_) => {
                 user.suspended_at = None;
-                self.dirty = true;
+                self.changed();
                 Ok(())
             }
         }
@@ -805,7 +846,7 @@ impl Network {
         if let Some(u) = self.users.get_mut(&user) {
             u.deleted = true;
         }
-        self.dirty = true;
+        self.changed();
         Ok(())
     }
 }

@@ -26,8 +26,8 @@ use super::wire::{
     self, Group, InviteRequest, InviteResponse, InviteResult, Invitee, Membership, User, UserUpdate,
 };
 
-/// Users and groups are listed in pages of this size.
-const PAGE_SIZE: usize = 100;
+/// Users and groups are asked for in pages of this size unless configured (`speakap.page_size`).
+pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// The API accepts at most this many invitees per call.
 pub const MAX_INVITES_PER_CALL: usize = 1000;
 /// Attempts per request, the first included.
@@ -124,6 +124,7 @@ pub struct Client {
     /// Retries made so far, by all clones (reported by apply).
     retries: Arc<AtomicU64>,
     concurrency: usize,
+    page_size: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -189,12 +190,19 @@ impl Client {
             )),
             retries: Arc::default(),
             concurrency: 4,
+            page_size: DEFAULT_PAGE_SIZE,
         })
     }
 
     /// How many requests may be under way at once (pages fetched in parallel).
     pub fn with_concurrency(mut self, concurrency: usize) -> Client {
         self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How many items a listing page is asked for (the API may serve fewer).
+    pub fn with_page_size(mut self, page_size: usize) -> Client {
+        self.page_size = page_size.max(1);
         self
     }
 
@@ -243,7 +251,10 @@ impl Client {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = response.text().await.map_err(unreachable)?;
+        // Not `text()`: that copies a valid UTF-8 body once more, and pages are megabytes.
+        let body = response.bytes().await.map_err(unreachable)?;
+        let text = String::from_utf8(body.into())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if status.is_success() {
             return Ok(text);
         }
@@ -390,15 +401,15 @@ impl Client {
 
     /// Every user, each turned into a `T` as their page arrives: a large network is then never
     /// held both as wire users and as `T`s.
-    pub async fn list_users_as<T>(
+    pub async fn list_users_as<T: Send + 'static>(
         &self,
-        convert: impl Fn(User) -> T + Sync,
+        convert: impl Fn(User) -> T + Send + Sync + 'static,
     ) -> Result<Vec<T>, ApiError> {
         let path = self.path("users/");
         self.paged(
-            &path,
+            path,
             &[("embed", "memberships")],
-            |page: wire::UsersPage| {
+            move |page: wire::UsersPage| {
                 let users = page.embedded.users.into_iter().map(&convert).collect();
                 (page.total, users)
             },
@@ -408,40 +419,59 @@ impl Client {
 
     pub async fn list_groups(&self) -> Result<Vec<Group>, ApiError> {
         let path = self.path("groups/");
-        self.paged(&path, &[], |page: wire::GroupsPage| {
+        self.paged(path, &[], |page: wire::GroupsPage| {
             (page.total, page.embedded.groups)
         })
         .await
     }
 
-    /// Reads the first page, then the rest concurrently once `total` is known. A collection that
-    /// grows while it is read is read again from where it ended, at most a bounded number of times.
-    async fn paged<P: DeserializeOwned, T>(
+    /// Reads the first page, then the rest concurrently once `total` is known. The API may serve
+    /// fewer items than asked for: the first page's length is then the step between offsets. A
+    /// collection that grows while it is read is read again from where it ended, at most a
+    /// bounded number of times.
+    ///
+    /// Each page is fetched and decoded in a task of its own, so that decoding a large network
+    /// uses every core rather than the one awaiting the listing.
+    async fn paged<P, T>(
         &self,
-        path: &str,
-        query: &[(&str, &str)],
-        split: impl Fn(P) -> (usize, Vec<T>) + Sync,
-    ) -> Result<Vec<T>, ApiError> {
+        path: String,
+        query: &'static [(&'static str, &'static str)],
+        split: impl Fn(P) -> (usize, Vec<T>) + Send + Sync + 'static,
+    ) -> Result<Vec<T>, ApiError>
+    where
+        P: DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+    {
+        let split = Arc::new(split);
+        let path = Arc::<str>::from(path);
         let page = |offset: usize| {
-            let split = &split;
-            async move {
+            let (client, split, path) = (self.clone(), split.clone(), path.clone());
+            let task = tokio::spawn(async move {
                 let offset = offset.to_string();
-                let limit = PAGE_SIZE.to_string();
-                let page: P = self
-                    .send(Method::GET, path, |r| {
+                let limit = client.page_size.to_string();
+                let page: P = client
+                    .send(Method::GET, &path, |r| {
                         r.query(query)
                             .query(&[("offset", offset.as_str()), ("limit", limit.as_str())])
                     })
                     .await?;
                 Ok::<_, ApiError>(split(page))
+            });
+            async move {
+                task.await
+                    .map_err(|e| protocol("GET", "listing", format!("page task failed: {e}")))?
             }
         };
         let (total, mut items) = page(0).await?;
+        let step = match items.len() {
+            0 => self.page_size,
+            served => served.min(self.page_size),
+        };
         for _ in 0..3 {
             if items.len() >= total {
                 break;
             }
-            let offsets: Vec<usize> = (items.len()..total).step_by(PAGE_SIZE).collect();
+            let offsets: Vec<usize> = (items.len()..total).step_by(step).collect();
             let mut pages: Vec<(usize, Vec<T>)> = futures_util::stream::iter(offsets)
                 .map(|offset| async move { page(offset).await.map(|(_, items)| (offset, items)) })
                 .buffer_unordered(self.concurrency)

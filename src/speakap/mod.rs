@@ -4,7 +4,7 @@ mod client;
 mod small_map;
 pub mod wire;
 
-pub use client::{ApiError, Client, MAX_INVITES_PER_CALL};
+pub use client::{ApiError, Client, DEFAULT_PAGE_SIZE, MAX_INVITES_PER_CALL};
 pub use small_map::SmallMap;
 
 use crate::desired::ProfileField;

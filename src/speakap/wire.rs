@@ -97,18 +97,19 @@ pub struct Group {
 }
 
 /// A page of the users collection (HAL): `{"total", "offset", "limit", "_embedded": {"users": [...]}}`.
+/// The simulator also serves pages of users it holds as JSON already (`U = Arc<RawValue>`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct UsersPage {
+pub struct UsersPage<U = User> {
     pub total: usize,
     pub offset: usize,
     pub limit: usize,
     #[serde(rename = "_embedded")]
-    pub embedded: EmbeddedUsers,
+    pub embedded: EmbeddedUsers<U>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EmbeddedUsers {
-    pub users: Vec<User>,
+pub struct EmbeddedUsers<U = User> {
+    pub users: Vec<U>,
 }
 
 /// A page of the groups collection (HAL).
