@@ -45,7 +45,7 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         Some("plan-phase") => plan_phase(&args[1], &args[2]),
-        Some("fetch-phase") => fetch_phase(&args[1]),
+        Some("fetch-phase") => fetch_phase(&args[1], args[2].parse().unwrap()),
         Some("plan") => plan_bench(&numbers(1, &[100_000, 1_000_000])),
         Some("apply") => apply_bench(numbers(1, &[10_000])[0]),
         Some("chaos") => {
@@ -174,7 +174,7 @@ fn write_seed(path: &Path, users: usize) {
     out.flush().unwrap();
 }
 
-fn sync_yaml(url: &str, requests_per_second: u32, concurrency: u32) -> String {
+fn sync_yaml(url: &str, requests_per_second: u32, concurrency: u32, page_size: usize) -> String {
     format!(
         r#"apiVersion: speakap-sync/v1
 kind: SyncConfig
@@ -183,6 +183,7 @@ speakap:
   url: {url}
   requests_per_second: {requests_per_second}
   concurrency: {concurrency}
+  page_size: {page_size}
 source:
   type: csv
   path: hr.csv
@@ -220,7 +221,7 @@ struct Repo {
 }
 
 impl Repo {
-    fn new(url: &str, requests_per_second: u32, concurrency: u32) -> Repo {
+    fn new(url: &str, requests_per_second: u32, concurrency: u32, page_size: usize) -> Repo {
         let dir = tempfile::tempdir().unwrap();
         let git = git2::Repository::init(dir.path()).unwrap();
         let mut config = git.config().unwrap();
@@ -229,7 +230,7 @@ impl Repo {
         let repo = Repo { dir, git };
         std::fs::write(
             repo.path().join("sync.yaml"),
-            sync_yaml(url, requests_per_second, concurrency),
+            sync_yaml(url, requests_per_second, concurrency, page_size),
         )
         .unwrap();
         std::fs::write(repo.path().join("rules.yaml"), rules_yaml()).unwrap();
@@ -452,11 +453,12 @@ fn plan_phase(repo: &str, out: &str) {
 
 /// In a child process: only the fetch of the network, as the plan does it. Prints
 /// `MEASURED seconds peak_mib`.
-fn fetch_phase(url: &str) {
+fn fetch_phase(url: &str, page_size: usize) {
     let started = Instant::now();
     let client = speakap_sync::speakap::Client::new(url, NETWORK, TOKEN, "1.8.2", 1000)
         .unwrap()
-        .with_concurrency(8);
+        .with_concurrency(8)
+        .with_page_size(page_size);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -497,18 +499,22 @@ fn measure_child(args: &[&str], cwd: &Path) -> (f64, f64) {
 
 fn plan_bench(sizes: &[usize]) {
     println!(
-        "| employees | HR changes | plan wall time | plan peak memory | plan summary | fetch alone: time, peak memory | simulator: seed load, peak memory |"
+        "| employees | HR changes | plan wall time | plan peak memory | plan summary | fetch alone, pages of 100 (first listing) | fetch alone, pages of 1000 | simulator: seed load, peak memory |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for &n in sizes {
         let work = tempfile::tempdir().unwrap();
         let seed = work.path().join("seed.json");
         write_seed(&seed, n);
-        let sim = Sim::start(&seed, &[]);
-        // The highest rate the config allows: the network is fetched in pages of 100, so the
-        // fetch alone takes at least EMPLOYEES / 100 / 1000 seconds.
-        let repo = Repo::new(&sim.url, 1000, 8);
-        let (fetch_wall, fetch_peak) = measure_child(&["fetch-phase", &sim.url], work.path());
+        // Pages of up to 1000: the API's cap is not documented. With pages of 100 the fetch
+        // alone takes at least EMPLOYEES / 100 / 1000 seconds at the config's highest rate.
+        let sim = Sim::start(&seed, &["--max-page-size", "1000"]);
+        let repo = Repo::new(&sim.url, 1000, 8, 1000);
+        // The first listing also has the simulator build its cache of users as JSON.
+        let (fetch100_wall, fetch100_peak) =
+            measure_child(&["fetch-phase", &sim.url, "100"], work.path());
+        let (fetch_wall, fetch_peak) =
+            measure_child(&["fetch-phase", &sim.url, "1000"], work.path());
         for changes in [false, true] {
             write_csv(&repo.hr(), 0..n, changes);
             repo.commit(if changes { "1% changes" } else { "no changes" });
@@ -519,7 +525,7 @@ fn plan_bench(sizes: &[usize]) {
             let plan: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
             let summary = &plan["summary"];
             println!(
-                "| {n} | {} | {wall:.2} s | {peak:.0} MiB | {} updates, {} invites, {} skipped | {fetch_wall:.2} s, {fetch_peak:.0} MiB | {:.1} s, {:.0} MiB |",
+                "| {n} | {} | {wall:.2} s | {peak:.0} MiB | {} updates, {} invites, {} skipped | {fetch100_wall:.2} s, {fetch100_peak:.0} MiB | {fetch_wall:.2} s, {fetch_peak:.0} MiB | {:.1} s, {:.0} MiB |",
                 if changes { "1%" } else { "none" },
                 summary["update"],
                 summary["invite"],
@@ -579,7 +585,7 @@ fn apply_bench(n: usize) {
             &seed_groups_only(work.path()),
             &["--latency-ms", "20", "--rate-limit", "50"],
         );
-        let repo = Repo::new(&sim.url, client_rate, 8);
+        let repo = Repo::new(&sim.url, client_rate, 8, 100);
         write_csv(&repo.hr(), 0..n, false);
         repo.commit("hr");
         let log = work.path().join("apply.log");
@@ -614,7 +620,7 @@ fn chaos_bench(n: usize, trials: usize) {
     let work = tempfile::tempdir().unwrap();
     let sim = Sim::start(&seed_groups_only(work.path()), &["--fault-seed", "42"]);
     sim.set_faults(chaos_faults());
-    let repo = Repo::new(&sim.url, 1000, 8);
+    let repo = Repo::new(&sim.url, 1000, 8, 100);
     write_csv(&repo.hr(), 0..n, false);
     repo.commit("hr");
     let log = work.path().join("apply.log");

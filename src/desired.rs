@@ -270,13 +270,51 @@ impl ProfileField {
 /// The HR column of each profile field, in [`ProfileField::ALL`] order; shared by all people.
 type ProfileColumns = [Option<Arc<str>>; 6];
 
+/// The six profile values of a person, back to back in one allocation: reading a million
+/// people's profiles then costs one cache miss each rather than six.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackedProfile {
+    text: Box<str>,
+    /// `ends[i]` is where the value of `ProfileField::ALL[i]` ends in `text`.
+    ends: [u32; 6],
+}
+
+impl PackedProfile {
+    /// The values in [`ProfileField::ALL`] order.
+    pub fn new(values: [&str; 6]) -> PackedProfile {
+        let mut text = String::with_capacity(values.iter().map(|v| v.len()).sum());
+        let mut ends = [0u32; 6];
+        for (end, value) in ends.iter_mut().zip(values) {
+            text.push_str(value);
+            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        PackedProfile {
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    pub fn get(&self, field: ProfileField) -> &str {
+        let i = field.index();
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text
+            .get(start as usize..self.ends[i] as usize)
+            .unwrap_or_default()
+    }
+}
+
+impl serde::Serialize for PackedProfile {
+    /// As a map of field name to value, every field included.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(ProfileField::ALL.map(|f| (f, self.get(f))))
+    }
+}
+
 /// A person's managed profile values, stored back to back in one allocation. A value comes
 /// from the HR line's column, or from an override when the override sets it.
 #[derive(Clone, Debug)]
 pub struct Profile {
-    text: Box<str>,
-    /// `ends[i]` is where the value of `ProfileField::ALL[i]` ends in `text`.
-    ends: [u32; 6],
+    values: PackedProfile,
     /// Bit `i`: field `i` is managed (it has an HR column or an override value).
     managed: u8,
     /// Bit `i`: field `i` comes from the override.
@@ -289,11 +327,7 @@ pub struct Profile {
 impl Profile {
     pub fn get(&self, field: ProfileField) -> Option<&str> {
         let i = field.index();
-        if self.managed & (1 << i) == 0 {
-            return None;
-        }
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        self.text.get(start as usize..self.ends[i] as usize)
+        (self.managed & (1 << i) != 0).then(|| self.values.get(field))
     }
 
     /// Where the value of `field` comes from; `None` when the field is not managed.
@@ -1098,15 +1132,8 @@ impl<'c> Resolver<'c> {
                 managed |= 1 << i;
             }
         }
-        let mut text = String::with_capacity(values.iter().flatten().map(|v| v.len()).sum());
-        let mut ends = [0u32; 6];
-        for (end, value) in ends.iter_mut().zip(values) {
-            text.push_str(value.unwrap_or(""));
-            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        }
         Profile {
-            text: text.into_boxed_str(),
-            ends,
+            values: PackedProfile::new(values.map(Option::unwrap_or_default)),
             managed,
             overridden,
             line: record.line,

@@ -7,6 +7,10 @@ const NETWORK: &str = "00000000000000aa";
 const TOKEN: &str = "app_secret";
 
 async fn start(users: usize) -> sim::RunningSim {
+    start_serving_pages_of(users, sim::DEFAULT_MAX_PAGE_SIZE).await
+}
+
+async fn start_serving_pages_of(users: usize, max_page_size: usize) -> sim::RunningSim {
     let seed = Seed {
         groups: vec![SeedGroup {
             name: "Store".into(),
@@ -29,11 +33,63 @@ async fn start(users: usize) -> sim::RunningSim {
         seed: Some(seed),
         faults: Default::default(),
         fault_seed: 0,
-        max_page_size: sim::DEFAULT_MAX_PAGE_SIZE,
+        max_page_size,
     };
     sim::start(([127, 0, 0, 1], 0).into(), config)
         .await
         .unwrap()
+}
+
+fn sorted_xids(users: &[wire::User]) -> Vec<String> {
+    let mut xids: Vec<String> = users.iter().filter_map(|u| u.xid.clone()).collect();
+    xids.sort();
+    xids
+}
+
+#[tokio::test]
+async fn listing_follows_pages_shorter_or_longer_than_asked_for() {
+    let expected: Vec<String> = (0..250).map(|i| format!("{i:05}")).collect();
+    // (what the API serves at most, what the client asks for)
+    for (served, asked) in [(7, 100), (1000, 1000), (100, 30)] {
+        let running = start_serving_pages_of(250, served).await;
+        let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000)
+            .unwrap()
+            .with_page_size(asked);
+        let users = client.list_users().await.unwrap();
+        assert_eq!(
+            sorted_xids(&users),
+            expected,
+            "pages of at most {served}, {asked} asked for: every user once"
+        );
+        running.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_listing_after_a_change_shows_the_change() {
+    let running = start(3).await;
+    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
+    let before = client.list_users().await.unwrap();
+    let update = wire::UserUpdate {
+        job_title: Some("Baker".into()),
+        ..Default::default()
+    };
+    client.update_user(&before[1].eid, &update).await.unwrap();
+    let group = client.list_groups().await.unwrap()[0].eid.clone();
+    client
+        .remove_from_groups(&before[2].eid, std::slice::from_ref(&group))
+        .await
+        .unwrap();
+    let after = client.list_users().await.unwrap();
+    assert_eq!(after[1].job_title.as_deref(), Some("Baker"));
+    let in_group = |u: &wire::User| {
+        u.embedded
+            .memberships
+            .iter()
+            .any(|m| m.group.as_deref() == Some(group.as_str()))
+    };
+    assert!(in_group(&before[2]) && !in_group(&after[2]));
+    running.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -471,6 +471,20 @@ fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
 /// Computes the plan. Errors (unknown or ambiguous groups) come back as diagnostics; warnings
 /// found at plan time are part of the plan.
 pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
+    // The fingerprint hashes the whole observed network (most of a second at a million
+    // accounts); it is computed on a second core while the rest is planned.
+    std::thread::scope(|scope| {
+        let fingerprint = scope.spawn(|| input.network_fingerprint());
+        let plan = plan_all_but_fingerprint(input)?;
+        Ok(Plan {
+            network_fingerprint: fingerprint.join().expect("the fingerprint thread panicked"),
+            ..plan
+        })
+    })
+}
+
+/// [`plan`] with an empty `network_fingerprint`.
+fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
     let PlanInput {
         config,
         resolution,
@@ -904,7 +918,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> {
         network: config.sync.network.clone(),
         config_commit: config.files.revision.commit_id().map(str::to_string),
         hr: input.hr.clone(),
-        network_fingerprint: input.network_fingerprint(),
+        network_fingerprint: String::new(),
         as_of: today,
         users,
         scheduled,

@@ -6,7 +6,7 @@ use jiff::civil::date;
 
 use super::*;
 use crate::config::{ConfigFiles, Revision, SourceFile};
-use crate::desired::resolve;
+use crate::desired::{PackedProfile, resolve};
 use crate::hr::{Layout, Record, Snapshot};
 use crate::rules::configured_fields;
 use crate::speakap::SmallMap;
@@ -96,11 +96,7 @@ fn account(
             .iter()
             .map(|(g, _)| g.to_string())
             .find(|g| g == "gn" || g == "gs"),
-        profile: SmallMap::from([
-            (ProfileField::Email, mail.into()),
-            (ProfileField::LastName, name.into()),
-            (ProfileField::JobTitle, String::new()),
-        ]),
+        profile: PackedProfile::new([mail, "", "", name, "", ""]),
         network: Some(Membership {
             eid: format!("n{eid}"),
             role: role.into(),

@@ -463,9 +463,10 @@ impl Client {
             }
         };
         let (total, mut items) = page(0).await?;
+        // The next page starts where this one ended, however many the API chose to serve.
         let step = match items.len() {
             0 => self.page_size,
-            served => served.min(self.page_size),
+            served => served,
         };
         for _ in 0..3 {
             if items.len() >= total {

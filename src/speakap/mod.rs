@@ -7,7 +7,7 @@ pub mod wire;
 pub use client::{ApiError, Client, DEFAULT_PAGE_SIZE, MAX_INVITES_PER_CALL};
 pub use small_map::SmallMap;
 
-use crate::desired::ProfileField;
+use crate::desired::{PackedProfile, ProfileField};
 
 /// The live network as the API shows it: what `plan` compares the desired state with.
 #[derive(Clone, Debug, Default)]
@@ -22,7 +22,7 @@ pub struct ObservedUser {
     pub xid: Option<String>,
     /// Suspended: cannot log in, recoverable (INFERRED status `suspended`).
     pub suspended: bool,
-    pub profile: SmallMap<ProfileField, String>,
+    pub profile: PackedProfile,
     /// The network membership: its EID removes the user; its role is the network role.
     pub network: Option<wire::Membership>,
     /// Group EID → membership.
@@ -33,7 +33,7 @@ pub struct ObservedUser {
 
 impl ObservedUser {
     pub fn get(&self, field: ProfileField) -> &str {
-        self.profile.get(&field).map_or("", String::as_str)
+        self.profile.get(field)
     }
 
     pub fn role(&self) -> &str {
@@ -62,22 +62,20 @@ impl From<wire::User> for ObservedUser {
     fn from(user: wire::User) -> Self {
         let email = user
             .primary_email
-            .clone()
-            .or_else(|| user.email_addresses.first().cloned())
+            .as_deref()
+            .or_else(|| user.email_addresses.first().map(String::as_str))
             .unwrap_or_default();
-        let profile = SmallMap::from([
-            (ProfileField::Email, email),
-            (ProfileField::FirstName, user.name.first_name.clone()),
-            (ProfileField::Infix, user.name.infix.clone()),
-            (ProfileField::LastName, user.name.family_name.clone()),
-            (
-                ProfileField::JobTitle,
-                user.job_title.clone().unwrap_or_default(),
-            ),
-            (
-                ProfileField::Phone,
-                user.telephone_numbers.first().cloned().unwrap_or_default(),
-            ),
+        // In `ProfileField::ALL` order.
+        let profile = PackedProfile::new([
+            email,
+            &user.name.first_name,
+            &user.name.infix,
+            &user.name.family_name,
+            user.job_title.as_deref().unwrap_or_default(),
+            user.telephone_numbers
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
         ]);
         let mut network = None;
         let mut groups = Vec::new();
