@@ -9,7 +9,6 @@ use crate::config::{ConfigFiles, Revision, SourceFile};
 use crate::desired::{PackedProfile, resolve};
 use crate::hr::{Layout, Record, Snapshot};
 use crate::rules::configured_fields;
-use crate::speakap::SmallMap;
 use crate::speakap::wire::Membership;
 use crate::state::LedgerEntry;
 
