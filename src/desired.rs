@@ -62,14 +62,25 @@ impl RuleList {
     }
 }
 
-impl std::fmt::Display for Provenance {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Provenance {
+    /// The source in words, an HR position as the source names it (`line 4` of a file,
+    /// `row 4` of a sheet, `page 2 row 5` of a connector).
+    pub fn describe(&self, locator: &crate::hr::Locator) -> String {
         match self {
-            Provenance::Hr { column, line } => write!(f, "HR column \"{column}\", line {line}"),
-            Provenance::Mapping(m) => write!(f, "{} code {} ({})", m.table, m.code, m.at),
-            Provenance::Rule { list, at } => write!(f, "{} rule ({at})", list.name()),
-            Provenance::Override { at } => write!(f, "override ({at})"),
+            Provenance::Hr { column, line } => {
+                format!("HR column \"{column}\", {}", locator.short(*line))
+            }
+            Provenance::Mapping(m) => format!("{} code {} ({})", m.table, m.code, m.at),
+            Provenance::Rule { list, at } => format!("{} rule ({at})", list.name()),
+            Provenance::Override { at } => format!("override ({at})"),
         }
+    }
+}
+
+impl std::fmt::Display for Provenance {
+    /// As [`Provenance::describe`] for a text file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(&crate::hr::Locator::File))
     }
 }
 

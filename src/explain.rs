@@ -81,7 +81,11 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
                 out,
                 "  {}: {value}  {}",
                 field.name(),
-                paint.dim(&from.map(|f| f.to_string()).unwrap_or_default())
+                paint.dim(
+                    &from
+                        .map(|f| f.describe(&snapshot.locator))
+                        .unwrap_or_default()
+                )
             );
         }
         for (name, m) in desired.memberships.iter() {

@@ -377,6 +377,11 @@ fn plan_and_explain_000042(repo: &ConfigRepo, file: &str) -> (String, String) {
     );
     assert!(explained.contains("Department: 1\n"), "{explained}");
     assert!(explained.contains("Start date: 01-03-2026"), "{explained}");
+    // A value's source names the place as the workbook does: a row, not a line.
+    assert!(
+        explained.contains("HR column \"Email\", row 4"),
+        "{explained}"
+    );
     (text, explained)
 }
 
@@ -621,6 +626,10 @@ fn the_afas_getconnector_is_read_page_by_page_and_applied() {
     assert!(
         explained.contains("Datum_in_dienst: 2020-01-01\n"),
         "{explained}"
+    );
+    assert!(
+        explained.contains("\", page 2 row 2"),
+        "a value's source names the connector page and row: {explained}"
     );
 
     let apply = run_with_afas_token(&["apply", "--repo", &dir], &repo, AFAS_TOKEN);

@@ -245,7 +245,7 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
     if let Some(reason) = &user.reason {
         out.push_str(&format!("      {reason}\n"));
     }
-    render_profile_diff(out, user, paint);
+    render_profile_diff(out, user, locator, paint);
     for change in &user.changes {
         let marker = if change.grants_admin() {
             paint.yellow("⚠")
@@ -266,7 +266,7 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
                     "{} {} \"{group}\"{role}  {}",
                     paint.green("+"),
                     kind.label(),
-                    paint.dim(&source.to_string())
+                    paint.dim(&source.describe(locator))
                 )
             }
             Change::RemoveMembership { group, source, .. } => {
@@ -332,7 +332,7 @@ fn describe(source: &Option<Provenance>) -> String {
 }
 
 /// Current vs desired profile as a line diff, each added line annotated with where its value comes from.
-fn render_profile_diff(out: &mut String, user: &UserPlan, paint: Paint) {
+fn render_profile_diff(out: &mut String, user: &UserPlan, locator: &Locator, paint: Paint) {
     let mut current = String::new();
     let mut desired = String::new();
     let mut sources = Vec::new();
@@ -365,7 +365,7 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, paint: Paint) {
                 let note = if from_own_line {
                     String::new()
                 } else {
-                    source.to_string()
+                    source.describe(locator)
                 };
                 sources.push((field.name().to_string(), note));
             }
