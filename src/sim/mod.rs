@@ -361,6 +361,21 @@ fn with_network<T>(
     f(&mut network)
 }
 
+/// A page of users as the API answers it; `U` is a user, or one already held as JSON.
+fn page<U: serde::Serialize>(
+    offset: usize,
+    limit: usize,
+    (total, users): (usize, Vec<U>),
+) -> Response {
+    Json(wire::UsersPage {
+        total,
+        offset,
+        limit,
+        embedded: wire::EmbeddedUsers { users },
+    })
+    .into_response()
+}
+
 async fn list_users(
     State(shared): App,
     Query(paging): Query<Paging>,
@@ -371,19 +386,6 @@ async fn list_users(
         .as_deref()
         .is_some_and(|e| e.split(',').any(|p| p == "memberships"));
     let offset = paging.offset;
-    fn page<U: serde::Serialize>(
-        offset: usize,
-        limit: usize,
-        (total, users): (usize, Vec<U>),
-    ) -> Response {
-        Json(wire::UsersPage {
-            total,
-            offset,
-            limit,
-            embedded: wire::EmbeddedUsers { users },
-        })
-        .into_response()
-    }
     with_network(&shared, |n| {
         Ok(match (embed, paging.email.as_deref()) {
             (true, None) => page(offset, limit, n.listing_page(offset, limit)),

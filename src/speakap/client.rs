@@ -446,6 +446,7 @@ impl Client {
         let path = Arc::<str>::from(path);
         let page = |offset: usize| {
             let (client, split, path) = (self.clone(), split.clone(), path.clone());
+            let failed = path.clone();
             let task = tokio::spawn(async move {
                 let offset = offset.to_string();
                 let limit = client.page_size.to_string();
@@ -459,7 +460,7 @@ impl Client {
             });
             async move {
                 task.await
-                    .map_err(|e| protocol("GET", "listing", format!("page task failed: {e}")))?
+                    .map_err(|e| protocol("GET", &failed, format!("page task failed: {e}")))?
             }
         };
         let (total, mut items) = page(0).await?;
