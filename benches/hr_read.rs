@@ -14,7 +14,7 @@ use std::time::Instant;
 
 mod support;
 
-use speakap_sync::config::{self, ConfigFiles, Revision, SourceFile};
+use speakap_sync::config::{self, ConfigFiles};
 use speakap_sync::hr::{self, CsvOptions, Layout};
 use speakap_sync::rules::configured_columns;
 
@@ -57,18 +57,7 @@ local_admins:
 "#;
 
 fn config() -> config::Config {
-    config::load(ConfigFiles {
-        repo_root: ".".into(),
-        config_dir: ".".into(),
-        prefix: String::new(),
-        revision: Revision::Commit { id: "bench".into() },
-        files: vec![SourceFile {
-            path: "sync.yaml".into(),
-            text: CONFIG.into(),
-        }],
-        uncommitted: Vec::new(),
-    })
-    .expect("the benchmark config is valid")
+    config::load(ConfigFiles::in_memory("bench", CONFIG)).expect("the benchmark config is valid")
 }
 
 const JOBS: [&str; 5] = [

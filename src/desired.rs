@@ -1185,7 +1185,7 @@ fn plausible_email(email: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigFiles, Revision, SourceFile};
+    use crate::config::ConfigFiles;
     use crate::hr::Layout;
     use crate::rules::configured_fields;
 
@@ -1222,20 +1222,7 @@ overrides:
 "#;
 
     fn config() -> Config {
-        crate::config::load(ConfigFiles {
-            repo_root: ".".into(),
-            config_dir: ".".into(),
-            prefix: String::new(),
-            revision: Revision::Commit {
-                id: "c0ffee".into(),
-            },
-            files: vec![SourceFile {
-                path: "sync.yaml".into(),
-                text: CONFIG.into(),
-            }],
-            uncommitted: Vec::new(),
-        })
-        .unwrap()
+        crate::config::load(ConfigFiles::in_memory("c0ffee", CONFIG)).unwrap()
     }
 
     /// Every kind of outcome, spread over the whole record so each chunk sees some.

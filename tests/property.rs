@@ -8,7 +8,7 @@ use jiff::civil::date;
 use proptest::prelude::*;
 
 use speakap_sync::apply;
-use speakap_sync::config::{self, ConfigFiles, Revision, SourceFile};
+use speakap_sync::config::{self, ConfigFiles};
 use speakap_sync::desired::resolve;
 use speakap_sync::hr::{Layout, Record, Snapshot};
 use speakap_sync::plan::{PlanInput, UserAction, plan};
@@ -150,19 +150,8 @@ fn check(
         )
         .await
         .unwrap();
-        let files = ConfigFiles {
-            repo_root: ".".into(),
-            config_dir: ".".into(),
-            prefix: String::new(),
-            revision: Revision::Commit {
-                id: "c0ffee".into(),
-            },
-            files: vec![SourceFile {
-                path: "sync.yaml".into(),
-                text: config_text(&running.url, unknown, manager_title),
-            }],
-            uncommitted: Vec::new(),
-        };
+        let files =
+            ConfigFiles::in_memory("c0ffee", config_text(&running.url, unknown, manager_title));
         let config = config::load(files).expect("the generated config is valid");
         let snapshot = Snapshot {
             source: "hr.csv".into(),

@@ -66,6 +66,24 @@ pub struct ConfigFiles {
     pub uncommitted: Vec<String>,
 }
 
+impl ConfigFiles {
+    /// One config file (`sync.yaml`, its documents separated by `---`) held in memory as if read
+    /// from `commit` at the repository root: for tests and benchmarks that need no repository.
+    pub fn in_memory(commit: &str, text: impl Into<String>) -> ConfigFiles {
+        ConfigFiles {
+            repo_root: ".".into(),
+            config_dir: ".".into(),
+            prefix: String::new(),
+            revision: Revision::Commit { id: commit.into() },
+            files: vec![SourceFile {
+                path: "sync.yaml".into(),
+                text: text.into(),
+            }],
+            uncommitted: Vec::new(),
+        }
+    }
+}
+
 /// Reads every `*.yaml`/`*.yml` under `dir` (skipping dot-directories such as `.github`).
 pub fn read_config_files(dir: &Path, rev: &str, worktree: bool) -> Result<ConfigFiles, Error> {
     let config_dir = dir

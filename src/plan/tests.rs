@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use jiff::civil::date;
 
 use super::*;
-use crate::config::{ConfigFiles, Revision, SourceFile};
+use crate::config::ConfigFiles;
 use crate::desired::{PackedProfile, resolve};
 use crate::hr::{Layout, Record, Snapshot};
 use crate::rules::configured_fields;
@@ -39,20 +39,7 @@ exclude:
 "#;
 
 fn config() -> Config {
-    let files = ConfigFiles {
-        repo_root: ".".into(),
-        config_dir: ".".into(),
-        prefix: String::new(),
-        revision: Revision::Commit {
-            id: "c0ffee".into(),
-        },
-        files: vec![SourceFile {
-            path: "sync.yaml".into(),
-            text: SYNC.into(),
-        }],
-        uncommitted: Vec::new(),
-    };
-    crate::config::load(files).unwrap()
+    crate::config::load(ConfigFiles::in_memory("c0ffee", SYNC)).unwrap()
 }
 
 /// Rows of (xid, mail, name, job, loc).
