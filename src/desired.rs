@@ -6,7 +6,6 @@
 //! whose results are merged in record order, so the outcome never depends on the chunking.
 
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::config::{Config, NetworkRole, Origin, Override, ProfileValues, UnknownCode};
-use crate::hr::{Layout, Record, Snapshot};
+use crate::hr::{Layout, Record, Records, Snapshot};
 use crate::redact::mask_email;
 use crate::rules::{CompiledMatcher, FieldName, split_values};
 
@@ -544,26 +543,11 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     let records = &snapshot.records;
     let workers = workers.max(1);
 
+    let (xid_slot, email_slot) = (resolver.xid_slot, resolver.email_slot);
     let (repeated_xids, repeated_emails) = both(
         workers > 1,
-        || {
-            repeated(
-                records.len(),
-                records.iter().filter_map(|r| {
-                    let xid = r.value(resolver.xid_slot);
-                    (!xid.is_empty()).then_some((Cow::Borrowed(xid), r.line))
-                }),
-            )
-        },
-        || {
-            repeated(
-                records.len(),
-                records.iter().filter_map(|r| {
-                    let email = r.value(resolver.email_slot);
-                    (!email.is_empty()).then(|| (case_folded(email), r.line))
-                }),
-            )
-        },
+        || repeated(records, |r| Cow::Borrowed(r.value(xid_slot))),
+        || repeated(records, |r| case_folded(r.value(email_slot))),
     );
     let repeats = Repeats {
         xids: repeated_xids,
@@ -573,14 +557,19 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     let chunk = records.len().div_ceil(workers).max(1);
     let parts: Vec<Part> = if workers > 1 {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = records
-                .chunks(chunk)
-                .map(|chunk| scope.spawn(|| resolver.resolve_all(chunk, &repeats)))
+            let handles: Vec<_> = (0..records.len())
+                .step_by(chunk)
+                .map(|start| {
+                    let rows = start..(start + chunk).min(records.len());
+                    let repeats = &repeats;
+                    let resolver = &resolver;
+                    scope.spawn(move || resolver.resolve_all(records, rows, repeats))
+                })
                 .collect();
             handles.into_iter().map(joined).collect()
         })
     } else {
-        vec![resolver.resolve_all(records, &repeats)]
+        vec![resolver.resolve_all(records, 0..records.len(), &repeats)]
     };
 
     let mut resolution = Resolution {
@@ -648,21 +637,48 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Keys that occur on more than one line, with all their lines.
+/// Keys (other than empty ones) that occur on more than one row, with the lines of those rows.
+/// The table of keys seen holds row positions, not keys: a few bytes per row that stay in cache,
+/// with a row's key looked at again only when two hashes meet.
 fn repeated<'a>(
-    count: usize,
-    keys: impl Iterator<Item = (Cow<'a, str>, u64)>,
+    records: &'a Records,
+    key: impl Fn(Record<'a>) -> Cow<'a, str>,
 ) -> HashMap<Cow<'a, str>, Vec<u64>> {
-    let mut first_line: HashMap<Cow<'a, str>, u64> = HashMap::with_capacity(count);
+    let hasher = foldhash::fast::RandomState::default();
+    let mut seen: hashbrown::HashTable<(u32, u32)> =
+        hashbrown::HashTable::with_capacity(records.len());
     let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
-    for (key, line) in keys {
-        match first_line.entry(key) {
-            Entry::Occupied(first) => repeated
-                .entry(first.key().clone())
-                .or_insert_with(|| vec![*first.get()])
-                .push(line),
-            Entry::Vacant(slot) => {
-                slot.insert(line);
+    let key_at = |(chunk, row): (u32, u32)| key(records.chunks()[chunk as usize].get(row as usize));
+    for (c, chunk) in records.chunks().iter().enumerate() {
+        for row in 0..chunk.len() {
+            let at = (c as u32, row as u32);
+            let record = chunk.get(row);
+            let this = key(record);
+            if this.is_empty() {
+                continue;
+            }
+            let hash = hasher.hash_one(&this);
+            match seen.entry(
+                hash,
+                |&other| key_at(other) == this,
+                |&other| hasher.hash_one(key_at(other)),
+            ) {
+                hashbrown::hash_table::Entry::Occupied(first) => {
+                    let first = *first.get();
+                    repeated
+                        .entry(this)
+                        .or_insert_with(|| {
+                            vec![
+                                records.chunks()[first.0 as usize]
+                                    .get(first.1 as usize)
+                                    .line,
+                            ]
+                        })
+                        .push(record.line);
+                }
+                hashbrown::hash_table::Entry::Vacant(slot) => {
+                    slot.insert(at);
+                }
             }
         }
     }
@@ -686,6 +702,26 @@ pub(crate) fn case_folded(email: &str) -> Cow<'_, str> {
 struct Repeats<'a> {
     xids: HashMap<Cow<'a, str>, Vec<u64>>,
     emails: HashMap<Cow<'a, str>, Vec<u64>>,
+}
+
+impl Repeats<'_> {
+    /// The lines of an employee ID that occurs on several.
+    fn xid(&self, xid: &str) -> Option<&[u64]> {
+        if self.xids.is_empty() {
+            return None;
+        }
+        self.xids.get(xid).map(Vec::as_slice)
+    }
+
+    /// The lines of an email address that occurs on several (in any case).
+    fn email(&self, email: &str) -> Option<&[u64]> {
+        if self.emails.is_empty() {
+            return None;
+        }
+        self.emails
+            .get(case_folded(email).as_ref())
+            .map(Vec::as_slice)
+    }
 }
 
 /// What one chunk of records resolved to, in record order.
@@ -878,18 +914,23 @@ impl<'c> Resolver<'c> {
         }
     }
 
-    fn resolve_all(&self, records: &[Record], repeats: &Repeats<'_>) -> Part {
+    fn resolve_all(
+        &self,
+        records: &Records,
+        rows: std::ops::Range<usize>,
+        repeats: &Repeats<'_>,
+    ) -> Part {
         let mut part = Part {
-            desired: Vec::with_capacity(records.len()),
+            desired: Vec::with_capacity(rows.len()),
             ..Part::default()
         };
-        for record in records {
-            self.resolve_one(record, repeats, &mut part);
+        for record in records.range(rows) {
+            self.resolve_one(&record, repeats, &mut part);
         }
         part
     }
 
-    fn resolve_one(&self, record: &Record, repeats: &Repeats<'_>, part: &mut Part) {
+    fn resolve_one(&self, record: &Record<'_>, repeats: &Repeats<'_>, part: &mut Part) {
         let layout = self.layout;
         let separator = self.separator;
         let xid = record.value(self.xid_slot);
@@ -912,15 +953,15 @@ impl<'c> Resolver<'c> {
         }
 
         let mut problems = Vec::new();
-        if let Some(problem) = &record.problem {
-            problems.push(problem.clone());
+        if let Some(problem) = record.problem {
+            problems.push(problem.to_string());
         }
         if xid.is_empty() {
             problems.push(format!(
                 "missing employee ID (column \"{}\")",
                 layout.columns[self.xid_slot]
             ));
-        } else if let Some(lines) = repeats.xids.get(xid) {
+        } else if let Some(lines) = repeats.xid(xid) {
             problems.push(format!(
                 "duplicate employee ID, on lines {}",
                 join_lines(lines)
@@ -934,7 +975,7 @@ impl<'c> Resolver<'c> {
             ));
         } else if !plausible_email(email) {
             problems.push(format!("invalid email address {}", mask_email(email)));
-        } else if let Some(lines) = repeats.emails.get(case_folded(email).as_ref()) {
+        } else if let Some(lines) = repeats.email(email) {
             problems.push(format!(
                 "duplicate email address, on lines {}",
                 join_lines(lines)
@@ -1029,7 +1070,7 @@ impl<'c> Resolver<'c> {
 
     fn desired_user(
         &self,
-        record: &Record,
+        record: &Record<'_>,
         xid: &str,
         mut memberships: MembershipList,
         primary_business_unit: Option<Sourced<Arc<str>>>,
@@ -1129,7 +1170,7 @@ impl<'c> Resolver<'c> {
     }
 
     /// The record's profile values, with the values an override in effect sets instead.
-    fn profile(&self, record: &Record, in_effect: Option<&Override>) -> Profile {
+    fn profile(&self, record: &Record<'_>, in_effect: Option<&Override>) -> Profile {
         let mut values: [Option<&str>; 6] = [None; 6];
         let (mut managed, mut overridden) = (0u8, 0u8);
         for field in ProfileField::ALL {
@@ -1234,37 +1275,36 @@ overrides:
             "Driver",
             "Area Manager",
         ];
-        let records = (0..rows)
-            .map(|i| {
-                let xid = if i % 997 == 3 {
-                    "42".to_string()
+        let rows = (0..rows).map(|i| {
+            let xid = if i % 997 == 3 {
+                "42".to_string()
+            } else {
+                i.to_string()
+            };
+            let mail = match i % 1013 {
+                7 => "not-an-address".to_string(),
+                8 => "SHARED@example.com".to_string(),
+                9 => "shared@example.com".to_string(),
+                _ => format!("p{i}@example.com"),
+            };
+            let loc = ["N", "S", "N|S", "X"][i % 4].to_string();
+            let end = if i % 89 == 0 { "2021-05-01" } else { "" };
+            let values = [
+                xid,
+                mail,
+                format!("Name{i}"),
+                jobs[i % jobs.len()].to_string(),
+                if i % 4 == 3 { "N".into() } else { loc },
+                ["1", "2", ""][i % 3].to_string(),
+                if i % 701 == 11 {
+                    "someday".into()
                 } else {
-                    i.to_string()
-                };
-                let mail = match i % 1013 {
-                    7 => "not-an-address".to_string(),
-                    8 => "SHARED@example.com".to_string(),
-                    9 => "shared@example.com".to_string(),
-                    _ => format!("p{i}@example.com"),
-                };
-                let loc = ["N", "S", "N|S", "X"][i % 4].to_string();
-                let end = if i % 89 == 0 { "2021-05-01" } else { "" };
-                let values = [
-                    xid,
-                    mail,
-                    format!("Name{i}"),
-                    jobs[i % jobs.len()].to_string(),
-                    if i % 4 == 3 { "N".into() } else { loc },
-                    ["1", "2", ""][i % 3].to_string(),
-                    if i % 701 == 11 {
-                        "someday".into()
-                    } else {
-                        end.into()
-                    },
-                ];
-                Record::new(i as u64 + 2, values.to_vec())
-            })
-            .collect();
+                    end.into()
+                },
+            ];
+            (i as u64 + 2, values.to_vec())
+        });
+        let records = Records::from_rows(7, rows);
         Snapshot::new(
             "hr.csv".into(),
             "0".repeat(64),

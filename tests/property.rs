@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use speakap_sync::apply;
 use speakap_sync::config::{self, ConfigFiles};
 use speakap_sync::desired::resolve;
-use speakap_sync::hr::{Layout, Record, Snapshot};
+use speakap_sync::hr::{Layout, Records, Snapshot};
 use speakap_sync::plan::{PlanInput, UserAction, plan};
 use speakap_sync::rules::configured_fields;
 use speakap_sync::sim::{self, Seed, SeedGroup, SeedUser, SimConfig};
@@ -159,22 +159,13 @@ fn check(
             locator: Default::default(),
             modified: None,
             layout: Layout::new(configured_fields(&config.sync)),
-            records: rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    Record::new(
-                        i as u64 + 2,
-                        vec![
-                            r.xid.clone(),
-                            r.email.clone(),
-                            r.name.clone(),
-                            r.job.into(),
-                            r.location.into(),
-                        ],
-                    )
-                })
-                .collect(),
+            records: Records::from_rows(
+                5,
+                rows.iter().enumerate().map(|(i, r)| {
+                    let values = [&r.xid, &r.email, &r.name, r.job, r.location];
+                    (i as u64 + 2, values.to_vec())
+                }),
+            ),
         };
         let today = date(2026, 11, 21);
         let resolution = resolve(&config, &snapshot, today);

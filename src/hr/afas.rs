@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Layout, Locator, Record, Snapshot, format_date, match_columns, normalize, refuse_empty,
+    Layout, Locator, RecordsBuilder, Snapshot, format_date, match_columns, normalize, refuse_empty,
 };
 use crate::config::{AfasSource, ColumnType};
 use crate::error::Error;
@@ -61,7 +61,7 @@ pub async fn read(
     let take = u64::from(source.page_size.max(1));
 
     let mut hasher = Sha256::new();
-    let mut records = Vec::new();
+    let mut records = RecordsBuilder::new(layout.columns.len());
     let mut fields: Option<(Vec<String>, Vec<usize>)> = None;
     let mut skip: u64 = 0;
     let mut page: u64 = 1;
@@ -150,10 +150,7 @@ pub async fn read(
                     value_text(field(row, &names[i]), layout.kinds[slot], date_format)
                 })
                 .collect();
-            records.push(Record::from_values(
-                position,
-                values.iter().map(String::as_str),
-            ));
+            records.push(position, values.iter().map(String::as_str));
         }
         skip += rows.len() as u64;
         if (rows.len() as u64) < take {
@@ -171,6 +168,7 @@ pub async fn read(
             "AFAS connector {endpoint} returned no rows; refusing to plan from it (it would look like everyone left)"
         )));
     }
+    let records = records.finish();
     refuse_empty(&endpoint, &records)?;
     Ok(Snapshot {
         source: endpoint,

@@ -1,14 +1,29 @@
 //! CSV exports: a header row; UTF-8 with or without BOM, UTF-16 with BOM, or the configured
 //! fallback encoding (Windows-1252 by default) for files that are not UTF-8; delimiter given or
 //! detected; quoted fields with delimiters and newlines; blank lines ignored.
+//!
+//! A UTF-8 file is streamed: read in blocks through a few reused buffers, each block parsed
+//! (csv-core) and then hashed on a second thread, so a large export is never held whole in
+//! memory. Anything else (a UTF-16 byte order mark, bytes that are not UTF-8) is read whole and
+//! decoded first.
 
 use std::borrow::Cow;
+use std::io::Read;
 use std::path::Path;
+use std::sync::mpsc;
 
-use super::{CsvOptions, Layout, Record, Snapshot, match_columns, normalize, refuse_empty};
+use csv_core::ReadRecordResult;
+use sha2::{Digest, Sha256};
+
+use super::{
+    CsvOptions, Layout, Records, RecordsBuilder, Snapshot, match_columns, normalize, refuse_empty,
+};
 use crate::error::Error;
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// Bytes read from the file at a time.
+const BLOCK: usize = 1 << 20;
 
 /// Reads `path` (shown to people as `display`) into a snapshot with the given layout.
 pub fn read(
@@ -17,8 +32,14 @@ pub fn read(
     options: CsvOptions<'_>,
     layout: Layout,
 ) -> Result<Snapshot, Error> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::input(format!("cannot read the HR file {display}: {e}")))?;
+    let cannot_read =
+        |e: std::io::Error| Error::input(format!("cannot read the HR file {display}: {e}"));
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let layout = match stream(file, display, options, layout)? {
+        Streamed::Read(snapshot) => return Ok(snapshot),
+        Streamed::NeedsDecoding(layout) => layout,
+    };
+    let bytes = std::fs::read(path).map_err(cannot_read)?;
     parse(&bytes, display, options, layout)
 }
 
@@ -29,110 +50,281 @@ pub fn parse(
     options: CsvOptions<'_>,
     layout: Layout,
 ) -> Result<Snapshot, Error> {
-    // The digest of a large export takes as long as parsing it: both at once.
+    // The digest of a large export takes about as long as parsing it: both at once.
     std::thread::scope(|scope| {
         let sha256 = scope.spawn(|| crate::digest::sha256_hex(bytes));
-        let parsed = parse_text(bytes, display, options, layout);
+        let parsed = parse_text(bytes, display, options, &layout);
         let sha256 = sha256
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        parsed.map(|(layout, records)| Snapshot::new(display.to_string(), sha256, layout, records))
+        parsed.map(|records| Snapshot::new(display.to_string(), sha256, layout, records))
     })
 }
 
-/// The layout and the records of CSV bytes.
+/// The records of CSV bytes, decoded first.
 fn parse_text(
     bytes: &[u8],
     display: &str,
     options: CsvOptions<'_>,
-    layout: Layout,
-) -> Result<(Layout, Vec<Record>), Error> {
+    layout: &Layout,
+) -> Result<Records, Error> {
     let text = decode(bytes, display, options.encoding)?;
-    let header_line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| {
-        Error::input(format!(
-            "the HR file {display} is empty; refusing to plan from it (an empty export would look like everyone left)"
-        ))
-    })?;
-    let delimiter = match options.delimiter.byte() {
-        Some(byte) => byte,
-        None => detect_delimiter(header_line, &layout.columns),
-    };
-
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| Error::input(format!("{display}: cannot read the header row: {e}")))?
-        .clone();
-    let header_names: Vec<&str> = headers.iter().collect();
-    let header_line_no = reader.position().line().saturating_sub(1).max(1);
-    let indexes = match_columns(
-        &format!("{display}:{header_line_no}"),
-        &layout,
-        &header_names,
-        &format!(" (delimiter used: {:?})", delimiter as char),
-    )?;
-
-    let mut records = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    let width = headers.len();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = record
-                    .position()
-                    .map_or(0, |p| start_line(text.as_bytes(), p));
-                if record.iter().all(|v| v.trim_ascii().is_empty()) {
-                    continue;
-                }
-                // The text is valid UTF-8 and the delimiters are ASCII, so every field is too.
-                let mut row = Record::from_values(
-                    line,
-                    indexes.iter().map(|&i| {
-                        record
-                            .get(i)
-                            .and_then(|v| std::str::from_utf8(v).ok())
-                            .unwrap_or("")
-                    }),
-                );
-                if record.len() != width {
-                    row.problem = Some(format!(
-                        "the row has {} fields where the header has {width}",
-                        record.len(),
-                    ));
-                }
-                records.push(row);
-            }
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                return Err(Error::input(format!(
-                    "{display}:{line}: cannot read the CSV: {e}"
-                )));
-            }
-        }
+    let mut rows = Rows::new(text.as_bytes(), display, options, layout);
+    match rows.feed(text.as_bytes()).and_then(|()| rows.finish()) {
+        Ok(records) => Ok(records),
+        Err(Stop::Invalid(e)) => Err(e),
+        Err(Stop::NotUtf8) => unreachable!("decoded text is UTF-8"),
     }
-    refuse_empty(display, &records)?;
-    Ok((layout, records))
 }
 
-/// The line a record starts on. With CRLF line ends the csv crate places a record after the
-/// previous line's `\r`, so the `\n` still ahead belongs to the previous line.
-fn start_line(text: &[u8], position: &csv::Position) -> u64 {
-    let mut line = position.line();
-    let mut at = position.byte() as usize;
-    while let Some(&b) = text.get(at) {
-        match b {
-            b'\n' => line += 1,
-            b'\r' => {}
-            _ => break,
-        }
-        at += 1;
+enum Streamed {
+    Read(Snapshot),
+    /// The file is not plain UTF-8: it has to be read whole and decoded.
+    NeedsDecoding(Layout),
+}
+
+/// Parses a UTF-8 file block by block while a second thread hashes the blocks already parsed.
+fn stream(
+    mut file: std::fs::File,
+    display: &str,
+    options: CsvOptions<'_>,
+    layout: Layout,
+) -> Result<Streamed, Error> {
+    let cannot_read =
+        |e: std::io::Error| Error::input(format!("cannot read the HR file {display}: {e}"));
+    let mut first = Vec::with_capacity(BLOCK);
+    (&mut file)
+        .take(BLOCK as u64)
+        .read_to_end(&mut first)
+        .map_err(cannot_read)?;
+    if let Some((encoding, _)) = encoding_rs::Encoding::for_bom(&first)
+        && encoding != encoding_rs::UTF_8
+    {
+        return Ok(Streamed::NeedsDecoding(layout));
     }
-    line
+    let outcome = std::thread::scope(|scope| {
+        // Parsed blocks go to the hasher, which hands the buffers back to be filled again.
+        let (to_hash, hash_queue) = mpsc::sync_channel::<Vec<u8>>(2);
+        let (give_back, returned) = mpsc::channel::<Vec<u8>>();
+        let hasher = scope.spawn(move || {
+            let mut sha = Sha256::new();
+            for block in hash_queue {
+                sha.update(&block);
+                let _ = give_back.send(block);
+            }
+            crate::digest::hex(&sha.finalize())
+        });
+        let parsed = (|| {
+            let mut rows = Rows::new(&first, display, options, &layout);
+            let mut block = first;
+            loop {
+                if block.is_empty() {
+                    break;
+                }
+                rows.feed(&block)?;
+                to_hash
+                    .send(block)
+                    .expect("the hasher runs until the queue closes");
+                block = returned
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+                block.clear();
+                (&mut file)
+                    .take(BLOCK as u64)
+                    .read_to_end(&mut block)
+                    .map_err(|e| Stop::Invalid(cannot_read(e)))?;
+            }
+            rows.finish()
+        })();
+        drop(to_hash);
+        let sha256 = hasher
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (parsed, sha256)
+    });
+    match outcome {
+        (Ok(records), sha256) => Ok(Streamed::Read(Snapshot::new(
+            display.to_string(),
+            sha256,
+            layout,
+            records,
+        ))),
+        (Err(Stop::NotUtf8), _) => Ok(Streamed::NeedsDecoding(layout)),
+        (Err(Stop::Invalid(e)), _) => Err(e),
+    }
+}
+
+/// Why parsing stopped early.
+enum Stop {
+    /// A field is not UTF-8: the file needs decoding.
+    NotUtf8,
+    Invalid(Error),
+}
+
+/// CSV bytes, fed in pieces, to records: the first non-blank row is the header.
+struct Rows<'a> {
+    display: &'a str,
+    layout: &'a Layout,
+    delimiter: u8,
+    core: csv_core::Reader,
+    /// The current row's fields, back to back, and where each ends.
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+    fields_len: usize,
+    ends_len: usize,
+    /// The line at the parse position, and the line the current row started on.
+    line: u64,
+    row_line: Option<u64>,
+    /// Header width and, per layout slot, the column it is read from.
+    header: Option<(usize, Vec<usize>)>,
+    records: RecordsBuilder,
+    /// A UTF-8 byte order mark at the very start is not part of the header.
+    at_start: bool,
+}
+
+impl<'a> Rows<'a> {
+    /// `start` is the beginning of the input, where the header line is looked for to detect the
+    /// delimiter.
+    fn new(
+        start: &[u8],
+        display: &'a str,
+        options: CsvOptions<'_>,
+        layout: &'a Layout,
+    ) -> Rows<'a> {
+        let delimiter = options.delimiter.byte().unwrap_or_else(|| {
+            let text = match std::str::from_utf8(start) {
+                Ok(text) => text,
+                Err(e) => std::str::from_utf8(&start[..e.valid_up_to()]).unwrap_or_default(),
+            };
+            let header = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default();
+            detect_delimiter(header, &layout.columns)
+        });
+        Rows {
+            display,
+            layout,
+            delimiter,
+            core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            fields: vec![0; 1024],
+            ends: vec![0; 64],
+            fields_len: 0,
+            ends_len: 0,
+            line: 1,
+            row_line: None,
+            header: None,
+            records: RecordsBuilder::new(layout.columns.len()),
+            at_start: true,
+        }
+    }
+
+    fn feed(&mut self, mut input: &[u8]) -> Result<(), Stop> {
+        if self.at_start && !input.is_empty() {
+            self.at_start = false;
+            input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+        }
+        loop {
+            let (result, read, written, ended) = self.core.read_record(
+                input,
+                &mut self.fields[self.fields_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            self.count_lines(&input[..read]);
+            input = &input[read..];
+            self.fields_len += written;
+            self.ends_len += ended;
+            match result {
+                ReadRecordResult::InputEmpty if input.is_empty() => return Ok(()),
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => self.fields.resize(self.fields.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::Record => self.row()?,
+                ReadRecordResult::End => return Ok(()),
+            }
+        }
+    }
+
+    /// Ends the input: the last row may have no line end.
+    fn finish(mut self) -> Result<Records, Stop> {
+        loop {
+            let (result, _, written, ended) = self.core.read_record(
+                &[],
+                &mut self.fields[self.fields_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            self.fields_len += written;
+            self.ends_len += ended;
+            match result {
+                ReadRecordResult::Record => self.row()?,
+                ReadRecordResult::OutputFull => self.fields.resize(self.fields.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::InputEmpty | ReadRecordResult::End => break,
+            }
+        }
+        if self.header.is_none() {
+            return Err(Stop::Invalid(Error::input(format!(
+                "the HR file {} is empty; refusing to plan from it (an empty export would look like everyone left)",
+                self.display
+            ))));
+        }
+        let records = self.records.finish();
+        refuse_empty(self.display, &records).map_err(Stop::Invalid)?;
+        Ok(records)
+    }
+
+    /// Keeps the line count: a row starts on the line of its first byte that is not a line end.
+    fn count_lines(&mut self, consumed: &[u8]) {
+        let newlines = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        if self.row_line.is_none()
+            && let Some(first) = consumed.iter().position(|&b| b != b'\n' && b != b'\r')
+        {
+            self.row_line = Some(self.line + newlines(&consumed[..first]));
+        }
+        self.line += newlines(consumed);
+    }
+
+    /// The row just parsed: the header, a record, or nothing (a blank row).
+    fn row(&mut self) -> Result<(), Stop> {
+        let line = self.row_line.take().unwrap_or(self.line);
+        let (fields, ends) = (&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
+        self.fields_len = 0;
+        self.ends_len = 0;
+        let field = |i: usize| &fields[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        // Delimiters and quotes are ASCII, so a row of ASCII bytes has UTF-8 fields.
+        if !fields.is_ascii() && (0..ends.len()).any(|i| std::str::from_utf8(field(i)).is_err()) {
+            return Err(Stop::NotUtf8);
+        }
+        let text = |i: usize| std::str::from_utf8(field(i)).unwrap_or_default();
+        if (0..ends.len()).all(|i| field(i).trim_ascii().is_empty()) {
+            return Ok(());
+        }
+        let Some((width, columns)) = &self.header else {
+            let names: Vec<&str> = (0..ends.len()).map(text).collect();
+            let columns = match_columns(
+                &format!("{}:{line}", self.display),
+                self.layout,
+                &names,
+                &format!(" (delimiter used: {:?})", self.delimiter as char),
+            )
+            .map_err(Stop::Invalid)?;
+            self.header = Some((names.len(), columns));
+            return Ok(());
+        };
+        self.records.push(
+            line,
+            columns
+                .iter()
+                .map(|&i| if i < ends.len() { text(i) } else { "" }),
+        );
+        if ends.len() != *width {
+            self.records.set_problem(format!(
+                "the row has {} fields where the header has {width}",
+                ends.len(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The file as text: a BOM decides (UTF-8, UTF-16LE/BE); without one, UTF-8 if the bytes are
@@ -282,6 +474,70 @@ mod tests {
         );
     }
 
+    /// A file several read blocks long: CRLF line ends, multi-line quoted fields and multi-byte
+    /// characters fall across block boundaries somewhere; `é` in `latin1_row` is written as
+    /// Windows-1252 when given.
+    fn long_file(rows: usize, latin1_row: Option<usize>) -> (Vec<u8>, Vec<(u64, Vec<String>)>) {
+        let mut bytes = b"Personeelsnummer;E-mail;Vestiging\r\n".to_vec();
+        let mut expected = Vec::new();
+        let mut line = 2;
+        for i in 0..rows {
+            let place = if i % 1000 == 7 {
+                format!("Store {i}\r\nsecond line")
+            } else {
+                format!("Caf\u{e9} {i}")
+            };
+            let row = format!("{i};p{i}@x.nl;\"{place}\"\r\n");
+            if latin1_row == Some(i) {
+                bytes.extend(
+                    row.replace('\u{e9}', "\u{1}")
+                        .bytes()
+                        .map(|b| if b == 1 { 0xE9 } else { b }),
+                );
+            } else {
+                bytes.extend(row.as_bytes());
+            }
+            expected.push((
+                line,
+                vec![i.to_string(), format!("p{i}@x.nl"), place.clone()],
+            ));
+            line += 1 + place.matches('\n').count() as u64;
+        }
+        (bytes, expected)
+    }
+
+    fn all_rows(snapshot: &Snapshot) -> Vec<(u64, Vec<String>)> {
+        snapshot
+            .records
+            .iter()
+            .map(|r| (r.line, (0..3).map(|i| r.value(i).to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn files_longer_than_a_block_are_streamed_whole_with_their_lines_and_digest() {
+        let (bytes, expected) = long_file(150_000, None);
+        assert!(bytes.len() > 3 * BLOCK);
+        let snapshot = read_with(&bytes, UTF8_ONLY).unwrap();
+        assert_eq!(all_rows(&snapshot), expected);
+        assert_eq!(snapshot.sha256, crate::digest::sha256_hex(&bytes));
+    }
+
+    #[test]
+    fn a_byte_that_is_not_utf8_after_the_first_block_reads_the_file_as_the_fallback() {
+        let (bytes, mut expected) = long_file(150_000, Some(140_000));
+        let snapshot = read_with(&bytes, DEFAULT).unwrap();
+        // Read as Windows-1252, UTF-8's "é" is two characters; only the one row was 1252 itself.
+        for (_, values) in &mut expected {
+            values[2] = values[2].replace('\u{e9}', "\u{c3}\u{a9}");
+        }
+        expected[140_000].1[2] = "Caf\u{e9} 140000".into();
+        assert_eq!(all_rows(&snapshot), expected);
+        assert_eq!(snapshot.sha256, crate::digest::sha256_hex(&bytes));
+        let error = read_with(&bytes, UTF8_ONLY).unwrap_err().to_string();
+        assert!(error.contains("not valid UTF-8 (byte 0xE9)"), "{error}");
+    }
+
     #[test]
     fn an_explicit_delimiter_is_used_even_if_another_would_match() {
         let options = CsvOptions {
@@ -301,7 +557,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(snapshot.records.len(), 1);
-        let r = &snapshot.records[0];
+        let r = snapshot.records.iter().next().unwrap();
         assert_eq!(
             (r.line, r.value(0), r.value(1), r.value(2)),
             (2, "1001", "a@x.nl", "ST001|ST002")
@@ -335,9 +591,12 @@ mod tests {
     fn short_rows_are_marked_not_dropped() {
         let snapshot = read_text(b"Personeelsnummer,E-mail,Vestiging\n1,a@x.nl\n").unwrap();
         assert!(
-            snapshot.records[0]
+            snapshot
+                .records
+                .iter()
+                .next()
+                .unwrap()
                 .problem
-                .as_deref()
                 .unwrap()
                 .contains("2 fields")
         );

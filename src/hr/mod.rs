@@ -10,6 +10,7 @@ pub mod excel;
 pub mod sftp;
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -62,95 +63,217 @@ impl Layout {
     }
 }
 
+/// Rows per [`RecordChunk`]: chunks are what resolving splits between cores.
+const CHUNK_ROWS: usize = 1 << 16;
+
+/// The rows of an HR export, in source order. Values are kept back to back in one text buffer
+/// per chunk of rows, with their end offsets beside them: a million-row export costs a few
+/// dozen allocations rather than one or more per row.
+#[derive(Clone, Debug, Default)]
+pub struct Records {
+    chunks: Vec<Arc<RecordChunk>>,
+    len: usize,
+}
+
+impl Records {
+    /// Records from rows of values in layout order (`width` slots each), for tests and small sources.
+    pub fn from_rows<S: AsRef<str>>(
+        width: usize,
+        rows: impl IntoIterator<Item = (u64, Vec<S>)>,
+    ) -> Records {
+        let mut builder = RecordsBuilder::new(width);
+        for (line, values) in rows {
+            builder.push(line, values.iter().map(AsRef::as_ref));
+        }
+        builder.finish()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn chunks(&self) -> &[Arc<RecordChunk>] {
+        &self.chunks
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
+        self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
+
+    /// The rows in `range` (by position over all chunks).
+    pub fn range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = Record<'_>> {
+        let (mut skip, mut take) = (range.start, range.len());
+        self.chunks.iter().flat_map(move |chunk| {
+            let from = skip.min(chunk.len());
+            skip -= from;
+            let count = take.min(chunk.len() - from);
+            take -= count;
+            (from..from + count).map(move |row| chunk.get(row))
+        })
+    }
+}
+
+/// Consecutive rows of [`Records`].
+#[derive(Debug)]
+pub struct RecordChunk {
+    width: usize,
+    /// Every value of every row, back to back.
+    text: String,
+    /// `width` ends per row: where each value ends in `text`.
+    ends: Vec<u32>,
+    lines: Vec<u64>,
+    /// Rows that are malformed themselves (for example a wrong number of fields), by row.
+    problems: Vec<(u32, Box<str>)>,
+}
+
+impl RecordChunk {
+    fn new(width: usize) -> RecordChunk {
+        RecordChunk {
+            width,
+            text: String::new(),
+            ends: Vec::new(),
+            lines: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Row `row` of this chunk.
+    pub fn get(&self, row: usize) -> Record<'_> {
+        let ends = &self.ends[row * self.width..(row + 1) * self.width];
+        let start = match row {
+            0 => 0,
+            _ => self.ends[row * self.width - 1],
+        };
+        let problem = self
+            .problems
+            .binary_search_by_key(&row, |(r, _)| *r as usize)
+            .ok()
+            .map(|i| &*self.problems[i].1);
+        Record {
+            line: self.lines[row],
+            problem,
+            text: &self.text,
+            start,
+            ends,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
+        (0..self.len()).map(|row| self.get(row))
+    }
+}
+
+/// Builds [`Records`] row by row.
+#[derive(Debug)]
+pub struct RecordsBuilder {
+    width: usize,
+    done: Vec<Arc<RecordChunk>>,
+    len: usize,
+    chunk: RecordChunk,
+}
+
+impl RecordsBuilder {
+    /// For rows of `width` values (the layout's slots).
+    pub fn new(width: usize) -> RecordsBuilder {
+        RecordsBuilder {
+            width,
+            done: Vec::new(),
+            len: 0,
+            chunk: RecordChunk::new(width),
+        }
+    }
+
+    /// Adds a row: its values in layout order, each trimmed; missing values are empty, values
+    /// beyond the layout are ignored.
+    pub fn push<'v>(&mut self, line: u64, values: impl Iterator<Item = &'v str>) {
+        let mut values = values.map(str::trim).fuse();
+        // A chunk's offsets are u32: start a new chunk well before its text could outgrow them.
+        if self.chunk.len() == CHUNK_ROWS || self.chunk.text.len() > (u32::MAX / 2) as usize {
+            self.seal();
+        }
+        for _ in 0..self.width {
+            let value = values.next().unwrap_or_default();
+            self.chunk.text.push_str(value);
+            self.chunk.ends.push(
+                u32::try_from(self.chunk.text.len()).expect("a row of the HR record under 2 GB"),
+            );
+        }
+        self.chunk.lines.push(line);
+        self.len += 1;
+    }
+
+    /// Marks the row pushed last as malformed.
+    pub fn set_problem(&mut self, problem: String) {
+        let row = self.chunk.len().checked_sub(1).expect("a row was pushed");
+        self.chunk.problems.push((row as u32, problem.into()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn seal(&mut self) {
+        // The next chunk is likely as large as this one: sized up front, it is never copied to grow.
+        let next = RecordChunk {
+            text: String::with_capacity(self.chunk.text.len()),
+            ends: Vec::with_capacity(self.chunk.ends.len()),
+            lines: Vec::with_capacity(self.chunk.lines.len()),
+            ..RecordChunk::new(self.width)
+        };
+        let full = std::mem::replace(&mut self.chunk, next);
+        if !full.is_empty() {
+            self.done.push(Arc::new(full));
+        }
+    }
+
+    pub fn finish(mut self) -> Records {
+        self.seal();
+        Records {
+            chunks: self.done,
+            len: self.len,
+        }
+    }
+}
+
 /// One HR row: trimmed values in layout order, plus its position in the source (the CSV line,
 /// the sheet row, or the 1-based index over all connector rows; [`Locator`] turns it into a place).
-#[derive(Clone, Debug)]
-pub struct Record {
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
     pub line: u64,
-    /// All values back to back; `ends[i]` is where value `i` ends. One allocation per row keeps a
-    /// million-row export small.
-    text: Box<str>,
-    ends: Ends,
     /// Set when the row itself is malformed (for example a wrong number of fields).
-    pub problem: Option<String>,
+    pub problem: Option<&'a str>,
+    text: &'a str,
+    start: u32,
+    ends: &'a [u32],
 }
 
-impl Record {
-    pub fn new<S: AsRef<str>>(line: u64, values: Vec<S>) -> Record {
-        Record::from_values(line, values.iter().map(|v| v.as_ref()))
-    }
-
-    /// Builds a record from values in layout order (each trimmed), sized exactly up front.
-    pub fn from_values<'a>(line: u64, values: impl Iterator<Item = &'a str> + Clone) -> Record {
-        let (count, len) = values
-            .clone()
-            .fold((0, 0), |(count, len), v| (count + 1, len + v.trim().len()));
-        let mut text = String::with_capacity(len);
-        let mut ends = Ends::with_capacity(count);
-        for value in values {
-            text.push_str(value.trim());
-            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-        }
-        Record {
-            line,
-            text: text.into_boxed_str(),
-            ends,
-            problem: None,
-        }
-    }
-
-    pub fn value(&self, slot: usize) -> &str {
-        let ends = self.ends.as_slice();
-        let Some(&end) = ends.get(slot) else {
+impl<'a> Record<'a> {
+    pub fn value(&self, slot: usize) -> &'a str {
+        let Some(&end) = self.ends.get(slot) else {
             return "";
         };
-        let start = if slot == 0 { 0 } else { ends[slot - 1] };
-        self.text.get(start as usize..end as usize).unwrap_or("")
-    }
-}
-
-/// Where a record's values end: kept in the record itself for the usual handful of mapped
-/// columns, so a row costs one allocation (its text) rather than two.
-#[derive(Clone, Debug)]
-enum Ends {
-    Inline { len: u8, ends: [u32; INLINE_ENDS] },
-    Heap(Vec<u32>),
-}
-
-const INLINE_ENDS: usize = 14;
-
-impl Ends {
-    fn with_capacity(count: usize) -> Ends {
-        if count <= INLINE_ENDS {
-            Ends::Inline {
-                len: 0,
-                ends: [0; INLINE_ENDS],
-            }
+        let start = if slot == 0 {
+            self.start
         } else {
-            Ends::Heap(Vec::with_capacity(count))
-        }
-    }
-
-    fn push(&mut self, end: u32) {
-        match self {
-            Ends::Inline { len, ends } if usize::from(*len) < INLINE_ENDS => {
-                ends[usize::from(*len)] = end;
-                *len += 1;
-            }
-            Ends::Inline { len, ends } => {
-                let mut heap = ends[..usize::from(*len)].to_vec();
-                heap.push(end);
-                *self = Ends::Heap(heap);
-            }
-            Ends::Heap(ends) => ends.push(end),
-        }
-    }
-
-    fn as_slice(&self) -> &[u32] {
-        match self {
-            Ends::Inline { len, ends } => &ends[..usize::from(*len)],
-            Ends::Heap(ends) => ends,
-        }
+            self.ends[slot - 1]
+        };
+        self.text.get(start as usize..end as usize).unwrap_or("")
     }
 }
 
@@ -251,7 +374,7 @@ pub struct Snapshot {
     /// The file's modification time, when it was fetched from a server (RFC 3339).
     pub modified: Option<String>,
     pub layout: Layout,
-    pub records: Vec<Record>,
+    pub records: Records,
 }
 
 /// What the plan and audit record say about the HR snapshot.
@@ -275,7 +398,7 @@ impl SnapshotInfo {
 
 impl Snapshot {
     /// A snapshot of a text file (positions are lines).
-    pub fn new(source: String, sha256: String, layout: Layout, records: Vec<Record>) -> Snapshot {
+    pub fn new(source: String, sha256: String, layout: Layout, records: Records) -> Snapshot {
         Snapshot {
             source,
             sha256,
@@ -296,13 +419,13 @@ impl Snapshot {
         }
     }
 
-    pub fn origin(&self, record: &Record) -> RecordOrigin {
+    pub fn origin(&self, record: &Record<'_>) -> RecordOrigin {
         self.locator.origin(&self.source, record.line)
     }
 }
 
 /// Refuses a source without rows: an empty export would look like everyone left.
-pub(crate) fn refuse_empty(display: &str, records: &[Record]) -> Result<(), crate::error::Error> {
+pub(crate) fn refuse_empty(display: &str, records: &Records) -> Result<(), crate::error::Error> {
     if records.is_empty() {
         return Err(crate::error::Error::input(format!(
             "the HR source {display} has a header but no rows; refusing to plan from it (it would look like everyone left)"
@@ -391,21 +514,39 @@ mod tests {
 
     #[test]
     fn records_keep_trimmed_values_in_slots() {
-        let r = Record::new(7, vec![" a ", "", "ccc"]);
+        let records = Records::from_rows(3, [(7, vec![" a ", "", "ccc"]), (9, vec!["d"])]);
+        let rows: Vec<_> = records.iter().collect();
+        let r = rows[0];
         assert_eq!(
-            (r.value(0), r.value(1), r.value(2), r.value(3)),
-            ("a", "", "ccc", "")
+            (r.line, r.value(0), r.value(1), r.value(2), r.value(3)),
+            (7, "a", "", "ccc", "")
+        );
+        assert_eq!(
+            (rows[1].line, rows[1].value(0), rows[1].value(1)),
+            (9, "d", "")
         );
     }
 
     #[test]
-    fn records_with_many_columns_keep_every_value() {
-        let values: Vec<String> = (0..INLINE_ENDS + 6).map(|i| format!("v{i}")).collect();
-        let r = Record::new(2, values.clone());
-        for (slot, value) in values.iter().enumerate() {
-            assert_eq!(r.value(slot), value);
+    fn records_span_chunks_and_keep_problems_on_their_row() {
+        let mut builder = RecordsBuilder::new(2);
+        for i in 0..CHUNK_ROWS + 3 {
+            let id = i.to_string();
+            builder.push(i as u64 + 2, [id.as_str(), "x"].into_iter());
+            if i % 1000 == 999 {
+                builder.set_problem(format!("row {i}"));
+            }
         }
-        assert_eq!(r.value(values.len()), "");
+        let records = builder.finish();
+        assert_eq!((records.len(), records.chunks().len()), (CHUNK_ROWS + 3, 2));
+        for (i, record) in records.iter().enumerate() {
+            assert_eq!(
+                (record.line, record.value(0)),
+                (i as u64 + 2, &*i.to_string())
+            );
+            let expected = (i % 1000 == 999).then(|| format!("row {i}"));
+            assert_eq!(record.problem, expected.as_deref());
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use jiff::civil::date;
 use super::*;
 use crate::config::ConfigFiles;
 use crate::desired::{PackedProfile, resolve};
-use crate::hr::{Layout, Record, Snapshot};
+use crate::hr::{Layout, Records, Snapshot};
 use crate::rules::configured_fields;
 use crate::speakap::wire::Membership;
 use crate::state::LedgerEntry;
@@ -50,11 +50,12 @@ fn snapshot(config: &Config, rows: &[[&str; 5]]) -> Snapshot {
         locator: Default::default(),
         modified: None,
         layout: Layout::new(configured_fields(&config.sync)),
-        records: rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Record::new(i as u64 + 2, r.iter().map(|v| v.to_string()).collect()))
-            .collect(),
+        records: Records::from_rows(
+            5,
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| (i as u64 + 2, r.to_vec())),
+        ),
     }
 }
 

@@ -191,7 +191,7 @@ impl CompiledMatcher {
         }
     }
 
-    pub fn holds(&self, record: &Record, separator: char) -> bool {
+    pub fn holds(&self, record: &Record<'_>, separator: char) -> bool {
         match self {
             CompiledMatcher::All(list) => list.iter().all(|m| m.holds(record, separator)),
             CompiledMatcher::Any(list) => list.iter().any(|m| m.holds(record, separator)),
@@ -220,7 +220,7 @@ pub fn split_values(value: &str, separator: char) -> impl Iterator<Item = &str> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hr::Layout;
+    use crate::hr::{Layout, Records};
 
     fn layout() -> Layout {
         Layout::new(vec![
@@ -230,8 +230,11 @@ mod tests {
         ])
     }
 
-    fn record(values: &[&str]) -> Record {
-        Record::new(2, values.iter().map(|v| v.to_string()).collect())
+    /// Whether `m` holds for a record of these values.
+    fn holds(m: &CompiledMatcher, values: &[&str]) -> bool {
+        let records = Records::from_rows(values.len(), [(2, values.to_vec())]);
+        let record = records.iter().next().unwrap();
+        m.holds(&record, '|')
     }
 
     fn matcher(yaml_json: serde_json::Value) -> CompiledMatcher {
@@ -242,15 +245,15 @@ mod tests {
     #[test]
     fn equals_is_exact() {
         let m = matcher(serde_json::json!({"field": "job_title", "equals": "Store Manager"}));
-        assert!(m.holds(&record(&["1", "Store Manager", ""]), '|'));
-        assert!(!m.holds(&record(&["1", "store manager", ""]), '|'));
+        assert!(holds(&m, &["1", "Store Manager", ""]));
+        assert!(!holds(&m, &["1", "store manager", ""]));
     }
 
     #[test]
     fn multi_valued_fields_hold_when_any_value_passes() {
         let m = matcher(serde_json::json!({"field": "locations", "in": ["ST002"]}));
-        assert!(m.holds(&record(&["1", "x", "ST001| ST002"]), '|'));
-        assert!(!m.holds(&record(&["1", "x", "ST001"]), '|'));
+        assert!(holds(&m, &["1", "x", "ST001| ST002"]));
+        assert!(!holds(&m, &["1", "x", "ST001"]));
     }
 
     #[test]
@@ -259,14 +262,14 @@ mod tests {
             {"field": "job_title", "matches": "(?i)manager"},
             {"not": {"field": "locations", "equals": "ST003"}}
         ]}));
-        assert!(m.holds(&record(&["1", "Assistant Manager", "ST001"]), '|'));
-        assert!(!m.holds(&record(&["1", "Assistant Manager", "ST003"]), '|'));
-        assert!(!m.holds(&record(&["1", "Cashier", "ST001"]), '|'));
+        assert!(holds(&m, &["1", "Assistant Manager", "ST001"]));
+        assert!(!holds(&m, &["1", "Assistant Manager", "ST003"]));
+        assert!(!holds(&m, &["1", "Cashier", "ST001"]));
     }
 
     #[test]
     fn a_field_without_a_column_never_holds() {
         let m = matcher(serde_json::json!({"field": "phone", "equals": ""}));
-        assert!(!m.holds(&record(&["1", "x", ""]), '|'));
+        assert!(!holds(&m, &["1", "x", ""]));
     }
 }
