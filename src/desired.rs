@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashMapExt};
 use jiff::civil::Date;
 use serde::Serialize;
 
@@ -166,16 +166,6 @@ impl MembershipList {
 
     fn position(&self, name: &str) -> Option<usize> {
         self.0.iter().position(|(n, _)| **n == *name)
-    }
-
-    /// The finished list, shared with everyone else who has the same one.
-    fn shared(self, lists: &mut HashSet<Arc<[MembershipEntry]>>) -> Memberships {
-        if let Some(list) = lists.get(self.0.as_slice()) {
-            return Memberships(list.clone());
-        }
-        let list: Arc<[MembershipEntry]> = self.0.into();
-        lists.insert(list.clone());
-        Memberships(list)
     }
 
     /// Adds a membership unless the group is already there (the first reason wins).
@@ -562,8 +552,12 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
                 .map(|start| {
                     let rows = start..(start + chunk).min(records.len());
                     let repeats = &repeats;
-                    let resolver = &resolver;
-                    scope.spawn(move || resolver.resolve_all(records, rows, repeats))
+                    // Each thread has its own compiled config, so the reference counts of the
+                    // provenance it hands out live in its own core's cache.
+                    let layout = &snapshot.layout;
+                    scope.spawn(move || {
+                        Resolver::new(config, layout, today).resolve_all(records, rows, repeats)
+                    })
                 })
                 .collect();
             handles.into_iter().map(joined).collect()
@@ -733,8 +727,25 @@ struct Part {
     ended: Vec<(String, Date)>,
     warnings: Vec<String>,
     ignored_codes: BTreeMap<(&'static str, String), usize>,
-    /// The distinct membership lists handed out so far.
-    membership_lists: HashSet<Arc<[MembershipEntry]>>,
+}
+
+/// What a person's memberships depend on: the lookup tables' cells, which group rules hold (a
+/// bit each), and the first local-admin rule that holds. People with the same inputs (most of
+/// a store) get the same outcome, worked out once and shared.
+#[derive(PartialEq, Eq, Hash)]
+struct MembershipInputs<'r> {
+    cells: [&'r str; 2],
+    groups: u64,
+    admin: Option<usize>,
+}
+
+/// The memberships one set of inputs gives, with what the lookup tables had to say about them.
+struct MembershipOutcome {
+    memberships: Memberships,
+    primary_business_unit: Option<Sourced<Arc<str>>>,
+    problems: Vec<String>,
+    /// Codes a table ignores, as (table, code).
+    ignored: Vec<(&'static str, String)>,
 }
 
 /// A lookup table (`business_units` or `departments`) ready for the records.
@@ -924,13 +935,20 @@ impl<'c> Resolver<'c> {
             desired: Vec::with_capacity(rows.len()),
             ..Part::default()
         };
+        let mut cache = HashMap::new();
         for record in records.range(rows) {
-            self.resolve_one(&record, repeats, &mut part);
+            self.resolve_one(&record, repeats, &mut part, &mut cache);
         }
         part
     }
 
-    fn resolve_one(&self, record: &Record<'_>, repeats: &Repeats<'_>, part: &mut Part) {
+    fn resolve_one<'r>(
+        &self,
+        record: &Record<'r>,
+        repeats: &Repeats<'_>,
+        part: &mut Part,
+        cache: &mut HashMap<MembershipInputs<'r>, MembershipOutcome>,
+    ) {
         let layout = self.layout;
         let separator = self.separator;
         let xid = record.value(self.xid_slot);
@@ -1004,8 +1022,78 @@ impl<'c> Resolver<'c> {
         let start_date = date_of(self.start_slot, "start date");
         let end_date = date_of(self.end_slot, "end date");
 
+        let computed;
+        let outcome = match self.membership_inputs(record) {
+            Some(inputs) => &*cache
+                .entry(inputs)
+                .or_insert_with(|| self.membership_outcome(record)),
+            None => {
+                computed = self.membership_outcome(record);
+                &computed
+            }
+        };
+        problems.extend(outcome.problems.iter().cloned());
+        for (table, code) in &outcome.ignored {
+            *part.ignored_codes.entry((table, code.clone())).or_default() += 1;
+        }
+
+        if !problems.is_empty() {
+            part.skipped.push(SkippedRecord {
+                line: record.line,
+                xid: (!xid.is_empty()).then(|| xid.to_string()),
+                reasons: problems,
+            });
+            return;
+        }
+        // Offboarded the day after the last working day.
+        if let Some(end) = end_date.filter(|end| *end < self.today) {
+            part.ended.push((xid.to_string(), end));
+            return;
+        }
+
+        let user = self.desired_user(
+            record,
+            xid,
+            outcome.memberships.clone(),
+            outcome.primary_business_unit.clone(),
+            start_date,
+            part,
+        );
+        part.desired.push(user);
+    }
+
+    /// What a record's memberships depend on, when that fits a cache key.
+    fn membership_inputs<'r>(&self, record: &Record<'r>) -> Option<MembershipInputs<'r>> {
+        if self.groups.len() > 64 || self.tables.len() > 2 {
+            return None;
+        }
+        let mut cells = [""; 2];
+        for (cell, table) in cells.iter_mut().zip(&self.tables) {
+            *cell = record.value(table.slot);
+        }
+        let groups = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, (matcher, _, _))| matcher.holds(record, self.separator))
+            .fold(0u64, |bits, (i, _)| bits | 1 << i);
+        let admin = self
+            .local_admins
+            .iter()
+            .position(|(matcher, _)| matcher.holds(record, self.separator));
+        Some(MembershipInputs {
+            cells,
+            groups,
+            admin,
+        })
+    }
+
+    /// The memberships the lookup tables and rules give a record, and the tables' complaints.
+    fn membership_outcome(&self, record: &Record<'_>) -> MembershipOutcome {
+        let (layout, separator) = (self.layout, self.separator);
         let mut memberships = MembershipList::default();
         let mut primary_business_unit = None;
+        let (mut problems, mut ignored) = (Vec::new(), Vec::new());
         for table in &self.tables {
             for code in split_values(record.value(table.slot), separator) {
                 match table.lookup(code) {
@@ -1033,51 +1121,10 @@ impl<'c> Resolver<'c> {
                         layout.columns[table.slot],
                         table.name
                     )),
-                    Lookup::Ignore => {
-                        *part
-                            .ignored_codes
-                            .entry((table.name, code.to_string()))
-                            .or_default() += 1
-                    }
+                    Lookup::Ignore => ignored.push((table.name, code.to_string())),
                 }
             }
         }
-
-        if !problems.is_empty() {
-            part.skipped.push(SkippedRecord {
-                line: record.line,
-                xid: (!xid.is_empty()).then(|| xid.to_string()),
-                reasons: problems,
-            });
-            return;
-        }
-        // Offboarded the day after the last working day.
-        if let Some(end) = end_date.filter(|end| *end < self.today) {
-            part.ended.push((xid.to_string(), end));
-            return;
-        }
-
-        let user = self.desired_user(
-            record,
-            xid,
-            memberships,
-            primary_business_unit,
-            start_date,
-            part,
-        );
-        part.desired.push(user);
-    }
-
-    fn desired_user(
-        &self,
-        record: &Record<'_>,
-        xid: &str,
-        mut memberships: MembershipList,
-        primary_business_unit: Option<Sourced<Arc<str>>>,
-        start_date: Option<Date>,
-        part: &mut Part,
-    ) -> DesiredUser {
-        let separator = self.separator;
         for (matcher, group, from) in &self.groups {
             if matcher.holds(record, separator) {
                 memberships.add(
@@ -1090,14 +1137,6 @@ impl<'c> Resolver<'c> {
                 );
             }
         }
-        let mut role = self
-            .roles
-            .iter()
-            .find(|(m, _, _)| m.holds(record, separator))
-            .map(|(_, role, from)| Sourced {
-                value: *role,
-                from: from.clone(),
-            });
         if let Some((_, from)) = self
             .local_admins
             .iter()
@@ -1107,6 +1146,32 @@ impl<'c> Resolver<'c> {
                 membership.admin = Some(from.clone());
             }
         }
+        MembershipOutcome {
+            memberships: Memberships(memberships.0.into()),
+            primary_business_unit,
+            problems,
+            ignored,
+        }
+    }
+
+    fn desired_user(
+        &self,
+        record: &Record<'_>,
+        xid: &str,
+        mut memberships: Memberships,
+        primary_business_unit: Option<Sourced<Arc<str>>>,
+        start_date: Option<Date>,
+        part: &mut Part,
+    ) -> DesiredUser {
+        let separator = self.separator;
+        let mut role = self
+            .roles
+            .iter()
+            .find(|(m, _, _)| m.holds(record, separator))
+            .map(|(_, role, from)| Sourced {
+                value: *role,
+                from: from.clone(),
+            });
 
         let mut overrides = Vec::new();
         let mut withdrawn = BTreeMap::new();
@@ -1124,8 +1189,9 @@ impl<'c> Resolver<'c> {
                     let from = Provenance::Override {
                         at: o.origin.clone(),
                     };
+                    let mut changed = MembershipList(memberships.0.to_vec());
                     for group in &o.add_groups {
-                        memberships.replace(
+                        changed.replace(
                             Arc::from(group.as_str()),
                             DesiredMembership {
                                 kind: MembershipKind::Group,
@@ -1135,9 +1201,10 @@ impl<'c> Resolver<'c> {
                         );
                     }
                     for group in &o.remove_groups {
-                        memberships.remove(group);
+                        changed.remove(group);
                         withdrawn.insert(group.clone(), from.clone());
                     }
+                    memberships = Memberships(changed.0.into());
                     if let Some(value) = o.role {
                         role = Some(Sourced {
                             value,
@@ -1154,7 +1221,7 @@ impl<'c> Resolver<'c> {
             xid: xid.to_string(),
             line: record.line,
             profile: self.profile(record, in_effect),
-            memberships: memberships.shared(&mut part.membership_lists),
+            memberships,
             role,
             primary_business_unit,
             start_date,
