@@ -446,19 +446,37 @@ pub struct DesiredUsers {
 impl DesiredUsers {
     fn new(chunks: Vec<Vec<DesiredUser>>) -> DesiredUsers {
         let index = |i: usize| u32::try_from(i).expect("fewer than 4 billion people");
-        let mut by_xid: Vec<(u32, u32)> = chunks
+        let by_xid: Vec<(u32, u32)> = chunks
             .iter()
             .enumerate()
             .flat_map(|(c, users)| (0..users.len()).map(move |u| (index(c), index(u))))
             .collect();
-        // Stable and run-aware: an export sorted by employee ID is indexed in one pass.
         let xid = |&(c, u): &(u32, u32)| chunks[c as usize][u as usize].xid.as_str();
-        by_xid.sort_by(|a, b| xid(a).cmp(xid(b)));
         let hasher = foldhash::fast::RandomState::default();
-        let mut lookup = hashbrown::HashTable::with_capacity(by_xid.len());
-        for at in &by_xid {
-            lookup.insert_unique(hasher.hash_one(xid(at)), *at, |at| hasher.hash_one(xid(at)));
-        }
+        let positions = by_xid.clone();
+        let (by_xid, lookup) = both(
+            by_xid.len() >= PARALLEL_FROM,
+            || {
+                // Sorted by the first eight bytes first, kept beside each position: most
+                // comparisons then never look at the users themselves. XIDs are unique, so an
+                // unstable sort gives the one order there is.
+                let mut keyed: Vec<(u64, (u32, u32))> = by_xid
+                    .into_iter()
+                    .map(|at| (xid_prefix(xid(&at)), at))
+                    .collect();
+                keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| xid(&a.1).cmp(xid(&b.1))));
+                keyed.into_iter().map(|(_, at)| at).collect()
+            },
+            || {
+                let mut lookup = hashbrown::HashTable::with_capacity(positions.len());
+                for at in positions {
+                    lookup.insert_unique(hasher.hash_one(xid(&at)), at, |at| {
+                        hasher.hash_one(xid(at))
+                    });
+                }
+                lookup
+            },
+        );
         DesiredUsers {
             chunks,
             by_xid,
@@ -622,6 +640,14 @@ fn both<A: Send, B: Send>(
         let b = scope.spawn(b);
         (a(), joined(b))
     })
+}
+
+/// The first eight bytes of an XID as a number that orders as the bytes do.
+fn xid_prefix(xid: &str) -> u64 {
+    let mut prefix = [0u8; 8];
+    let n = xid.len().min(8);
+    prefix[..n].copy_from_slice(&xid.as_bytes()[..n]);
+    u64::from_be_bytes(prefix)
 }
 
 /// A scoped thread's result; a panic in it goes on in the caller.

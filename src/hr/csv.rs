@@ -2,15 +2,14 @@
 //! fallback encoding (Windows-1252 by default) for files that are not UTF-8; delimiter given or
 //! detected; quoted fields with delimiters and newlines; blank lines ignored.
 //!
-//! A UTF-8 file is streamed: read in blocks through a few reused buffers, each block parsed
-//! (csv-core) and then hashed on a second thread, so a large export is never held whole in
-//! memory. Anything else (a UTF-16 byte order mark, bytes that are not UTF-8) is read whole and
-//! decoded first.
+//! A UTF-8 file is streamed: read in blocks through reused buffers and parsed with csv-core,
+//! a large one in two halves at once (split at a row boundary the first half confirms), while
+//! another thread reads it again to hash it; it is never held whole in memory. Anything else (a
+//! UTF-16 byte order mark, bytes that are not UTF-8) is read whole and decoded first.
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
-use std::sync::mpsc;
 
 use csv_core::ReadRecordResult;
 use sha2::{Digest, Sha256};
@@ -32,15 +31,30 @@ pub fn read(
     options: CsvOptions<'_>,
     layout: Layout,
 ) -> Result<Snapshot, Error> {
-    let cannot_read =
-        |e: std::io::Error| Error::input(format!("cannot read the HR file {display}: {e}"));
-    let file = std::fs::File::open(path).map_err(cannot_read)?;
-    let layout = match stream(file, display, options, layout)? {
+    read_split_from(path, display, options, layout, PARALLEL_FROM)
+}
+
+/// Files from this size on are parsed in two halves at once.
+const PARALLEL_FROM: u64 = 8 << 20;
+
+/// [`read`], parsing files of `parallel_from` bytes or more in two halves.
+fn read_split_from(
+    path: &Path,
+    display: &str,
+    options: CsvOptions<'_>,
+    layout: Layout,
+    parallel_from: u64,
+) -> Result<Snapshot, Error> {
+    let layout = match stream(path, display, options, layout, parallel_from)? {
         Streamed::Read(snapshot) => return Ok(snapshot),
         Streamed::NeedsDecoding(layout) => layout,
     };
-    let bytes = std::fs::read(path).map_err(cannot_read)?;
+    let bytes = std::fs::read(path).map_err(|e| cannot_read(display, e))?;
     parse(&bytes, display, options, layout)
+}
+
+fn cannot_read(display: &str, e: std::io::Error) -> Error {
+    Error::input(format!("cannot read the HR file {display}: {e}"))
 }
 
 /// Parses CSV bytes already read (from a file or a server).
@@ -70,8 +84,11 @@ fn parse_text(
 ) -> Result<Records, Error> {
     let text = decode(bytes, display, options.encoding)?;
     let mut rows = Rows::new(text.as_bytes(), display, options, layout);
-    match rows.feed(text.as_bytes()).and_then(|()| rows.finish()) {
-        Ok(records) => Ok(records),
+    match rows.feed(text.as_bytes()).and_then(|()| rows.end()) {
+        Ok(records) => {
+            refuse_empty(display, &records)?;
+            Ok(records)
+        }
         Err(Stop::Invalid(e)) => Err(e),
         Err(Stop::NotUtf8) => unreachable!("decoded text is UTF-8"),
     }
@@ -83,15 +100,20 @@ enum Streamed {
     NeedsDecoding(Layout),
 }
 
-/// Parses a UTF-8 file block by block while a second thread hashes the blocks already parsed.
+/// Parses a UTF-8 file block by block (in two halves at once when it is large) while another
+/// thread reads it again to hash it. The file must not change meanwhile: its size and
+/// modification time are compared before and after, and every byte must have been both parsed
+/// and hashed.
 fn stream(
-    mut file: std::fs::File,
+    path: &Path,
     display: &str,
     options: CsvOptions<'_>,
     layout: Layout,
+    parallel_from: u64,
 ) -> Result<Streamed, Error> {
-    let cannot_read =
-        |e: std::io::Error| Error::input(format!("cannot read the HR file {display}: {e}"));
+    let cannot_read = |e| cannot_read(display, e);
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    let before = file.metadata().map_err(cannot_read)?;
     let mut first = Vec::with_capacity(BLOCK);
     (&mut file)
         .take(BLOCK as u64)
@@ -102,55 +124,123 @@ fn stream(
     {
         return Ok(Streamed::NeedsDecoding(layout));
     }
-    let outcome = std::thread::scope(|scope| {
-        // Parsed blocks go to the hasher, which hands the buffers back to be filled again.
-        let (to_hash, hash_queue) = mpsc::sync_channel::<Vec<u8>>(2);
-        let (give_back, returned) = mpsc::channel::<Vec<u8>>();
-        let hasher = scope.spawn(move || {
-            let mut sha = Sha256::new();
-            for block in hash_queue {
-                sha.update(&block);
-                let _ = give_back.send(block);
-            }
-            crate::digest::hex(&sha.finalize())
-        });
+    let (parsed, hashed) = std::thread::scope(|scope| {
+        let hasher = scope.spawn(|| hash_file(path));
         let parsed = (|| {
             let mut rows = Rows::new(&first, display, options, &layout);
-            let mut block = first;
-            loop {
-                if block.is_empty() {
-                    break;
+            rows.feed(&first)?;
+            let mut read = first.len() as u64;
+            let split = match before.len() >= parallel_from && rows.header.is_some() {
+                true => {
+                    find_split(path, before.len()).map_err(|e| Stop::Invalid(cannot_read(e)))?
                 }
-                rows.feed(&block)?;
-                to_hash
-                    .send(block)
-                    .expect("the hasher runs until the queue closes");
-                block = returned
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
-                block.clear();
-                (&mut file)
-                    .take(BLOCK as u64)
-                    .read_to_end(&mut block)
-                    .map_err(|e| Stop::Invalid(cannot_read(e)))?;
+                false => None,
             }
-            rows.finish()
+            // The first block is parsed already.
+            .filter(|&(at, _)| at > read);
+            let second = split.map(|(at, line)| {
+                let rows = rows.continuation(line);
+                scope.spawn(move || rows.read_from(path, at))
+            });
+            let end = split.map_or(u64::MAX, |(at, _)| at);
+            read += rows.read_rest(&mut file, end - read)?;
+            let second = second.map(joined).transpose()?;
+            let records = match second {
+                // The first half ended between two rows, just where the second began.
+                Some((rest, rest_read)) if rows.between_rows() => {
+                    let mut records = rows.end()?;
+                    read += rest_read;
+                    records.append(rest.end()?);
+                    records
+                }
+                // The split was inside a quoted value after all: read on instead.
+                _ => {
+                    read += rows.read_rest(&mut file, u64::MAX)?;
+                    rows.end()?
+                }
+            };
+            Ok((records, read))
         })();
-        drop(to_hash);
-        let sha256 = hasher
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (parsed, sha256)
+        (parsed, joined(hasher))
     });
-    match outcome {
-        (Ok(records), sha256) => Ok(Streamed::Read(Snapshot::new(
-            display.to_string(),
-            sha256,
-            layout,
-            records,
-        ))),
-        (Err(Stop::NotUtf8), _) => Ok(Streamed::NeedsDecoding(layout)),
-        (Err(Stop::Invalid(e)), _) => Err(e),
+    let (records, read) = match parsed {
+        Ok(parsed) => parsed,
+        Err(Stop::NotUtf8) => return Ok(Streamed::NeedsDecoding(layout)),
+        Err(Stop::Invalid(e)) => return Err(e),
+    };
+    let (sha256, hashed) = hashed.map_err(cannot_read)?;
+    let after = std::fs::metadata(path).map_err(cannot_read)?;
+    if read != hashed
+        || hashed != before.len()
+        || after.len() != before.len()
+        || after.modified().ok() != before.modified().ok()
+    {
+        return Err(Error::input(format!(
+            "the HR file {display} changed while it was read; run again once the export is complete"
+        )));
+    }
+    refuse_empty(display, &records)?;
+    Ok(Streamed::Read(Snapshot::new(
+        display.to_string(),
+        sha256,
+        layout,
+        records,
+    )))
+}
+
+/// A scoped thread's result; a panic in it goes on in the caller.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// The sha256 of a file and its length, read through one reused buffer.
+fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let (mut sha, mut buffer, mut length) = (Sha256::new(), vec![0; BLOCK], 0);
+    loop {
+        match file.read(&mut buffer)? {
+            0 => return Ok((crate::digest::hex(&sha.finalize()), length)),
+            n => {
+                sha.update(&buffer[..n]);
+                length += n as u64;
+            }
+        }
+    }
+}
+
+/// Where the second half of a file can be parsed from, with its line number: the first line
+/// start past the middle that an even number of quote characters precedes. That is a row
+/// boundary in a well-quoted file; the first half checks it on arriving there.
+fn find_split(path: &Path, length: u64) -> std::io::Result<Option<(u64, u64)>> {
+    let middle = length / 2;
+    let mut file = std::fs::File::open(path)?;
+    let (mut buffer, mut offset) = (vec![0; BLOCK], 0u64);
+    let (mut quotes, mut line) = (0u64, 1u64);
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let block = &buffer[..n];
+        let before_middle = (middle.saturating_sub(offset) as usize).min(n);
+        let (counted, scanned) = block.split_at(before_middle);
+        quotes += counted.iter().filter(|&&b| b == b'"').count() as u64;
+        line += counted.iter().filter(|&&b| b == b'\n').count() as u64;
+        for (i, &b) in scanned.iter().enumerate() {
+            match b {
+                b'"' => quotes += 1,
+                b'\n' => {
+                    line += 1;
+                    if quotes % 2 == 0 {
+                        return Ok(Some((offset + (before_middle + i) as u64 + 1, line)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        offset += n as u64;
     }
 }
 
@@ -219,6 +309,59 @@ impl<'a> Rows<'a> {
         }
     }
 
+    /// A parser for the rest of the same file from a row boundary on `line`.
+    fn continuation(&self, line: u64) -> Rows<'a> {
+        Rows {
+            core: csv_core::ReaderBuilder::new()
+                .delimiter(self.delimiter)
+                .build(),
+            fields: vec![0; self.fields.len()],
+            ends: vec![0; self.ends.len()],
+            fields_len: 0,
+            ends_len: 0,
+            line,
+            row_line: None,
+            header: self.header.clone(),
+            records: RecordsBuilder::new(self.layout.columns.len()),
+            at_start: false,
+            ..*self
+        }
+    }
+
+    /// Between two rows: nothing of a row read yet.
+    fn between_rows(&self) -> bool {
+        self.row_line.is_none() && self.fields_len == 0 && self.ends_len == 0
+    }
+
+    /// Parses up to `limit` more bytes of `file` (to its end with `u64::MAX`); the bytes read.
+    fn read_rest(&mut self, file: &mut std::fs::File, limit: u64) -> Result<u64, Stop> {
+        let mut block = Vec::with_capacity(BLOCK);
+        let mut read = 0;
+        while read < limit {
+            block.clear();
+            let n = file
+                .take((limit - read).min(BLOCK as u64))
+                .read_to_end(&mut block)
+                .map_err(|e| Stop::Invalid(cannot_read(self.display, e)))?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            self.feed(&block)?;
+        }
+        Ok(read)
+    }
+
+    /// Parses `path` from byte `at` to its end; the parser and the bytes read.
+    fn read_from(mut self, path: &Path, at: u64) -> Result<(Rows<'a>, u64), Stop> {
+        use std::io::Seek;
+        let failed = |e| Stop::Invalid(cannot_read(self.display, e));
+        let mut file = std::fs::File::open(path).map_err(failed)?;
+        file.seek(std::io::SeekFrom::Start(at)).map_err(failed)?;
+        let read = self.read_rest(&mut file, u64::MAX)?;
+        Ok((self, read))
+    }
+
     fn feed(&mut self, mut input: &[u8]) -> Result<(), Stop> {
         if self.at_start && !input.is_empty() {
             self.at_start = false;
@@ -245,8 +388,8 @@ impl<'a> Rows<'a> {
         }
     }
 
-    /// Ends the input: the last row may have no line end.
-    fn finish(mut self) -> Result<Records, Stop> {
+    /// Ends the input (the last row may have no line end): the records.
+    fn end(mut self) -> Result<Records, Stop> {
         loop {
             let (result, _, written, ended) = self.core.read_record(
                 &[],
@@ -268,9 +411,7 @@ impl<'a> Rows<'a> {
                 self.display
             ))));
         }
-        let records = self.records.finish();
-        refuse_empty(self.display, &records).map_err(Stop::Invalid)?;
-        Ok(records)
+        Ok(self.records.finish())
     }
 
     /// Keeps the line count: a row starts on the line of its first byte that is not a line end.
@@ -521,6 +662,43 @@ mod tests {
         let snapshot = read_with(&bytes, UTF8_ONLY).unwrap();
         assert_eq!(all_rows(&snapshot), expected);
         assert_eq!(snapshot.sha256, crate::digest::sha256_hex(&bytes));
+    }
+
+    /// The records of `bytes` read in one piece and read in two halves.
+    fn one_piece_and_halves(bytes: &[u8]) -> (Snapshot, Snapshot) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hr.csv");
+        std::fs::write(&path, bytes).unwrap();
+        let read = |split_from| read_split_from(&path, "hr.csv", UTF8_ONLY, fields(), split_from);
+        (read(u64::MAX).unwrap(), read(0).unwrap())
+    }
+
+    #[test]
+    fn two_halves_read_the_same_records_as_one_piece() {
+        let (bytes, expected) = long_file(150_000, None);
+        let (one, halves) = one_piece_and_halves(&bytes);
+        assert_eq!(all_rows(&one), expected);
+        assert_eq!(all_rows(&halves), expected);
+        assert_eq!(halves.sha256, crate::digest::sha256_hex(&bytes));
+        assert!(halves.records.chunks().len() > one.records.chunks().len());
+    }
+
+    #[test]
+    fn a_split_inside_a_quoted_value_is_noticed_and_read_through() {
+        // A stray quote in an unquoted value (read as a character) makes the quote count odd,
+        // so the split lands on the line end inside the quoted value that follows the middle.
+        let mut text = "Personeelsnummer;E-mail;Vestiging\n1;a@x.nl;5\" screen\n".to_string();
+        for i in 2..150_000 {
+            text.push_str(&format!("{i};p{i}@x.nl;\"Store\nline two\"\n"));
+        }
+        let (one, halves) = one_piece_and_halves(text.as_bytes());
+        assert_eq!(one.records.len(), 149_999);
+        assert_eq!(all_rows(&halves), all_rows(&one));
+        let last = one.records.iter().last().unwrap();
+        assert_eq!(
+            (last.line, last.value(2)),
+            (2 * 149_998 + 1, "Store\nline two")
+        );
     }
 
     #[test]

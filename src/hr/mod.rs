@@ -96,6 +96,12 @@ impl Records {
         self.len == 0
     }
 
+    /// Adds the rows of `more` after these.
+    pub fn append(&mut self, more: Records) {
+        self.chunks.extend(more.chunks);
+        self.len += more.len;
+    }
+
     pub fn chunks(&self) -> &[Arc<RecordChunk>] {
         &self.chunks
     }
