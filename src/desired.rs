@@ -270,36 +270,49 @@ impl ProfileField {
 /// The HR column of each profile field, in [`ProfileField::ALL`] order; shared by all people.
 type ProfileColumns = [Option<Arc<str>>; 6];
 
-/// The six profile values of a person, back to back in one allocation: reading a million
-/// people's profiles then costs one cache miss each rather than six.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PackedProfile {
+/// Text values back to back in one allocation: reading a million people's values then costs
+/// one cache miss each rather than one per value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Packed<const N: usize> {
     text: Box<str>,
-    /// `ends[i]` is where the value of `ProfileField::ALL[i]` ends in `text`.
-    ends: [u32; 6],
+    /// `ends[i]` is where value `i` ends in `text`.
+    ends: [u32; N],
 }
 
-impl PackedProfile {
-    /// The values in [`ProfileField::ALL`] order.
-    pub fn new(values: [&str; 6]) -> PackedProfile {
+impl<const N: usize> Packed<N> {
+    fn new(values: [&str; N]) -> Packed<N> {
         let mut text = String::with_capacity(values.iter().map(|v| v.len()).sum());
-        let mut ends = [0u32; 6];
+        let mut ends = [0u32; N];
         for (end, value) in ends.iter_mut().zip(values) {
             text.push_str(value);
             *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
-        PackedProfile {
+        Packed {
             text: text.into_boxed_str(),
             ends,
         }
     }
 
-    pub fn get(&self, field: ProfileField) -> &str {
-        let i = field.index();
+    fn get(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         self.text
             .get(start as usize..self.ends[i] as usize)
             .unwrap_or_default()
+    }
+}
+
+/// The six profile values of an account, in one allocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedProfile(Packed<6>);
+
+impl PackedProfile {
+    /// The values in [`ProfileField::ALL`] order.
+    pub fn new(values: [&str; 6]) -> PackedProfile {
+        PackedProfile(Packed::new(values))
+    }
+
+    pub fn get(&self, field: ProfileField) -> &str {
+        self.0.get(field.index())
     }
 }
 
@@ -310,38 +323,27 @@ impl serde::Serialize for PackedProfile {
     }
 }
 
-/// A person's managed profile values, stored back to back in one allocation. A value comes
-/// from the HR line's column, or from an override when the override sets it.
+/// Slots of a desired person's [`Packed`] text after the six profile fields.
+const XID: usize = 6;
+const UPN: usize = 7;
+
+/// A person's XID, managed profile values and SSO login, stored back to back in one
+/// allocation. A profile value comes from the HR line's column, or from an override when the
+/// override sets it.
 #[derive(Clone, Debug)]
 pub struct Profile {
-    values: PackedProfile,
+    values: Packed<8>,
     /// Bit `i`: field `i` is managed (it has an HR column or an override value).
     managed: u8,
     /// Bit `i`: field `i` comes from the override.
     overridden: u8,
-    line: u64,
     columns: Arc<ProfileColumns>,
-    override_at: Option<Origin>,
 }
 
 impl Profile {
     pub fn get(&self, field: ProfileField) -> Option<&str> {
         let i = field.index();
-        (self.managed & (1 << i) != 0).then(|| self.values.get(field))
-    }
-
-    /// Where the value of `field` comes from; `None` when the field is not managed.
-    pub fn source(&self, field: ProfileField) -> Option<Provenance> {
-        let i = field.index();
-        if self.overridden & (1 << i) != 0 {
-            let at = self.override_at.clone()?;
-            return Some(Provenance::Override { at });
-        }
-        let column = self.columns[i].clone()?;
-        Some(Provenance::Hr {
-            column,
-            line: self.line,
-        })
+        (self.managed & (1 << i) != 0).then(|| self.values.get(i))
     }
 
     /// The managed fields and their values, in [`ProfileField::ALL`] order.
@@ -352,9 +354,19 @@ impl Profile {
     }
 }
 
+/// What an override in effect does to a person beyond their values, groups and role.
+#[derive(Clone, Debug)]
+struct OverrideEffect {
+    at: Origin,
+    /// Groups it takes away, even when they were granted by hand (a deliberate, reasoned
+    /// instruction about this person).
+    withdrawn: BTreeMap<String, Provenance>,
+    /// Recreate the account even though it was deleted by hand.
+    restore: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct DesiredUser {
-    pub xid: String,
     /// The HR line this person was read from.
     pub line: u64,
     pub profile: Profile,
@@ -362,20 +374,46 @@ pub struct DesiredUser {
     pub role: Option<Sourced<NetworkRole>>,
     /// The first business unit of the record: the person's primary one.
     pub primary_business_unit: Option<Sourced<Arc<str>>>,
-    /// Overrides in effect for this person, with their reasons.
-    pub overrides: Vec<(Origin, String)>,
-    /// Groups an override takes away, even when they were granted by hand (a deliberate,
-    /// reasoned instruction about this person).
-    pub withdrawn: BTreeMap<String, Provenance>,
     /// First working day, when the HR record has one.
     pub start_date: Option<Date>,
-    /// Single-sign-on login name, for SSO accounts.
-    pub upn: Option<String>,
-    /// An override asks to recreate the account even though it was deleted by hand.
-    pub restore: bool,
+    /// The override in effect, if any: boxed, as it is for few people.
+    overridden: Option<Box<OverrideEffect>>,
 }
 
 impl DesiredUser {
+    pub fn xid(&self) -> &str {
+        self.profile.values.get(XID)
+    }
+
+    /// Single-sign-on login name, for SSO accounts.
+    pub fn upn(&self) -> Option<&str> {
+        Some(self.profile.values.get(UPN)).filter(|upn| !upn.is_empty())
+    }
+
+    /// An override asks to recreate the account even though it was deleted by hand.
+    pub fn restore(&self) -> bool {
+        self.overridden.as_ref().is_some_and(|o| o.restore)
+    }
+
+    /// Why `group` is taken away from this person by an override, if it is.
+    pub fn withdrawn(&self, group: &str) -> Option<&Provenance> {
+        self.overridden.as_ref()?.withdrawn.get(group)
+    }
+
+    /// Where the value of `field` comes from; `None` when the field is not managed.
+    pub fn source(&self, field: ProfileField) -> Option<Provenance> {
+        let i = field.index();
+        if self.profile.overridden & (1 << i) != 0 {
+            let at = self.overridden.as_ref()?.at.clone();
+            return Some(Provenance::Override { at });
+        }
+        let column = self.profile.columns[i].clone()?;
+        Some(Provenance::Hr {
+            column,
+            line: self.line,
+        })
+    }
+
     /// Identifies what HR and the rules say about this person (not where it was written), so
     /// the ledger can tell whether anything changed since the last apply.
     pub fn digest(&self) -> String {
@@ -385,7 +423,7 @@ impl DesiredUser {
             "role": self.role.as_ref().map(|r| r.value),
             "primary_business_unit": self.primary_business_unit.as_ref().map(|p| &p.value),
             "start_date": self.start_date,
-            "upn": self.upn,
+            "upn": self.upn(),
         });
         crate::digest::sha256_hex(outcome.to_string())
     }
@@ -406,7 +444,7 @@ impl DesiredUser {
         .collect::<Vec<_>>();
         if parts.is_empty() {
             self.get(ProfileField::Email)
-                .unwrap_or(&self.xid)
+                .unwrap_or(self.xid())
                 .to_string()
         } else {
             parts.join(" ")
@@ -451,7 +489,7 @@ impl DesiredUsers {
             .enumerate()
             .flat_map(|(c, users)| (0..users.len()).map(move |u| (index(c), index(u))))
             .collect();
-        let xid = |&(c, u): &(u32, u32)| chunks[c as usize][u as usize].xid.as_str();
+        let xid = |&(c, u): &(u32, u32)| chunks[c as usize][u as usize].xid();
         let hasher = foldhash::fast::RandomState::default();
         let positions = by_xid.clone();
         let (by_xid, lookup) = both(
@@ -491,7 +529,7 @@ impl DesiredUsers {
 
     pub fn get(&self, xid: &str) -> Option<&DesiredUser> {
         let hash = self.hasher.hash_one(xid);
-        let &at = self.lookup.find(hash, |&at| self.at(at).xid == xid)?;
+        let &at = self.lookup.find(hash, |&at| self.at(at).xid() == xid)?;
         Some(self.at(at))
     }
 
@@ -505,8 +543,8 @@ impl DesiredUsers {
     }
 
     /// The XIDs in order.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.values().map(|u| &u.xid)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.values().map(DesiredUser::xid)
     }
 
     pub fn len(&self) -> usize {
@@ -1199,9 +1237,7 @@ impl<'c> Resolver<'c> {
                 from: from.clone(),
             });
 
-        let mut overrides = Vec::new();
-        let mut withdrawn = BTreeMap::new();
-        let mut restore = false;
+        let mut overridden = None;
         let mut in_effect = None;
         if let Some(o) = self.overrides.get(xid) {
             match o.until {
@@ -1226,6 +1262,7 @@ impl<'c> Resolver<'c> {
                             },
                         );
                     }
+                    let mut withdrawn = BTreeMap::new();
                     for group in &o.remove_groups {
                         changed.remove(group);
                         withdrawn.insert(group.clone(), from.clone());
@@ -1237,34 +1274,30 @@ impl<'c> Resolver<'c> {
                             from: from.clone(),
                         });
                     }
-                    restore = o.restore;
-                    overrides.push((o.origin.clone(), o.reason.clone()));
+                    overridden = Some(Box::new(OverrideEffect {
+                        at: o.origin.clone(),
+                        withdrawn,
+                        restore: o.restore,
+                    }));
                     in_effect = Some(*o);
                 }
             }
         }
         DesiredUser {
-            xid: xid.to_string(),
             line: record.line,
-            profile: self.profile(record, in_effect),
+            profile: self.profile(record, xid, in_effect),
             memberships,
             role,
             primary_business_unit,
             start_date,
-            upn: self
-                .upn_slot
-                .map(|slot| record.value(slot))
-                .filter(|upn| !upn.is_empty())
-                .map(str::to_string),
-            restore,
-            overrides,
-            withdrawn,
+            overridden,
         }
     }
 
-    /// The record's profile values, with the values an override in effect sets instead.
-    fn profile(&self, record: &Record<'_>, in_effect: Option<&Override>) -> Profile {
-        let mut values: [Option<&str>; 6] = [None; 6];
+    /// The record's XID, profile values and SSO login, with the values an override in effect
+    /// sets instead.
+    fn profile(&self, record: &Record<'_>, xid: &str, in_effect: Option<&Override>) -> Profile {
+        let mut values: [&str; 8] = [""; 8];
         let (mut managed, mut overridden) = (0u8, 0u8);
         for field in ProfileField::ALL {
             let i = field.index();
@@ -1272,20 +1305,18 @@ impl<'c> Resolver<'c> {
             if set.is_some() {
                 overridden |= 1 << i;
             }
-            values[i] = set.or_else(|| Some(record.value(self.profile_slots[i]?)));
-            if values[i].is_some() {
+            if let Some(value) = set.or_else(|| Some(record.value(self.profile_slots[i]?))) {
+                values[i] = value;
                 managed |= 1 << i;
             }
         }
+        values[XID] = xid;
+        values[UPN] = self.upn_slot.map_or("", |slot| record.value(slot));
         Profile {
-            values: PackedProfile::new(values.map(Option::unwrap_or_default)),
+            values: Packed::new(values),
             managed,
             overridden,
-            line: record.line,
             columns: self.profile_columns.clone(),
-            override_at: in_effect
-                .filter(|_| overridden != 0)
-                .map(|o| o.origin.clone()),
         }
     }
 }
@@ -1441,12 +1472,12 @@ overrides:
             jiff::civil::date(2026, 6, 1),
             3,
         );
-        let xids: Vec<&String> = resolution.desired.keys().collect();
+        let xids: Vec<&str> = resolution.desired.keys().collect();
         assert!(xids.windows(2).all(|w| w[0] < w[1]));
         let five = resolution.desired.get("5").unwrap();
         assert_eq!(five.get(ProfileField::LastName), Some("Jansen"));
         assert!(matches!(
-            five.profile.source(ProfileField::LastName),
+            five.source(ProfileField::LastName),
             Some(Provenance::Override { .. })
         ));
         assert!(five.memberships.contains("Social"));

@@ -177,7 +177,7 @@ pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
         StartsManaging,
     }
     let mut counts: BTreeMap<Key, usize> = BTreeMap::new();
-    let xids: BTreeSet<&String> = base.desired.keys().chain(head.desired.keys()).collect();
+    let xids: BTreeSet<&str> = base.desired.keys().chain(head.desired.keys()).collect();
     let mut people = 0;
     for xid in xids {
         let mut keys = Vec::new();

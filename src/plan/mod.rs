@@ -524,7 +524,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
     let accounts: Vec<Option<&ObservedUser>> = resolution
         .desired
         .values()
-        .map(|d| by_xid.get(d.xid.as_str()).copied())
+        .map(|d| by_xid.get(d.xid()).copied())
         .collect();
     let known = || {
         resolution
@@ -566,7 +566,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
     let mut hold: BTreeSet<String> = resolution.held.clone();
     let user_plan =
         |desired: &DesiredUser, account: &ObservedUser, action, changes, reason| UserPlan {
-            xid: desired.xid.clone(),
+            xid: desired.xid().to_string(),
             eid: Some(account.eid.clone()),
             name: desired.display_name(),
             line: Some(desired.line),
@@ -580,7 +580,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
     // Accounts known by XID first: their email changes may free addresses for the others.
     for (desired, existing) in known() {
         if existing.suspended {
-            if let Some(since) = ledger.suspended_since(&desired.xid) {
+            if let Some(since) = ledger.suspended_since(desired.xid()) {
                 let changes = diff(desired, existing, &network, None, &mut warnings);
                 let reason = format!("back in the HR record; suspended since {since}");
                 users.push(user_plan(
@@ -592,7 +592,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                 ));
             } else {
                 unmanaged.push(Unmanaged {
-                    xid: desired.xid.clone(),
+                    xid: desired.xid().to_string(),
                     eid: existing.eid.clone(),
                     reason:
                         "suspended outside the sync: reactivate it in Speakap if that was a mistake"
@@ -711,7 +711,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                 };
                 skipped.push(SkippedRecord {
                     line: desired.line,
-                    xid: Some(desired.xid.clone()),
+                    xid: Some(desired.xid().to_string()),
                     reasons: vec![reason],
                 });
                 continue;
@@ -723,7 +723,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             .filter(|start| policy.invite.on_start_date && *start > today)
         {
             scheduled.push(Scheduled {
-                xid: desired.xid.clone(),
+                xid: desired.xid().to_string(),
                 name: desired.display_name(),
                 line: desired.line,
                 invite_on: start,
@@ -731,19 +731,21 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             continue;
         }
         let mut reason = None;
-        if let Some(entry) = ledger.users.get(&desired.xid) {
+        if let Some(entry) = ledger.users.get(desired.xid()) {
             let unchanged = entry.digest.as_deref() == Some(desired.digest().as_str());
-            if policy.manual_deletions == ManualDeletions::Respect && unchanged && !desired.restore
+            if policy.manual_deletions == ManualDeletions::Respect
+                && unchanged
+                && !desired.restore()
             {
                 deleted_outside.push(DeletedOutside {
-                    xid: desired.xid.clone(),
+                    xid: desired.xid().to_string(),
                     name: desired.display_name(),
                     line: desired.line,
                 });
                 continue;
             }
             reason = Some(
-                if desired.restore {
+                if desired.restore() {
                     "recreated: deleted outside the sync; an override says restore: true"
                 } else if unchanged {
                     "recreated: deleted outside the sync (policy.manual_deletions: recreate)"
@@ -763,7 +765,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             {
                 Some("cannot invite by SMS: no phone number")
             }
-            InviteChannel::Sso if desired.upn.is_none() => {
+            InviteChannel::Sso if desired.upn().is_none() => {
                 Some("cannot create an SSO account: no UPN")
             }
             _ => None,
@@ -771,7 +773,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
         if let Some(problem) = missing {
             skipped.push(SkippedRecord {
                 line: desired.line,
-                xid: Some(desired.xid.clone()),
+                xid: Some(desired.xid().to_string()),
                 reasons: vec![problem.to_string()],
             });
             continue;
@@ -996,10 +998,10 @@ fn safety(limits: &Safety, counts: Counts) -> SafetyVerdict {
 fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> UserPlan {
     let mut changes = vec![Change::SetXid {
         from: None,
-        to: desired.xid.clone(),
+        to: desired.xid().to_string(),
     }];
     for (field, value) in desired.profile.iter() {
-        if let Some(source) = desired.profile.source(field).filter(|_| !value.is_empty()) {
+        if let Some(source) = desired.source(field).filter(|_| !value.is_empty()) {
             changes.push(Change::SetProfile {
                 field,
                 from: String::new(),
@@ -1033,7 +1035,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
         });
     }
     UserPlan {
-        xid: desired.xid.clone(),
+        xid: desired.xid().to_string(),
         eid: None,
         name: desired.display_name(),
         line: Some(desired.line),
@@ -1042,7 +1044,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
         reason: None,
         invitation: Some(Invitation {
             channel,
-            upn: desired.upn.clone(),
+            upn: desired.upn().map(str::to_string),
         }),
         after: None,
     }
@@ -1079,7 +1081,7 @@ fn diff(
         ledger,
         address_moves,
     } = network;
-    let xid = desired.xid.as_str();
+    let xid = desired.xid();
     let mut changes = Vec::new();
     let kept_by = address_moves.blocked_by.get(&existing.eid);
     if let Some(from) = link {
@@ -1102,7 +1104,7 @@ fn diff(
             ));
             continue;
         }
-        if let Some(source) = desired.profile.source(field).filter(|_| !same) {
+        if let Some(source) = desired.source(field).filter(|_| !same) {
             changes.push(Change::SetProfile {
                 field,
                 from: current.to_string(),
@@ -1152,7 +1154,7 @@ fn diff(
             continue;
         }
         let name = groups.name_of(group_eid);
-        let withdrawn = desired.withdrawn.get(&name).cloned();
+        let withdrawn = desired.withdrawn(&name).cloned();
         if withdrawn.is_some() || ledger.manages_group(xid, group_eid) {
             changes.push(Change::RemoveMembership {
                 group: name,
