@@ -702,14 +702,17 @@ fn repeated<'a>(
     records: &'a Records,
     key: impl Fn(Record<'a>) -> Cow<'a, str>,
 ) -> HashMap<Cow<'a, str>, Vec<u64>> {
+    const _: () = assert!(crate::hr::CHUNK_ROWS <= 1 << 16);
     let hasher = foldhash::fast::RandomState::default();
-    let mut seen: hashbrown::HashTable<(u32, u32)> =
-        hashbrown::HashTable::with_capacity(records.len());
+    // A row as chunk (high half) and row in it (low half): four bytes a row keep the table small.
+    let mut seen: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(records.len());
     let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
-    let key_at = |(chunk, row): (u32, u32)| key(records.chunks()[chunk as usize].get(row as usize));
+    let record_at = |at: u32| records.chunks()[(at >> 16) as usize].get((at & 0xFFFF) as usize);
+    let key_at = |at: u32| key(record_at(at));
     for (c, chunk) in records.chunks().iter().enumerate() {
+        let c = u32::try_from(c).expect("fewer than 65,536 chunks of rows") << 16;
         for row in 0..chunk.len() {
-            let at = (c as u32, row as u32);
+            let at = c | row as u32;
             let record = chunk.get(row);
             let this = key(record);
             if this.is_empty() {
@@ -725,13 +728,7 @@ fn repeated<'a>(
                     let first = *first.get();
                     repeated
                         .entry(this)
-                        .or_insert_with(|| {
-                            vec![
-                                records.chunks()[first.0 as usize]
-                                    .get(first.1 as usize)
-                                    .line,
-                            ]
-                        })
+                        .or_insert_with(|| vec![record_at(first).line])
                         .push(record.line);
                 }
                 hashbrown::hash_table::Entry::Vacant(slot) => {
@@ -791,6 +788,13 @@ struct Part {
     ended: Vec<(String, Date)>,
     warnings: Vec<String>,
     ignored_codes: BTreeMap<(&'static str, String), usize>,
+}
+
+/// What one thread has worked out before, by the record values it came from.
+#[derive(Default)]
+struct Caches<'r> {
+    memberships: HashMap<MembershipInputs<'r>, MembershipOutcome>,
+    dates: HashMap<&'r str, Option<Date>>,
 }
 
 /// What a person's memberships depend on: the lookup tables' cells, which group rules hold (a
@@ -999,9 +1003,9 @@ impl<'c> Resolver<'c> {
             desired: Vec::with_capacity(rows.len()),
             ..Part::default()
         };
-        let mut cache = HashMap::new();
+        let mut caches = Caches::default();
         for record in records.range(rows) {
-            self.resolve_one(&record, repeats, &mut part, &mut cache);
+            self.resolve_one(&record, repeats, &mut part, &mut caches);
         }
         part
     }
@@ -1011,7 +1015,7 @@ impl<'c> Resolver<'c> {
         record: &Record<'r>,
         repeats: &Repeats<'_>,
         part: &mut Part,
-        cache: &mut HashMap<MembershipInputs<'r>, MembershipOutcome>,
+        caches: &mut Caches<'r>,
     ) {
         let layout = self.layout;
         let separator = self.separator;
@@ -1074,7 +1078,11 @@ impl<'c> Resolver<'c> {
             if text.is_empty() {
                 return None;
             }
-            let date = parse_date(self.date_format, text);
+            // Most people share their dates with many others: each text is parsed once.
+            let date = *caches
+                .dates
+                .entry(text)
+                .or_insert_with(|| parse_date(self.date_format, text));
             if date.is_none() {
                 problems.push(format!(
                     "unparseable {label} \"{text}\" (column \"{}\"; expected the format {})",
@@ -1088,7 +1096,8 @@ impl<'c> Resolver<'c> {
 
         let computed;
         let outcome = match self.membership_inputs(record) {
-            Some(inputs) => &*cache
+            Some(inputs) => &*caches
+                .memberships
                 .entry(inputs)
                 .or_insert_with(|| self.membership_outcome(record)),
             None => {

@@ -64,7 +64,7 @@ impl Layout {
 }
 
 /// Rows per [`RecordChunk`]: chunks are what resolving splits between cores.
-const CHUNK_ROWS: usize = 1 << 16;
+pub(crate) const CHUNK_ROWS: usize = 1 << 16;
 
 /// The rows of an HR export, in source order. Values are kept back to back in one text buffer
 /// per chunk of rows, with their end offsets beside them: a million-row export costs a few
