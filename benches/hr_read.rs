@@ -5,6 +5,8 @@
 //!    phase's peak memory (VmHWM) is its own;
 //! 2. a 100,000-row XLSX read.
 //!
+//! Each CSV phase runs five times, alternating, and the medians are compared.
+//!
 //! Run: `cargo bench --bench hr_read` (optionally `-- ROWS XLSX_ROWS`).
 
 use std::io::Write;
@@ -166,6 +168,15 @@ fn in_child(name: &str, path: &Path) -> (f64, f64, String) {
     (seconds, peak, parts.next().unwrap_or_default().to_string())
 }
 
+/// How many times each CSV phase runs.
+const RUNS: usize = 5;
+
+/// The run with the median time.
+fn median(mut runs: Vec<(f64, f64, String)>) -> (f64, f64, String) {
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    runs.swap_remove(runs.len() / 2)
+}
+
 fn generate_xlsx(path: &Path, rows: usize) {
     let mut book = rust_xlsxwriter::Workbook::new();
     let sheet = book.add_worksheet();
@@ -234,8 +245,21 @@ fn main() {
     );
     // Warm the page cache so both parses read from memory.
     let _ = std::fs::read(&csv_path).unwrap();
-    let (bare_s, bare_mib, bare) = in_child("bare", &csv_path);
-    let (ours_s, ours_mib, ours) = in_child("ours", &csv_path);
+    // Alternated, and the median of each taken: this machine's speed drifts from run to run.
+    let (mut bares, mut ourses) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        bares.push(in_child("bare", &csv_path));
+        ourses.push(in_child("ours", &csv_path));
+    }
+    let runs = |all: &[(f64, f64, String)]| {
+        all.iter()
+            .map(|(s, _, _)| format!("{s:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("bare runs: {} s; ours: {} s", runs(&bares), runs(&ourses));
+    let (bare_s, bare_mib, bare) = median(bares);
+    let (ours_s, ours_mib, ours) = median(ourses);
     println!(
         "bare csv parse:         {bare_s:7.2} s  {:6.0} MB/s  peak {bare_mib:5.0} MiB  ({bare})",
         size / bare_s
