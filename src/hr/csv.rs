@@ -431,13 +431,16 @@ impl<'a> Rows<'a> {
         let (fields, ends) = (&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
         self.fields_len = 0;
         self.ends_len = 0;
-        let field = |i: usize| &fields[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
-        // Delimiters and quotes are ASCII, so a row of ASCII bytes has UTF-8 fields.
-        if !fields.is_ascii() && (0..ends.len()).any(|i| std::str::from_utf8(field(i)).is_err()) {
-            return Err(Stop::NotUtf8);
-        }
-        let text = |i: usize| std::str::from_utf8(field(i)).unwrap_or_default();
-        if (0..ends.len()).all(|i| field(i).trim_ascii().is_empty()) {
+        // The row's values are UTF-8 when all of them together are and each ends on a character
+        // boundary (delimiters and quotes are ASCII, so with ASCII bytes both hold).
+        let all = match std::str::from_utf8(fields) {
+            Ok(all) if fields.is_ascii() || ends.iter().all(|&end| all.is_char_boundary(end)) => {
+                all
+            }
+            _ => return Err(Stop::NotUtf8),
+        };
+        let text = |i: usize| &all[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        if (0..ends.len()).all(|i| text(i).trim_ascii().is_empty()) {
             return Ok(());
         }
         let Some((width, columns)) = &self.header else {
@@ -777,6 +780,18 @@ mod tests {
                 .problem
                 .unwrap()
                 .contains("2 fields")
+        );
+    }
+
+    #[test]
+    fn a_value_cut_inside_a_character_is_not_utf8() {
+        // "\xC3" ends one value and "\xA9" starts the next: together they would be "é".
+        let error = read_text(b"Personeelsnummer;E-mail;Vestiging\n1;a@x.nl\xC3;\xA9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("hr.csv:2: not valid UTF-8 (byte 0xC3)"),
+            "{error}"
         );
     }
 
