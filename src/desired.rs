@@ -15,7 +15,7 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::config::{Config, NetworkRole, Origin, Override, ProfileValues, UnknownCode};
-use crate::hr::{Layout, Record, Records, Snapshot};
+use crate::hr::{Layout, Record, RecordChunk, Records, Snapshot};
 use crate::redact::mask_email;
 use crate::rules::{CompiledMatcher, FieldName, split_values};
 
@@ -323,27 +323,45 @@ impl serde::Serialize for PackedProfile {
     }
 }
 
-/// Slots of a desired person's [`Packed`] text after the six profile fields.
-const XID: usize = 6;
-const UPN: usize = 7;
+/// Where the values of a person are in their HR row; shared by everyone of one layout.
+#[derive(Debug)]
+struct ProfileSlots {
+    xid: usize,
+    upn: Option<usize>,
+    /// The slot of each profile field, in [`ProfileField::ALL`] order.
+    fields: [Option<usize>; 6],
+    /// The HR column of each profile field.
+    columns: ProfileColumns,
+}
 
-/// A person's XID, managed profile values and SSO login, stored back to back in one
-/// allocation. A profile value comes from the HR line's column, or from an override when the
-/// override sets it.
-#[derive(Clone, Debug)]
+/// A person's XID, managed profile values and SSO login. They are read from the person's HR
+/// row itself (kept alive by this reference), not copied: a million people then cost no
+/// allocation of their own. A profile value comes from the HR row's column, or from an
+/// override when the override sets it.
+#[derive(Clone)]
 pub struct Profile {
-    values: Packed<8>,
+    chunk: Arc<RecordChunk>,
+    row: u32,
     /// Bit `i`: field `i` is managed (it has an HR column or an override value).
     managed: u8,
     /// Bit `i`: field `i` comes from the override.
     overridden: u8,
-    columns: Arc<ProfileColumns>,
+    slots: Arc<ProfileSlots>,
+    /// The values an override sets, in [`ProfileField::ALL`] order (only overridden ones are read).
+    set: Option<Box<Packed<6>>>,
 }
 
 impl Profile {
     pub fn get(&self, field: ProfileField) -> Option<&str> {
         let i = field.index();
-        (self.managed & (1 << i) != 0).then(|| self.values.get(i))
+        if self.managed & (1 << i) == 0 {
+            return None;
+        }
+        match (&self.set, self.slots.fields[i]) {
+            (Some(set), _) if self.overridden & (1 << i) != 0 => Some(set.get(i)),
+            (_, Some(slot)) => Some(self.value(slot)),
+            (_, None) => None,
+        }
     }
 
     /// The managed fields and their values, in [`ProfileField::ALL`] order.
@@ -351,6 +369,22 @@ impl Profile {
         ProfileField::ALL
             .into_iter()
             .filter_map(|field| Some((field, self.get(field)?)))
+    }
+
+    fn value(&self, slot: usize) -> &str {
+        self.chunk.value(self.row as usize, slot)
+    }
+}
+
+impl std::fmt::Debug for Profile {
+    /// The values, not the whole chunk of rows they are read from.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
+            .field("xid", &self.value(self.slots.xid))
+            .field("values", &self.iter().collect::<Vec<_>>())
+            .field("upn", &self.slots.upn.map(|slot| self.value(slot)))
+            .field("overridden", &self.overridden)
+            .finish()
     }
 }
 
@@ -382,12 +416,13 @@ pub struct DesiredUser {
 
 impl DesiredUser {
     pub fn xid(&self) -> &str {
-        self.profile.values.get(XID)
+        self.profile.value(self.profile.slots.xid)
     }
 
     /// Single-sign-on login name, for SSO accounts.
     pub fn upn(&self) -> Option<&str> {
-        Some(self.profile.values.get(UPN)).filter(|upn| !upn.is_empty())
+        let slot = self.profile.slots.upn?;
+        Some(self.profile.value(slot)).filter(|upn| !upn.is_empty())
     }
 
     /// An override asks to recreate the account even though it was deleted by hand.
@@ -407,7 +442,7 @@ impl DesiredUser {
             let at = self.overridden.as_ref()?.at.clone();
             return Some(Provenance::Override { at });
         }
-        let column = self.profile.columns[i].clone()?;
+        let column = self.profile.slots.columns[i].clone()?;
         Some(Provenance::Hr {
             column,
             line: self.line,
@@ -866,9 +901,7 @@ struct Resolver<'c> {
     name_slots: Vec<usize>,
     start_slot: Option<usize>,
     end_slot: Option<usize>,
-    upn_slot: Option<usize>,
-    profile_slots: [Option<usize>; 6],
-    profile_columns: Arc<ProfileColumns>,
+    profile_slots: Arc<ProfileSlots>,
     tables: Vec<Table<'c>>,
     groups: Vec<(CompiledMatcher, Arc<str>, Provenance)>,
     roles: Vec<(CompiledMatcher, NetworkRole, Provenance)>,
@@ -952,11 +985,15 @@ impl<'c> Resolver<'c> {
                 .collect(),
             start_slot: layout.slot(&FieldName::StartDate),
             end_slot: layout.slot(&FieldName::EndDate),
-            upn_slot: layout.slot(&FieldName::Upn),
-            profile_slots,
-            profile_columns: Arc::new(
-                profile_slots.map(|slot| slot.map(|s| Arc::from(layout.columns[s].as_str()))),
-            ),
+            profile_slots: Arc::new(ProfileSlots {
+                xid: layout
+                    .slot(&FieldName::Xid)
+                    .expect("xid is always configured"),
+                upn: layout.slot(&FieldName::Upn),
+                fields: profile_slots,
+                columns: profile_slots
+                    .map(|slot| slot.map(|s| Arc::from(layout.columns[s].as_str()))),
+            }),
             tables,
             groups: config
                 .rules
@@ -1004,14 +1041,16 @@ impl<'c> Resolver<'c> {
             ..Part::default()
         };
         let mut caches = Caches::default();
-        for record in records.range(rows) {
-            self.resolve_one(&record, repeats, &mut part, &mut caches);
+        for (chunk, row) in records.rows(rows) {
+            let at = RowAt { chunk, row };
+            self.resolve_one(at, &chunk.get(row), repeats, &mut part, &mut caches);
         }
         part
     }
 
     fn resolve_one<'r>(
         &self,
+        at: RowAt<'r>,
         record: &Record<'r>,
         repeats: &Repeats<'_>,
         part: &mut Part,
@@ -1125,7 +1164,7 @@ impl<'c> Resolver<'c> {
         }
 
         let user = self.desired_user(
-            record,
+            at,
             xid,
             outcome.memberships.clone(),
             outcome.primary_business_unit.clone(),
@@ -1229,13 +1268,14 @@ impl<'c> Resolver<'c> {
 
     fn desired_user(
         &self,
-        record: &Record<'_>,
+        at: RowAt<'_>,
         xid: &str,
         mut memberships: Memberships,
         primary_business_unit: Option<Sourced<Arc<str>>>,
         start_date: Option<Date>,
         part: &mut Part,
     ) -> DesiredUser {
+        let record = &at.chunk.get(at.row);
         let separator = self.separator;
         let mut role = self
             .roles
@@ -1294,7 +1334,7 @@ impl<'c> Resolver<'c> {
         }
         DesiredUser {
             line: record.line,
-            profile: self.profile(record, xid, in_effect),
+            profile: self.profile(at, in_effect),
             memberships,
             role,
             primary_business_unit,
@@ -1303,31 +1343,36 @@ impl<'c> Resolver<'c> {
         }
     }
 
-    /// The record's XID, profile values and SSO login, with the values an override in effect
-    /// sets instead.
-    fn profile(&self, record: &Record<'_>, xid: &str, in_effect: Option<&Override>) -> Profile {
-        let mut values: [&str; 8] = [""; 8];
+    /// The person's profile: their row, with the values an override in effect sets instead.
+    fn profile(&self, at: RowAt<'_>, in_effect: Option<&Override>) -> Profile {
+        let mut set: [&str; 6] = [""; 6];
         let (mut managed, mut overridden) = (0u8, 0u8);
         for field in ProfileField::ALL {
             let i = field.index();
-            let set = in_effect.and_then(|o| field.in_override(&o.set));
-            if set.is_some() {
+            if let Some(value) = in_effect.and_then(|o| field.in_override(&o.set)) {
+                set[i] = value;
                 overridden |= 1 << i;
             }
-            if let Some(value) = set.or_else(|| Some(record.value(self.profile_slots[i]?))) {
-                values[i] = value;
+            if overridden & (1 << i) != 0 || self.profile_slots.fields[i].is_some() {
                 managed |= 1 << i;
             }
         }
-        values[XID] = xid;
-        values[UPN] = self.upn_slot.map_or("", |slot| record.value(slot));
         Profile {
-            values: Packed::new(values),
+            chunk: at.chunk.clone(),
+            row: u32::try_from(at.row).expect("a chunk holds fewer than 4 billion rows"),
             managed,
             overridden,
-            columns: self.profile_columns.clone(),
+            slots: self.profile_slots.clone(),
+            set: (overridden != 0).then(|| Box::new(Packed::new(set))),
         }
     }
+}
+
+/// Where a record is: its chunk, and its row in it.
+#[derive(Clone, Copy)]
+struct RowAt<'r> {
+    chunk: &'r Arc<RecordChunk>,
+    row: usize,
 }
 
 /// Parses a date written in `format` (strftime-style); `None` when it does not fit.

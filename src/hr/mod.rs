@@ -110,15 +110,18 @@ impl Records {
         self.chunks.iter().flat_map(|chunk| chunk.iter())
     }
 
-    /// The rows in `range` (by position over all chunks).
-    pub fn range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = Record<'_>> {
+    /// The rows in `range` (by position over all chunks), as chunk and row in it.
+    pub fn rows(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (&Arc<RecordChunk>, usize)> {
         let (mut skip, mut take) = (range.start, range.len());
         self.chunks.iter().flat_map(move |chunk| {
             let from = skip.min(chunk.len());
             skip -= from;
             let count = take.min(chunk.len() - from);
             take -= count;
-            (from..from + count).map(move |row| chunk.get(row))
+            (from..from + count).map(move |row| (chunk, row))
         })
     }
 }
@@ -178,6 +181,21 @@ impl RecordChunk {
 
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
         (0..self.len()).map(|row| self.get(row))
+    }
+
+    /// Value `slot` of row `row` (as `get(row).value(slot)`).
+    pub fn value(&self, row: usize, slot: usize) -> &str {
+        if slot >= self.width {
+            return "";
+        }
+        let at = row * self.width + slot;
+        let start = match at {
+            0 => 0,
+            _ => self.ends[at - 1],
+        };
+        self.text
+            .get(start as usize..self.ends[at] as usize)
+            .unwrap_or("")
     }
 }
 
