@@ -627,8 +627,8 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     let (xid_slot, email_slot) = (resolver.xid_slot, resolver.email_slot);
     let (repeated_xids, repeated_emails) = both(
         workers > 1,
-        || repeated(records, |r| Cow::Borrowed(r.value(xid_slot))),
-        || repeated(records, |r| case_folded(r.value(email_slot))),
+        || repeated(records, xid_slot, Cow::Borrowed),
+        || repeated(records, email_slot, case_folded),
     );
     let repeats = Repeats {
         xids: repeated_xids,
@@ -730,30 +730,33 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Keys (other than empty ones) that occur on more than one row, with the lines of those rows.
-/// The table of keys seen holds row positions, not keys: a few bytes per row that stay in cache,
-/// with a row's key looked at again only when two hashes meet.
+/// Values of `slot` (other than empty ones; compared as `fold` makes them) that occur on more
+/// than one row, with the lines of those rows. The table of values seen holds row positions, not
+/// values: a few bytes per row, with a row's value looked at again only when two hashes meet.
 fn repeated<'a>(
     records: &'a Records,
-    key: impl Fn(Record<'a>) -> Cow<'a, str>,
+    slot: usize,
+    fold: impl Fn(&'a str) -> Cow<'a, str>,
 ) -> HashMap<Cow<'a, str>, Vec<u64>> {
     const _: () = assert!(crate::hr::CHUNK_ROWS <= 1 << 16);
     let hasher = foldhash::fast::RandomState::default();
     // A row as chunk (high half) and row in it (low half): four bytes a row keep the table small.
     let mut seen: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(records.len());
     let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
-    let record_at = |at: u32| records.chunks()[(at >> 16) as usize].get((at & 0xFFFF) as usize);
-    let key_at = |at: u32| key(record_at(at));
+    let chunk_of = |at: u32| &records.chunks()[(at >> 16) as usize];
+    let key_at = |at: u32| fold(chunk_of(at).value((at & 0xFFFF) as usize, slot));
+    let mut hashes = Vec::new();
     for (c, chunk) in records.chunks().iter().enumerate() {
         let c = u32::try_from(c).expect("fewer than 65,536 chunks of rows") << 16;
-        for row in 0..chunk.len() {
+        // Hashed first, inserted after: the table's cache misses of many rows then overlap.
+        hashes.clear();
+        hashes.extend((0..chunk.len()).map(|row| hasher.hash_one(fold(chunk.value(row, slot)))));
+        for (row, &hash) in hashes.iter().enumerate() {
             let at = c | row as u32;
-            let record = chunk.get(row);
-            let this = key(record);
+            let this = fold(chunk.value(row, slot));
             if this.is_empty() {
                 continue;
             }
-            let hash = hasher.hash_one(&this);
             match seen.entry(
                 hash,
                 |&other| key_at(other) == this,
@@ -763,8 +766,8 @@ fn repeated<'a>(
                     let first = *first.get();
                     repeated
                         .entry(this)
-                        .or_insert_with(|| vec![record_at(first).line])
-                        .push(record.line);
+                        .or_insert_with(|| vec![chunk_of(first).line((first & 0xFFFF) as usize)])
+                        .push(chunk.line(row));
                 }
                 hashbrown::hash_table::Entry::Vacant(slot) => {
                     slot.insert(at);

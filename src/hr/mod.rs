@@ -183,6 +183,11 @@ impl RecordChunk {
         (0..self.len()).map(|row| self.get(row))
     }
 
+    /// The line (or position) of row `row`.
+    pub fn line(&self, row: usize) -> u64 {
+        self.lines[row]
+    }
+
     /// Value `slot` of row `row` (as `get(row).value(slot)`).
     pub fn value(&self, row: usize, slot: usize) -> &str {
         if slot >= self.width {
