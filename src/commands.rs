@@ -253,21 +253,16 @@ impl Connection {
 struct Inputs {
     config: Config,
     hr: crate::hr::SnapshotInfo,
-    /// The HR records themselves, kept only when asked for (`explain` shows a person's row):
-    /// a million-row record is not held through the plan for nothing.
-    snapshot: Option<Snapshot>,
+    /// The HR records themselves (`explain` shows a person's row). They cost nothing extra: the
+    /// desired users read their values from these rows.
+    snapshot: Snapshot,
     resolution: Resolution,
     observed: Observed,
     ledger: Ledger,
     today: Date,
 }
 
-async fn gather(
-    config: Config,
-    run: &RunArgs,
-    connection: &Connection,
-    keep_records: bool,
-) -> Result<Inputs, Error> {
+async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Result<Inputs, Error> {
     let today = today(run.now, &config.sync.policy.timezone.0)?;
     // The network is fetched while the HR record is read and resolved: the one mostly waits on
     // the API, the other keeps a core busy (resolve runs on a blocking thread for that).
@@ -291,7 +286,7 @@ async fn gather(
                 started.elapsed().as_secs_f64()
             );
             let hr = snapshot.info();
-            (config, hr, keep_records.then_some(snapshot), resolution)
+            (config, hr, snapshot, resolution)
         })
         .await
         .map_err(|e| Error::input(format!("resolving the HR record failed: {e}")))
@@ -332,11 +327,10 @@ async fn planned(
     config: &ConfigArgs,
     worktree: bool,
     run: &RunArgs,
-    keep_records: bool,
 ) -> Result<(Inputs, Plan), Error> {
     let config = load_config(config, worktree)?;
     let connection = Connection::open(&config).await?;
-    let result = gather(config, run, &connection, keep_records).await;
+    let result = gather(config, run, &connection).await;
     connection.close().await?;
     let inputs = result?;
     let started = std::time::Instant::now();
@@ -346,7 +340,7 @@ async fn planned(
 }
 
 pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
-    let (inputs, plan) = planned(&args.config, args.worktree, &args.run, false).await?;
+    let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
     let impact = match &args.base {
         Some(base) => Some(config_impact(base, args, &inputs).await?),
         None => None,
@@ -453,14 +447,11 @@ async fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Imp
 }
 
 pub async fn explain(args: &ExplainArgs) -> Result<i32, Error> {
-    let (inputs, plan) = planned(&args.config, args.worktree, &args.run, true).await?;
+    let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
     let input = crate::explain::ExplainInput {
         xid: &args.xid,
         config: &inputs.config,
-        snapshot: inputs
-            .snapshot
-            .as_ref()
-            .expect("explain keeps the HR records"),
+        snapshot: &inputs.snapshot,
         resolution: &inputs.resolution,
         observed: &inputs.observed,
         ledger: &inputs.ledger,
@@ -547,7 +538,7 @@ async fn apply_with(
     {
         config::repo::require_on_branch(&config.files.repo_root, commit, branch)?;
     }
-    let inputs = gather(config, &args.run, connection, false).await?;
+    let inputs = gather(config, &args.run, connection).await?;
     let plan = match &args.plan {
         Some(path) => reviewed_plan(path, &inputs)?,
         None => make_plan(&inputs)?,
