@@ -249,10 +249,6 @@ impl RecordsBuilder {
         self.chunk.problems.push((row as u32, problem.into()));
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
