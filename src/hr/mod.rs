@@ -96,6 +96,15 @@ impl Records {
         self.len == 0
     }
 
+    /// Adds `by` to every row's line (rows read from the middle of a file, counted from there).
+    pub(crate) fn shift_lines(&mut self, by: u64) {
+        for chunk in &mut self.chunks {
+            for line in &mut Arc::make_mut(chunk).lines {
+                *line += by;
+            }
+        }
+    }
+
     /// Adds the rows of `more` after these.
     pub fn append(&mut self, more: Records) {
         self.chunks.extend(more.chunks);
@@ -127,7 +136,7 @@ impl Records {
 }
 
 /// Consecutive rows of [`Records`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RecordChunk {
     width: usize,
     /// Every value of every row, back to back.
