@@ -745,15 +745,17 @@ fn repeated<'a>(
     let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
     let chunk_of = |at: u32| &records.chunks()[(at >> 16) as usize];
     let key_at = |at: u32| fold(chunk_of(at).value((at & 0xFFFF) as usize, slot));
-    let mut hashes = Vec::new();
+    let mut keys = Vec::new();
     for (c, chunk) in records.chunks().iter().enumerate() {
         let c = u32::try_from(c).expect("fewer than 65,536 chunks of rows") << 16;
         // Hashed first, inserted after: the table's cache misses of many rows then overlap.
-        hashes.clear();
-        hashes.extend((0..chunk.len()).map(|row| hasher.hash_one(fold(chunk.value(row, slot)))));
-        for (row, &hash) in hashes.iter().enumerate() {
+        keys.clear();
+        keys.extend((0..chunk.len()).map(|row| {
+            let key = fold(chunk.value(row, slot));
+            (hasher.hash_one(&key), key)
+        }));
+        for (row, (hash, this)) in keys.drain(..).enumerate() {
             let at = c | row as u32;
-            let this = fold(chunk.value(row, slot));
             if this.is_empty() {
                 continue;
             }
