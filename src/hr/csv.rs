@@ -68,9 +68,7 @@ pub fn parse(
     std::thread::scope(|scope| {
         let sha256 = scope.spawn(|| crate::digest::sha256_hex(bytes));
         let parsed = parse_text(bytes, display, options, &layout);
-        let sha256 = sha256
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let sha256 = joined(sha256);
         parsed.map(|records| Snapshot::new(display.to_string(), sha256, layout, records))
     })
 }
