@@ -571,12 +571,22 @@ mod tests {
                 builder.set_problem(format!("row {i}"));
             }
         }
-        let records = builder.finish();
+        let mut records = builder.finish();
         assert_eq!((records.len(), records.chunks().len()), (CHUNK_ROWS + 3, 2));
+        // A range across the chunk boundary gives those rows, in order.
+        let ids: Vec<&str> = records
+            .rows(CHUNK_ROWS - 2..CHUNK_ROWS + 2)
+            .map(|(chunk, row)| chunk.value(row, 0))
+            .collect();
+        let expected: Vec<String> = (CHUNK_ROWS - 2..CHUNK_ROWS + 2)
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(ids, expected);
+        records.shift_lines(10);
         for (i, record) in records.iter().enumerate() {
             assert_eq!(
                 (record.line, record.value(0)),
-                (i as u64 + 2, &*i.to_string())
+                (i as u64 + 12, &*i.to_string())
             );
             let expected = (i % 1000 == 999).then(|| format!("row {i}"));
             assert_eq!(record.problem, expected.as_deref());
