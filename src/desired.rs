@@ -926,6 +926,9 @@ impl<'c> Resolver<'c> {
             at: at.clone(),
         };
         let profile_slots = ProfileField::ALL.map(|f| layout.slot(&f.hr_field()));
+        let xid_slot = layout
+            .slot(&FieldName::Xid)
+            .expect("xid is always configured");
         let tables = [
             (
                 FieldName::Locations,
@@ -978,9 +981,7 @@ impl<'c> Resolver<'c> {
             today,
             date_format: format.date_format,
             separator: format.multi_value_separator.chars().next().unwrap_or('|'),
-            xid_slot: layout
-                .slot(&FieldName::Xid)
-                .expect("xid is always configured"),
+            xid_slot,
             email_slot: layout
                 .slot(&FieldName::Email)
                 .expect("email is always configured"),
@@ -991,9 +992,7 @@ impl<'c> Resolver<'c> {
             start_slot: layout.slot(&FieldName::StartDate),
             end_slot: layout.slot(&FieldName::EndDate),
             profile_slots: Arc::new(ProfileSlots {
-                xid: layout
-                    .slot(&FieldName::Xid)
-                    .expect("xid is always configured"),
+                xid: xid_slot,
                 upn: layout.slot(&FieldName::Upn),
                 fields: profile_slots,
                 columns: profile_slots
@@ -1047,8 +1046,7 @@ impl<'c> Resolver<'c> {
         };
         let mut caches = Caches::default();
         for (chunk, row) in records.rows(rows) {
-            let at = RowAt { chunk, row };
-            self.resolve_one(at, &chunk.get(row), repeats, &mut part, &mut caches);
+            self.resolve_one(RowAt { chunk, row }, repeats, &mut part, &mut caches);
         }
         part
     }
@@ -1056,11 +1054,11 @@ impl<'c> Resolver<'c> {
     fn resolve_one<'r>(
         &self,
         at: RowAt<'r>,
-        record: &Record<'r>,
         repeats: &Repeats<'_>,
         part: &mut Part,
         caches: &mut Caches<'r>,
     ) {
+        let record = &at.chunk.get(at.row);
         let layout = self.layout;
         let separator = self.separator;
         let xid = record.value(self.xid_slot);
@@ -1170,7 +1168,7 @@ impl<'c> Resolver<'c> {
 
         let user = self.desired_user(
             at,
-            xid,
+            record,
             outcome.memberships.clone(),
             outcome.primary_business_unit.clone(),
             start_date,
@@ -1274,13 +1272,13 @@ impl<'c> Resolver<'c> {
     fn desired_user(
         &self,
         at: RowAt<'_>,
-        xid: &str,
+        record: &Record<'_>,
         mut memberships: Memberships,
         primary_business_unit: Option<Sourced<Arc<str>>>,
         start_date: Option<Date>,
         part: &mut Part,
     ) -> DesiredUser {
-        let record = &at.chunk.get(at.row);
+        let xid = record.value(self.xid_slot);
         let separator = self.separator;
         let mut role = self
             .roles

@@ -407,21 +407,8 @@ impl<'a> Rows<'a> {
 
     /// Ends the input (the last row may have no line end): the records.
     fn end(mut self) -> Result<Records, Stop> {
-        loop {
-            let (result, _, written, ended) = self.core.read_record(
-                &[],
-                &mut self.fields[self.fields_len..],
-                &mut self.ends[self.ends_len..],
-            );
-            self.fields_len += written;
-            self.ends_len += ended;
-            match result {
-                ReadRecordResult::Record => self.row()?,
-                ReadRecordResult::OutputFull => self.fields.resize(self.fields.len() * 2, 0),
-                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
-                ReadRecordResult::InputEmpty | ReadRecordResult::End => break,
-            }
-        }
+        // Empty input is csv-core's end of input.
+        self.feed(&[])?;
         if self.header.is_none() {
             return Err(Stop::Invalid(Error::input(format!(
                 "the HR file {} is empty; refusing to plan from it (an empty export would look like everyone left)",

@@ -169,11 +169,6 @@ impl RecordChunk {
 
     /// Row `row` of this chunk.
     pub fn get(&self, row: usize) -> Record<'_> {
-        let ends = &self.ends[row * self.width..(row + 1) * self.width];
-        let start = match row {
-            0 => 0,
-            _ => self.ends[row * self.width - 1],
-        };
         let problem = self
             .problems
             .binary_search_by_key(&row, |(r, _)| *r as usize)
@@ -182,9 +177,8 @@ impl RecordChunk {
         Record {
             line: self.lines[row],
             problem,
-            text: &self.text,
-            start,
-            ends,
+            chunk: self,
+            row,
         }
     }
 
@@ -287,27 +281,30 @@ impl RecordsBuilder {
 
 /// One HR row: trimmed values in layout order, plus its position in the source (the CSV line,
 /// the sheet row, or the 1-based index over all connector rows; [`Locator`] turns it into a place).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Record<'a> {
     pub line: u64,
     /// Set when the row itself is malformed (for example a wrong number of fields).
     pub problem: Option<&'a str>,
-    text: &'a str,
-    start: u32,
-    ends: &'a [u32],
+    chunk: &'a RecordChunk,
+    row: usize,
 }
 
 impl<'a> Record<'a> {
     pub fn value(&self, slot: usize) -> &'a str {
-        let Some(&end) = self.ends.get(slot) else {
-            return "";
-        };
-        let start = if slot == 0 {
-            self.start
-        } else {
-            self.ends[slot - 1]
-        };
-        self.text.get(start as usize..end as usize).unwrap_or("")
+        self.chunk.value(self.row, slot)
+    }
+}
+
+impl fmt::Debug for Record<'_> {
+    /// The row's own values, not the whole chunk they are kept in.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let values: Vec<&str> = (0..self.chunk.width).map(|slot| self.value(slot)).collect();
+        f.debug_struct("Record")
+            .field("line", &self.line)
+            .field("problem", &self.problem)
+            .field("values", &values)
+            .finish()
     }
 }
 
