@@ -2,7 +2,8 @@
 //!
 //! 1. a 1,000,000-row CSV (~150 MB): a bare csv-crate parse (`ByteRecord`, every field touched)
 //!    against our read + resolve to desired users, each in its own child process so that each
-//!    phase's peak memory (VmHWM) is its own;
+//!    phase's peak memory (VmHWM) is its own; beside them the floor (`floor`), the least work any
+//!    faithful read + resolve has to do, which bounds the speed reachable on this machine;
 //! 2. a 100,000-row XLSX read.
 //!
 //! Each CSV phase runs five times, alternating, and the medians are compared.
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod floor;
 mod support;
 
 use speakap_sync::config::{self, ConfigFiles};
@@ -135,6 +137,7 @@ fn phase(name: &str, path: &Path) {
             );
             (elapsed, detail)
         }
+        "floor" => floor::run(path, started),
         "xlsx" => {
             let config = config();
             let layout = Layout::typed(configured_columns(&config.sync));
@@ -246,10 +249,11 @@ fn main() {
     // Warm the page cache so both parses read from memory.
     let _ = std::fs::read(&csv_path).unwrap();
     // Alternated, and the median of each taken: this machine's speed drifts from run to run.
-    let (mut bares, mut ourses) = (Vec::new(), Vec::new());
+    let (mut bares, mut ourses, mut floors) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         bares.push(in_child("bare", &csv_path));
         ourses.push(in_child("ours", &csv_path));
+        floors.push(in_child("floor", &csv_path));
     }
     let runs = |all: &[(f64, f64, String)]| {
         all.iter()
@@ -257,9 +261,15 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    println!("bare runs: {} s; ours: {} s", runs(&bares), runs(&ourses));
+    println!(
+        "bare runs: {} s; ours: {} s; floor: {} s",
+        runs(&bares),
+        runs(&ourses),
+        runs(&floors)
+    );
     let (bare_s, bare_mib, bare) = median(bares);
     let (ours_s, ours_mib, ours) = median(ourses);
+    let (floor_s, floor_mib, floor) = median(floors);
     println!(
         "bare csv parse:         {bare_s:7.2} s  {:6.0} MB/s  peak {bare_mib:5.0} MiB  ({bare})",
         size / bare_s
@@ -267,6 +277,14 @@ fn main() {
     println!(
         "our read + resolve:     {ours_s:7.2} s  {:6.0} MB/s  peak {ours_mib:5.0} MiB  ({ours})",
         size / ours_s
+    );
+    println!(
+        "floor (no resolving):   {floor_s:7.2} s  {:6.0} MB/s  peak {floor_mib:5.0} MiB  ({floor})",
+        size / floor_s
+    );
+    println!(
+        "the floor's speed relative to bare: {:.2} (the best reachable here)",
+        bare_s / floor_s
     );
     let ratio = bare_s / ours_s;
     println!(
