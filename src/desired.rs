@@ -15,7 +15,7 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::config::{Config, NetworkRole, Origin, Override, ProfileValues, UnknownCode};
-use crate::hr::{Layout, Record, RecordChunk, Records, Snapshot};
+use crate::hr::{Layout, Record, RecordChunk, Records, Snapshot, UnreadText};
 use crate::redact::mask_email;
 use crate::rules::{CompiledMatcher, FieldName, split_values};
 
@@ -599,6 +599,11 @@ pub struct Resolution {
     pub excluded: BTreeMap<String, Excluded>,
     /// XIDs with an input problem: their accounts must not be touched, least of all offboarded.
     pub held: BTreeSet<String>,
+    /// The words (case-folded) of HR input that was not read as a person: records with an input
+    /// problem and the file's [`UnreadText`], with where each was first seen. An account whose
+    /// XID or email address is among them is not offboarded: the problem may be its row's XID,
+    /// or a quote not closed where it should be may have hidden its row.
+    pub unread_words: HashMap<String, UnreadAt>,
     /// XIDs whose end date has passed: leavers, with that date.
     pub ended: BTreeMap<String, Date>,
     pub warnings: Vec<String>,
@@ -663,12 +668,14 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     };
     let mut ignored_codes: BTreeMap<(&str, String), usize> = BTreeMap::new();
     let mut users = Vec::with_capacity(parts.len());
+    let mut unread_in_parts = Vec::new();
     for part in parts {
         users.push(part.desired);
         resolution.skipped.extend(part.skipped);
         resolution.excluded.extend(part.excluded);
         resolution.ended.extend(part.ended);
         resolution.warnings.extend(part.warnings);
+        unread_in_parts.extend(part.unread_words);
         for (key, count) in part.ignored_codes {
             *ignored_codes.entry(key).or_default() += count;
         }
@@ -679,6 +686,20 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
         .iter()
         .filter_map(|s| s.xid.clone())
         .collect();
+    // The file's unread text first: its lines say where a hidden row is more precisely than the
+    // record holding it does.
+    for unread in records.unread() {
+        let UnreadText { line, row_line, .. } = *unread;
+        for word in words(&unread.text) {
+            resolution
+                .unread_words
+                .entry(word)
+                .or_insert(UnreadAt { line, row_line });
+        }
+    }
+    for (word, at) in unread_in_parts {
+        resolution.unread_words.entry(word).or_insert(at);
+    }
 
     for ((table, code), count) in ignored_codes {
         resolution.warnings.push(format!(
@@ -828,6 +849,24 @@ struct Part {
     ended: Vec<(String, Date)>,
     warnings: Vec<String>,
     ignored_codes: BTreeMap<(&'static str, String), usize>,
+    unread_words: Vec<(String, UnreadAt)>,
+}
+
+/// Where a word of HR input that was not read as a person stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadAt {
+    pub line: u64,
+    /// The line the row holding it starts on: earlier than `line` when it is inside a value
+    /// running over several lines.
+    pub row_line: u64,
+}
+
+/// The words of a text that could name an account: split at spaces, quotes and the delimiters
+/// CSV files use, case-folded.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '|' | '"'))
+        .filter(|word| !word.is_empty())
+        .map(|word| case_folded(word).into_owned())
 }
 
 /// What one thread has worked out before, by the record values it came from.
@@ -1153,6 +1192,14 @@ impl<'c> Resolver<'c> {
         }
 
         if !problems.is_empty() {
+            let at = UnreadAt {
+                line: record.line,
+                row_line: record.line,
+            };
+            for slot in 0..layout.fields.len() {
+                part.unread_words
+                    .extend(words(record.value(slot)).map(|word| (word, at)));
+            }
             part.skipped.push(SkippedRecord {
                 line: record.line,
                 xid: (!xid.is_empty()).then(|| xid.to_string()),
@@ -1396,12 +1443,17 @@ fn plausible_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.contains(char::is_whitespace)
-        && !domain.contains('@')
+    // Quoted local parts are valid mail addresses but no HR export has them; a quote or comma
+    // here is a broken CSV row far more often.
+    let local_ok = !local.is_empty()
+        && !local.contains(|c: char| c.is_whitespace() || "\"(),:;<>[\\]@".contains(c));
+    let labels_ok = domain.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    });
+    local_ok && domain.contains('.') && labels_ok
 }
 
 #[cfg(test)]
@@ -1554,5 +1606,31 @@ overrides:
         );
         assert!(resolution.desired.get("17").is_none(), "excluded");
         assert!(!resolution.desired.contains_key("nobody"));
+    }
+
+    #[test]
+    fn plausible_addresses_have_a_plain_local_part_and_a_dotted_domain() {
+        for good in [
+            "a.b+c@x-y.example.nl",
+            "zo\u{eb}@b\u{e4}cker.de",
+            "O'Brien@x.ie",
+        ] {
+            assert!(plausible_email(good), "{good}");
+        }
+        for bad in [
+            "a@x.nl\"",
+            "\"a\"@x.nl",
+            "a b@x.nl",
+            "a,b@x.nl",
+            "a@x",
+            "a@.x.nl",
+            "a@x..nl",
+            "a@-x.nl",
+            "a@x.nl;b",
+            "@x.nl",
+            "a@b@x.nl",
+        ] {
+            assert!(!plausible_email(bad), "{bad}");
+        }
     }
 }

@@ -13,7 +13,12 @@ pub fn mask_email(email: &str) -> String {
                 [first, ..] => format!("{first}***"),
                 [] => "***".into(),
             };
-            format!("{masked}@{domain}")
+            // Shown up to where it stops being a domain: past that it is other text (another
+            // field or row swallowed by a broken CSV line, say), which may be personal.
+            match domain.find(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-')) {
+                Some(end) => format!("{masked}@{}…", &domain[..end]),
+                None => format!("{masked}@{domain}"),
+            }
         }
         None => mask(email),
     }
@@ -43,6 +48,10 @@ mod tests {
         );
         assert_eq!(mask_email("jo@example.com"), "j***@example.com");
         assert_eq!(mask_email("no-at-sign"), "n***");
+        assert_eq!(
+            mask_email("bert@example.com,Bert,Bos\n102,carla@example.com"),
+            "b**t@example.com…"
+        );
         assert_eq!(mask_phone("+31 6 1234 5678"), "***78");
     }
 }

@@ -382,6 +382,46 @@ fn unprocessable_records_are_reported_and_their_accounts_left_alone() {
 }
 
 #[test]
+fn a_quote_not_closed_or_a_missing_xid_never_offboards_the_people_it_hides() {
+    let sim = Sim::start(&empty_seed());
+    let person = |xid: u32, name: &str| {
+        format!("{xid},{name}@example.com,{name},Smit,Baker,+31600000009,N,1,01-01-2020,,\n")
+    };
+    let (carla, dirk, erik) = (
+        person(102, "carla"),
+        person(103, "dirk"),
+        person(104, "erik"),
+    );
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}{carla}{dirk}{erik}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    // Bert's address opens a quote that Dirk's closes, so Carla's row is inside one value;
+    // Erik's employee ID is missing.
+    day.hr(&format!(
+        "{ANNA}{}{carla}{}{}",
+        BERT.replacen(",bert@", ",\"bert@", 1),
+        dirk.replace("dirk@example.com,", "dirk@example.com\","),
+        erik.replacen("104", "", 1)
+    ));
+    let plan = day.plan("2026-11-03");
+    for expected in [
+        "hr.csv:3  XID 101: the value in column \"Email\" runs over several lines that look like rows",
+        "hr.csv:4  XID 102: not offboarded: this account's XID or email address is on this line, which is inside a value that starts on line 3",
+        "hr.csv:5  XID 103: not offboarded",
+        "hr.csv:6  no XID: missing employee ID",
+        "hr.csv:6  XID 104: not offboarded: this account's XID or email address is on this line, whose row could not be read",
+        "No changes",
+    ] {
+        assert!(plan.contains(expected), "{expected}\n{plan}");
+    }
+    day.apply("2026-11-03");
+    for xid in ["100", "101", "102", "103", "104"] {
+        let user = sim.user_by_xid(xid).unwrap();
+        assert_eq!(user["status"], "active", "{xid}: {user}");
+    }
+}
+
+#[test]
 fn invitations_go_by_the_configured_channel() {
     // SMS needs a phone number; the record without one is reported, not invited.
     let sim = Sim::start(&empty_seed());

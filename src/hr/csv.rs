@@ -15,7 +15,8 @@ use csv_core::ReadRecordResult;
 use sha2::{Digest, Sha256};
 
 use super::{
-    CsvOptions, Layout, Records, RecordsBuilder, Snapshot, match_columns, normalize, refuse_empty,
+    CsvOptions, Layout, Records, RecordsBuilder, Snapshot, UnreadText, match_columns, normalize,
+    refuse_empty,
 };
 use crate::error::Error;
 
@@ -141,19 +142,21 @@ fn stream(
                 scope.spawn(move || rows.read_from(path, at))
             });
             read += rows.read_rest(&mut file, split.unwrap_or(u64::MAX) - read)?;
-            let second = second.map(joined).transpose()?;
-            let records = match second {
+            let records = match second.map(joined) {
                 // The first half ended between two rows, just where the second began.
-                Some((rest, rest_read)) if rows.between_rows() => {
+                Some(Ok((mut rest, rest_read))) if rows.between_rows() => {
                     let first_line = rows.line;
                     let mut records = rows.end()?;
                     read += rest_read;
+                    rest.line_offset = first_line - 1;
                     let mut rest = rest.end()?;
                     rest.shift_lines(first_line - 1);
                     records.append(rest);
                     records
                 }
-                // The split was inside a quoted value after all: read on instead.
+                Some(Err(stop)) if rows.between_rows() => return Err(stop),
+                // The split was inside a quoted value after all: read on instead (what the
+                // second half made of it, errors too, does not count).
                 _ => {
                     read += rows.read_rest(&mut file, u64::MAX)?;
                     rows.end()?
@@ -287,6 +290,11 @@ struct Rows<'a> {
     records: RecordsBuilder,
     /// A UTF-8 byte order mark at the very start is not part of the header.
     at_start: bool,
+    /// Added to `line` in messages: a second half counts its lines from 1 until the first half
+    /// tells where it starts (its records are shifted then).
+    line_offset: u64,
+    /// How many fields the last row had.
+    last_row_fields: usize,
 }
 
 impl<'a> Rows<'a> {
@@ -323,6 +331,8 @@ impl<'a> Rows<'a> {
             header: None,
             records: RecordsBuilder::new(layout.columns.len()),
             at_start: true,
+            line_offset: 0,
+            last_row_fields: 0,
         }
     }
 
@@ -407,6 +417,35 @@ impl<'a> Rows<'a> {
 
     /// Ends the input (the last row may have no line end): the records.
     fn end(mut self) -> Result<Records, Stop> {
+        // The last row has no line end: one ends it as the end of input would, unless a quote
+        // in it is never closed. Such a quote takes every row after it into one value; those
+        // people would look gone, so the file is refused rather than read that way.
+        if !self.between_rows() {
+            let line = self.row_line.unwrap_or(self.line) + self.line_offset;
+            let records_before = self.records.len();
+            self.feed(b"\n")?;
+            if !self.between_rows() {
+                return Err(Stop::Invalid(Error::input(format!(
+                    "{}:{line}: a quoted value in the row on this line is never closed, so every \
+                     line after it would be read as part of that value; refusing to plan from it. \
+                     Close the quote, or write a quote inside a value as two (\"\"), and export \
+                     again",
+                    self.display
+                ))));
+            }
+            // A last row cut short without a line end is an export that stopped half-way: the
+            // people after the cut would look gone.
+            if let Some((width, _)) = &self.header
+                && self.records.len() > records_before
+                && self.last_row_fields < *width
+            {
+                return Err(Stop::Invalid(Error::input(format!(
+                    "{}:{line}: the last row has {} fields where the header has {width}, and no \
+                     line end: the export looks cut off; refusing to plan from it. Export again",
+                    self.display, self.last_row_fields
+                ))));
+            }
+        }
         // Empty input is csv-core's end of input.
         self.feed(&[])?;
         if self.header.is_none() {
@@ -459,17 +498,61 @@ impl<'a> Rows<'a> {
             self.header = Some((names.len(), columns));
             return Ok(());
         };
+        self.last_row_fields = ends.len();
+        let mut problems = Vec::new();
+        let delimiter = self.delimiter as char;
+        if ends.len() != *width {
+            problems.push(format!(
+                "the row has {} fields where the header has {width}",
+                ends.len(),
+            ));
+            // Its lines are noted one by one below when it runs over several.
+            if !fields.contains(&b'\n') {
+                let whole: Vec<&str> = (0..ends.len()).map(text).collect();
+                self.records.note_unread(UnreadText {
+                    line,
+                    row_line: line,
+                    text: whole.join(&delimiter.to_string()).into(),
+                });
+            }
+        }
+        // A value over several lines whose lines have the delimiter in them is most likely a
+        // quote not closed where it should be, which makes one value of the rows after it.
+        if fields.contains(&b'\n') {
+            let mut value_line = line;
+            let mut holds_rows = vec![false; ends.len()];
+            for (i, holds_rows) in holds_rows.iter_mut().enumerate() {
+                let value = text(i);
+                for (k, inner) in value.split('\n').enumerate().skip(1) {
+                    if inner.contains(delimiter) {
+                        *holds_rows = true;
+                        self.records.note_unread(UnreadText {
+                            line: value_line + k as u64,
+                            row_line: line,
+                            text: inner.trim().into(),
+                        });
+                    }
+                }
+                value_line += value.matches('\n').count() as u64;
+            }
+            for (slot, &i) in columns.iter().enumerate() {
+                if holds_rows.get(i) == Some(&true) {
+                    problems.push(format!(
+                        "the value in column \"{}\" runs over several lines that look like rows of \
+                         their own: a quote in this row is probably not closed where it should be",
+                        self.layout.columns[slot]
+                    ));
+                }
+            }
+        }
         self.records.push(
             line,
             columns
                 .iter()
                 .map(|&i| if i < ends.len() { text(i) } else { "" }),
         );
-        if ends.len() != *width {
-            self.records.set_problem(format!(
-                "the row has {} fields where the header has {width}",
-                ends.len(),
-            ));
+        if !problems.is_empty() {
+            self.records.set_problem(problems.join("; "));
         }
         Ok(())
     }
@@ -726,6 +809,124 @@ mod tests {
         assert_eq!(snapshot.sha256, crate::digest::sha256_hex(&bytes));
         let error = read_with(&bytes, UTF8_ONLY).unwrap_err().to_string();
         assert!(error.contains("not valid UTF-8 (byte 0xE9)"), "{error}");
+    }
+
+    #[test]
+    fn a_quote_never_closed_refuses_the_file_instead_of_swallowing_the_rows_after_it() {
+        let error = read_text(b"Personeelsnummer;E-mail;Vestiging\n1;a@x.nl;ST001\n2;\"b@x.nl;ST002\n3;c@x.nl;ST003\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("hr.csv:3: a quoted value in the row on this line is never closed"),
+            "{error}"
+        );
+        // In the second half of a file read in two, and without a line end after it.
+        let mut text = "Personeelsnummer;E-mail;Vestiging\n".to_string();
+        (1..150_000).for_each(|i| text.push_str(&format!("{i};p{i}@x.nl;ST{i}\n")));
+        let text = text.replace("\n120000;", "\n120000;\"");
+        let mut bytes = text.into_bytes();
+        bytes.pop();
+        let line = 120_001;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hr.csv");
+        std::fs::write(&path, &bytes).unwrap();
+        for split_from in [u64::MAX, 0] {
+            let error = read_split_from(&path, "hr.csv", UTF8_ONLY, fields(), split_from)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("hr.csv:{line}: a quoted value")),
+                "{error}"
+            );
+        }
+    }
+
+    fn unread(snapshot: &Snapshot) -> Vec<(u64, u64, &str)> {
+        let unread = snapshot.records.unread().iter();
+        unread.map(|u| (u.line, u.row_line, &*u.text)).collect()
+    }
+
+    #[test]
+    fn rows_inside_a_value_and_rows_of_the_wrong_width_are_kept_as_unread_text() {
+        // The quote opened on line 2 closes on line 4: the rows of 2 and 3 are inside one value.
+        let snapshot = read_text(
+            b"Personeelsnummer;E-mail;Vestiging\n1;\"a@x.nl;ST001\n2;b@x.nl;ST002\r\n3;c@x.nl\";ST003\n4;d@x.nl\n",
+        )
+        .unwrap();
+        assert_eq!(
+            unread(&snapshot),
+            vec![
+                (3, 2, "2;b@x.nl;ST002"),
+                (4, 2, "3;c@x.nl"),
+                (5, 5, "4;d@x.nl")
+            ]
+        );
+        let first = snapshot.records.iter().next().unwrap();
+        assert_eq!(first.line, 2);
+        assert_eq!(
+            first.problem,
+            Some(
+                "the value in column \"E-mail\" runs over several lines that look like rows of \
+                 their own: a quote in this row is probably not closed where it should be"
+            )
+        );
+        // A value over several lines without delimiters in them is only a value.
+        let snapshot =
+            read_text(b"Personeelsnummer;E-mail;Vestiging\n1;a@x.nl;\"Store\nNorth\"\n").unwrap();
+        assert_eq!(unread(&snapshot), vec![]);
+        assert_eq!(snapshot.records.iter().next().unwrap().problem, None);
+        // In the second half of a file read in two, lines count from the file's start.
+        let mut text = "Personeelsnummer;E-mail;Vestiging\n".to_string();
+        (1..150_000).for_each(|i| text.push_str(&format!("{i};p{i}@x.nl;ST{i}\n")));
+        let text = text.replace("\n120000;p120000@x.nl;", "\n120000;p120000@x.nl;\"");
+        let text = text.replace("\n120002;p120002@x.nl;", "\n120002;p120002@x.nl\";");
+        let (one, halves) = one_piece_and_halves(text.as_bytes());
+        for snapshot in [one, halves] {
+            assert_eq!(
+                unread(&snapshot),
+                vec![
+                    (120_002, 120_001, "120001;p120001@x.nl;ST120001"),
+                    (120_003, 120_001, "120002;p120002@x.nl")
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_last_row_cut_short_without_a_line_end_is_a_truncated_export() {
+        let error = read_text(b"Personeelsnummer;E-mail;Vestiging\n1;a@x.nl;ST001\n2;b@x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("hr.csv:3: the last row has 2 fields where the header has 3, and no line end: the export looks cut off"),
+            "{error}"
+        );
+        // With its line end it is one malformed row, skipped with a problem.
+        let snapshot =
+            read_text(b"Personeelsnummer;E-mail;Vestiging\n1;a@x.nl;ST001\n2;b@x\n").unwrap();
+        assert_eq!(snapshot.records.len(), 2);
+        // A header alone without a line end is a header without rows, not a cut-off row.
+        let error = read_text(b"Personeelsnummer;E-mail;Vestiging")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("has a header but no rows"), "{error}");
+    }
+
+    #[test]
+    fn a_last_row_without_a_line_end_is_read_quoted_or_not() {
+        let snapshot = read_text(
+            b"Personeelsnummer;E-mail;Vestiging\n1;a@x.nl;\"ST\n001\"\n2;b@x.nl;\"ST\n002\"",
+        )
+        .unwrap();
+        assert_eq!(
+            rows(&snapshot),
+            vec![
+                (2, vec!["1", "a@x.nl", "ST\n001"]),
+                (4, vec!["2", "b@x.nl", "ST\n002"])
+            ]
+        );
+        let snapshot = read_text(b"Personeelsnummer;E-mail;Vestiging\n1;a@x.nl;ST001").unwrap();
+        assert_eq!(rows(&snapshot), vec![(2, vec!["1", "a@x.nl", "ST001"])]);
     }
 
     #[test]

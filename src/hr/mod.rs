@@ -73,6 +73,19 @@ pub(crate) const CHUNK_ROWS: usize = 1 << 16;
 pub struct Records {
     chunks: Vec<Arc<RecordChunk>>,
     len: usize,
+    unread: Vec<UnreadText>,
+}
+
+/// Text of a CSV file that was not read as one person's row although it may be one: a row with
+/// the wrong number of fields, or a line inside a quoted value running over several lines that
+/// looks like a row (a quote not closed where it should be makes such values of the rows after
+/// it). Kept so that an account this text names is never offboarded because of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadText {
+    pub line: u64,
+    /// The line the row holding the text starts on (`line` itself for a whole row).
+    pub row_line: u64,
+    pub text: Box<str>,
 }
 
 impl Records {
@@ -103,12 +116,22 @@ impl Records {
                 *line += by;
             }
         }
+        for unread in &mut self.unread {
+            unread.line += by;
+            unread.row_line += by;
+        }
     }
 
     /// Adds the rows of `more` after these.
     pub fn append(&mut self, more: Records) {
         self.chunks.extend(more.chunks);
         self.len += more.len;
+        self.unread.extend(more.unread);
+    }
+
+    /// Text that may be a person's row but was not read as one (see [`UnreadText`]).
+    pub fn unread(&self) -> &[UnreadText] {
+        &self.unread
     }
 
     pub fn chunks(&self) -> &[Arc<RecordChunk>] {
@@ -214,6 +237,7 @@ pub struct RecordsBuilder {
     done: Vec<Arc<RecordChunk>>,
     len: usize,
     chunk: RecordChunk,
+    unread: Vec<UnreadText>,
 }
 
 impl RecordsBuilder {
@@ -224,6 +248,7 @@ impl RecordsBuilder {
             done: Vec::new(),
             len: 0,
             chunk: RecordChunk::new(width),
+            unread: Vec::new(),
         }
     }
 
@@ -244,6 +269,16 @@ impl RecordsBuilder {
         }
         self.chunk.lines.push(line);
         self.len += 1;
+    }
+
+    /// The rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Notes text that may be a person's row but was not read as one (see [`UnreadText`]).
+    pub fn note_unread(&mut self, unread: UnreadText) {
+        self.unread.push(unread);
     }
 
     /// Marks the row pushed last as malformed.
@@ -275,6 +310,7 @@ impl RecordsBuilder {
         Records {
             chunks: self.done,
             len: self.len,
+            unread: self.unread,
         }
     }
 }

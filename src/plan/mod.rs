@@ -803,6 +803,32 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
         if resolution.desired.contains_key(xid) || hold.contains(xid) {
             continue;
         }
+        // HR input that was not read as a person names this account: its row may be the one
+        // that could not be read, so the account is left alone, and the plan says why.
+        let unread_at = |text: &str| {
+            let word = case_folded(text);
+            resolution.unread_words.get(word.as_ref()).copied()
+        };
+        if let Some(at) = unread_at(xid).or_else(|| unread_at(account.get(ProfileField::Email))) {
+            let why = if at.row_line == at.line {
+                "whose row could not be read".to_string()
+            } else {
+                format!(
+                    "which is inside a value that starts on line {} and runs over several lines \
+                     (a quote not closed where it should be?)",
+                    at.row_line
+                )
+            };
+            skipped.push(SkippedRecord {
+                line: at.line,
+                xid: Some(xid.clone()),
+                reasons: vec![format!(
+                    "not offboarded: this account's XID or email address is on this line, {why}; \
+                     the account is left alone until the line is fixed"
+                )],
+            });
+            continue;
+        }
         let offboard = |action, reason: String| UserPlan {
             xid: xid.clone(),
             eid: Some(account.eid.clone()),
