@@ -78,6 +78,39 @@ roles:
 }
 
 #[test]
+fn a_matcher_with_two_shapes_is_refused_rather_than_half_read() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    repo.write(
+        "rules.yaml",
+        r#"apiVersion: speakap-sync/v1
+kind: MappingRules
+roles:
+  - role: admin
+    when:
+      field: job_title
+      equals: HR Manager
+      not: { field: locations, equals: N }
+groups:
+  - group: Managers
+    when: { field: job_title, equals: Store Manager, in: [Manager] }
+  - group: Book club
+    when: { all: [{ field: job_title, equals: Baker }], any: [{ field: locations, equals: N }] }
+"#,
+    );
+    repo.commit("two shapes");
+    let (out, _) = fails(&sim, &repo, &["validate", "--repo", &path_str(repo.path())]);
+    for expected in [
+        "a matcher has one shape; this one has a field test and `not`\n  --> rules.yaml:6:7",
+        "one test per matcher, found equals and in\n  --> rules.yaml:11:11",
+        "a matcher has one shape; this one has `all` and `any`\n  --> rules.yaml:13:11",
+        "hint: to require several conditions, list them under `all: [..]`",
+    ] {
+        assert!(out.contains(expected), "{expected}\n{out}");
+    }
+}
+
+#[test]
 fn semantic_errors_point_at_the_offending_value() {
     let sim = Sim::start(&seed());
     let repo = standard_repo(&sim, HR);

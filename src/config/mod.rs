@@ -533,6 +533,23 @@ fn matcher_problem(node: &Node) -> Option<(Span, String, String)> {
         .filter(|t| node.get(t).is_some())
         .collect();
     let has_field = node.get("field").is_some();
+    // One shape per matcher: a test of a field, `all`, `any` or `not`.
+    let shapes: Vec<&str> = [
+        (has_field || !tests.is_empty()).then_some("a field test"),
+        node.get("all").map(|_| "`all`"),
+        node.get("any").map(|_| "`any`"),
+        node.get("not").map(|_| "`not`"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if shapes.len() > 1 {
+        return Some((
+            node.span,
+            format!("a matcher has one shape; this one has {}", shapes.join(" and ")),
+            "to require several conditions, list them under `all: [..]`".into(),
+        ));
+    }
     match (has_field, tests.as_slice()) {
         (true, []) => {
             return Some((

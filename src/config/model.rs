@@ -705,7 +705,7 @@ pub enum LocalAdminScope {
 /// Values compare exactly (use `matches` with `(?i)` for case-insensitive); on multi-valued fields a
 /// test holds when any value passes.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum Matcher {
     All {
         /// Every matcher must hold.
