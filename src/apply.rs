@@ -171,16 +171,14 @@ pub async fn apply(
                 for user in batch {
                     let email = planned(user, ProfileField::Email);
                     let outcome = match by_email.get(&email.to_lowercase()) {
-                        Some(r)
-                            if r.eid.as_deref().and_then(|e| accounts.get(e)).is_some_and(
-                                |a| a.xid.as_deref().is_some_and(|x| x != user.xid),
-                            ) =>
-                        {
-                            // Never merge two people: the address leads to someone else's account.
+                        Some(r) if r.eid.as_deref().is_some_and(|e| accounts.contains_key(e)) => {
+                            // Never merge two people: the plan invites only addresses no account
+                            // had, so the address leads to an account that was there before
+                            // (through an address the plan could not see, say).
                             Err(api_rejection(
                                 "invite",
                                 -9,
-                                "the address belongs to the account of another XID",
+                                "the address belongs to an existing account; plan again",
                             ))
                         }
                         Some(r) if r.status != "invalid" && r.eid.is_some() => {
@@ -234,8 +232,9 @@ pub async fn apply(
     )
     .await;
 
-    // 3. Offboarding, last and only after everything else succeeded.
-    let earlier_failures = recorder.results.iter().any(|r| !r.ok);
+    // 3. Offboarding, last. An operation that failed for one person does not hold back the
+    // leavers (they would keep their access for as long as it keeps failing); an API failing as
+    // a whole (authentication, unreachable) has stopped the run already.
     for user in plan.users.iter().filter(|u| u.action.is_offboarding()) {
         if recorder.stopped.is_some() {
             break;
@@ -245,17 +244,6 @@ pub async fn apply(
             UserAction::Delete => "delete",
             _ => "anonymize",
         };
-        if earlier_failures {
-            recorder.results.push(OperationResult {
-                xid: user.xid.clone(),
-                operation: operation.into(),
-                ok: false,
-                error: Some(
-                    "not attempted: earlier operations failed; fix them and run apply again".into(),
-                ),
-            });
-            continue;
-        }
         let account = user
             .eid
             .as_deref()

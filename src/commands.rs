@@ -493,6 +493,16 @@ fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
             path.display()
         ))
     };
+    // Leavers, grace periods and start dates are worked out as of the plan's day: a plan made
+    // for another day would suspend, delete or invite on the wrong one.
+    if plan.as_of != inputs.today {
+        return Err(Error::input(format!(
+            "the plan in {} was made as of {}, and this apply runs as of {}: plan again as of the day it is applied",
+            path.display(),
+            plan.as_of,
+            inputs.today
+        )));
+    }
     let commit = inputs.config.files.revision.commit_id().unwrap_or_default();
     let planned_commit = plan.config_commit.as_deref().unwrap_or_default();
     if planned_commit != commit {

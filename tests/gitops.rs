@@ -405,6 +405,22 @@ fn a_reviewed_plan_is_applied_exactly_and_refused_once_stale() {
         stderr(&stale)
     );
 
+    // Made as of another day: leavers and start dates would be acted on on the wrong day.
+    assert_eq!(
+        code(&run(
+            &["plan", "--repo", &dir, "--out", &plan_path, "--now", "2099-01-05"],
+            repo.path()
+        )),
+        0
+    );
+    let other_day = apply();
+    assert_eq!(code(&other_day), 1);
+    assert!(
+        stderr(&other_day).contains("was made as of 2099-01-05, and this apply runs as of"),
+        "{}",
+        stderr(&other_day)
+    );
+
     // Edited by hand.
     save();
     let text = std::fs::read_to_string(&plan_file)

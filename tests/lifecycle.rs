@@ -422,6 +422,41 @@ fn a_quote_not_closed_or_a_missing_xid_never_offboards_the_people_it_hides() {
 }
 
 #[test]
+fn an_address_an_account_has_besides_its_primary_one_is_never_given_to_someone_else() {
+    let sim = Sim::start(&json!({"groups": seed_groups(), "users": [
+        {"email": "comms@example.com", "otherEmails": ["nina@example.com"], "familyName": "Comms", "role": "admin"},
+        {"xid": "100", "email": "anna@example.com", "otherEmails": ["anna.home@example.com"],
+         "firstName": "Anna", "familyName": "Smit", "jobTitle": "Baker", "phone": "+31600000001", "groups": ["Store North", "Bakery"]},
+        {"xid": "101", "email": "bert@example.com", "firstName": "Bert", "familyName": "Bos", "jobTitle": "Baker", "phone": "+31600000002", "groups": ["Store North", "Bakery"]},
+        {"xid": "103", "email": "dirk@example.com", "familyName": "Dekker", "groups": ["Store North"]}
+    ]}));
+    let nina = "102,nina@example.com,Nina,Smit,Baker,+31600000009,N,1,01-01-2020,,\n";
+    // Bert's address changes to one of Anna's; Nina is new with an address of the comms
+    // account; Dirk has left.
+    let rows = format!("{ANNA}{}{nina}", BERT.replace("bert@example.com", "anna.home@example.com"));
+    let repo = lifecycle_repo(&sim, "", &rows);
+    let day = Day { repo: &repo };
+    let plan = day.plan("2026-11-02");
+    for expected in [
+        "hr.csv:4  XID 102: email address is an address of account",
+        "XID 101: email address not changed to a*******e@example.com: account",
+        "- suspend 103",
+    ] {
+        assert!(plan.contains(expected), "{expected}\n{plan}");
+    }
+    assert!(!plan.contains("+ invite"), "{plan}");
+    day.apply("2026-11-02");
+    let comms = sim
+        .users()
+        .into_iter()
+        .find(|u| u["primaryEmail"] == "comms@example.com")
+        .unwrap();
+    assert_eq!(comms["XID"], Value::Null, "{comms}");
+    assert_eq!(sim.user_by_xid("101").unwrap()["primaryEmail"], "bert@example.com");
+    assert_eq!(sim.user_by_xid("103").unwrap()["status"], "suspended");
+}
+
+#[test]
 fn invitations_go_by_the_configured_channel() {
     // SMS needs a phone number; the record without one is reported, not invited.
     let sim = Sim::start(&empty_seed());

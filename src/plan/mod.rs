@@ -296,6 +296,7 @@ impl AddressMoves {
     fn new<'a>(
         known: impl Iterator<Item = (&'a DesiredUser, &'a ObservedUser)>,
         by_email: &HashMap<Cow<'_, str>, Vec<&ObservedUser>>,
+        by_other_email: &HashMap<Cow<'_, str>, &ObservedUser>,
     ) -> AddressMoves {
         // Account EID → the address it wants, for accounts whose address changes.
         let wanted: HashMap<&str, String> = known
@@ -313,6 +314,16 @@ impl AddressMoves {
         };
         let mut moves = AddressMoves::default();
         for (&eid, address) in &wanted {
+            // Another account's other address stays where it is: the sync never moves those.
+            if let Some(other) = by_other_email
+                .get(address.as_str())
+                .filter(|o| o.eid != eid)
+            {
+                moves
+                    .blocked_by
+                    .insert(eid.to_string(), other.eid.clone());
+                continue;
+            }
             let mut seen = vec![eid];
             let mut current = eid;
             let mut target = address.as_str();
@@ -520,6 +531,12 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             by_email.entry(case_folded(email)).or_default().push(u);
         }
     }
+    // Addresses accounts have besides their primary one (few accounts have any).
+    let by_other_email: HashMap<Cow<str>, &ObservedUser> = observed
+        .users
+        .iter()
+        .flat_map(|u| u.other_emails.iter().map(move |e| (case_folded(e), u)))
+        .collect();
     // Each desired person's account by XID, looked up once: a million lookups are felt.
     let accounts: Vec<Option<&ObservedUser>> = resolution
         .desired
@@ -533,7 +550,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             .zip(&accounts)
             .filter_map(|(d, a)| a.map(|a| (d, a)))
     };
-    let address_moves = AddressMoves::new(known(), &by_email);
+    let address_moves = AddressMoves::new(known(), &by_email, &by_other_email);
     let network = Network {
         groups: &groups,
         ledger,
@@ -659,7 +676,28 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             .get(ProfileField::Email)
             .unwrap_or_default()
             .to_lowercase();
-        match final_owners(&email).as_slice() {
+        let owners = final_owners(&email);
+        if owners.is_empty()
+            && let Some(account) = by_other_email.get(email.as_str())
+        {
+            // Speakap would hand that account to the invite: someone else's account, taken
+            // over by an address it has on the side.
+            let holder = match &account.xid {
+                Some(xid) => format!("the account of XID {xid}"),
+                None => format!("account {} (no XID)", account.eid),
+            };
+            skipped.push(SkippedRecord {
+                line: desired.line,
+                xid: Some(desired.xid().to_string()),
+                reasons: vec![format!(
+                    "email address is an address of {holder}, besides its primary one; the sync \
+                     never takes over an account by such an address: remove the address from \
+                     that account in Speakap, or correct the email in HR"
+                )],
+            });
+            continue;
+        }
+        match owners.as_slice() {
             [account] if account.xid.is_none() => {
                 // An account made by hand (or an invite whose XID was not set yet): link it.
                 let changes = diff(desired, account, &network, Some(None), &mut warnings);

@@ -84,6 +84,7 @@ fn account(
             .map(|(g, _)| g.to_string())
             .find(|g| g == "gn" || g == "gs"),
         profile: PackedProfile::new([mail, "", "", name, "", ""]),
+        other_emails: Vec::new(),
         network: Some(Membership {
             eid: format!("n{eid}"),
             role: role.into(),

@@ -134,6 +134,9 @@ pub struct SeedUser {
     #[serde(default)]
     pub xid: Option<String>,
     pub email: String,
+    /// Addresses besides the primary one.
+    #[serde(default)]
+    pub other_emails: Vec<String>,
     #[serde(default)]
     pub first_name: String,
     #[serde(default)]
@@ -309,7 +312,10 @@ impl Network {
                     },
                     job_title: u.job_title.clone(),
                     telephone_numbers: u.phone.iter().cloned().collect(),
-                    email_addresses: vec![u.email.clone()],
+                    email_addresses: std::iter::once(&u.email)
+                        .chain(&u.other_emails)
+                        .cloned()
+                        .collect(),
                     primary_email: u.email.clone(),
                     deleted: false,
                     suspended_at: None,

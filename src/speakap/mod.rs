@@ -29,6 +29,9 @@ pub struct ObservedUser {
     pub groups: SmallMap<String, wire::Membership>,
     /// EID of the primary business unit group.
     pub primary_business_unit: Option<String>,
+    /// The account's other email addresses (not the primary one): an address here is taken, so
+    /// no one else may be given it, and an account is never linked or invited by it.
+    pub other_emails: Vec<String>,
 }
 
 impl ObservedUser {
@@ -86,6 +89,12 @@ impl From<wire::User> for ObservedUser {
             }
         }
         let groups = groups.into_iter().collect();
+        let other_emails = user
+            .email_addresses
+            .iter()
+            .filter(|other| !other.eq_ignore_ascii_case(email))
+            .cloned()
+            .collect();
         ObservedUser {
             eid: user.eid,
             xid: user.xid.filter(|x| !x.is_empty()),
@@ -94,6 +103,7 @@ impl From<wire::User> for ObservedUser {
             network,
             groups,
             primary_business_unit: user.primary_business_unit,
+            other_emails,
         }
     }
 }
