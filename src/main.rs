@@ -4,7 +4,12 @@ use speakap_sync::cli::{Cli, Command};
 use speakap_sync::{commands, output};
 
 fn main() {
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which `plan --detailed-exitcode` uses for "has changes":
+    // a mistyped option would read as drift. Usage errors exit 1 like every other error.
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 1 } else { 0 })
+    });
     output::init_logging(cli.verbose);
     let result = match &cli.command {
         Command::Validate(args) => commands::validate(args),

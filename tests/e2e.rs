@@ -368,6 +368,23 @@ fn group_names_missing_from_the_network_fail_the_plan_with_their_place() {
     );
     assert!(err.contains("--> rules.yaml:6:1"), "{err}");
     assert_eq!(sim.users().len(), 3, "nothing applied");
+
+    // A group of another kind: a business unit mapped to a restricted group.
+    repo.write(
+        "rules.yaml",
+        &RULES_YAML.replace("S: Store South", "S: Managers"),
+    );
+    repo.commit("wrong kind");
+    let plan = run(&["plan", "--repo", &path_str(repo.path())], repo.path());
+    assert_eq!(code(&plan), 1);
+    let err = stderr(&plan);
+    assert!(
+        err.contains(
+            "error[group-type]: group \"Managers\" is a restricted group, not a business_unit group"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("--> rules.yaml:6:1"), "{err}");
 }
 
 #[test]
@@ -451,4 +468,21 @@ fn the_text_plan_reads_as_a_review() {
     ]}, {
         insta::assert_snapshot!(stdout(&plan));
     });
+}
+
+#[test]
+fn a_usage_error_exits_1_never_the_2_of_a_plan_with_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["plan", "--detailed-exitcode", "--formt", "json"][..],
+        &["plan", "--now", "2026-13-01"],
+        &["plan", "--format", "yaml"],
+    ] {
+        let output = run(args, dir.path());
+        assert_eq!(code(&output), 1, "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("error:"), "{}", stderr(&output));
+    }
+    let help = run(&["plan", "--help"], dir.path());
+    assert_eq!(code(&help), 0);
+    assert!(stdout(&help).contains("--detailed-exitcode"));
 }

@@ -408,7 +408,15 @@ fn a_reviewed_plan_is_applied_exactly_and_refused_once_stale() {
     // Made as of another day: leavers and start dates would be acted on on the wrong day.
     assert_eq!(
         code(&run(
-            &["plan", "--repo", &dir, "--out", &plan_path, "--now", "2099-01-05"],
+            &[
+                "plan",
+                "--repo",
+                &dir,
+                "--out",
+                &plan_path,
+                "--now",
+                "2099-01-05"
+            ],
             repo.path()
         )),
         0

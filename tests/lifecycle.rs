@@ -433,7 +433,10 @@ fn an_address_an_account_has_besides_its_primary_one_is_never_given_to_someone_e
     let nina = "102,nina@example.com,Nina,Smit,Baker,+31600000009,N,1,01-01-2020,,\n";
     // Bert's address changes to one of Anna's; Nina is new with an address of the comms
     // account; Dirk has left.
-    let rows = format!("{ANNA}{}{nina}", BERT.replace("bert@example.com", "anna.home@example.com"));
+    let rows = format!(
+        "{ANNA}{}{nina}",
+        BERT.replace("bert@example.com", "anna.home@example.com")
+    );
     let repo = lifecycle_repo(&sim, "", &rows);
     let day = Day { repo: &repo };
     let plan = day.plan("2026-11-02");
@@ -452,7 +455,10 @@ fn an_address_an_account_has_besides_its_primary_one_is_never_given_to_someone_e
         .find(|u| u["primaryEmail"] == "comms@example.com")
         .unwrap();
     assert_eq!(comms["XID"], Value::Null, "{comms}");
-    assert_eq!(sim.user_by_xid("101").unwrap()["primaryEmail"], "bert@example.com");
+    assert_eq!(
+        sim.user_by_xid("101").unwrap()["primaryEmail"],
+        "bert@example.com"
+    );
     assert_eq!(sim.user_by_xid("103").unwrap()["status"], "suspended");
 }
 

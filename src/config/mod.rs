@@ -546,7 +546,10 @@ fn matcher_problem(node: &Node) -> Option<(Span, String, String)> {
     if shapes.len() > 1 {
         return Some((
             node.span,
-            format!("a matcher has one shape; this one has {}", shapes.join(" and ")),
+            format!(
+                "a matcher has one shape; this one has {}",
+                shapes.join(" and ")
+            ),
             "to require several conditions, list them under `all: [..]`".into(),
         ));
     }

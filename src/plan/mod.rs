@@ -319,9 +319,7 @@ impl AddressMoves {
                 .get(address.as_str())
                 .filter(|o| o.eid != eid)
             {
-                moves
-                    .blocked_by
-                    .insert(eid.to_string(), other.eid.clone());
+                moves.blocked_by.insert(eid.to_string(), other.eid.clone());
                 continue;
             }
             let mut seen = vec![eid];
@@ -453,16 +451,22 @@ fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
                 );
             }
             Some([one]) => {
+                // A business unit brings local admins and the primary business unit with it: a
+                // mapping onto another kind of group would hand those out wrongly.
                 if !expected_type.is_empty() && one.group_type != expected_type {
                     diagnostics.push(
-                        Diagnostic::warning(
+                        Diagnostic::error(
                             "group-type",
                             format!(
-                                "group \"{name}\" is a {} group, not a {expected_type}",
+                                "group \"{name}\" is a {} group, not a {expected_type} group",
                                 one.group_type
                             ),
                         )
-                        .at(location),
+                        .at(location)
+                        .hint(format!(
+                            "map these codes to {expected_type} groups; give other groups with a \
+                             rule under `groups:`"
+                        )),
                     );
                 }
             }
