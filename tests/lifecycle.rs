@@ -230,6 +230,53 @@ fn returner_within_the_grace_period_is_restored_not_invited_again() {
 }
 
 #[test]
+fn a_leaver_rehired_for_a_later_day_comes_back_on_that_day() {
+    let sim = Sim::start(&empty_seed());
+    let carla = "102,carla@example.com,Carla,Kok,Baker,+31600000003,N,1,01-01-2020,,\n";
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}{carla}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    let carla_eid = sim.user_by_xid("102").unwrap()["EID"].clone();
+    day.hr(ANNA);
+    day.apply("2026-11-02");
+
+    // Bert is rehired from 20 November, within his grace period: his account is restored on
+    // that day. Carla from 1 March, after hers: she is offboarded as usual meanwhile, then
+    // invited anew.
+    day.hr(&format!(
+        "{ANNA}{}{}",
+        BERT.replace("01-01-2020", "20-11-2026"),
+        carla.replace("01-01-2020", "01-03-2027")
+    ));
+    let plan = day.plan("2026-11-10");
+    assert!(
+        plan.contains("101 Bert Bos  restore on 2026-11-20"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("102 Carla Kok  invite on 2027-03-01"),
+        "{plan}"
+    );
+    assert!(!plan.contains("+ restore"), "{plan}");
+    day.apply("2026-11-10");
+    assert_eq!(sim.user_by_xid("101").unwrap()["status"], "suspended");
+
+    let plan = day.plan("2026-11-20");
+    assert!(plan.contains("+ restore 101 Bert Bos"), "{plan}");
+    day.apply("2026-11-20");
+    assert_eq!(sim.user_by_xid("101").unwrap()["status"], "active");
+
+    let plan = day.plan("2026-12-03");
+    assert!(plan.contains("- delete 102 Carla Kok"), "{plan}");
+    day.apply("2026-12-03");
+    assert!(sim.user_by_xid("102").is_none());
+    let plan = day.plan("2027-03-01");
+    assert!(plan.contains("+ invite 102 Carla Kok"), "{plan}");
+    day.apply("2027-03-01");
+    assert_ne!(sim.user_by_xid("102").unwrap()["EID"], carla_eid);
+}
+
+#[test]
 fn manual_deletion_is_respected_until_the_record_changes_or_an_override_restores() {
     let sim = Sim::start(&empty_seed());
     let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));

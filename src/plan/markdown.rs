@@ -349,9 +349,10 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             .iter()
             .map(|s| {
                 format!(
-                    "- **{}** {}: invited on {}",
+                    "- **{}** {}: {} on {}",
                     escape(&s.xid),
                     escape(&s.name),
+                    if s.restore { "restored" } else { "invited" },
                     s.invite_on
                 )
             })

@@ -82,6 +82,9 @@ pub struct Scheduled {
     pub name: String,
     pub line: u64,
     pub invite_on: Date,
+    /// A leaver rehired: their suspended account is restored on the start date, not invited.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -598,10 +601,34 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             after: address_moves.waits_for.get(&account.eid).cloned(),
         };
 
+    let grace = jiff::Span::new().days(i64::from(policy.offboarding.grace_days));
+    // Rehired leavers whose start date comes after their grace period: offboarded meanwhile.
+    let mut rehired_after_grace: HashSet<&str> = HashSet::new();
     // Accounts known by XID first: their email changes may free addresses for the others.
     for (desired, existing) in known() {
         if existing.suspended {
             if let Some(since) = ledger.suspended_since(desired.xid()) {
+                // Rehired for a later day: the account comes back on that day, as a joiner's
+                // invitation would. A suspended account can be restored only within the grace
+                // period, so for a start date after it the leaver is offboarded as usual and
+                // invited anew on that day.
+                if let Some(start) = desired
+                    .start_date
+                    .filter(|start| policy.invite.on_start_date && *start > today)
+                {
+                    let grace_ends = since.saturating_add(grace);
+                    if start > grace_ends {
+                        rehired_after_grace.insert(desired.xid());
+                    }
+                    scheduled.push(Scheduled {
+                        xid: desired.xid().to_string(),
+                        name: desired.display_name(),
+                        line: desired.line,
+                        invite_on: start,
+                        restore: start <= grace_ends,
+                    });
+                    continue;
+                }
                 let changes = diff(desired, existing, &network, None, &mut warnings);
                 let reason = format!("back in the HR record; suspended since {since}");
                 users.push(user_plan(
@@ -769,6 +796,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                 name: desired.display_name(),
                 line: desired.line,
                 invite_on: start,
+                restore: false,
             });
             continue;
         }
@@ -827,7 +855,6 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
 
     let mut leaving = Vec::new();
     let mut offboards = 0;
-    let grace = jiff::Span::new().days(i64::from(policy.offboarding.grace_days));
     let final_action = match policy.offboarding.then {
         AfterGrace::Delete => UserAction::Delete,
         AfterGrace::Anonymize => UserAction::Anonymize,
@@ -842,7 +869,9 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             });
             continue;
         }
-        if resolution.desired.contains_key(xid) || hold.contains(xid) {
+        if (resolution.desired.contains_key(xid) && !rehired_after_grace.contains(xid.as_str()))
+            || hold.contains(xid)
+        {
             continue;
         }
         // HR input that was not read as a person names this account: its row may be the one

@@ -124,9 +124,10 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         )));
         for s in &plan.scheduled {
             out.push_str(&format!(
-                "  {} {}  invite on {}  (HR {})\n",
+                "  {} {}  {} on {}  (HR {})\n",
                 s.xid,
                 s.name,
+                if s.restore { "restore" } else { "invite" },
                 s.invite_on,
                 plan.hr.locator.short(s.line)
             ));
