@@ -411,6 +411,19 @@ fn an_xid_change_is_blocked_by_default_and_relinked_when_the_policy_says_so() {
         "the same account, new XID"
     );
     assert_eq!(sim.users().len(), 2);
+
+    // A leaver the sync suspended, rehired under a new number: restored and relinked.
+    day.hr(ANNA);
+    day.apply("2026-11-04");
+    assert_eq!(sim.user_by_xid("201").unwrap()["status"], "suspended");
+    day.hr(&format!("{ANNA}{}", BERT.replace("101,", "301,")));
+    let plan = day.plan("2026-11-10");
+    assert!(plan.contains("+ restore 301 Bert Bos"), "{plan}");
+    assert!(plan.contains("- xid: 201\n      + xid: 301"), "{plan}");
+    day.apply("2026-11-10");
+    let bert = sim.user_by_xid("301").unwrap();
+    assert_eq!((&bert["EID"], &bert["status"]), (&eid, &json!("active")));
+    assert!(day.plan("2026-11-11").contains("No changes"));
 }
 
 #[test]

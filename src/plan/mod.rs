@@ -751,7 +751,9 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                     format!(
                         "email address already belongs to the account of XID {other}, who is also in the HR record"
                     )
-                } else if policy.xid_change == XidChange::Relink && !account.suspended {
+                } else if policy.xid_change == XidChange::Relink
+                    && (!account.suspended || ledger.suspended_since(&other).is_some())
+                {
                     hold.insert(other.clone());
                     let changes = diff(
                         desired,
@@ -760,17 +762,29 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                         Some(Some(other.clone())),
                         &mut warnings,
                     );
-                    let reason = format!(
-                        "XID change: the account of XID {other} (no longer in the HR record) has this email address"
-                    );
-                    users.push(user_plan(
-                        desired,
-                        account,
-                        UserAction::Update,
-                        changes,
-                        Some(reason),
-                    ));
+                    // A leaver the sync suspended comes back under the new XID: restored.
+                    let (action, reason) = if account.suspended {
+                        (
+                            UserAction::Restore,
+                            format!(
+                                "XID change: the suspended account of XID {other} (no longer in the HR record) has this email address"
+                            ),
+                        )
+                    } else {
+                        (
+                            UserAction::Update,
+                            format!(
+                                "XID change: the account of XID {other} (no longer in the HR record) has this email address"
+                            ),
+                        )
+                    };
+                    users.push(user_plan(desired, account, action, changes, Some(reason)));
                     continue;
+                } else if account.suspended && policy.xid_change == XidChange::Relink {
+                    hold.insert(other.clone());
+                    format!(
+                        "XID change: the account with this email address has XID {other} and was suspended outside the sync; reactivate it in Speakap to have it relinked"
+                    )
                 } else {
                     hold.insert(other.clone());
                     format!(
