@@ -645,17 +645,51 @@ pub fn ledger_after(
         let was = |set: fn(&LedgerEntry) -> &BTreeSet<String>, group: &String| {
             before.is_some_and(|e| set(e).contains(group))
         };
+        // What this plan granted the person. A desired membership or right that was already
+        // there is the sync's only the first time it manages the person: after that it was
+        // granted by hand, and stays when the sync no longer wants it.
+        let first_run = before.is_none();
+        let changes: Vec<&Change> = plan
+            .users
+            .iter()
+            .filter(|u| &u.xid == xid)
+            .flat_map(|u| &u.changes)
+            .collect();
+        let granted_group = |g: &String| {
+            changes.iter().any(|c| match c {
+                Change::AddMembership { group_eid, .. } => group_eid == g,
+                _ => false,
+            })
+        };
+        let granted_admin = |g: &String| {
+            changes.iter().any(|c| match c {
+                Change::AddMembership {
+                    group_eid, admin, ..
+                } => *admin && group_eid == g,
+                Change::SetGroupAdmin {
+                    group_eid, admin, ..
+                } => *admin && group_eid == g,
+                _ => false,
+            })
+        };
         let groups = account
             .groups
             .keys()
-            .filter(|g| desired_groups.contains(*g) || was(|e| &e.groups, g))
+            .filter(|g| {
+                was(|e| &e.groups, g)
+                    || granted_group(g)
+                    || (first_run && desired_groups.contains(*g))
+            })
             .cloned()
             .collect();
         let admin_of = account
             .groups
             .iter()
             .filter(|(g, m)| {
-                m.role == "admin" && (desired_admin.contains(*g) || was(|e| &e.admin_of, g))
+                m.role == "admin"
+                    && (was(|e| &e.admin_of, g)
+                        || granted_admin(g)
+                        || (first_run && desired_admin.contains(*g)))
             })
             .map(|(g, _)| g.clone())
             .collect();
@@ -663,8 +697,19 @@ pub fn ledger_after(
             .role
             .as_ref()
             .is_some_and(|r| r.value == NetworkRole::Admin);
-        let network_admin =
-            account.role() == "admin" && (wants_admin || before.is_some_and(|e| e.network_admin));
+        let granted_network_admin = changes.iter().any(|c| {
+            matches!(
+                c,
+                Change::SetNetworkRole {
+                    to: NetworkRole::Admin,
+                    ..
+                }
+            )
+        });
+        let network_admin = account.role() == "admin"
+            && (before.is_some_and(|e| e.network_admin)
+                || granted_network_admin
+                || (first_run && wants_admin));
         users.insert(
             xid.clone(),
             LedgerEntry {

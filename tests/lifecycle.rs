@@ -277,6 +277,41 @@ fn a_leaver_rehired_for_a_later_day_comes_back_on_that_day() {
 }
 
 #[test]
+fn memberships_and_rights_granted_by_hand_are_never_taken_over_by_the_sync() {
+    let sim = Sim::start(&json!({"groups": seed_groups(), "users": [
+        {"xid": "100", "email": "anna@example.com", "firstName": "Anna", "familyName": "Smit", "jobTitle": "Baker",
+         "phone": "+31600000001", "groups": ["Store North", "Bakery"]},
+        {"xid": "101", "email": "bert@example.com", "firstName": "Bert", "familyName": "Bos", "jobTitle": "Baker",
+         "phone": "+31600000002", "groups": ["Bakery", "Managers"], "adminOf": ["Store North"]}
+    ]}));
+    let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    // Bert becomes a store manager: Managers and the local admin right he was given by hand
+    // are now wanted too; then he is a baker again.
+    day.hr(&format!("{ANNA}{}", BERT.replace("Baker", "Store Manager")));
+    day.apply("2026-11-03");
+    day.hr(&format!("{ANNA}{BERT}"));
+    let plan = day.plan("2026-11-04");
+    assert!(plan.contains("+ job_title: Baker"), "{plan}");
+    assert!(
+        !plan.contains("Managers") && !plan.contains("admin"),
+        "{plan}"
+    );
+    // Anna is given Managers by the sync (her first store manager days), then loses it.
+    day.hr(&format!("{}{BERT}", ANNA.replace("Baker", "Store Manager")));
+    day.apply("2026-11-05");
+    day.hr(&format!("{ANNA}{BERT}"));
+    let plan = day.plan("2026-11-06");
+    assert!(plan.contains("- group \"Managers\""), "{plan}");
+    let bert = sim.user_by_xid("101").unwrap();
+    assert_eq!(
+        sim.group_names(&bert),
+        ["Bakery", "Managers", "Store North (admin)"]
+    );
+}
+
+#[test]
 fn manual_deletion_is_respected_until_the_record_changes_or_an_override_restores() {
     let sim = Sim::start(&empty_seed());
     let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
