@@ -52,7 +52,8 @@ impl Recorder {
             if e.is_systemic() && self.stopped.is_none() {
                 self.stopped = Some(e.to_string());
             }
-            e.to_string()
+            // Printed and recorded in the audit trail: an address the API quotes is masked.
+            crate::redact::mask_emails_in(&e.to_string())
         });
         self.results.push(OperationResult {
             xid: xid.to_string(),

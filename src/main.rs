@@ -4,6 +4,13 @@ use speakap_sync::cli::{Cli, Command};
 use speakap_sync::{commands, output};
 
 fn main() {
+    // Output piped into `head` and the like: end quietly when the reader goes away, as other
+    // command-line tools do, instead of panicking on the failed write.
+    #[cfg(unix)]
+    // SAFETY: called first, before any thread exists; SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // clap exits 2 on a usage error, which `plan --detailed-exitcode` uses for "has changes":
     // a mistyped option would read as drift. Usage errors exit 1 like every other error.
     let cli = Cli::try_parse().unwrap_or_else(|e| {

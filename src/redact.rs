@@ -24,6 +24,28 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
+/// Masks every email address in a text (an API error that quotes one, say), as [`mask_email`].
+pub fn mask_emails_in(text: &str) -> String {
+    let in_address = |c: char| c.is_alphanumeric() || "@._%+-'".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(in_address) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c| !in_address(c)).unwrap_or(rest.len());
+        let word = &rest[..end];
+        match word.split_once('@') {
+            Some((local, domain)) if !local.is_empty() && domain.contains('.') => {
+                out.push_str(&mask_email(word));
+            }
+            _ => out.push_str(word),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Keeps the last two digits: `+31 6 1234 5678` → `***78`.
 pub fn mask_phone(phone: &str) -> String {
     let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
@@ -53,5 +75,9 @@ mod tests {
             "b**t@example.com…"
         );
         assert_eq!(mask_phone("+31 6 1234 5678"), "***78");
+        assert_eq!(
+            mask_emails_in("HTTP 403: lars.dekker@example.com is the email of another user (-15)"),
+            "HTTP 403: l*********r@example.com is the email of another user (-15)"
+        );
     }
 }

@@ -486,3 +486,35 @@ fn a_usage_error_exits_1_never_the_2_of_a_plan_with_changes() {
     assert_eq!(code(&help), 0);
     assert!(stdout(&help).contains("--detailed-exitcode"));
 }
+
+#[test]
+fn output_into_a_reader_that_goes_away_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let sim = Sim::start(&seed());
+    let rows: String = (0..2000)
+        .map(|i| {
+            format!(
+                "{},p{i}@example.com,Person,Number {i},Baker,N,1\n",
+                5000 + i
+            )
+        })
+        .collect();
+    let repo = standard_repo(&sim, &rows);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_speakap-sync"))
+        .args(["plan", "--repo", &path_str(repo.path())])
+        .env("SPEAKAP_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("Plan for network"), "{first}");
+    // The reader is gone: the rest of the plan (far more than a pipe holds) has nowhere to go.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}

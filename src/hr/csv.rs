@@ -118,6 +118,7 @@ fn stream(
         .take(BLOCK as u64)
         .read_to_end(&mut first)
         .map_err(cannot_read)?;
+    refuse_spreadsheet(display, &first)?;
     if let Some((encoding, _)) = encoding_rs::Encoding::for_bom(&first)
         && encoding != encoding_rs::UTF_8
     {
@@ -264,6 +265,29 @@ fn rows_fit(mut text: &[u8], delimiter: u8, width: usize) -> bool {
     true
 }
 
+/// The line ends in `bytes` as csv-core reads them: `\n`, `\r\n` and a lone `\r` (old Mac
+/// exports) are one each. `after_cr` says the bytes before ended with `\r`, and is updated.
+fn line_ends(bytes: &[u8], after_cr: &mut bool) -> u64 {
+    let Some(&last) = bytes.last() else {
+        return 0;
+    };
+    if !bytes.contains(&b'\r') {
+        // The common case, counted the fast way; a `\n` first completes a `\r\n` counted before.
+        let newlines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        let completes = *after_cr && bytes[0] == b'\n';
+        *after_cr = false;
+        return newlines - u64::from(completes);
+    }
+    let mut count = 0;
+    let mut previous_cr = *after_cr;
+    for &b in bytes {
+        count += u64::from(b == b'\r' || (b == b'\n' && !previous_cr));
+        previous_cr = b == b'\r';
+    }
+    *after_cr = last == b'\r';
+    count
+}
+
 /// Why parsing stopped early.
 enum Stop {
     /// A field is not UTF-8: the file needs decoding.
@@ -295,6 +319,8 @@ struct Rows<'a> {
     line_offset: u64,
     /// How many fields the last row had.
     last_row_fields: usize,
+    /// The input so far ends with `\r` (a `\n` next ends the same line).
+    after_cr: bool,
 }
 
 impl<'a> Rows<'a> {
@@ -333,6 +359,7 @@ impl<'a> Rows<'a> {
             at_start: true,
             line_offset: 0,
             last_row_fields: 0,
+            after_cr: false,
         }
     }
 
@@ -351,6 +378,7 @@ impl<'a> Rows<'a> {
             header: self.header.clone(),
             records: RecordsBuilder::new(self.layout.columns.len()),
             at_start: false,
+            after_cr: false,
             ..*self
         }
     }
@@ -459,13 +487,13 @@ impl<'a> Rows<'a> {
 
     /// Keeps the line count: a row starts on the line of its first byte that is not a line end.
     fn count_lines(&mut self, consumed: &[u8]) {
-        let newlines = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count() as u64;
         if self.row_line.is_none()
             && let Some(first) = consumed.iter().position(|&b| b != b'\n' && b != b'\r')
         {
-            self.row_line = Some(self.line + newlines(&consumed[..first]));
+            let mut after_cr = self.after_cr;
+            self.row_line = Some(self.line + line_ends(&consumed[..first], &mut after_cr));
         }
-        self.line += newlines(consumed);
+        self.line += line_ends(consumed, &mut self.after_cr);
     }
 
     /// The row just parsed: the header, a record, or nothing (a blank row).
@@ -560,7 +588,22 @@ impl<'a> Rows<'a> {
 
 /// The file as text: a BOM decides (UTF-8, UTF-16LE/BE); without one, UTF-8 if the bytes are
 /// UTF-8, else the fallback encoding (an error when the fallback is UTF-8 itself).
+/// A workbook given as CSV would read as one line of binary noise: said plainly instead.
+fn refuse_spreadsheet(display: &str, start: &[u8]) -> Result<(), Error> {
+    let kind = if start.starts_with(b"PK\x03\x04") {
+        "an Excel workbook (.xlsx) or another zip file"
+    } else if start.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+        "an Excel 97-2003 workbook (.xls)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::input(format!(
+        "the HR file {display} is {kind}, not CSV: set `source.type: excel` for a workbook, or export CSV"
+    )))
+}
+
 fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<'a, str>, Error> {
+    refuse_spreadsheet(display, bytes)?;
     if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
         let (text, had_errors) = encoding.decode_without_bom_handling(&bytes[bom..]);
         if had_errors {
@@ -608,9 +651,12 @@ fn detect_delimiter(header: &str, wanted: &[String]) -> u8 {
                 .map(|h| normalize(h.trim().trim_matches('"')))
                 .filter(|h| wanted.contains(h))
                 .count();
-            // Ties go to the earlier candidate: max_by_key keeps the last maximum, so invert the index.
+            // With no header name matching, the delimiter the line has most of (so that an error
+            // shows its cells); ties go to the earlier candidate: max_by_key keeps the last
+            // maximum, so invert the index.
             (
                 hits,
+                header.matches(d as char).count(),
                 usize::MAX - CANDIDATES.iter().position(|&c| c == d).unwrap_or(0),
             )
         })
@@ -910,6 +956,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("has a header but no rows"), "{error}");
+    }
+
+    #[test]
+    fn lines_end_in_lf_crlf_or_a_lone_cr() {
+        for end in ["\n", "\r\n", "\r"] {
+            let text = format!(
+                "Personeelsnummer;E-mail;Vestiging{end}1;a@x.nl;N{end}{end}2;b@x.nl;S{end}"
+            );
+            let snapshot = read_text(text.as_bytes()).unwrap();
+            let lines: Vec<u64> = snapshot.records.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [2, 4], "{end:?}");
+        }
+        // A `\r\n` split between two pieces is one line end.
+        let mut after_cr = false;
+        assert_eq!(line_ends(b"a\r", &mut after_cr), 1);
+        assert_eq!(line_ends(b"\nb\n", &mut after_cr), 1);
+        assert_eq!(line_ends(b"\r\r\n\n", &mut after_cr), 3);
+    }
+
+    #[test]
+    fn a_header_is_shown_masked_and_a_column_in_it_twice_is_refused() {
+        let error =
+            read_text(b"1001;jan@x.nl;+31 6 1234 5678;ST001\n1002;piet@x.nl;0612345678;ST002\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("the header has: \"1001\", \"j*n@x.nl\", \"***78\", \"ST001\"")
+                && error
+                    .contains("the first row looks like data: does the export have a header row?"),
+            "{error}"
+        );
+        let error = read_text(b"Personeelsnummer;E-mail;Vestiging;e-mail \n1;a@x.nl;N;b@x.nl\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("hr.csv:1: column \"E-mail\" is in the header twice (columns 2 and 4)"),
+            "{error}"
+        );
+        let error = read_text(b"PK\x03\x04\x14\x00\x06\x00binary")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is an Excel workbook (.xlsx) or another zip file, not CSV: set `source.type: excel`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -513,24 +513,83 @@ pub(crate) fn match_columns<S: AsRef<str>>(
     let mut indexes = Vec::with_capacity(layout.columns.len());
     let mut missing = Vec::new();
     for column in &layout.columns {
-        match normalized.iter().position(|h| *h == normalize(column)) {
-            Some(i) => indexes.push(i),
-            None => missing.push(column.as_str()),
+        let wanted = normalize(column);
+        let mut at = normalized.iter().enumerate().filter(|(_, h)| **h == wanted);
+        match (at.next(), at.next()) {
+            (Some((i, _)), None) => indexes.push(i),
+            (Some((first, _)), Some((second, _))) => {
+                // Which of the two is meant cannot be guessed: a private address before the
+                // work one, say, would be given to everyone.
+                return Err(crate::error::Error::input(format!(
+                    "{display}: column \"{column}\" is in the header twice (columns {} and {}); \
+                     rename or remove one in the export",
+                    first + 1,
+                    second + 1
+                )));
+            }
+            (None, _) => missing.push(column.as_str()),
         }
     }
     if !missing.is_empty() {
-        let found: Vec<&str> = header.iter().map(|h| h.as_ref()).collect();
+        let found: Vec<String> = header
+            .iter()
+            .take(40)
+            .map(|h| shown_cell(h.as_ref()))
+            .collect();
+        // A header of addresses and numbers is a first row of data.
+        let looks_like_data = header.iter().any(|h| {
+            let h = h.as_ref();
+            h.contains('@')
+                || (!h.trim().is_empty() && h.trim().chars().all(|c| c.is_ascii_digit()))
+        });
         return Err(crate::error::Error::input(format!(
-            "{display}: column(s) {} not found; the header has: {}. Fix `source.columns` or the export{hint}",
+            "{display}: column(s) {} not found; the header has: {}{}. Fix `source.columns` or the export{hint}{}",
             quote_list(&missing),
             if found.is_empty() {
                 "nothing".to_string()
             } else {
                 quote_list(&found)
             },
+            if header.len() > found.len() {
+                ", …"
+            } else {
+                ""
+            },
+            if looks_like_data {
+                "; the first row looks like data: does the export have a header row?"
+            } else {
+                ""
+            },
         )));
     }
     Ok(indexes)
+}
+
+/// A header cell as an error message shows it: a header that is really a row of data must not
+/// spill addresses or phone numbers into logs, nor a binary file its control bytes.
+fn shown_cell(cell: &str) -> String {
+    let cell = cell.trim();
+    let digits = cell.chars().filter(char::is_ascii_digit).count();
+    let shown = if cell.contains('@') {
+        crate::redact::mask_email(cell)
+    } else if digits >= 6
+        && cell
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()./".contains(c))
+    {
+        crate::redact::mask_phone(cell)
+    } else {
+        cell.to_string()
+    };
+    let mut shown: String = shown
+        .chars()
+        .flat_map(char::escape_debug)
+        .take(60)
+        .collect();
+    if shown.len() >= 60 {
+        shown.push('…');
+    }
+    shown
 }
 
 pub(crate) fn normalize(column: &str) -> String {

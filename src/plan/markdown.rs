@@ -9,7 +9,7 @@ use super::impact::Impact;
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
 use crate::desired::ProfileField;
-use crate::redact::{mask_email, mask_phone};
+use crate::redact::{mask_email, mask_emails_in, mask_phone};
 
 /// GitHub refuses issue comments longer than this many characters.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
@@ -201,8 +201,22 @@ fn value(field: ProfileField, text: &str, redact: bool) -> String {
     }
 }
 
-fn person(user: &UserPlan) -> String {
-    format!("**{}** {}", escape(&user.xid), escape(&user.name))
+/// An XID or a name as shown: an XID may be an email address, and a person without a name is
+/// shown by their address.
+fn shown(text: &str, redact: bool) -> String {
+    escape(&if redact {
+        mask_emails_in(text)
+    } else {
+        text.to_string()
+    })
+}
+
+fn person(user: &UserPlan, redact: bool) -> String {
+    format!(
+        "**{}** {}",
+        shown(&user.xid, redact),
+        shown(&user.name, redact)
+    )
 }
 
 fn change_line(change: &Change, redact: bool) -> Option<String> {
@@ -258,7 +272,7 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             .map(|u| {
                 format!(
                     "- ⚠️ {}: {}",
-                    person(u),
+                    person(u, redact),
                     escape(u.reason.as_deref().unwrap_or_default())
                 )
             })
@@ -300,9 +314,13 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
                     })
                     .filter_map(|c| change_line(c, redact))
                     .collect();
-                lines.push(format!("- {warn}{}: {}", person(user), groups.join(", ")));
+                lines.push(format!(
+                    "- {warn}{}: {}",
+                    person(user, redact),
+                    groups.join(", ")
+                ));
             } else {
-                lines.push(format!("- {warn}{}", person(user)));
+                lines.push(format!("- {warn}{}", person(user, redact)));
                 if let Some(reason) = &user.reason {
                     lines.push(format!("  - _{}_", escape(reason)));
                 }
@@ -330,10 +348,10 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
         plan.skipped
             .iter()
             .map(|s| {
-                let who = s
-                    .xid
-                    .as_deref()
-                    .map_or_else(|| "no XID".to_string(), |x| format!("XID {}", escape(x)));
+                let who = s.xid.as_deref().map_or_else(
+                    || "no XID".to_string(),
+                    |x| format!("XID {}", shown(x, redact)),
+                );
                 format!(
                     "- `{}:{}` {who}: {}",
                     plan.hr.source,
@@ -350,8 +368,8 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             .map(|s| {
                 format!(
                     "- **{}** {}: {} on {}",
-                    escape(&s.xid),
-                    escape(&s.name),
+                    shown(&s.xid, redact),
+                    shown(&s.name, redact),
                     if s.restore { "restored" } else { "invited" },
                     s.invite_on
                 )
@@ -365,8 +383,8 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             .map(|l| {
                 format!(
                     "- **{}** {}: suspended since {}, {} on {}",
-                    escape(&l.xid),
-                    escape(&l.name),
+                    shown(&l.xid, redact),
+                    shown(&l.name, redact),
                     l.suspended_since,
                     l.then.past_tense(),
                     l.on
@@ -381,14 +399,14 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
         ),
         plan.deleted_outside
             .iter()
-            .map(|d| format!("- **{}** {}", escape(&d.xid), escape(&d.name)))
+            .map(|d| format!("- **{}** {}", shown(&d.xid, redact), shown(&d.name, redact)))
             .collect(),
     );
     push(
         format!("Unmanaged ({})", plan.unmanaged.len()),
         plan.unmanaged
             .iter()
-            .map(|u| format!("- **{}** {}", escape(&u.xid), escape(&u.reason)))
+            .map(|u| format!("- **{}** {}", shown(&u.xid, redact), escape(&u.reason)))
             .collect(),
     );
     push(

@@ -466,3 +466,32 @@ fn a_markdown_plan_over_the_limit_is_cut_and_keeps_its_summary() {
     );
     insta::assert_snapshot!(text.replace(&plan.checksum(), "sha256:[checksum]"));
 }
+
+#[test]
+fn a_redacted_markdown_plan_masks_addresses_used_as_xids_and_names() {
+    let config = config();
+    let rows = [["anna@x.nl", "anna@x.nl", "", "Baker", "N"]];
+    let observed = network(vec![account(
+        "e9",
+        Some("gone.person@x.nl"),
+        "gone.person@x.nl",
+        "",
+        &[("gn", "member")],
+        "member",
+    )]);
+    let plan = plan_for(&config, &rows, &observed, &Ledger::default());
+    let options = super::markdown::MarkdownOptions {
+        redact: true,
+        limit: 60_000,
+        marker: None,
+        full_plan: "the job summary",
+        impact: None,
+    };
+    let text = super::markdown::markdown(&plan, &options);
+    assert!(text.contains(r"XID a\*\*a@x.nl: missing name"), "{text}");
+    assert!(text.contains(r"**g\*\*\*\*\*\*\*\*\*n@x.nl** g\*"), "{text}");
+    assert!(
+        !text.contains("anna@") && !text.contains("gone.person@"),
+        "{text}"
+    );
+}
