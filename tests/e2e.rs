@@ -277,6 +277,13 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
     assert_eq!(code(&forced), 0, "{}", stderr(&forced));
     assert_eq!(active(), 1);
     assert_eq!(repo.state_file("apply.json").unwrap()["forced"], true);
+
+    // The full export is back: restoring the three is not a change of the one active account,
+    // so undoing the mass suspension is not blocked.
+    repo.write("hr.csv", &format!("{HR_HEADER}{HR}"));
+    let plan = run(&["plan", "--repo", &dir], repo.path());
+    assert_eq!(code(&plan), 0, "{}", stdout(&plan));
+    assert_eq!(stdout(&plan).matches("+ restore").count(), 3, "{}", stdout(&plan));
 }
 
 #[test]

@@ -1011,9 +1011,18 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
         .filter(|u| u.action == UserAction::Update)
         .filter(|u| u.changes.iter().any(|c| matches!(c, Change::SetXid { .. })))
         .count();
+    // Changes to active accounts, as the share is of those: restoring or finally deleting
+    // suspended leavers is not counted (undoing a mass suspension must not be blocked for it).
+    let active: HashSet<&str> = observed
+        .users
+        .iter()
+        .filter(|u| !u.suspended)
+        .map(|u| u.eid.as_str())
+        .collect();
     let changed = users
         .iter()
         .filter(|u| u.action != UserAction::Invite)
+        .filter(|u| u.eid.as_deref().is_some_and(|eid| active.contains(eid)))
         .count();
     let safety = safety(
         &policy.safety,
