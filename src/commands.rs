@@ -293,6 +293,17 @@ async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Resul
     };
     let (observed, (config, hr, snapshot, resolution)) = tokio::try_join!(fetch, desired)?;
     let ledger = state::read_ledger(&config.files.repo_root, &config.sync.network)?;
+    if ledger.users.is_empty() && observed.users.iter().any(|u| u.xid.is_some()) {
+        // Right on a first run; on a clone without the state ref it would silently take over
+        // memberships granted by hand and forget the accounts deleted by hand.
+        tracing::warn!(
+            "no record of earlier applies to network {} ({}): every account is treated as seen for the first time (desired memberships already there become the sync's; accounts deleted by hand are not known). If the sync has applied before, fetch the record first: git fetch origin '{}:{}'",
+            config.sync.network,
+            state::STATE_REF,
+            state::STATE_REF,
+            state::STATE_REF
+        );
+    }
     Ok(Inputs {
         config,
         hr,

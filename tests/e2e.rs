@@ -283,7 +283,12 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
     repo.write("hr.csv", &format!("{HR_HEADER}{HR}"));
     let plan = run(&["plan", "--repo", &dir], repo.path());
     assert_eq!(code(&plan), 0, "{}", stdout(&plan));
-    assert_eq!(stdout(&plan).matches("+ restore").count(), 3, "{}", stdout(&plan));
+    assert_eq!(
+        stdout(&plan).matches("+ restore").count(),
+        3,
+        "{}",
+        stdout(&plan)
+    );
 }
 
 #[test]

@@ -804,3 +804,41 @@ fn the_workflows_and_the_action_pass_actionlint() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_clone_without_the_audit_record_is_warned_about() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    let dir = path_str(repo.path());
+    let first = run(&["plan", "--repo", &dir], repo.path());
+    assert!(
+        stderr(&first).contains("no record of earlier applies to network"),
+        "the first run, on a network with accounts: {}",
+        stderr(&first)
+    );
+    assert_eq!(code(&run(&["apply", "--repo", &dir], repo.path())), 0);
+    assert!(!stderr(&run(&["plan", "--repo", &dir], repo.path())).contains("no record"));
+
+    // A plain clone does not fetch refs/speakap-sync/state.
+    let clone = tempfile::tempdir().unwrap();
+    git(clone.path(), &["clone", "-q", &dir, "."]);
+    let cloned = path_str(clone.path());
+    let plan = run(&["plan", "--repo", &cloned], clone.path());
+    assert!(
+        stderr(&plan)
+            .contains("git fetch origin 'refs/speakap-sync/state:refs/speakap-sync/state'"),
+        "{}",
+        stderr(&plan)
+    );
+    git(
+        clone.path(),
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "refs/speakap-sync/state:refs/speakap-sync/state",
+        ],
+    );
+    let plan = run(&["plan", "--repo", &cloned], clone.path());
+    assert!(!stderr(&plan).contains("no record"), "{}", stderr(&plan));
+}

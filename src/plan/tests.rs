@@ -489,7 +489,10 @@ fn a_redacted_markdown_plan_masks_addresses_used_as_xids_and_names() {
     };
     let text = super::markdown::markdown(&plan, &options);
     assert!(text.contains(r"XID a\*\*a@x.nl: missing name"), "{text}");
-    assert!(text.contains(r"**g\*\*\*\*\*\*\*\*\*n@x.nl** g\*"), "{text}");
+    assert!(
+        text.contains(r"**g\*\*\*\*\*\*\*\*\*n@x.nl** g\*"),
+        "{text}"
+    );
     assert!(
         !text.contains("anna@") && !text.contains("gone.person@"),
         "{text}"
