@@ -842,3 +842,51 @@ fn a_clone_without_the_audit_record_is_warned_about() {
     let plan = run(&["plan", "--repo", &cloned], clone.path());
     assert!(!stderr(&plan).contains("no record"), "{}", stderr(&plan));
 }
+
+#[test]
+fn the_impact_of_a_change_that_makes_leavers_says_it_offboards_them() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    let with_end_dates: String = format!("{HR_HEADER}{HR}")
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match i {
+            0 => format!("{line},End date\n"),
+            1 => format!("{line},2020-01-01\n"),
+            _ => format!("{line},\n"),
+        })
+        .collect();
+    repo.write("hr.csv", &with_end_dates);
+    let base = repo.commit("end dates in the export");
+    // The change: end dates are read (the first person has left), and the second is excluded.
+    let second_xid = HR.lines().nth(1).unwrap().split(',').next().unwrap();
+    repo.write(
+        "sync.yaml",
+        &sync_yaml(&sim.url).replace(
+            "    departments: Department\n",
+            "    departments: Department\n    end_date: End date\n",
+        ),
+    );
+    repo.write(
+        "exclusions.yaml",
+        &format!(
+            "apiVersion: speakap-sync/v1\nkind: Exclusions\nexclude:\n  - xid: \"{second_xid}\"\n    reason: test\n"
+        ),
+    );
+    repo.commit("read end dates");
+    let plan = run(
+        &["plan", "--repo", &path_str(repo.path()), "--base", &base],
+        repo.path(),
+    );
+    let text = stdout(&plan);
+    assert!(
+        text.contains("⚠ this change offboards 1 person (suspended, then removed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "this change stops managing 1 person (now excluded or not processable: left alone)"
+        ),
+        "{text}"
+    );
+}

@@ -74,17 +74,23 @@ pub enum Effect {
     StopsManaging {
         people: usize,
     },
+    /// People the head config makes leavers: suspended, then deleted or anonymized.
+    Offboards {
+        people: usize,
+    },
     StartsManaging {
         people: usize,
     },
 }
 
 impl Effect {
-    /// Grants of admin rights are marked ⚠ for reviewers.
-    pub fn grants_admin(&self) -> bool {
+    /// Grants of admin rights and offboardings are marked ⚠ for reviewers.
+    pub fn needs_care(&self) -> bool {
         matches!(
             self,
-            Effect::GrantsLocalAdmin { .. } | Effect::GrantsNetworkAdmin { .. }
+            Effect::GrantsLocalAdmin { .. }
+                | Effect::GrantsNetworkAdmin { .. }
+                | Effect::Offboards { .. }
         )
     }
 
@@ -124,9 +130,12 @@ impl Effect {
             }
             Effect::StopsManaging { people: n } => {
                 format!(
-                    "stops managing {} (now excluded or not processable)",
+                    "stops managing {} (now excluded or not processable: left alone)",
                     people(n)
                 )
+            }
+            Effect::Offboards { people: n } => {
+                format!("offboards {} (suspended, then removed)", people(n))
             }
             Effect::StartsManaging { people: n } => format!("starts managing {}", people(n)),
         }
@@ -174,6 +183,7 @@ pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
         RevokesNetworkAdmin,
         ChangesField(ProfileField),
         StopsManaging,
+        Offboards,
         StartsManaging,
     }
     let mut counts: BTreeMap<Key, usize> = BTreeMap::new();
@@ -182,7 +192,12 @@ pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
     for xid in xids {
         let mut keys = Vec::new();
         match (base.desired.get(xid), head.desired.get(xid)) {
-            (Some(_), None) => keys.push(Key::StopsManaging),
+            // Excluded or held back now, the account is left alone; otherwise the person has
+            // become a leaver (an end date now read, a filter dropping them).
+            (Some(_), None) if head.excluded.contains_key(xid) || head.held.contains(xid) => {
+                keys.push(Key::StopsManaging)
+            }
+            (Some(_), None) => keys.push(Key::Offboards),
             (None, Some(_)) => keys.push(Key::StartsManaging),
             (Some(b), Some(h)) => {
                 for kind in [
@@ -254,6 +269,7 @@ pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
             Key::RevokesNetworkAdmin => Effect::RevokesNetworkAdmin { people },
             Key::ChangesField(field) => Effect::ChangesField { field, people },
             Key::StopsManaging => Effect::StopsManaging { people },
+            Key::Offboards => Effect::Offboards { people },
             Key::StartsManaging => Effect::StartsManaging { people },
         })
         .collect();

@@ -166,7 +166,7 @@ fn render_impact(out: &mut String, impact: &Impact, plan: &Plan) {
         );
     } else {
         for effect in &impact.effects {
-            let mark = if effect.grants_admin() { "⚠️ " } else { "" };
+            let mark = if effect.needs_care() { "⚠️ " } else { "" };
             let _ = writeln!(out, "- {mark}This change {}", effect.sentence());
         }
         let _ = writeln!(

@@ -52,7 +52,7 @@ pub fn impact_text(impact: &Impact, plan: &Plan, paint: Paint) -> String {
         out.push_str("  the change does not alter what anyone in the HR record gets\n");
     }
     for effect in &impact.effects {
-        let mark = if effect.grants_admin() {
+        let mark = if effect.needs_care() {
             paint.yellow("⚠")
         } else {
             " ".into()
