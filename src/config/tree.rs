@@ -135,6 +135,17 @@ fn convert(file: FileId, yaml: MarkedYaml) -> Result<Node, SyntaxError> {
                         });
                     }
                 };
+                // `101` and `"101"` are different YAML keys but one code here.
+                if let Some(first) = entries.iter().find(|e: &&Entry| e.key == key) {
+                    return Err(SyntaxError {
+                        span: key_span,
+                        message: format!(
+                            "key `{key}` is set twice in this mapping (first on line {}); \
+                             quoted or not, it is the same key",
+                            first.key_span.line
+                        ),
+                    });
+                }
                 entries.push(Entry {
                     key,
                     key_span,
@@ -330,6 +341,13 @@ mod tests {
     fn duplicate_keys_in_one_mapping_are_a_syntax_error() {
         let error = parse_documents(0, "a: 1\na: 2\n").unwrap_err();
         assert_eq!(error.span.line, 2);
+        let error = parse_documents(0, "map:\n  \"101\": A\n  102: B\n  101: C\n").unwrap_err();
+        assert_eq!((error.span.line, error.span.column), (4, 3));
+        assert!(
+            error.message.contains("key `101` is set twice in this mapping (first on line 2)"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
