@@ -111,6 +111,43 @@ groups:
 }
 
 #[test]
+fn a_mistake_inside_the_source_section_is_named_as_itself() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    let sync = sync_yaml(&sim.url);
+    repo.write(
+        "sync.yaml",
+        &sync
+            .replace("  path: hr.csv\n", "  path: hr.csv\n  delimiter: \":\"\n")
+            .replace("    xid: Employee ID", "    xdi: Employee ID"),
+    );
+    repo.write(
+        "overrides.yaml",
+        "apiVersion: speakap-sync/v1\nkind: Overrides\noverrides:\n  - xid: 0017\n    reason: test\n",
+    );
+    repo.commit("typos");
+    let dir = path_str(repo.path());
+    let (out, _) = fails(&sim, &repo, &["validate", "--repo", &dir]);
+    for expected in [
+        "source.delimiter: `:` is not an accepted value",
+        "use one of \"auto\", \",\", \";\", \"\\t\", \"|\"",
+        "unknown key `xdi` in source.columns",
+        "write it in quotes, e.g. \"0017\"",
+    ] {
+        assert!(out.contains(expected), "{expected}\n{out}");
+    }
+    repo.write("sync.yaml", &sync.replace("type: csv", "type: CSV"));
+    repo.remove("overrides.yaml");
+    repo.commit("type");
+    let (out, _) = fails(&sim, &repo, &["validate", "--repo", &dir]);
+    assert!(
+        out.contains("source.type `CSV` is not a type of HR source")
+            && out.contains("use one of `csv`, `excel`, `sftp`, `afas` (lower case)"),
+        "{out}"
+    );
+}
+
+#[test]
 fn semantic_errors_point_at_the_offending_value() {
     let sim = Sim::start(&seed());
     let repo = standard_repo(&sim, HR);

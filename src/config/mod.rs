@@ -370,98 +370,185 @@ fn validate_schema(loader: &mut Loader, kind: Kind, node: &Node) {
     }
     let (validator, schema) = &validators()[&kind];
     for error in validator.iter_errors(&instance) {
-        let segments: Vec<String> = error
-            .instance_path()
-            .iter()
-            .map(|segment| segment.to_string())
-            .collect();
-        let target = node.locate(&segments);
-        let keyword = error.kind().keyword();
-        let rule = format!("schema/{keyword}");
-        let at = if segments.is_empty() {
-            kind.name().to_string()
-        } else {
-            segments.join(".")
-        };
-        match error.kind() {
-            ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let allowed = allowed_keys(schema, error.schema_path().as_str());
-                for key in unexpected {
-                    let span = target.key_span(key).unwrap_or(target.span);
-                    loader.error(
-                        &rule,
-                        span,
-                        format!("unknown key `{key}` in {at}"),
-                        format!("check the spelling; allowed here: {}", allowed.join(", ")),
-                    );
-                }
-            }
-            ValidationErrorKind::Required { property } => {
-                let property = property.as_str().unwrap_or_default().to_string();
+        report_schema_error(loader, kind, schema, node, &error, &[]);
+    }
+}
+
+/// The `oneOf` variant of the `source` section that its `type` names, as a schema of its own
+/// (with the definitions it refers to): a mistake inside the section is then reported as
+/// itself, not as "not a valid HR source".
+fn source_variant(schema: &Value, source: &Node) -> Option<Value> {
+    let wanted = match &source.get("type")?.value.value {
+        NodeValue::Str { text, .. } => text.clone(),
+        _ => return None,
+    };
+    let variant = schema
+        .pointer("/$defs/Source/oneOf")?
+        .as_array()?
+        .iter()
+        .find(|v| v.pointer("/properties/type/const") == Some(&Value::String(wanted.clone())))?;
+    let mut variant = variant.clone();
+    variant
+        .as_object_mut()?
+        .insert("$defs".into(), schema.get("$defs")?.clone());
+    Some(variant)
+}
+
+/// Reports one schema error as a diagnostic at its place. `within` is the instance path of the
+/// part of `node` the error's path is relative to.
+fn report_schema_error(
+    loader: &mut Loader,
+    kind: Kind,
+    schema: &Value,
+    node: &Node,
+    error: &jsonschema::ValidationError<'_>,
+    within: &[String],
+) {
+    let segments: Vec<String> = within
+        .iter()
+        .cloned()
+        .chain(
+            error
+                .instance_path()
+                .iter()
+                .map(|segment| segment.to_string()),
+        )
+        .collect();
+    let target = node.locate(&segments);
+    let keyword = error.kind().keyword();
+    let rule = format!("schema/{keyword}");
+    let at = if segments.is_empty() {
+        kind.name().to_string()
+    } else {
+        segments.join(".")
+    };
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let allowed = allowed_keys(schema, error.schema_path().as_str());
+            for key in unexpected {
+                let span = target.key_span(key).unwrap_or(target.span);
                 loader.error(
                     &rule,
-                    target.span,
-                    format!("missing required key `{property}` in {at}"),
-                    format!("add `{property}:`"),
+                    span,
+                    format!("unknown key `{key}` in {at}"),
+                    format!("check the spelling; allowed here: {}", allowed.join(", ")),
                 );
             }
-            ValidationErrorKind::Type { .. }
-                if target.is_plain_scalar() && error.to_string().contains("\"string\"") =>
-            {
-                loader.error(
-                    &rule,
-                    target.span,
-                    format!("{at}: {error}"),
-                    format!(
-                        "write it in quotes, e.g. \"{}\", so YAML keeps it as text",
-                        scalar_text(target)
-                    ),
-                );
-            }
-            ValidationErrorKind::AnyOf { .. }
-            | ValidationErrorKind::OneOfNotValid { .. }
-            | ValidationErrorKind::OneOfMultipleValid { .. } => {
-                let path = error.schema_path().as_str().to_string();
-                if path.contains("Matcher") {
-                    let (span, message, hint) = matcher_problem(target).unwrap_or_else(|| {
-                        (
-                            target.span,
-                            format!("{at} is not a valid matcher"),
-                            MATCHER_SHAPES.to_string(),
-                        )
-                    });
-                    loader.error(&rule, span, message, hint);
-                    continue;
-                }
-                let (message, hint) = if segments.first().map(String::as_str) == Some("source") {
+        }
+        ValidationErrorKind::Required { property } => {
+            let property = property.as_str().unwrap_or_default().to_string();
+            loader.error(
+                &rule,
+                target.span,
+                format!("missing required key `{property}` in {at}"),
+                format!("add `{property}:`"),
+            );
+        }
+        ValidationErrorKind::Type { .. }
+            if target.is_plain_scalar() && error.to_string().contains("\"string\"") =>
+        {
+            loader.error(
+                &rule,
+                target.span,
+                format!("{at}: {error}"),
+                format!(
+                    "write it in quotes, e.g. \"{}\", so YAML keeps it as text",
+                    scalar_text(target)
+                ),
+            );
+        }
+        ValidationErrorKind::AnyOf { .. }
+        | ValidationErrorKind::OneOfNotValid { .. }
+        | ValidationErrorKind::OneOfMultipleValid { .. } => {
+            let path = error.schema_path().as_str().to_string();
+            if path.contains("Matcher") {
+                let (span, message, hint) = matcher_problem(target).unwrap_or_else(|| {
                     (
+                        target.span,
+                        format!("{at} is not a valid matcher"),
+                        MATCHER_SHAPES.to_string(),
+                    )
+                });
+                loader.error(&rule, span, message, hint);
+                return;
+            }
+            if segments.len() == 1
+                && segments[0] == "source"
+                && let Some(variant) = source_variant(schema, target)
+            {
+                let validator =
+                    jsonschema::validator_for(&variant).expect("generated schemas are valid");
+                let instance = target.to_json();
+                for inner in validator.iter_errors(&instance) {
+                    report_schema_error(loader, kind, &variant, node, &inner, &segments);
+                }
+                return;
+            }
+            let types: Vec<String> = schema
+                .pointer("/$defs/Source/oneOf")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.pointer("/properties/type/const")?.as_str())
+                .map(|t| format!("`{t}`"))
+                .collect();
+            let (message, hint) = if segments.len() == 1
+                && segments[0] == "source"
+                && let Some(entry) = target.get("type")
+            {
+                (
+                    format!(
+                        "source.type `{}` is not a type of HR source",
+                        scalar_text(&entry.value)
+                    ),
+                    format!("use one of {} (lower case)", types.join(", ")),
+                )
+            } else if segments.first().map(String::as_str) == Some("source") {
+                (
                         format!("{at} is not a valid HR source"),
                         "`source.type` is `csv` or `excel` (with path and columns), `sftp` (host, user, key_env or password_env, known_hosts, path, columns) or `afas` (url, connector, token_env, columns); see the README".to_string(),
                     )
-                } else {
-                    (
-                        format!("{at}: {error}"),
-                        "see the schema in schema/ for the accepted shapes".to_string(),
-                    )
-                };
-                loader.error(&rule, target.span, message, hint);
-            }
-            ValidationErrorKind::Pattern { pattern } if at == "network" => {
-                loader.error(
-                    &rule,
-                    target.span,
-                    format!("network: `{}` is not a network EID", scalar_text(target)),
-                    format!("a network EID is 16 lowercase hexadecimal characters ({pattern})"),
-                );
-            }
-            _ => {
-                loader.error(
-                    &rule,
-                    target.span,
+            } else {
+                (
                     format!("{at}: {error}"),
-                    "see the schema in schema/ for the accepted values",
-                );
-            }
+                    "see the README, or the JSON schema that `speakap-sync schema` writes"
+                        .to_string(),
+                )
+            };
+            loader.error(&rule, target.span, message, hint);
+        }
+        ValidationErrorKind::Enum { options } => {
+            let allowed: Vec<String> = options
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| {
+                    o.as_str()
+                        .map_or_else(|| o.to_string(), |t| format!("{t:?}"))
+                })
+                .collect();
+            loader.error(
+                &rule,
+                target.span,
+                format!("{at}: `{}` is not an accepted value", scalar_text(target)),
+                format!("use one of {}", allowed.join(", ")),
+            );
+        }
+        ValidationErrorKind::Pattern { pattern } if at == "network" => {
+            loader.error(
+                &rule,
+                target.span,
+                format!("network: `{}` is not a network EID", scalar_text(target)),
+                format!("a network EID is 16 lowercase hexadecimal characters ({pattern})"),
+            );
+        }
+        _ => {
+            loader.error(
+                &rule,
+                target.span,
+                format!("{at}: {error}"),
+                "see the README, or the JSON schema that `speakap-sync schema` writes",
+            );
         }
     }
 }
@@ -598,9 +685,11 @@ fn matcher_problem(node: &Node) -> Option<(Span, String, String)> {
     node.get("not").and_then(|e| matcher_problem(&e.value))
 }
 
+/// A scalar as the person wrote it (`0017` stays `0017`).
 fn scalar_text(node: &Node) -> String {
-    match &node.value {
-        NodeValue::Str { text, .. } => text.clone(),
+    match (&node.value, &node.written) {
+        (NodeValue::Str { text, .. }, _) => text.clone(),
+        (_, Some(written)) => written.to_string(),
         _ => node.to_json().to_string(),
     }
 }

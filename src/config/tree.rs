@@ -25,6 +25,9 @@ pub struct Span {
 pub struct Node {
     pub span: Span,
     pub value: NodeValue,
+    /// A plain scalar read as a number, boolean or null, as written (`0017`, not 17): what a
+    /// "write it in quotes" hint must repeat.
+    pub written: Option<Box<str>>,
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +104,7 @@ fn span_of(file: FileId, yaml: &MarkedYaml) -> Span {
 fn convert(file: FileId, yaml: MarkedYaml) -> Result<Node, SyntaxError> {
     let span = span_of(file, &yaml);
     let error = |message: String| SyntaxError { span, message };
+    let mut written = None;
     let value = match yaml.data {
         YamlData::Representation(text, style, tag) => {
             let plain = style == ScalarStyle::Plain;
@@ -110,7 +114,13 @@ fn convert(file: FileId, yaml: MarkedYaml) -> Result<Node, SyntaxError> {
                 Scalar::parse_from_cow_and_metadata(text.clone(), style, tag.as_ref())
             };
             match scalar {
-                Some(scalar) => scalar_value(scalar, plain),
+                Some(scalar) => {
+                    let value = scalar_value(scalar, plain);
+                    if !matches!(value, NodeValue::Str { .. }) {
+                        written = Some(text.as_ref().into());
+                    }
+                    value
+                }
                 None => return Err(error(format!("`{text}` does not fit its tag"))),
             }
         }
@@ -160,7 +170,11 @@ fn convert(file: FileId, yaml: MarkedYaml) -> Result<Node, SyntaxError> {
         YamlData::Alias(_) => return Err(error("unresolved YAML alias".into())),
         YamlData::BadValue => return Err(error("invalid YAML value".into())),
     };
-    Ok(Node { span, value })
+    Ok(Node {
+        span,
+        value,
+        written,
+    })
 }
 
 fn scalar_value(scalar: Scalar, plain: bool) -> NodeValue {
@@ -344,7 +358,9 @@ mod tests {
         let error = parse_documents(0, "map:\n  \"101\": A\n  102: B\n  101: C\n").unwrap_err();
         assert_eq!((error.span.line, error.span.column), (4, 3));
         assert!(
-            error.message.contains("key `101` is set twice in this mapping (first on line 2)"),
+            error
+                .message
+                .contains("key `101` is set twice in this mapping (first on line 2)"),
             "{}",
             error.message
         );
