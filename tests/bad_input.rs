@@ -123,7 +123,7 @@ fn a_mistake_inside_the_source_section_is_named_as_itself() {
     );
     repo.write(
         "overrides.yaml",
-        "apiVersion: speakap-sync/v1\nkind: Overrides\noverrides:\n  - xid: 0017\n    reason: test\n",
+        "apiVersion: speakap-sync/v1\nkind: Overrides\noverrides:\n  - xid: 0017\n    reason: test\n  - xid: \"18\"\n    reason: test\n    until: 2027-02-30\n",
     );
     repo.commit("typos");
     let dir = path_str(repo.path());
@@ -133,6 +133,7 @@ fn a_mistake_inside_the_source_section_is_named_as_itself() {
         "use one of \"auto\", \",\", \";\", \"\\t\", \"|\"",
         "unknown key `xdi` in source.columns",
         "write it in quotes, e.g. \"0017\"",
+        "overrides.1.until: `2027-02-30` is not a valid date\n  --> overrides.yaml:8:12",
     ] {
         assert!(out.contains(expected), "{expected}\n{out}");
     }

@@ -344,6 +344,15 @@ fn typed<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// A validator that also checks `format` (dates such as an override's `until`), which JSON
+/// Schema 2020-12 otherwise only annotates: a wrong date is then reported at its place.
+fn checking_formats(schema: &Value) -> jsonschema::Validator {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .expect("generated schemas are valid")
+}
+
 fn validators() -> &'static BTreeMap<Kind, (jsonschema::Validator, Value)> {
     static VALIDATORS: OnceLock<BTreeMap<Kind, (jsonschema::Validator, Value)>> = OnceLock::new();
     VALIDATORS.get_or_init(|| {
@@ -351,8 +360,7 @@ fn validators() -> &'static BTreeMap<Kind, (jsonschema::Validator, Value)> {
             .into_iter()
             .map(|kind| {
                 let schema = schema::document_schema(kind);
-                let validator =
-                    jsonschema::validator_for(&schema).expect("generated schemas are valid");
+                let validator = checking_formats(&schema);
                 (kind, (validator, schema))
             })
             .collect()
@@ -476,8 +484,7 @@ fn report_schema_error(
                 && segments[0] == "source"
                 && let Some(variant) = source_variant(schema, target)
             {
-                let validator =
-                    jsonschema::validator_for(&variant).expect("generated schemas are valid");
+                let validator = checking_formats(&variant);
                 let instance = target.to_json();
                 for inner in validator.iter_errors(&instance) {
                     report_schema_error(loader, kind, &variant, node, &inner, &segments);
@@ -516,6 +523,18 @@ fn report_schema_error(
                 )
             };
             loader.error(&rule, target.span, message, hint);
+        }
+        ValidationErrorKind::Format { format } => {
+            let example = match format.as_str() {
+                "date" => "a date is written YYYY-MM-DD, e.g. 2027-01-31",
+                _ => "see the README",
+            };
+            loader.error(
+                &rule,
+                target.span,
+                format!("{at}: `{}` is not a valid {format}", scalar_text(target)),
+                example,
+            );
         }
         ValidationErrorKind::Enum { options } => {
             let allowed: Vec<String> = options
