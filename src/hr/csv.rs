@@ -119,6 +119,13 @@ fn stream(
         .read_to_end(&mut first)
         .map_err(cannot_read)?;
     refuse_spreadsheet(display, &first)?;
+    // UTF-16 without a byte order mark is valid UTF-8 byte by byte (NULs and ASCII): it is
+    // decoded whole, as configured, or refused.
+    let utf16 = encoding_rs::Encoding::for_label(options.encoding.as_bytes())
+        .is_some_and(|e| e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE);
+    if utf16 || first.contains(&0) {
+        return Ok(Streamed::NeedsDecoding(layout));
+    }
     if let Some((encoding, _)) = encoding_rs::Encoding::for_bom(&first)
         && encoding != encoding_rs::UTF_8
     {
@@ -615,29 +622,80 @@ fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<'a, 
         }
         return Ok(text);
     }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(Cow::Borrowed(text)),
-        Err(e) => {
-            let encoding = encoding_rs::Encoding::for_label(fallback.as_bytes())
-                .unwrap_or(encoding_rs::WINDOWS_1252);
-            if encoding == encoding_rs::UTF_8 {
-                let offset = e.valid_up_to();
-                let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-                return Err(Error::input(format!(
-                    "{display}:{line}: not valid UTF-8 (byte 0x{:02X}); export the file as UTF-8, or set `source.encoding` to the encoding it has (e.g. windows-1252)",
-                    bytes[offset]
-                )));
+    let encoding =
+        encoding_rs::Encoding::for_label(fallback.as_bytes()).unwrap_or(encoding_rs::WINDOWS_1252);
+    // UTF-16 is the file's encoding, not a fallback for a stray byte.
+    if encoding == encoding_rs::UTF_16LE || encoding == encoding_rs::UTF_16BE {
+        let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
+        if had_errors {
+            return Err(Error::input(format!(
+                "{display}: not valid {}; set `source.encoding` to the file's encoding",
+                encoding.name()
+            )));
+        }
+        return Ok(text);
+    }
+    if bytes.contains(&0) {
+        return Err(Error::input(format!(
+            "{display}: the file has NUL bytes, as UTF-16 without a byte order mark has; set \
+             `source.encoding: utf-16le` (or `utf-16be`), or export it as UTF-8"
+        )));
+    }
+    let Err(e) = std::str::from_utf8(bytes) else {
+        return Ok(Cow::Borrowed(std::str::from_utf8(bytes).expect("checked")));
+    };
+    if encoding == encoding_rs::UTF_8 {
+        let offset = e.valid_up_to();
+        let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(Error::input(format!(
+            "{display}:{line}: not valid UTF-8 (byte 0x{:02X}); export the file as UTF-8, or set `source.encoding` to the encoding it has (e.g. windows-1252)",
+            bytes[offset]
+        )));
+    }
+    // Line by line: a line that is UTF-8 stays UTF-8, so one stray byte in an otherwise UTF-8
+    // export cannot turn every accented name in it into another.
+    let mut text = String::with_capacity(bytes.len() + bytes.len() / 8);
+    let (mut fallback_lines, mut utf8_accents) = (Vec::new(), false);
+    for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        match std::str::from_utf8(line) {
+            Ok(utf8) => {
+                utf8_accents |= !utf8.is_ascii();
+                text.push_str(utf8);
             }
-            let (text, _, had_errors) = encoding.decode(bytes);
-            if had_errors {
-                return Err(Error::input(format!(
-                    "{display}: neither UTF-8 nor {}; set `source.encoding` to the file's encoding",
-                    encoding.name()
-                )));
+            Err(_) => {
+                let (decoded, had_errors) = encoding.decode_without_bom_handling(line);
+                if had_errors {
+                    return Err(Error::input(format!(
+                        "{display}:{}: neither UTF-8 nor {}; set `source.encoding` to the file's encoding",
+                        i + 1,
+                        encoding.name()
+                    )));
+                }
+                fallback_lines.push(i + 1);
+                text.push_str(&decoded);
             }
-            Ok(text)
         }
     }
+    if utf8_accents {
+        let file = display;
+        let shown: Vec<String> = fallback_lines
+            .iter()
+            .take(10)
+            .map(usize::to_string)
+            .collect();
+        tracing::warn!(
+            "{}: the export mixes encodings: line(s) {}{} are not UTF-8 and were read as {}, the rest as UTF-8; check the names on those lines",
+            file,
+            shown.join(", "),
+            if fallback_lines.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            },
+            encoding.name()
+        );
+    }
+    Ok(Cow::Owned(text))
 }
 
 /// The candidate delimiter that splits the header into the most configured column names.
@@ -720,6 +778,23 @@ mod tests {
             error.contains("hr.csv:2: not valid UTF-8 (byte 0xE9)"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn utf16_without_a_bom_is_read_as_configured_or_refused() {
+        let text = "Personeelsnummer\tE-mail\tVestiging\n1001\tzo\u{eb}@x.nl\tST001\n";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let options = CsvOptions {
+            delimiter: Delimiter::Auto,
+            encoding: "utf-16le",
+        };
+        let snapshot = read_with(&le, options).unwrap();
+        assert_eq!(
+            rows(&snapshot),
+            vec![(2, vec!["1001", "zo\u{eb}@x.nl", "ST001"])]
+        );
+        let error = read_with(&le, DEFAULT).unwrap_err().to_string();
+        assert!(error.contains("set `source.encoding: utf-16le`"), "{error}");
     }
 
     #[test]
@@ -843,14 +918,11 @@ mod tests {
     }
 
     #[test]
-    fn a_byte_that_is_not_utf8_after_the_first_block_reads_the_file_as_the_fallback() {
-        let (bytes, mut expected) = long_file(150_000, Some(140_000));
+    fn a_byte_that_is_not_utf8_after_the_first_block_reads_that_line_as_the_fallback() {
+        // Every line is UTF-8 "Café" but one, written in Windows-1252: each reads as it was
+        // written, instead of every UTF-8 "é" turning into two characters.
+        let (bytes, expected) = long_file(150_000, Some(140_000));
         let snapshot = read_with(&bytes, DEFAULT).unwrap();
-        // Read as Windows-1252, UTF-8's "é" is two characters; only the one row was 1252 itself.
-        for (_, values) in &mut expected {
-            values[2] = values[2].replace('\u{e9}', "\u{c3}\u{a9}");
-        }
-        expected[140_000].1[2] = "Caf\u{e9} 140000".into();
         assert_eq!(all_rows(&snapshot), expected);
         assert_eq!(snapshot.sha256, crate::digest::sha256_hex(&bytes));
         let error = read_with(&bytes, UTF8_ONLY).unwrap_err().to_string();
