@@ -352,8 +352,15 @@ async fn planned(
 
 pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
+    // A pull request that adds the config, or repairs a broken one, still gets its plan.
     let impact = match &args.base {
-        Some(base) => Some(config_impact(base, args, &inputs).await?),
+        Some(base) => match config_impact(base, args, &inputs).await {
+            Ok(impact) => Some(impact),
+            Err(e) => {
+                tracing::warn!("{e}; the plan is shown without what the change alone does");
+                None
+            }
+        },
         None => None,
     };
 
@@ -419,11 +426,10 @@ const STEP_SUMMARY_LIMIT: usize = 1_000_000;
 /// record, network and ledger, compared person by person with the head config.
 async fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Impact, Error> {
     let files = config::read_config_files(&args.config.repo, base, false)?;
-    let sources = files.files.clone();
     let config = config::load(files).map_err(|diagnostics| {
-        eprint!("{}", diag::render_text(&diagnostics, &sources));
         Error::input(format!(
-            "the config at --base {base} does not validate; the impact cannot be shown"
+            "the config at --base {base} does not validate ({} problem(s))",
+            diagnostics.len()
         ))
     })?;
     let snapshot = read_hr(&config, args.run.hr.as_deref()).await?;
@@ -437,9 +443,9 @@ async fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Imp
         today: head.today,
     };
     let base_plan = plan::plan(&input).map_err(|diagnostics| {
-        eprint!("{}", diag::render_text(&diagnostics, &sources));
         Error::input(format!(
-            "the config at --base {base} cannot be planned; the impact cannot be shown"
+            "the config at --base {base} cannot be planned ({} problem(s))",
+            diagnostics.len()
         ))
     })?;
     let (effects, people) = impact::compare(&resolution, &head.resolution);

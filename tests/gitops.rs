@@ -890,3 +890,27 @@ fn the_impact_of_a_change_that_makes_leavers_says_it_offboards_them() {
         "{text}"
     );
 }
+
+#[test]
+fn a_change_whose_base_has_no_valid_config_still_gets_its_plan() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    repo.write(
+        "rules.yaml",
+        "apiVersion: speakap-sync/v1\nkind: MappingRules\nbroken: [\n",
+    );
+    let broken = repo.commit("broken on main");
+    repo.write("rules.yaml", RULES_YAML);
+    repo.commit("the fix");
+    let dir = path_str(repo.path());
+    let plan = run(&["plan", "--repo", &dir, "--base", &broken], repo.path());
+    assert_eq!(code(&plan), 0, "{}", stderr(&plan));
+    assert!(stdout(&plan).contains("+ invite"), "{}", stdout(&plan));
+    assert!(
+        stderr(&plan).contains(
+            "does not validate (1 problem(s)); the plan is shown without what the change alone does"
+        ),
+        "{}",
+        stderr(&plan)
+    );
+}
