@@ -121,11 +121,20 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
         }
     }
 
-    // The account as it is.
-    let account = observed
+    // The account as it is: by its XID, or the one the plan links by email address.
+    let by_xid = observed
         .users
         .iter()
         .find(|u| u.xid.as_deref() == Some(xid));
+    let linked = by_xid.is_none().then(|| {
+        let eid = plan
+            .users
+            .iter()
+            .find(|u| u.xid == xid)
+            .and_then(|u| u.eid.as_deref())?;
+        observed.users.iter().find(|u| u.eid == eid)
+    });
+    let account = by_xid.or(linked.flatten());
     match account {
         Some(account) => {
             let status = if account.suspended {
@@ -133,9 +142,14 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
             } else {
                 "active"
             };
+            let found = match &account.xid {
+                Some(other) if other != xid => format!(", XID {other}, found by its email address"),
+                Some(_) => String::new(),
+                None => ", no XID yet, found by its email address".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "Speakap account {} ({status}, network role {}):",
+                "Speakap account {} ({status}, network role {}{found}):",
                 account.eid,
                 account.role()
             );
@@ -186,10 +200,30 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
         ));
     }
     for s in plan.scheduled.iter().filter(|s| s.xid == xid) {
+        let what = if s.restore { "restored" } else { "invited" };
         reasons.push(format!(
-            "nothing yet: invited on the start date, {}",
+            "nothing yet: {what} on the start date, {}",
             s.invite_on
         ));
+    }
+    // Another record whose reason names this XID (an XID change held back, say).
+    let named = format!("XID {xid}");
+    for s in plan
+        .skipped
+        .iter()
+        .filter(|s| s.xid.as_deref() != Some(xid))
+    {
+        let reason = s.reasons.join("; ");
+        let names_it = reason
+            .match_indices(&named)
+            .any(|(at, _)| !reason[at + named.len()..].starts_with(|c: char| c.is_alphanumeric()));
+        if names_it {
+            let other = s.xid.as_deref().unwrap_or("without an XID");
+            reasons.push(format!(
+                "nothing: held back by the record on {} (XID {other}): {reason}",
+                plan.hr.locator.short(s.line)
+            ));
+        }
     }
     for l in plan.leaving.iter().filter(|l| l.xid == xid) {
         reasons.push(format!(
@@ -210,16 +244,29 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
         reasons.push(format!("nothing: unmanaged, {}", u.reason));
     }
     if operations.is_empty() && reasons.is_empty() {
-        reasons.push(
-            if resolution.desired.contains_key(xid) {
-                "nothing: the account matches the HR record and the rules"
-            } else if account.is_none() {
-                "nothing: not in the HR record and no account"
-            } else {
-                "nothing"
-            }
-            .to_string(),
-        );
+        let excluded = resolution
+            .excluded
+            .get(xid)
+            .map(|e| e.reason.clone())
+            .or_else(|| {
+                config
+                    .exclusions
+                    .iter()
+                    .find(|e| e.xid.as_deref() == Some(xid))
+                    .map(|e| e.reason.clone())
+            });
+        reasons.push(if let Some(reason) = excluded {
+            format!("nothing: excluded ({reason}); the sync never invites, changes or removes them")
+        } else if resolution.desired.contains_key(xid) {
+            "nothing: the account matches the HR record and the rules".to_string()
+        } else if rows.is_empty() && account.is_none() {
+            "nothing: not in the HR record and no account".to_string()
+        } else if account.is_none() {
+            "nothing: no account, and the HR record wants none (an end date has passed?)"
+                .to_string()
+        } else {
+            "nothing: the account is left alone".to_string()
+        });
     }
     out.push_str(&operations);
     for reason in reasons {

@@ -677,4 +677,49 @@ fn explain_tells_what_happens_to_one_person_and_why() {
         "{bert}"
     );
     assert!(explain("999").contains("nothing: not in the HR record and no account"));
+
+    // Excluded while in HR, with no account.
+    repo.write(
+        "exclusions.yaml",
+        "apiVersion: speakap-sync/v1\nkind: Exclusions\nexclude:\n  - xid: \"104\"\n    reason: Board member\n",
+    );
+    repo.commit("exclusion");
+    let day = Day { repo: &repo };
+    day.hr(&format!(
+        "{}{BERT}104,eva@example.com,Eva,Bos,Board,,N,1,01-01-2020,,\n",
+        ANNA.replace("Baker", "Store Manager")
+    ));
+    let eva = explain("104");
+    assert!(
+        eva.contains("nothing: excluded (Board member); the sync never invites"),
+        "{eva}"
+    );
+    // Renumbered in HR: the old XID's account is held back by the new record.
+    day.hr(&format!(
+        "{}{}",
+        ANNA.replace("Baker", "Store Manager"),
+        BERT.replace("101,", "201,")
+    ));
+    let old = explain("101");
+    assert!(
+        old.contains("nothing: held back by the record on line 3 (XID 201): looks like an XID change"),
+        "{old}"
+    );
+}
+
+#[test]
+fn explain_shows_the_account_found_by_email_for_a_person_without_one_by_xid() {
+    let sim = Sim::start(&json!({"groups": seed_groups(), "users": [
+        {"email": "anna@example.com", "firstName": "Anna", "familyName": "Smit", "groups": ["Store North"]}
+    ]}));
+    let repo = lifecycle_repo(&sim, "", ANNA);
+    let explained = stdout(&run(
+        &["explain", "100", "--repo", &path_str(repo.path()), "--now", "2026-11-02"],
+        repo.path(),
+    ));
+    assert!(
+        explained.contains("(active, network role member, no XID yet, found by its email address):"),
+        "{explained}"
+    );
+    assert!(explained.contains("~ update 100 Anna Smit"), "{explained}");
 }
