@@ -1321,7 +1321,7 @@ impl<'c> Resolver<'c> {
         at: RowAt<'_>,
         record: &Record<'_>,
         mut memberships: Memberships,
-        primary_business_unit: Option<Sourced<Arc<str>>>,
+        mut primary_business_unit: Option<Sourced<Arc<str>>>,
         start_date: Option<Date>,
         part: &mut Part,
     ) -> DesiredUser {
@@ -1367,6 +1367,20 @@ impl<'c> Resolver<'c> {
                         withdrawn.insert(group.clone(), from.clone());
                     }
                     memberships = Memberships(changed.0.into());
+                    // The primary business unit must be one the person keeps: the next one, if
+                    // any, once an override takes it away.
+                    if primary_business_unit
+                        .as_ref()
+                        .is_some_and(|p| withdrawn.contains_key(&*p.value))
+                    {
+                        primary_business_unit = memberships
+                            .iter()
+                            .find(|(_, m)| m.kind == MembershipKind::BusinessUnit)
+                            .map(|(name, m)| Sourced {
+                                value: Arc::from(name),
+                                from: m.from.clone(),
+                            });
+                    }
                     if let Some(value) = o.role {
                         role = Some(Sourced {
                             value,

@@ -411,6 +411,23 @@ fn expired_and_orphaned_overrides_are_warned_about() {
 }
 
 #[test]
+fn an_override_taking_away_the_primary_business_unit_moves_it_to_the_next() {
+    let sim = Sim::start(&empty_seed());
+    let repo = lifecycle_repo(&sim, "", &ANNA.replace(",N,1,", ",N|S,1,"));
+    repo.write(
+        "overrides.yaml",
+        "apiVersion: speakap-sync/v1\nkind: Overrides\noverrides:\n  - xid: \"100\"\n    reason: works only in the south store\n    remove_groups: [Store North]\n",
+    );
+    repo.commit("override");
+    let plan = Day { repo: &repo }.plan("2026-11-02");
+    assert!(
+        plan.contains("~ primary business unit \"Store South\""),
+        "{plan}"
+    );
+    assert!(!plan.contains("\"Store North\""), "{plan}");
+}
+
+#[test]
 fn an_xid_change_is_blocked_by_default_and_relinked_when_the_policy_says_so() {
     let sim = Sim::start(&empty_seed());
     let repo = lifecycle_repo(&sim, "", &format!("{ANNA}{BERT}"));
@@ -702,7 +719,9 @@ fn explain_tells_what_happens_to_one_person_and_why() {
     ));
     let old = explain("101");
     assert!(
-        old.contains("nothing: held back by the record on line 3 (XID 201): looks like an XID change"),
+        old.contains(
+            "nothing: held back by the record on line 3 (XID 201): looks like an XID change"
+        ),
         "{old}"
     );
 }
@@ -714,11 +733,19 @@ fn explain_shows_the_account_found_by_email_for_a_person_without_one_by_xid() {
     ]}));
     let repo = lifecycle_repo(&sim, "", ANNA);
     let explained = stdout(&run(
-        &["explain", "100", "--repo", &path_str(repo.path()), "--now", "2026-11-02"],
+        &[
+            "explain",
+            "100",
+            "--repo",
+            &path_str(repo.path()),
+            "--now",
+            "2026-11-02",
+        ],
         repo.path(),
     ));
     assert!(
-        explained.contains("(active, network role member, no XID yet, found by its email address):"),
+        explained
+            .contains("(active, network role member, no XID yet, found by its email address):"),
         "{explained}"
     );
     assert!(explained.contains("~ update 100 Anna Smit"), "{explained}");
