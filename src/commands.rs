@@ -637,8 +637,8 @@ async fn apply_with(
     }
     let c = &report.counts;
     let summary = format!(
-        "{} invited, {} restored, {} updated, {} suspended, {} deleted, {} failed, {} retried",
-        c.invited, c.restored, c.updated, c.suspended, c.deleted, c.failed, c.retries
+        "{} invited, {} restored, {} updated, {} suspended, {} deleted, {} anonymized, {} failed, {} retried",
+        c.invited, c.restored, c.updated, c.suspended, c.deleted, c.anonymized, c.failed, c.retries
     );
     if report.results.is_empty() && ledger == inputs.ledger {
         println!("No changes: nothing to apply.");
@@ -715,7 +715,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
         AuditFormat::Text => {
             for (commit, r) in &history {
                 println!(
-                    "{}  {}  by {}  network {}  config {}  plan {}  hr {}\n    {} invited, {} restored, {} updated, {} suspended, {} deleted, {} ok, {} failed{}",
+                    "{}  {}  by {}  network {}  config {}  plan {}  hr {}\n    {} invited, {} restored, {} updated, {} suspended, {} deleted, {} anonymized, {} ok, {} failed{}",
                     config::repo::short(commit),
                     r.time,
                     r.actor,
@@ -728,6 +728,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                     r.counts.updated,
                     r.counts.suspended,
                     r.counts.deleted,
+                    r.counts.anonymized,
                     r.counts.succeeded,
                     r.counts.failed,
                     if r.forced {

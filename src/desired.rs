@@ -1207,8 +1207,11 @@ impl<'c> Resolver<'c> {
             });
             return;
         }
-        // Offboarded the day after the last working day.
-        if let Some(end) = end_date.filter(|end| *end < self.today) {
+        // Offboarded the day after the last working day; an end before the start is a hire
+        // called off: never invited (and offboarded if an account exists).
+        if let Some(end) =
+            end_date.filter(|end| *end < self.today || start_date.is_some_and(|start| *end < start))
+        {
             part.ended.push((xid.to_string(), end));
             return;
         }

@@ -60,7 +60,7 @@ fn plan_apply_then_plan_shows_no_changes() {
     assert_eq!(code(&apply), 0, "{}\n{}", stdout(&apply), stderr(&apply));
     assert!(
         stdout(&apply).contains(
-            "Applied: 2 invited, 0 restored, 2 updated, 1 suspended, 0 deleted, 0 failed, 0 retried."
+            "Applied: 2 invited, 0 restored, 2 updated, 1 suspended, 0 deleted, 0 anonymized, 0 failed, 0 retried."
         ),
         "{}",
         stdout(&apply)
@@ -416,7 +416,7 @@ fn the_quick_start_plans_and_applies_the_example_repo_on_the_embedded_simulator(
         text.contains("Plan: 44 to invite, 8 to update, 2 to suspend, 2 records skipped."),
         "{text}"
     );
-    assert!(text.contains("Unmanaged (1)"), "{text}");
+    assert!(text.contains("Unmanaged (2)"), "{text}");
     assert!(
         text.contains("1057 Frank van den Berg  invite on 2027-06-01"),
         "{text}"

@@ -174,7 +174,8 @@ fn leaver_is_anonymized_when_the_policy_says_so() {
     assert!(day.plan("2026-11-08").contains("anonymized on 2026-11-09"));
     let plan = day.plan("2026-11-09");
     assert!(plan.contains("- anonymize 101 Bert Bos"), "{plan}");
-    day.apply("2026-11-09");
+    let applied = day.apply("2026-11-09");
+    assert!(applied.contains(" 0 deleted, 1 anonymized,"), "{applied}");
     assert!(
         sim.users().iter().all(|u| u["EID"] != eid.as_str()),
         "the anonymized account is gone"
@@ -198,6 +199,13 @@ fn end_date_passed_offboards_the_day_after() {
     let plan = day.plan("2026-12-01");
     assert!(plan.contains("- suspend 101 Bert Bos"), "{plan}");
     assert!(plan.contains("end date 2026-11-30 has passed"), "{plan}");
+
+    // A hire called off: the end date comes before the start date; never scheduled or invited.
+    day.hr(&format!(
+        "{ANNA}{BERT}102,carla@example.com,Carla,Kok,Baker,,N,1,15-12-2026,10-12-2026,\n"
+    ));
+    let plan = day.plan("2026-11-20");
+    assert!(!plan.contains("102"), "{plan}");
 }
 
 #[test]
@@ -373,10 +381,17 @@ fn exclusions_never_offboard_even_when_the_record_is_gone() {
     ]});
     let sim = Sim::start(&seed);
     let repo = lifecycle_repo(&sim, "", ANNA);
-    repo.write("exclusions.yaml", "apiVersion: speakap-sync/v1\nkind: Exclusions\nexclude:\n  - xid: \"900\"\n    reason: manages own account\n");
+    repo.write("exclusions.yaml", "apiVersion: speakap-sync/v1\nkind: Exclusions\nexclude:\n  - xid: \"900\"\n    reason: manages own account\n  - xid: \"0900\"\n    reason: a typo\n");
     repo.commit("exclude the CEO");
     let day = Day { repo: &repo };
     let plan = day.plan("2026-11-02");
+    assert!(
+        plan.contains(
+            "exclusion for XID 0900 (exclusions.yaml:6) matches no HR record and no account"
+        ),
+        "{plan}"
+    );
+    assert!(!plan.contains("exclusion for XID 900 "), "{plan}");
     assert!(plan.contains("Unmanaged (1)"), "{plan}");
     assert!(
         plan.contains("900  excluded: manages own account (exclusions.yaml:4)"),

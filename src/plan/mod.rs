@@ -544,6 +544,18 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
         .iter()
         .flat_map(|u| u.other_emails.iter().map(move |e| (case_folded(e), u)))
         .collect();
+    // An exclusion that names no one protects no one: most likely a typo in the XID.
+    for e in &config.exclusions {
+        if let Some(xid) = e.xid.as_deref()
+            && !resolution.excluded.contains_key(xid)
+            && !by_xid.contains_key(xid)
+        {
+            warnings.push(format!(
+                "exclusion for XID {xid} ({}) matches no HR record and no account; check the XID",
+                e.origin
+            ));
+        }
+    }
     // Each desired person's account by XID, looked up once: a million lookups are felt.
     let accounts: Vec<Option<&ObservedUser>> = resolution
         .desired
@@ -873,8 +885,23 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
         AfterGrace::Delete => UserAction::Delete,
         AfterGrace::Anonymize => UserAction::Anonymize,
     };
+    // Accounts without an XID that no one is linked to are listed too: left alone, but the
+    // reviewer sees the whole network.
+    let linked_eids: HashSet<String> = users.iter().filter_map(|u| u.eid.clone()).collect();
     for account in &observed.users {
-        let Some(xid) = &account.xid else { continue };
+        let Some(xid) = &account.xid else {
+            if !account.suspended && !linked_eids.contains(&account.eid) {
+                unmanaged.push(Unmanaged {
+                    xid: String::new(),
+                    eid: account.eid.clone(),
+                    reason: format!(
+                        "no XID, and no one in the HR record has its address {}",
+                        mask_email(account.get(ProfileField::Email))
+                    ),
+                });
+            }
+            continue;
+        };
         if let Some(reason) = excluded_ids.get(xid.as_str()) {
             unmanaged.push(Unmanaged {
                 xid: xid.clone(),

@@ -187,7 +187,12 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
             plan.unmanaged.len()
         )));
         for u in &plan.unmanaged {
-            out.push_str(&format!("  {}  {}\n", u.xid, u.reason));
+            let who = if u.xid.is_empty() {
+                format!("(eid {})", u.eid)
+            } else {
+                u.xid.clone()
+            };
+            out.push_str(&format!("  {who}  {}\n", u.reason));
         }
         out.push('\n');
     }

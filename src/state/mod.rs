@@ -42,8 +42,11 @@ pub struct Counts {
     pub restored: usize,
     pub updated: usize,
     pub suspended: usize,
-    /// Deleted or anonymized after the grace period.
+    /// Deleted after the grace period.
     pub deleted: usize,
+    /// Anonymized after the grace period (counted with `deleted` by records made before).
+    #[serde(default)]
+    pub anonymized: usize,
     pub succeeded: usize,
     pub failed: usize,
     /// Requests repeated after a transient failure (rate limit, 5xx, dropped connection).
