@@ -220,8 +220,10 @@ impl Connection {
                 (running.url.clone(), token, Some(running))
             }
             _ => {
+                // A token pasted from a file often brings its line end along: never part of it.
                 let token = std::env::var(&settings.token_env)
                     .ok()
+                    .map(|t| t.trim().to_string())
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| ApiError::MissingToken(settings.token_env.clone()))?;
                 (settings.url.clone(), token, None)

@@ -291,3 +291,33 @@ fn a_config_that_is_not_in_git_or_not_committed_is_refused() {
         stderr(&output)
     );
 }
+
+#[test]
+fn likely_slips_in_a_valid_config_are_warned_about() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    repo.write(
+        "sync.yaml",
+        &sync_yaml(&sim.url).replace(
+            "    job_title: Job title\n",
+            "    job_title: Job title\n    phone: Job title\n",
+        ),
+    );
+    repo.write(
+        "rules.yaml",
+        &RULES_YAML.replace(
+            "business_units:\n  map:",
+            "business_units:\n  default: Store North\n  map:",
+        ),
+    );
+    repo.commit("slips");
+    let output = run(&["validate", "--repo", &path_str(repo.path())], repo.path());
+    let out = stdout(&output);
+    assert_eq!(code(&output), 0, "{out}");
+    for expected in [
+        "warning[columns]: column \"Job title\" feeds both `job_title` and `phone`",
+        "warning[mapping]: business_units: `default` is used only with `unknown: default`",
+    ] {
+        assert!(out.contains(expected), "{expected}\n{out}");
+    }
+}

@@ -100,6 +100,19 @@ impl Loader<'_> {
             .hint(hint);
         self.diagnostics.push(d);
     }
+
+    fn warning(
+        &mut self,
+        rule: &str,
+        span: Span,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let d = Diagnostic::warning(rule, message)
+            .at(self.location(span))
+            .hint(hint);
+        self.diagnostics.push(d);
+    }
 }
 
 /// Parses, merges, validates and types the config files. On failure every problem found is
@@ -748,6 +761,30 @@ impl SemanticChecks<'_> {
 
     fn check_source(&self, loader: &mut Loader) {
         let at = |key: &str| self.span(Kind::SyncConfig, &["source", key]);
+        // One HR column feeding two profile fields is a slip (`phone: Functie`); the XID and the
+        // UPN may well be the email column, and extra fields may reuse any column.
+        let columns = rules::configured_columns(self.sync);
+        let profile_fields = columns.iter().filter(|(field, _, _)| {
+            !matches!(field, FieldName::Xid | FieldName::Upn | FieldName::Extra(_))
+        });
+        let mut seen: Vec<(String, &FieldName)> = Vec::new();
+        for (field, column, _) in profile_fields {
+            let key = crate::hr::normalize(column);
+            if let Some((_, first)) = seen.iter().find(|(c, _)| *c == key) {
+                loader.warning(
+                    "columns",
+                    at("columns"),
+                    format!(
+                        "column \"{column}\" feeds both `{}` and `{}`",
+                        first.name(),
+                        field.name()
+                    ),
+                    "check `source.columns`: each profile field has its own column",
+                );
+            } else {
+                seen.push((key, field));
+            }
+        }
         let encoding = match &self.sync.source {
             Source::Csv(s) => Some(&s.encoding),
             Source::Sftp(s) => Some(&s.encoding),
@@ -933,6 +970,14 @@ impl SemanticChecks<'_> {
                         "give the exact name of the Speakap group",
                     );
                 }
+            }
+            if table.unknown != UnknownCode::Default && table.default.is_some() {
+                loader.warning(
+                    "mapping",
+                    self.span(Kind::MappingRules, &[table_name, "default"]),
+                    format!("{table_name}: `default` is used only with `unknown: default`"),
+                    "set `unknown: default`, or remove `default:`",
+                );
             }
             if table.unknown == UnknownCode::Default && table.default.is_none() {
                 loader.error(
