@@ -692,3 +692,43 @@ fn a_refused_afas_token_or_an_html_page_stops_everything_without_echoing_the_tok
     assert_eq!(sim.users(), before, "nothing applied");
     assert_eq!(repo.state_commit_count(), 0);
 }
+
+#[test]
+fn an_export_piped_in_is_read_once_whole() {
+    let sim = Sim::start(&seed());
+    let source = format!("  type: csv\n  path: hr.csv\n{COLUMNS}");
+    let repo = repo_with(&sim, &source);
+    let people = people(";", "\n");
+    std::fs::write(repo.path().join("hr.csv"), &people).unwrap();
+    repo.commit("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_speakap-sync"))
+        .args([
+            "plan",
+            "--repo",
+            &path_str(repo.path()),
+            "--hr",
+            "/dev/stdin",
+        ])
+        .env("SPEAKAP_TOKEN", TOKEN)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(people.as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("HR:     /dev/stdin (3 records"), "{text}");
+    assert!(text.contains("Plan: 3 to invite"), "{text}");
+}

@@ -46,6 +46,14 @@ fn read_split_from(
     layout: Layout,
     parallel_from: u64,
 ) -> Result<Snapshot, Error> {
+    // A pipe (`--hr /dev/stdin`) can be read only once: whole, then parsed.
+    let regular = std::fs::metadata(path)
+        .map_err(|e| cannot_read(display, e))?
+        .is_file();
+    if !regular {
+        let bytes = std::fs::read(path).map_err(|e| cannot_read(display, e))?;
+        return parse(&bytes, display, options, layout);
+    }
     let layout = match stream(path, display, options, layout, parallel_from)? {
         Streamed::Read(snapshot) => return Ok(snapshot),
         Streamed::NeedsDecoding(layout) => layout,
