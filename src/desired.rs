@@ -610,6 +610,9 @@ pub struct Resolution {
     pub record_count: usize,
 }
 
+/// The longest HR value read (names, job titles, addresses and codes are far shorter).
+const MAX_VALUE_CHARS: usize = 255;
+
 /// Below this many records one thread resolves them all; threads would cost more than they save.
 const PARALLEL_FROM: usize = 20_000;
 
@@ -1152,6 +1155,20 @@ impl<'c> Resolver<'c> {
             && self.name_slots.iter().all(|&s| record.value(s).is_empty())
         {
             problems.push("missing name".to_string());
+        }
+        // A value no profile field holds is a broken export (a column run together with the
+        // rest of the file, say), not a name or a job title.
+        for (slot, column) in layout.columns.iter().enumerate() {
+            if matches!(layout.fields[slot], crate::rules::FieldName::Extra(_)) {
+                continue;
+            }
+            let value = record.value(slot);
+            if value.len() > MAX_VALUE_CHARS && value.chars().count() > MAX_VALUE_CHARS {
+                problems.push(format!(
+                    "the value in column \"{column}\" is {} characters long; at most {MAX_VALUE_CHARS} are read",
+                    value.chars().count()
+                ));
+            }
         }
         let mut date_of = |slot: Option<usize>, label: &str| {
             let slot = slot?;

@@ -506,6 +506,19 @@ fn unprocessable_records_are_reported_and_their_accounts_left_alone() {
     let plan = day.plan("2026-11-03");
     assert!(plan.contains("hr.csv:3  XID 101: unparseable start date \"2020/01/01\" (column \"Start date\"; expected the format %d-%m-%Y)"), "{plan}");
     assert!(plan.contains("No changes"), "{plan}");
+
+    // A job title far longer than any (a column run together with the rest of the file).
+    let long = "Baker ".repeat(100);
+    day.hr(&format!(
+        "{ANNA}{}",
+        BERT.replace(",Baker,", &format!(",{long},"))
+    ));
+    let plan = day.plan("2026-11-03");
+    assert!(
+        plan.contains("XID 101: the value in column \"Job title\" is 599 characters long; at most 255 are read"),
+        "{plan}"
+    );
+    assert!(plan.contains("No changes"), "{plan}");
 }
 
 #[test]
