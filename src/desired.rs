@@ -1158,7 +1158,8 @@ impl<'c> Resolver<'c> {
         }
         // A value no profile field holds is a broken export (a column run together with the
         // rest of the file, say), not a name or a job title.
-        for (slot, column) in layout.columns.iter().enumerate() {
+        let long_values = record.values_len() > MAX_VALUE_CHARS;
+        for (slot, column) in layout.columns.iter().enumerate().filter(|_| long_values) {
             if matches!(layout.fields[slot], crate::rules::FieldName::Extra(_)) {
                 continue;
             }

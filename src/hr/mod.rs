@@ -330,6 +330,20 @@ impl<'a> Record<'a> {
     pub fn value(&self, slot: usize) -> &'a str {
         self.chunk.value(self.row, slot)
     }
+
+    /// The length in bytes of all the row's values together.
+    pub fn values_len(&self) -> usize {
+        let width = self.chunk.width;
+        if width == 0 {
+            return 0;
+        }
+        let first = self.row * width;
+        let start = match first {
+            0 => 0,
+            _ => self.chunk.ends[first - 1],
+        };
+        (self.chunk.ends[first + width - 1] - start) as usize
+    }
 }
 
 impl fmt::Debug for Record<'_> {
