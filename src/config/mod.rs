@@ -95,10 +95,7 @@ impl Loader<'_> {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
-        let d = Diagnostic::error(rule, message)
-            .at(self.location(span))
-            .hint(hint);
-        self.diagnostics.push(d);
+        self.report(Diagnostic::error(rule, message), span, hint);
     }
 
     fn warning(
@@ -108,9 +105,11 @@ impl Loader<'_> {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
-        let d = Diagnostic::warning(rule, message)
-            .at(self.location(span))
-            .hint(hint);
+        self.report(Diagnostic::warning(rule, message), span, hint);
+    }
+
+    fn report(&mut self, diagnostic: Diagnostic, span: Span, hint: impl Into<String>) {
+        let d = diagnostic.at(self.location(span)).hint(hint);
         self.diagnostics.push(d);
     }
 }
