@@ -321,3 +321,30 @@ fn likely_slips_in_a_valid_config_are_warned_about() {
         assert!(out.contains(expected), "{expected}\n{out}");
     }
 }
+
+#[test]
+fn problems_in_other_documents_are_reported_beside_a_schema_error() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    repo.write(
+        "rules.yaml",
+        &RULES_YAML.replace("business_units:\n", "business_units:\n  unknonw: reject\n"),
+    );
+    repo.write(
+        "exclusions.yaml",
+        "apiVersion: speakap-sync/v1\nkind: Exclusions\nexclude:\n  - when: { field: job_title, matches: \"^(Contractor\" }\n    reason: contractors\n",
+    );
+    repo.write(
+        "overrides.yaml",
+        "apiVersion: speakap-sync/v1\nkind: Overrides\noverrides:\n  - { xid: \"100\", reason: a }\n  - { xid: \"100\", reason: b }\n",
+    );
+    repo.commit("three problems");
+    let (out, _) = fails(&sim, &repo, &["validate", "--repo", &path_str(repo.path())]);
+    for expected in [
+        "unknown key `unknonw` in business_units",
+        "invalid regular expression",
+        "XID `100` has two overrides",
+    ] {
+        assert!(out.contains(expected), "{expected}\n{out}");
+    }
+}

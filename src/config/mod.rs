@@ -7,7 +7,7 @@ pub mod repo;
 pub mod schema;
 pub mod tree;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use jsonschema::error::ValidationErrorKind;
@@ -244,18 +244,26 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
         );
     }
 
+    // Kinds the schema rejects are not read further; the others still get their semantic
+    // checks, so that one run reports as much as it can (the checks need the SyncConfig).
+    let mut rejected = BTreeSet::new();
     for (kind, m) in &merged {
+        let before = loader.diagnostics.len();
         validate_schema(&mut loader, *kind, &m.node);
+        if has_errors(&loader.diagnostics[before..]) {
+            rejected.insert(*kind);
+        }
     }
-    if has_errors(&loader.diagnostics) {
+    if rejected.contains(&Kind::SyncConfig) || loader.diagnostics.iter().any(|d| d.rule == "yaml") {
         return Err(finish(loader.diagnostics));
     }
-
-    let sync: Option<SyncConfig> = typed(&mut loader, merged.get(&Kind::SyncConfig));
-    let rules: Option<MappingRules> = typed(&mut loader, merged.get(&Kind::MappingRules));
-    let exclusions: Option<Exclusions> = typed(&mut loader, merged.get(&Kind::Exclusions));
-    let overrides: Option<Overrides> = typed(&mut loader, merged.get(&Kind::Overrides));
-    let Some(sync) = sync.filter(|_| !has_errors(&loader.diagnostics)) else {
+    let readable = |kind: Kind| merged.get(&kind).filter(|_| !rejected.contains(&kind));
+    let sync: Option<SyncConfig> = typed(&mut loader, readable(Kind::SyncConfig));
+    let rules: Option<MappingRules> = typed(&mut loader, readable(Kind::MappingRules));
+    let exclusions: Option<Exclusions> = typed(&mut loader, readable(Kind::Exclusions));
+    let overrides: Option<Overrides> = typed(&mut loader, readable(Kind::Overrides));
+    let Some(sync) = sync.filter(|_| !has_errors(&loader.diagnostics) || !rejected.is_empty())
+    else {
         return Err(finish(loader.diagnostics));
     };
     let mut rules = rules.unwrap_or_default();
