@@ -588,11 +588,14 @@ pub fn ledger_after(
         Some([one]) => Some(one.to_string()),
         _ => None,
     };
-    let planned = |xid: &str, action: UserAction| {
-        plan.users
-            .iter()
-            .any(|u| u.xid == xid && u.action == action)
-    };
+    // The plan's operations by XID, looked up once per account rather than searched (a plan of
+    // thousands against a network of a million).
+    let mut planned_for: HashMap<&str, Vec<&UserPlan>> = HashMap::new();
+    for user in &plan.users {
+        planned_for.entry(user.xid.as_str()).or_default().push(user);
+    }
+    let plans_of = |xid: &str| planned_for.get(xid).map_or(&[][..], Vec::as_slice);
+    let planned = |xid: &str, action: UserAction| plans_of(xid).iter().any(|u| u.action == action);
     let mut users = BTreeMap::new();
     for account in &network.users {
         let Some(xid) = &account.xid else { continue };
@@ -651,12 +654,7 @@ pub fn ledger_after(
         // there is the sync's only the first time it manages the person: after that it was
         // granted by hand, and stays when the sync no longer wants it.
         let first_run = before.is_none();
-        let changes: Vec<&Change> = plan
-            .users
-            .iter()
-            .filter(|u| &u.xid == xid)
-            .flat_map(|u| &u.changes)
-            .collect();
+        let changes: Vec<&Change> = plans_of(xid).iter().flat_map(|u| &u.changes).collect();
         let granted_group = |g: &String| {
             changes.iter().any(|c| match c {
                 Change::AddMembership { group_eid, .. } => group_eid == g,

@@ -511,18 +511,18 @@ fn report_schema_error(
                 }
                 return;
             }
-            let types: Vec<String> = schema
-                .pointer("/$defs/Source/oneOf")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.pointer("/properties/type/const")?.as_str())
-                .map(|t| format!("`{t}`"))
-                .collect();
             let (message, hint) = if segments.len() == 1
                 && segments[0] == "source"
                 && let Some(entry) = target.get("type")
             {
+                let types: Vec<String> = schema
+                    .pointer("/$defs/Source/oneOf")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.pointer("/properties/type/const")?.as_str())
+                    .map(|t| format!("`{t}`"))
+                    .collect();
                 (
                     format!(
                         "source.type `{}` is not a type of HR source",

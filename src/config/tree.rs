@@ -5,6 +5,7 @@
 //! asked "where is `/groups/3/when`?" when an error has to point at a line.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use saphyr::{MarkedYaml, Scalar, ScalarStyle, YamlData, YamlLoader};
 use saphyr_parser::Parser;
@@ -133,6 +134,8 @@ fn convert(file: FileId, yaml: MarkedYaml) -> Result<Node, SyntaxError> {
         ),
         YamlData::Mapping(map) => {
             let mut entries = Vec::with_capacity(map.len());
+            // Key → its line: mappings of codes can hold thousands of keys.
+            let mut seen: HashMap<String, usize> = HashMap::with_capacity(map.len());
             for (key, value) in map {
                 let key_span = span_of(file, &key);
                 let key = match key.data {
@@ -146,13 +149,12 @@ fn convert(file: FileId, yaml: MarkedYaml) -> Result<Node, SyntaxError> {
                     }
                 };
                 // `101` and `"101"` are different YAML keys but one code here.
-                if let Some(first) = entries.iter().find(|e: &&Entry| e.key == key) {
+                if let Some(first_line) = seen.insert(key.clone(), key_span.line) {
                     return Err(SyntaxError {
                         span: key_span,
                         message: format!(
-                            "key `{key}` is set twice in this mapping (first on line {}); \
-                             quoted or not, it is the same key",
-                            first.key_span.line
+                            "key `{key}` is set twice in this mapping (first on line {first_line}); \
+                             quoted or not, it is the same key"
                         ),
                     });
                 }

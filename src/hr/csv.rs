@@ -544,13 +544,14 @@ impl<'a> Rows<'a> {
         self.last_row_fields = ends.len();
         let mut problems = Vec::new();
         let delimiter = self.delimiter as char;
+        let over_lines = fields.contains(&b'\n');
         if ends.len() != *width {
             problems.push(format!(
                 "the row has {} fields where the header has {width}",
                 ends.len(),
             ));
             // Its lines are noted one by one below when it runs over several.
-            if !fields.contains(&b'\n') {
+            if !over_lines {
                 let whole: Vec<&str> = (0..ends.len()).map(text).collect();
                 self.records.note_unread(UnreadText {
                     line,
@@ -561,7 +562,7 @@ impl<'a> Rows<'a> {
         }
         // A value over several lines whose lines have the delimiter in them is most likely a
         // quote not closed where it should be, which makes one value of the rows after it.
-        if fields.contains(&b'\n') {
+        if over_lines {
             let mut value_line = line;
             let mut holds_rows = vec![false; ends.len()];
             for (i, holds_rows) in holds_rows.iter_mut().enumerate() {
@@ -601,8 +602,6 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// The file as text: a BOM decides (UTF-8, UTF-16LE/BE); without one, UTF-8 if the bytes are
-/// UTF-8, else the fallback encoding (an error when the fallback is UTF-8 itself).
 /// A workbook given as CSV would read as one line of binary noise: said plainly instead.
 fn refuse_spreadsheet(display: &str, start: &[u8]) -> Result<(), Error> {
     let kind = if start.starts_with(b"PK\x03\x04") {
@@ -617,6 +616,9 @@ fn refuse_spreadsheet(display: &str, start: &[u8]) -> Result<(), Error> {
     )))
 }
 
+/// The file as text: a BOM decides (UTF-8, UTF-16LE/BE); without one, a configured UTF-16, else
+/// UTF-8 if the bytes are UTF-8, else line by line with the fallback encoding for the lines that
+/// are not (an error when the fallback is UTF-8 itself).
 fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<'a, str>, Error> {
     refuse_spreadsheet(display, bytes)?;
     if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
@@ -649,8 +651,9 @@ fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<'a, 
              `source.encoding: utf-16le` (or `utf-16be`), or export it as UTF-8"
         )));
     }
-    let Err(e) = std::str::from_utf8(bytes) else {
-        return Ok(Cow::Borrowed(std::str::from_utf8(bytes).expect("checked")));
+    let e = match std::str::from_utf8(bytes) {
+        Ok(text) => return Ok(Cow::Borrowed(text)),
+        Err(e) => e,
     };
     if encoding == encoding_rs::UTF_8 {
         let offset = e.valid_up_to();

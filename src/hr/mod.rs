@@ -220,13 +220,17 @@ impl RecordChunk {
             return "";
         }
         let at = row * self.width + slot;
-        let start = match at {
+        self.text
+            .get(self.start(at) as usize..self.ends[at] as usize)
+            .unwrap_or("")
+    }
+
+    /// Where value `at` (counted over all rows' values) starts in `text`.
+    fn start(&self, at: usize) -> u32 {
+        match at {
             0 => 0,
             _ => self.ends[at - 1],
-        };
-        self.text
-            .get(start as usize..self.ends[at] as usize)
-            .unwrap_or("")
+        }
     }
 }
 
@@ -338,11 +342,7 @@ impl<'a> Record<'a> {
             return 0;
         }
         let first = self.row * width;
-        let start = match first {
-            0 => 0,
-            _ => self.chunk.ends[first - 1],
-        };
-        (self.chunk.ends[first + width - 1] - start) as usize
+        (self.chunk.ends[first + width - 1] - self.chunk.start(first)) as usize
     }
 }
 

@@ -406,14 +406,7 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
         format!("Unmanaged ({})", plan.unmanaged.len()),
         plan.unmanaged
             .iter()
-            .map(|u| {
-                let who = if u.xid.is_empty() {
-                    format!("eid {}", u.eid)
-                } else {
-                    u.xid.clone()
-                };
-                format!("- **{}** {}", shown(&who, redact), escape(&u.reason))
-            })
+            .map(|u| format!("- **{}** {}", shown(&u.label(), redact), escape(&u.reason)))
             .collect(),
     );
     push(

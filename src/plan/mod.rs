@@ -193,9 +193,21 @@ impl Change {
 /// An account in the network the sync leaves alone, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmanaged {
+    /// Empty for an account without an XID.
     pub xid: String,
     pub eid: String,
     pub reason: String,
+}
+
+impl Unmanaged {
+    /// The account as plans name it: by XID, or by EID when it has none.
+    pub fn label(&self) -> String {
+        if self.xid.is_empty() {
+            format!("eid {}", self.eid)
+        } else {
+            self.xid.clone()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -1040,16 +1052,16 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
         .count();
     // Changes to active accounts, as the share is of those: restoring or finally deleting
     // suspended leavers is not counted (undoing a mass suspension must not be blocked for it).
-    let active: HashSet<&str> = observed
+    let suspended: HashSet<&str> = observed
         .users
         .iter()
-        .filter(|u| !u.suspended)
+        .filter(|u| u.suspended)
         .map(|u| u.eid.as_str())
         .collect();
     let changed = users
         .iter()
         .filter(|u| u.action != UserAction::Invite)
-        .filter(|u| u.eid.as_deref().is_some_and(|eid| active.contains(eid)))
+        .filter(|u| u.eid.as_deref().is_some_and(|eid| !suspended.contains(eid)))
         .count();
     let safety = safety(
         &policy.safety,

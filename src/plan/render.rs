@@ -188,9 +188,9 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         )));
         for u in &plan.unmanaged {
             let who = if u.xid.is_empty() {
-                format!("(eid {})", u.eid)
+                format!("({})", u.label())
             } else {
-                u.xid.clone()
+                u.label()
             };
             out.push_str(&format!("  {who}  {}\n", u.reason));
         }
