@@ -657,7 +657,7 @@ fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<'a, 
     };
     if encoding == encoding_rs::UTF_8 {
         let offset = e.valid_up_to();
-        let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = line_ends(&bytes[..offset], &mut false) + 1;
         return Err(Error::input(format!(
             "{display}:{line}: not valid UTF-8 (byte 0x{:02X}); export the file as UTF-8, or set `source.encoding` to the encoding it has (e.g. windows-1252)",
             bytes[offset]
@@ -789,6 +789,10 @@ mod tests {
             error.contains("hr.csv:2: not valid UTF-8 (byte 0xE9)"),
             "{error}"
         );
+        // Lines ending in a lone CR are counted as csv-core counts them.
+        let cr_only = b"Personeelsnummer;E-mail;Vestiging\r1001;s\xE9b@x.nl;St\xFCtzpunkt\r";
+        let error = read_with(cr_only, UTF8_ONLY).unwrap_err().to_string();
+        assert!(error.contains("hr.csv:2: not valid UTF-8"), "{error}");
     }
 
     #[test]

@@ -595,12 +595,9 @@ fn shown_cell(cell: &str) -> String {
     } else {
         cell.to_string()
     };
-    let mut shown: String = shown
-        .chars()
-        .flat_map(char::escape_debug)
-        .take(60)
-        .collect();
-    if shown.len() >= 60 {
+    let mut escaped = shown.chars().flat_map(char::escape_debug);
+    let mut shown: String = escaped.by_ref().take(60).collect();
+    if escaped.next().is_some() {
         shown.push('…');
     }
     shown
@@ -651,6 +648,17 @@ pub(crate) fn format_date(date: jiff::civil::Date, date_format: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_cells_are_shown_masked_escaped_and_cut_only_when_long() {
+        assert_eq!(
+            shown_cell("Persönlichkeit Straße Größe Übung Äpfel Öl Grüße Füße"),
+            "Persönlichkeit Straße Größe Übung Äpfel Öl Grüße Füße"
+        );
+        assert_eq!(shown_cell(&"x".repeat(61)), format!("{}…", "x".repeat(60)));
+        assert_eq!(shown_cell("a\u{0}b"), "a\\0b");
+        assert_eq!(shown_cell("jan@x.nl"), "j*n@x.nl");
+    }
 
     #[test]
     fn records_keep_trimmed_values_in_slots() {
