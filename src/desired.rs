@@ -502,70 +502,65 @@ pub struct Excluded {
     pub at: Origin,
 }
 
-/// The desired users, stored where they were resolved (per chunk of records, in record order:
-/// a million of them are never moved) with an index in XID order for lookups and iteration.
-/// XIDs are unique: duplicates are skipped.
+/// The desired users, stored where they were resolved (per part of the records, in record
+/// order: a million of them are never moved) with an index in XID order for iteration, and the
+/// table of rows by XID that found repeated XIDs for lookups. XIDs are unique: duplicates are
+/// skipped.
 #[derive(Debug, Default)]
 pub struct DesiredUsers {
-    chunks: Vec<Vec<DesiredUser>>,
-    /// (chunk, position) of each user, in XID order.
+    parts: Vec<Vec<DesiredUser>>,
+    /// (part, position) of each user, in XID order.
     by_xid: Vec<(u32, u32)>,
-    /// The same positions hashed by XID: a lookup costs one probe instead of a binary search
-    /// through a million strings (the plan looks up every account).
-    lookup: hashbrown::HashTable<(u32, u32)>,
-    hasher: foldhash::fast::RandomState,
+    /// The first row of each XID: a lookup costs one probe instead of a binary search through a
+    /// million strings (the plan looks up every account).
+    rows_by_xid: FirstRows,
+    /// (part, position) of the user each row (counted over all chunks) resolved to, or
+    /// [`NO_USER`].
+    of_row: Vec<(u32, u32)>,
+}
+
+const NO_USER: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// One part's desired users, in record order, with the first eight bytes of each one's XID (to
+/// sort by) and its row (counted over all chunks).
+struct PartUsers {
+    users: Vec<DesiredUser>,
+    xid_keys: Vec<(u64, u32)>,
 }
 
 impl DesiredUsers {
-    fn new(chunks: Vec<Vec<DesiredUser>>) -> DesiredUsers {
+    fn new(parts: Vec<PartUsers>, rows_by_xid: FirstRows) -> Self {
         let index = |i: usize| u32::try_from(i).expect("fewer than 4 billion people");
-        let by_xid: Vec<(u32, u32)> = chunks
-            .iter()
-            .enumerate()
-            .flat_map(|(c, users)| (0..users.len()).map(move |u| (index(c), index(u))))
-            .collect();
-        let xid = |&(c, u): &(u32, u32)| chunks[c as usize][u as usize].xid();
-        let hasher = foldhash::fast::RandomState::default();
-        let positions = by_xid.clone();
-        let (by_xid, lookup) = both(
-            by_xid.len() >= PARALLEL_FROM,
-            || {
-                // Sorted by the first eight bytes first, kept beside each position: most
-                // comparisons then never look at the users themselves. XIDs are unique, so an
-                // unstable sort gives the one order there is.
-                let mut keyed: Vec<(u64, (u32, u32))> = by_xid
-                    .into_iter()
-                    .map(|at| (xid_prefix(xid(&at)), at))
-                    .collect();
-                keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| xid(&a.1).cmp(xid(&b.1))));
-                keyed.into_iter().map(|(_, at)| at).collect()
-            },
-            || {
-                let mut lookup = hashbrown::HashTable::with_capacity(positions.len());
-                for at in positions {
-                    lookup.insert_unique(hasher.hash_one(xid(&at)), at, |at| {
-                        hasher.hash_one(xid(at))
-                    });
-                }
-                lookup
-            },
-        );
+        let mut of_row = vec![NO_USER; rows_by_xid.rows()];
+        let mut keyed = Vec::with_capacity(parts.iter().map(|part| part.users.len()).sum());
+        for (p, part) in parts.iter().enumerate() {
+            for (u, &(prefix, row)) in part.xid_keys.iter().enumerate() {
+                of_row[row as usize] = (index(p), index(u));
+                keyed.push((prefix, (index(p), index(u))));
+            }
+        }
+        let parts: Vec<Vec<DesiredUser>> = parts.into_iter().map(|part| part.users).collect();
+        let xid = |&(p, u): &(u32, u32)| parts[p as usize][u as usize].xid();
+        // Sorted by the first eight bytes first: most comparisons then never look at the users
+        // themselves. XIDs are unique, so an unstable sort gives the one order there is.
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| xid(&a.1).cmp(xid(&b.1))));
+        let by_xid = keyed.into_iter().map(|(_, at)| at).collect();
         DesiredUsers {
-            chunks,
+            parts,
             by_xid,
-            lookup,
-            hasher,
+            rows_by_xid,
+            of_row,
         }
     }
 
-    fn at(&self, (chunk, position): (u32, u32)) -> &DesiredUser {
-        &self.chunks[chunk as usize][position as usize]
+    fn at(&self, (part, position): (u32, u32)) -> &DesiredUser {
+        &self.parts[part as usize][position as usize]
     }
 
     pub fn get(&self, xid: &str) -> Option<&DesiredUser> {
-        let hash = self.hasher.hash_one(xid);
-        let &at = self.lookup.find(hash, |&at| self.at(at).xid() == xid)?;
-        Some(self.at(at))
+        let row = self.rows_by_xid.first(xid)?;
+        let at = self.of_row[row];
+        (at != NO_USER).then(|| self.at(at))
     }
 
     pub fn contains_key(&self, xid: &str) -> bool {
@@ -633,7 +628,7 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     let workers = workers.max(1);
 
     let (xid_slot, email_slot) = (resolver.xid_slot, resolver.email_slot);
-    let (repeated_xids, repeated_emails) = both(
+    let ((repeated_xids, rows_by_xid), (repeated_emails, _)) = both(
         workers > 1,
         || repeated(records, xid_slot, Cow::Borrowed),
         || repeated(records, email_slot, case_folded),
@@ -673,7 +668,10 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     let mut users = Vec::with_capacity(parts.len());
     let mut unread_in_parts = Vec::new();
     for part in parts {
-        users.push(part.desired);
+        users.push(PartUsers {
+            users: part.desired,
+            xid_keys: part.xid_keys,
+        });
         resolution.skipped.extend(part.skipped);
         resolution.excluded.extend(part.excluded);
         resolution.ended.extend(part.ended);
@@ -683,7 +681,7 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
             *ignored_codes.entry(key).or_default() += count;
         }
     }
-    resolution.desired = DesiredUsers::new(users);
+    resolution.desired = DesiredUsers::new(users, rows_by_xid);
     resolution.held = resolution
         .skipped
         .iter()
@@ -754,18 +752,71 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
+/// The first row of each value of one column, hashed by the value (as [`repeated`] folds it).
+#[derive(Debug, Default)]
+struct FirstRows {
+    /// A row as chunk (high half) and row in it (low half), with the low half of its value's
+    /// hash: eight bytes a row keep the table small, and a row's value is read again only when
+    /// both halves of two hashes meet.
+    table: hashbrown::HashTable<(u32, u32)>,
+    hasher: foldhash::fast::RandomState,
+    chunks: Vec<Arc<RecordChunk>>,
+    /// Where each chunk's rows start, counted over all chunks.
+    chunk_starts: Vec<usize>,
+    slot: usize,
+}
+
+impl FirstRows {
+    fn new(records: &Records, slot: usize) -> FirstRows {
+        let chunk_starts = records
+            .chunks()
+            .iter()
+            .scan(0, |start, chunk| {
+                let this = *start;
+                *start += chunk.len();
+                Some(this)
+            })
+            .collect();
+        FirstRows {
+            table: hashbrown::HashTable::with_capacity(records.len()),
+            hasher: foldhash::fast::RandomState::default(),
+            chunks: records.chunks().to_vec(),
+            chunk_starts,
+            slot,
+        }
+    }
+
+    /// The number of rows of the records.
+    fn rows(&self) -> usize {
+        self.chunk_starts.last().map_or(0, |&start| {
+            start + self.chunks.last().map_or(0, |chunk| chunk.len())
+        })
+    }
+
+    fn value(&self, at: u32) -> &str {
+        self.chunks[(at >> 16) as usize].value((at & 0xFFFF) as usize, self.slot)
+    }
+
+    /// The first row (counted over all chunks) whose value is `value` exactly.
+    fn first(&self, value: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(value);
+        let &(at, _) = self.table.find(hash, |&(at, low)| {
+            low == hash as u32 && self.value(at) == value
+        })?;
+        Some(self.chunk_starts[(at >> 16) as usize] + (at & 0xFFFF) as usize)
+    }
+}
+
 /// Values of `slot` (other than empty ones; compared as `fold` makes them) that occur on more
-/// than one row, with the lines of those rows. The table of values seen holds row positions, not
-/// values: a few bytes per row, with a row's value looked at again only when two hashes meet.
+/// than one row, with the lines of those rows; and the first row of each value. The table of
+/// values seen holds row positions, not values.
 fn repeated<'a>(
     records: &'a Records,
     slot: usize,
     fold: impl Fn(&'a str) -> Cow<'a, str>,
-) -> HashMap<Cow<'a, str>, Vec<u64>> {
+) -> (HashMap<Cow<'a, str>, Vec<u64>>, FirstRows) {
     const _: () = assert!(crate::hr::CHUNK_ROWS <= 1 << 16);
-    let hasher = foldhash::fast::RandomState::default();
-    // A row as chunk (high half) and row in it (low half): four bytes a row keep the table small.
-    let mut seen: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(records.len());
+    let mut first = FirstRows::new(records, slot);
     let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
     let chunk_of = |at: u32| &records.chunks()[(at >> 16) as usize];
     let key_at = |at: u32| fold(chunk_of(at).value((at & 0xFFFF) as usize, slot));
@@ -776,32 +827,32 @@ fn repeated<'a>(
         keys.clear();
         keys.extend((0..chunk.len()).map(|row| {
             let key = fold(chunk.value(row, slot));
-            (hasher.hash_one(&key), key)
+            (first.hasher.hash_one(&key), key)
         }));
         for (row, (hash, this)) in keys.drain(..).enumerate() {
             let at = c | row as u32;
             if this.is_empty() {
                 continue;
             }
-            match seen.entry(
+            match first.table.entry(
                 hash,
-                |&other| key_at(other) == this,
-                |&other| hasher.hash_one(key_at(other)),
+                |&(other, low)| low == hash as u32 && key_at(other) == this,
+                |&(other, _)| first.hasher.hash_one(key_at(other)),
             ) {
-                hashbrown::hash_table::Entry::Occupied(first) => {
-                    let first = *first.get();
+                hashbrown::hash_table::Entry::Occupied(seen) => {
+                    let (seen, _) = *seen.get();
                     repeated
                         .entry(this)
-                        .or_insert_with(|| vec![chunk_of(first).line((first & 0xFFFF) as usize)])
+                        .or_insert_with(|| vec![chunk_of(seen).line((seen & 0xFFFF) as usize)])
                         .push(chunk.line(row));
                 }
                 hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(at);
+                    slot.insert((at, hash as u32));
                 }
             }
         }
     }
-    repeated
+    (repeated, first)
 }
 
 /// Email addresses compare without case; most are written in lower case already and are
@@ -847,6 +898,8 @@ impl Repeats<'_> {
 #[derive(Default)]
 struct Part {
     desired: Vec<DesiredUser>,
+    /// Per desired user, the first eight bytes of its XID (to sort by) and its row.
+    xid_keys: Vec<(u64, u32)>,
     skipped: Vec<SkippedRecord>,
     excluded: Vec<(String, Excluded)>,
     ended: Vec<(String, Date)>,
@@ -1084,11 +1137,15 @@ impl<'c> Resolver<'c> {
     ) -> Part {
         let mut part = Part {
             desired: Vec::with_capacity(rows.len()),
+            xid_keys: Vec::with_capacity(rows.len()),
             ..Part::default()
         };
         let mut caches = Caches::default();
-        for (chunk, row) in records.rows(rows) {
-            self.resolve_one(RowAt { chunk, row }, repeats, &mut part, &mut caches);
+        let first = rows.start;
+        for (i, (chunk, row)) in records.rows(rows).enumerate() {
+            let index = u32::try_from(first + i).expect("fewer than 4 billion rows");
+            let at = RowAt { chunk, row, index };
+            self.resolve_one(at, repeats, &mut part, &mut caches);
         }
         part
     }
@@ -1242,6 +1299,7 @@ impl<'c> Resolver<'c> {
             start_date,
             part,
         );
+        part.xid_keys.push((xid_prefix(xid), at.index));
         part.desired.push(user);
     }
 
@@ -1458,6 +1516,8 @@ impl<'c> Resolver<'c> {
 struct RowAt<'r> {
     chunk: &'r Arc<RecordChunk>,
     row: usize,
+    /// The row counted over all chunks.
+    index: u32,
 }
 
 /// Parses a date written in `format` (strftime-style); `None` when it does not fit.
