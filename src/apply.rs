@@ -637,12 +637,12 @@ pub fn ledger_after(
             continue;
         };
         let desired_groups: BTreeSet<String> = desired
-            .memberships
+            .memberships()
             .names()
             .filter_map(unique_group)
             .collect();
         let desired_admin: BTreeSet<String> = desired
-            .memberships
+            .memberships()
             .iter()
             .filter(|(_, m)| m.admin.is_some())
             .filter_map(|(n, _)| unique_group(n))
@@ -694,7 +694,7 @@ pub fn ledger_after(
             .map(|(g, _)| g.clone())
             .collect();
         let wants_admin = desired
-            .role
+            .role()
             .as_ref()
             .is_some_and(|r| r.value == NetworkRole::Admin);
         let granted_network_admin = changes.iter().any(|c| {

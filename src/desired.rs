@@ -399,15 +399,23 @@ struct OverrideEffect {
     restore: bool,
 }
 
+/// What the lookup tables and rules give a person. People with the same inputs to them (most of
+/// a store) share one.
+#[derive(Debug)]
+struct Assigned {
+    memberships: Memberships,
+    /// The first business unit of the record: the person's primary one.
+    primary_business_unit: Option<Sourced<Arc<str>>>,
+    role: Option<Sourced<NetworkRole>>,
+}
+
 #[derive(Clone, Debug)]
 pub struct DesiredUser {
     /// The HR line this person was read from.
     pub line: u64,
     pub profile: Profile,
-    pub memberships: Memberships,
-    pub role: Option<Sourced<NetworkRole>>,
-    /// The first business unit of the record: the person's primary one.
-    pub primary_business_unit: Option<Sourced<Arc<str>>>,
+    /// Shared with everyone assigned the same, unless an override changes it.
+    assigned: Arc<Assigned>,
     /// First working day, when the HR record has one.
     pub start_date: Option<Date>,
     /// The override in effect, if any: boxed, as it is for few people.
@@ -415,6 +423,19 @@ pub struct DesiredUser {
 }
 
 impl DesiredUser {
+    pub fn memberships(&self) -> &Memberships {
+        &self.assigned.memberships
+    }
+
+    pub fn role(&self) -> Option<&Sourced<NetworkRole>> {
+        self.assigned.role.as_ref()
+    }
+
+    /// The first business unit of the record (or the next one an override keeps).
+    pub fn primary_business_unit(&self) -> Option<&Sourced<Arc<str>>> {
+        self.assigned.primary_business_unit.as_ref()
+    }
+
     pub fn xid(&self) -> &str {
         self.profile.value(self.profile.slots.xid)
     }
@@ -454,9 +475,9 @@ impl DesiredUser {
     pub fn digest(&self) -> String {
         let outcome = serde_json::json!({
             "profile": self.profile.iter().map(|(f, v)| (f.name(), v)).collect::<BTreeMap<_, _>>(),
-            "memberships": self.memberships.iter().map(|(g, m)| (g, m.admin.is_some())).collect::<BTreeMap<_, _>>(),
-            "role": self.role.as_ref().map(|r| r.value),
-            "primary_business_unit": self.primary_business_unit.as_ref().map(|p| &p.value),
+            "memberships": self.memberships().iter().map(|(g, m)| (g, m.admin.is_some())).collect::<BTreeMap<_, _>>(),
+            "role": self.role().map(|r| r.value),
+            "primary_business_unit": self.primary_business_unit().map(|p| &p.value),
             "start_date": self.start_date,
             "upn": self.upn(),
         });
@@ -932,20 +953,20 @@ struct Caches<'r> {
     dates: HashMap<&'r str, Option<Date>>,
 }
 
-/// What a person's memberships depend on: the lookup tables' cells, which group rules hold (a
-/// bit each), and the first local-admin rule that holds. People with the same inputs (most of
-/// a store) get the same outcome, worked out once and shared.
+/// What a person's memberships and role depend on: the lookup tables' cells, which group rules
+/// hold (a bit each), and the first local-admin and role rules that hold. People with the same
+/// inputs (most of a store) get the same outcome, worked out once and shared.
 #[derive(PartialEq, Eq, Hash)]
 struct MembershipInputs<'r> {
     cells: [&'r str; 2],
     groups: u64,
     admin: Option<usize>,
+    role: Option<usize>,
 }
 
-/// The memberships one set of inputs gives, with what the lookup tables had to say about them.
+/// What one set of inputs gives, with what the lookup tables had to say about them.
 struct MembershipOutcome {
-    memberships: Memberships,
-    primary_business_unit: Option<Sourced<Arc<str>>>,
+    assigned: Arc<Assigned>,
     problems: Vec<String>,
     /// Codes a table ignores, as (table, code).
     ignored: Vec<(&'static str, String)>,
@@ -1291,14 +1312,7 @@ impl<'c> Resolver<'c> {
             return;
         }
 
-        let user = self.desired_user(
-            at,
-            record,
-            outcome.memberships.clone(),
-            outcome.primary_business_unit.clone(),
-            start_date,
-            part,
-        );
+        let user = self.desired_user(at, record, &outcome.assigned, start_date, part);
         part.xid_keys.push((xid_prefix(xid), at.index));
         part.desired.push(user);
     }
@@ -1322,14 +1336,19 @@ impl<'c> Resolver<'c> {
             .local_admins
             .iter()
             .position(|(matcher, _)| matcher.holds(record, self.separator));
+        let role = self
+            .roles
+            .iter()
+            .position(|(matcher, _, _)| matcher.holds(record, self.separator));
         Some(MembershipInputs {
             cells,
             groups,
             admin,
+            role,
         })
     }
 
-    /// The memberships the lookup tables and rules give a record, and the tables' complaints.
+    /// What the lookup tables and rules give a record, and the tables' complaints.
     fn membership_outcome(&self, record: &Record<'_>) -> MembershipOutcome {
         let (layout, separator) = (self.layout, self.separator);
         let mut memberships = MembershipList::default();
@@ -1387,9 +1406,20 @@ impl<'c> Resolver<'c> {
                 membership.admin = Some(from.clone());
             }
         }
+        let role = self
+            .roles
+            .iter()
+            .find(|(m, _, _)| m.holds(record, separator))
+            .map(|(_, role, from)| Sourced {
+                value: *role,
+                from: from.clone(),
+            });
         MembershipOutcome {
-            memberships: Memberships(memberships.0.into()),
-            primary_business_unit,
+            assigned: Arc::new(Assigned {
+                memberships: Memberships(memberships.0.into()),
+                primary_business_unit,
+                role,
+            }),
             problems,
             ignored,
         }
@@ -1399,22 +1429,12 @@ impl<'c> Resolver<'c> {
         &self,
         at: RowAt<'_>,
         record: &Record<'_>,
-        mut memberships: Memberships,
-        mut primary_business_unit: Option<Sourced<Arc<str>>>,
+        assigned: &Arc<Assigned>,
         start_date: Option<Date>,
         part: &mut Part,
     ) -> DesiredUser {
         let xid = record.value(self.xid_slot);
-        let separator = self.separator;
-        let mut role = self
-            .roles
-            .iter()
-            .find(|(m, _, _)| m.holds(record, separator))
-            .map(|(_, role, from)| Sourced {
-                value: *role,
-                from: from.clone(),
-            });
-
+        let mut assigned = assigned.clone();
         let mut overridden = None;
         let mut in_effect = None;
         if let Some(o) = self.overrides.get(xid) {
@@ -1429,7 +1449,7 @@ impl<'c> Resolver<'c> {
                     let from = Provenance::Override {
                         at: o.origin.clone(),
                     };
-                    let mut changed = MembershipList(memberships.0.to_vec());
+                    let mut changed = MembershipList(assigned.memberships.0.to_vec());
                     for group in &o.add_groups {
                         changed.replace(
                             Arc::from(group.as_str()),
@@ -1445,9 +1465,10 @@ impl<'c> Resolver<'c> {
                         changed.remove(group);
                         withdrawn.insert(group.clone(), from.clone());
                     }
-                    memberships = Memberships(changed.0.into());
+                    let memberships = Memberships(changed.0.into());
                     // The primary business unit must be one the person keeps: the next one, if
                     // any, once an override takes it away.
+                    let mut primary_business_unit = assigned.primary_business_unit.clone();
                     if primary_business_unit
                         .as_ref()
                         .is_some_and(|p| withdrawn.contains_key(&*p.value))
@@ -1460,12 +1481,18 @@ impl<'c> Resolver<'c> {
                                 from: m.from.clone(),
                             });
                     }
-                    if let Some(value) = o.role {
-                        role = Some(Sourced {
+                    let role = match o.role {
+                        Some(value) => Some(Sourced {
                             value,
                             from: from.clone(),
-                        });
-                    }
+                        }),
+                        None => assigned.role.clone(),
+                    };
+                    assigned = Arc::new(Assigned {
+                        memberships,
+                        primary_business_unit,
+                        role,
+                    });
                     overridden = Some(Box::new(OverrideEffect {
                         at: o.origin.clone(),
                         withdrawn,
@@ -1478,9 +1505,7 @@ impl<'c> Resolver<'c> {
         DesiredUser {
             line: record.line,
             profile: self.profile(at, in_effect),
-            memberships,
-            role,
-            primary_business_unit,
+            assigned,
             start_date,
             overridden,
         }
@@ -1686,7 +1711,7 @@ overrides:
             five.source(ProfileField::LastName),
             Some(Provenance::Override { .. })
         ));
-        assert!(five.memberships.contains("Social"));
+        assert!(five.memberships().contains("Social"));
         assert_eq!(
             resolution
                 .desired

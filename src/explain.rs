@@ -88,7 +88,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
                 )
             );
         }
-        for (name, m) in desired.memberships.iter() {
+        for (name, m) in desired.memberships().iter() {
             let _ = writeln!(
                 out,
                 "  {} \"{name}\"  {}",
@@ -103,7 +103,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
                 );
             }
         }
-        match &desired.role {
+        match desired.role() {
             Some(role) => {
                 let _ = writeln!(
                     out,

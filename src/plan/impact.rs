@@ -277,7 +277,7 @@ pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
 }
 
 fn groups_of(user: &DesiredUser, kind: MembershipKind) -> BTreeSet<&str> {
-    user.memberships
+    user.memberships()
         .iter()
         .filter(|(_, m)| m.kind == kind)
         .map(|(name, _)| name)
@@ -285,7 +285,7 @@ fn groups_of(user: &DesiredUser, kind: MembershipKind) -> BTreeSet<&str> {
 }
 
 fn admin_of(user: &DesiredUser) -> BTreeSet<&str> {
-    user.memberships
+    user.memberships()
         .iter()
         .filter(|(_, m)| m.admin.is_some())
         .map(|(name, _)| name)
@@ -293,7 +293,7 @@ fn admin_of(user: &DesiredUser) -> BTreeSet<&str> {
 }
 
 fn is_network_admin(user: &DesiredUser) -> bool {
-    user.role
+    user.role()
         .as_ref()
         .is_some_and(|r| r.value == NetworkRole::Admin)
 }

@@ -1169,7 +1169,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
             });
         }
     }
-    for (name, m) in desired.memberships.iter() {
+    for (name, m) in desired.memberships().iter() {
         let group = groups
             .unique(name)
             .expect("check_groups verified every named group");
@@ -1183,7 +1183,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
     }
     changes.extend(primary_business_unit(desired, None, groups));
     if let Some(role) = desired
-        .role
+        .role()
         .as_ref()
         .filter(|r| r.value == NetworkRole::Admin)
     {
@@ -1215,7 +1215,7 @@ fn primary_business_unit(
     existing: Option<&ObservedUser>,
     groups: &Groups,
 ) -> Option<Change> {
-    let wanted = desired.primary_business_unit.as_ref()?;
+    let wanted = desired.primary_business_unit()?;
     let group = groups.unique(&wanted.value)?;
     let current = existing.and_then(|e| e.primary_business_unit.as_deref());
     (current != Some(group.eid.as_str())).then(|| Change::SetPrimaryBusinessUnit {
@@ -1273,8 +1273,8 @@ fn diff(
         }
     }
 
-    let mut desired_eids = Vec::with_capacity(desired.memberships.len());
-    for (name, m) in desired.memberships.iter() {
+    let mut desired_eids = Vec::with_capacity(desired.memberships().len());
+    for (name, m) in desired.memberships().iter() {
         let group = groups
             .unique(name)
             .expect("check_groups verified every named group");
@@ -1325,7 +1325,7 @@ fn diff(
 
     changes.extend(primary_business_unit(desired, Some(existing), groups));
     let wants_admin = desired
-        .role
+        .role()
         .as_ref()
         .is_some_and(|r| r.value == NetworkRole::Admin);
     let is_admin = existing.role() == "admin";
@@ -1333,13 +1333,13 @@ fn diff(
         changes.push(Change::SetNetworkRole {
             from: existing.role().to_string(),
             to: NetworkRole::Admin,
-            source: desired.role.as_ref().map(|r| r.from.clone()),
+            source: desired.role().map(|r| r.from.clone()),
         });
     } else if !wants_admin && is_admin && ledger.granted_network_admin(xid) {
         changes.push(Change::SetNetworkRole {
             from: "admin".into(),
             to: NetworkRole::Member,
-            source: desired.role.as_ref().map(|r| r.from.clone()),
+            source: desired.role().map(|r| r.from.clone()),
         });
     }
     changes
