@@ -1560,6 +1560,35 @@ fn join_lines(lines: &[u64]) -> String {
 
 /// A deliberately loose check: Speakap is the judge of deliverability; this catches export accidents.
 fn plausible_email(email: &str) -> bool {
+    match email.is_ascii() {
+        true => plausible_ascii_email(email.as_bytes()),
+        false => plausible_any_email(email),
+    }
+}
+
+/// [`plausible_email`] for the common ASCII address, a byte at a time.
+fn plausible_ascii_email(email: &[u8]) -> bool {
+    let Some(at) = memchr::memchr(b'@', email) else {
+        return false;
+    };
+    let (local, domain) = (&email[..at], &email[at + 1..]);
+    let local_ok = !local.is_empty()
+        && local
+            .iter()
+            .all(|&b| !matches!(b, b' ' | b'\t'..=b'\r') && !b"\"(),:;<>[\\]@".contains(&b));
+    let labels_ok = domain.split(|&b| b == b'.').all(|label| {
+        !label.is_empty()
+            && label[0] != b'-'
+            && label[label.len() - 1] != b'-'
+            && label
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    local_ok && domain.contains(&b'.') && labels_ok
+}
+
+/// [`plausible_email`] for any address.
+fn plausible_any_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
@@ -1726,6 +1755,29 @@ overrides:
         );
         assert!(resolution.desired.get("17").is_none(), "excluded");
         assert!(!resolution.desired.contains_key("nobody"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The ASCII check is the general one, a byte at a time.
+        #[test]
+        fn ascii_addresses_are_checked_as_any_address_is(email in "[ -~\t\n\r\x0b\x0c]{0,12}") {
+            proptest::prop_assert_eq!(
+                plausible_ascii_email(email.as_bytes()),
+                plausible_any_email(&email)
+            );
+        }
+
+        #[test]
+        fn address_like_ascii_is_checked_as_any_address_is(
+            email in "[a-c]{0,2}[a-c.\\-\"; \t\r\x0b\x0c@]?[a-c]{0,2}@[a-c]{1,2}[a-c\\-@]?(\\.[a-c\\-]{1,3}){0,2}"
+        ) {
+            proptest::prop_assert_eq!(
+                plausible_ascii_email(email.as_bytes()),
+                plausible_any_email(&email)
+            );
+        }
     }
 
     #[test]
