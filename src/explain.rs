@@ -50,8 +50,12 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
     }
     for row in &rows {
         let _ = writeln!(out, "HR record: {}", snapshot.origin(row));
+        // A column that feeds two fields (say an `extra` beside a profile field) is one column.
+        let mut shown = std::collections::HashSet::new();
         for (slot, column) in snapshot.layout.columns.iter().enumerate() {
-            let _ = writeln!(out, "  {column}: {}", row.value(slot));
+            if shown.insert(column) {
+                let _ = writeln!(out, "  {column}: {}", row.value(slot));
+            }
         }
     }
 

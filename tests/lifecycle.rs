@@ -752,6 +752,19 @@ fn explain_tells_what_happens_to_one_person_and_why() {
         ),
         "{old}"
     );
+
+    // A column feeding an `extra` field beside a profile field is shown once.
+    let sync = std::fs::read_to_string(repo.path().join("sync.yaml")).unwrap();
+    repo.write(
+        "sync.yaml",
+        &sync.replace(
+            "    upn: UPN\n",
+            "    upn: UPN\n    extra: { site: Location }\n",
+        ),
+    );
+    repo.commit("extra column");
+    let anna = explain("100");
+    assert_eq!(anna.matches("  Location: N").count(), 1, "{anna}");
 }
 
 #[test]
