@@ -1573,9 +1573,25 @@ fn plausible_ascii_email(email: &[u8]) -> bool {
     };
     let (local, domain) = (&email[..at], &email[at + 1..]);
     let local_ok = !local.is_empty()
-        && local
-            .iter()
-            .all(|&b| !matches!(b, b' ' | b'\t'..=b'\r') && !b"\"(),:;<>[\\]@".contains(&b));
+        && local.iter().all(|&b| {
+            !matches!(
+                b,
+                b' ' | b'\t'
+                    ..=b'\r'
+                        | b'"'
+                        | b'('
+                        | b')'
+                        | b','
+                        | b':'
+                        | b';'
+                        | b'<'
+                        | b'>'
+                        | b'['
+                        | b'\\'
+                        | b']'
+                        | b'@'
+            )
+        });
     let labels_ok = domain.split(|&b| b == b'.').all(|label| {
         !label.is_empty()
             && label[0] != b'-'
