@@ -1592,7 +1592,9 @@ fn plausible_ascii_email(email: &[u8]) -> bool {
                         | b'@'
             )
         });
+    let mut labels = 0;
     let labels_ok = domain.split(|&b| b == b'.').all(|label| {
+        labels += 1;
         !label.is_empty()
             && label[0] != b'-'
             && label[label.len() - 1] != b'-'
@@ -1600,7 +1602,8 @@ fn plausible_ascii_email(email: &[u8]) -> bool {
                 .iter()
                 .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
     });
-    local_ok && domain.contains(&b'.') && labels_ok
+    // Two labels or more: the domain has a dot.
+    local_ok && labels_ok && labels > 1
 }
 
 /// [`plausible_email`] for any address.

@@ -259,7 +259,7 @@ impl RecordsBuilder {
     /// Adds a row: its values in layout order, each trimmed; missing values are empty, values
     /// beyond the layout are ignored.
     pub fn push<'v>(&mut self, line: u64, values: impl Iterator<Item = &'v str>) {
-        let mut values = values.map(str::trim).fuse();
+        let mut values = values.map(trimmed).fuse();
         // A chunk's offsets are u32: start a new chunk well before its text could outgrow them.
         if self.chunk.len() == CHUNK_ROWS || self.chunk.text.len() > (u32::MAX / 2) as usize {
             self.seal();
@@ -316,6 +316,15 @@ impl RecordsBuilder {
             len: self.len,
             unread: self.unread,
         }
+    }
+}
+
+/// `value` without the whitespace around it; most values have none, which their first and last
+/// bytes tell without `str::trim`'s walk through characters.
+fn trimmed(value: &str) -> &str {
+    match (value.as_bytes().first(), value.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => value,
+        _ => value.trim(),
     }
 }
 
@@ -658,6 +667,13 @@ mod tests {
         assert_eq!(shown_cell(&"x".repeat(61)), format!("{}…", "x".repeat(60)));
         assert_eq!(shown_cell("a\u{0}b"), "a\\0b");
         assert_eq!(shown_cell("jan@x.nl"), "j*n@x.nl");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn values_are_trimmed_as_str_trim_trims(value in "[ a\t\u{a0}\u{2003}\n\u{e9}x-]{0,6}") {
+            proptest::prop_assert_eq!(trimmed(&value), value.trim());
+        }
     }
 
     #[test]
