@@ -552,7 +552,7 @@ struct PartUsers {
 impl DesiredUsers {
     fn new(parts: Vec<PartUsers>, rows_by_xid: FirstRows) -> Self {
         let index = |i: usize| u32::try_from(i).expect("fewer than 4 billion people");
-        let mut of_row = vec![NO_USER; rows_by_xid.rows()];
+        let mut of_row = vec![NO_USER; rows_by_xid.rows];
         let mut keyed = Vec::with_capacity(parts.iter().map(|part| part.users.len()).sum());
         for (p, part) in parts.iter().enumerate() {
             for (u, &(prefix, row)) in part.xid_keys.iter().enumerate() {
@@ -784,6 +784,8 @@ struct FirstRows {
     chunks: Vec<Arc<RecordChunk>>,
     /// Where each chunk's rows start, counted over all chunks.
     chunk_starts: Vec<usize>,
+    /// The number of rows of the records.
+    rows: usize,
     slot: usize,
 }
 
@@ -803,15 +805,9 @@ impl FirstRows {
             hasher: foldhash::fast::RandomState::default(),
             chunks: records.chunks().to_vec(),
             chunk_starts,
+            rows: records.len(),
             slot,
         }
-    }
-
-    /// The number of rows of the records.
-    fn rows(&self) -> usize {
-        self.chunk_starts.last().map_or(0, |&start| {
-            start + self.chunks.last().map_or(0, |chunk| chunk.len())
-        })
     }
 
     fn value(&self, at: u32) -> &str {
