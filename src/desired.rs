@@ -529,59 +529,94 @@ pub struct Excluded {
 /// skipped.
 #[derive(Debug, Default)]
 pub struct DesiredUsers {
-    parts: Vec<Vec<DesiredUser>>,
+    parts: Vec<PartUsers>,
     /// (part, position) of each user, in XID order.
     by_xid: Vec<(u32, u32)>,
     /// The first row of each XID: a lookup costs one probe instead of a binary search through a
     /// million strings (the plan looks up every account).
     rows_by_xid: FirstRows,
-    /// (part, position) of the user each row (counted over all chunks) resolved to, or
-    /// [`NO_USER`].
-    of_row: Vec<(u32, u32)>,
 }
 
-const NO_USER: (u32, u32) = (u32::MAX, u32::MAX);
+/// A row that resolved to no desired user (in [`PartUsers::of_row`]).
+const NO_USER: u32 = u32::MAX;
 
-/// One part's desired users, in record order, with the first eight bytes of each one's XID (to
-/// sort by) and its row (counted over all chunks).
+/// The desired users of one part of the records (consecutive rows, resolved on one thread), in
+/// record order.
+#[derive(Debug, Default)]
 struct PartUsers {
     users: Vec<DesiredUser>,
-    xid_keys: Vec<(u64, u32)>,
+    /// The part's first row, counted over all chunks.
+    first_row: usize,
+    /// For each row of the part, the position in `users` of the user it resolved to, or
+    /// [`NO_USER`].
+    of_row: Vec<u32>,
+    /// The first eight bytes of each user's XID with the user's position, in XID order (sorted
+    /// on the part's own thread; [`DesiredUsers::new`] merges the parts).
+    in_xid_order: Vec<(u64, u32)>,
+}
+
+impl PartUsers {
+    /// Puts `in_xid_order` in XID order: by the first eight bytes first, so that most
+    /// comparisons never look at the users themselves. XIDs are unique, so an unstable sort
+    /// gives the one order there is.
+    fn sort_by_xid(&mut self) {
+        let users = &self.users;
+        let xid = |u: u32| users[u as usize].xid();
+        self.in_xid_order
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| xid(a.1).cmp(xid(b.1))));
+    }
 }
 
 impl DesiredUsers {
-    fn new(parts: Vec<PartUsers>, rows_by_xid: FirstRows) -> Self {
-        let index = |i: usize| u32::try_from(i).expect("fewer than 4 billion people");
-        let mut of_row = vec![NO_USER; rows_by_xid.rows];
-        let mut keyed = Vec::with_capacity(parts.iter().map(|part| part.users.len()).sum());
-        for (p, part) in parts.iter().enumerate() {
-            for (u, &(prefix, row)) in part.xid_keys.iter().enumerate() {
-                of_row[row as usize] = (index(p), index(u));
-                keyed.push((prefix, (index(p), index(u))));
+    /// Merges the parts' XID orders (each sorted already) into one.
+    fn new(mut parts: Vec<PartUsers>, rows_by_xid: FirstRows) -> Self {
+        let orders: Vec<Vec<(u64, u32)>> = parts
+            .iter_mut()
+            .map(|part| std::mem::take(&mut part.in_xid_order))
+            .collect();
+        let mut by_xid = Vec::with_capacity(orders.iter().map(Vec::len).sum());
+        // The next user of each part; the smallest of them goes next. There are as many parts
+        // as cores, and the first eight bytes of the XIDs mostly decide.
+        let mut next = vec![0usize; orders.len()];
+        let xid = |p: usize, u: u32| parts[p].users[u as usize].xid();
+        loop {
+            let mut smallest: Option<(usize, (u64, u32))> = None;
+            for (p, order) in orders.iter().enumerate() {
+                let Some(&(prefix, u)) = order.get(next[p]) else {
+                    continue;
+                };
+                let before = match smallest {
+                    None => true,
+                    Some((q, (other, v))) => prefix
+                        .cmp(&other)
+                        .then_with(|| xid(p, u).cmp(xid(q, v)))
+                        .is_lt(),
+                };
+                if before {
+                    smallest = Some((p, (prefix, u)));
+                }
             }
+            let Some((p, (_, u))) = smallest else { break };
+            next[p] += 1;
+            let part = u32::try_from(p).expect("fewer than 4 billion parts");
+            by_xid.push((part, u));
         }
-        let parts: Vec<Vec<DesiredUser>> = parts.into_iter().map(|part| part.users).collect();
-        let xid = |&(p, u): &(u32, u32)| parts[p as usize][u as usize].xid();
-        // Sorted by the first eight bytes first: most comparisons then never look at the users
-        // themselves. XIDs are unique, so an unstable sort gives the one order there is.
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| xid(&a.1).cmp(xid(&b.1))));
-        let by_xid = keyed.into_iter().map(|(_, at)| at).collect();
         DesiredUsers {
             parts,
             by_xid,
             rows_by_xid,
-            of_row,
         }
     }
 
     fn at(&self, (part, position): (u32, u32)) -> &DesiredUser {
-        &self.parts[part as usize][position as usize]
+        &self.parts[part as usize].users[position as usize]
     }
 
     pub fn get(&self, xid: &str) -> Option<&DesiredUser> {
         let row = self.rows_by_xid.first(xid)?;
-        let at = self.of_row[row];
-        (at != NO_USER).then(|| self.at(at))
+        let part = &self.parts[self.parts.partition_point(|p| p.first_row <= row) - 1];
+        let position = part.of_row[row - part.first_row];
+        (position != NO_USER).then(|| &part.users[position as usize])
     }
 
     pub fn contains_key(&self, xid: &str) -> bool {
@@ -689,10 +724,7 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     let mut users = Vec::with_capacity(parts.len());
     let mut unread_in_parts = Vec::new();
     for part in parts {
-        users.push(PartUsers {
-            users: part.desired,
-            xid_keys: part.xid_keys,
-        });
+        users.push(part.users);
         resolution.skipped.extend(part.skipped);
         resolution.excluded.extend(part.excluded);
         resolution.ended.extend(part.ended);
@@ -784,8 +816,6 @@ struct FirstRows {
     chunks: Vec<Arc<RecordChunk>>,
     /// Where each chunk's rows start, counted over all chunks.
     chunk_starts: Vec<usize>,
-    /// The number of rows of the records.
-    rows: usize,
     slot: usize,
 }
 
@@ -805,7 +835,6 @@ impl FirstRows {
             hasher: foldhash::fast::RandomState::default(),
             chunks: records.chunks().to_vec(),
             chunk_starts,
-            rows: records.len(),
             slot,
         }
     }
@@ -914,9 +943,7 @@ impl Repeats<'_> {
 /// What one chunk of records resolved to, in record order.
 #[derive(Default)]
 struct Part {
-    desired: Vec<DesiredUser>,
-    /// Per desired user, the first eight bytes of its XID (to sort by) and its row.
-    xid_keys: Vec<(u64, u32)>,
+    users: PartUsers,
     skipped: Vec<SkippedRecord>,
     excluded: Vec<(String, Excluded)>,
     ended: Vec<(String, Date)>,
@@ -1153,17 +1180,24 @@ impl<'c> Resolver<'c> {
         repeats: &Repeats<'_>,
     ) -> Part {
         let mut part = Part {
-            desired: Vec::with_capacity(rows.len()),
-            xid_keys: Vec::with_capacity(rows.len()),
+            users: PartUsers {
+                users: Vec::with_capacity(rows.len()),
+                first_row: rows.start,
+                of_row: vec![NO_USER; rows.len()],
+                in_xid_order: Vec::with_capacity(rows.len()),
+            },
             ..Part::default()
         };
         let mut caches = Caches::default();
-        let first = rows.start;
         for (i, (chunk, row)) in records.rows(rows).enumerate() {
-            let index = u32::try_from(first + i).expect("fewer than 4 billion rows");
-            let at = RowAt { chunk, row, index };
+            let at = RowAt {
+                chunk,
+                row,
+                in_part: i,
+            };
             self.resolve_one(at, repeats, &mut part, &mut caches);
         }
+        part.users.sort_by_xid();
         part
     }
 
@@ -1309,8 +1343,11 @@ impl<'c> Resolver<'c> {
         }
 
         let user = self.desired_user(at, record, &outcome.assigned, start_date, part);
-        part.xid_keys.push((xid_prefix(xid), at.index));
-        part.desired.push(user);
+        let users = &mut part.users;
+        let position = u32::try_from(users.users.len()).expect("fewer than 4 billion people");
+        users.of_row[at.in_part] = position;
+        users.in_xid_order.push((xid_prefix(xid), position));
+        users.users.push(user);
     }
 
     /// What a record's memberships depend on, when that fits a cache key.
@@ -1537,8 +1574,8 @@ impl<'c> Resolver<'c> {
 struct RowAt<'r> {
     chunk: &'r Arc<RecordChunk>,
     row: usize,
-    /// The row counted over all chunks.
-    index: u32,
+    /// The row counted from the first of its part.
+    in_part: usize,
 }
 
 /// Parses a date written in `format` (strftime-style); `None` when it does not fit.
@@ -1673,8 +1710,11 @@ overrides:
             "Area Manager",
         ];
         let rows = (0..rows).map(|i| {
+            // Some XIDs share their first eight bytes, and run against record order.
             let xid = if i % 997 == 3 {
                 "42".to_string()
+            } else if i % 7 == 4 {
+                format!("EMPLOYEE{}", 1_000_000 - i)
             } else {
                 i.to_string()
             };
@@ -1769,6 +1809,8 @@ overrides:
             "duplicate XIDs are skipped"
         );
         assert!(resolution.desired.get("17").is_none(), "excluded");
+        let long = resolution.desired.get("EMPLOYEE999982").unwrap();
+        assert_eq!(long.get(ProfileField::LastName), Some("Name18"));
         assert!(!resolution.desired.contains_key("nobody"));
     }
 
