@@ -674,6 +674,46 @@ mod tests {
         fn values_are_trimmed_as_str_trim_trims(value in "[ a\t\u{a0}\u{2003}\n\u{e9}x-]{0,6}") {
             proptest::prop_assert_eq!(trimmed(&value), value.trim());
         }
+
+        /// Rows of short and long values read back as pushed (trimmed), across chunks.
+        #[test]
+        fn rows_read_back_as_pushed(
+            width in 0usize..5,
+            rows in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![0u64..3, proptest::strategy::Just(u64::from(u32::MAX))],
+                    proptest::collection::vec(
+                        proptest::prop_oneof!["[ a\u{e9}\u{2003}]{0,4}", "[a-z\u{e9}]{120,140}"],
+                        0..7,
+                    ),
+                ),
+                0..40,
+            ),
+        ) {
+            let mut line = 1u64;
+            let mut builder = RecordsBuilder::new(width);
+            let mut expected = Vec::new();
+            for (step, values) in &rows {
+                line += step;
+                builder.push(line, values.iter().map(String::as_str));
+                let kept: Vec<&str> = (0..width)
+                    .map(|slot| values.get(slot).map_or("", |v| v.trim()))
+                    .collect();
+                expected.push((line, kept));
+            }
+            let records = builder.finish();
+            proptest::prop_assert_eq!(records.len(), expected.len());
+            for (record, (line, kept)) in records.iter().zip(&expected) {
+                let values: Vec<&str> = (0..=width).map(|slot| record.value(slot)).collect();
+                proptest::prop_assert_eq!(record.line, *line);
+                proptest::prop_assert_eq!(&values[..width], &kept[..]);
+                proptest::prop_assert_eq!(values[width], "");
+                proptest::prop_assert_eq!(
+                    record.values_len(),
+                    kept.iter().map(|v| v.len()).sum::<usize>()
+                );
+            }
+        }
     }
 
     #[test]
