@@ -904,10 +904,11 @@ fn repeated<'a>(
 /// Email addresses compare without case; most are written in lower case already and are
 /// borrowed as they are.
 pub(crate) fn case_folded(email: &str) -> Cow<'_, str> {
-    if email
-        .bytes()
-        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-    {
+    // Every byte looked at without stopping early: the compiler then checks many at a time.
+    let upper_or_not_ascii = email.bytes().fold(false, |found, b| {
+        found | b.is_ascii_uppercase() | !b.is_ascii()
+    });
+    if upper_or_not_ascii {
         Cow::Owned(email.to_lowercase())
     } else {
         Cow::Borrowed(email)
