@@ -334,60 +334,6 @@ struct ProfileSlots {
     columns: ProfileColumns,
 }
 
-/// A person's XID, managed profile values and SSO login. They are read from the person's HR
-/// row itself (kept alive by this reference), not copied: a million people then cost no
-/// allocation of their own. A profile value comes from the HR row's column, or from an
-/// override when the override sets it.
-#[derive(Clone)]
-pub struct Profile {
-    chunk: Arc<RecordChunk>,
-    row: u32,
-    /// Bit `i`: field `i` is managed (it has an HR column or an override value).
-    managed: u8,
-    /// Bit `i`: field `i` comes from the override.
-    overridden: u8,
-    slots: Arc<ProfileSlots>,
-    /// The values an override sets, in [`ProfileField::ALL`] order (only overridden ones are read).
-    set: Option<Box<Packed<6>>>,
-}
-
-impl Profile {
-    pub fn get(&self, field: ProfileField) -> Option<&str> {
-        let i = field.index();
-        if self.managed & (1 << i) == 0 {
-            return None;
-        }
-        match (&self.set, self.slots.fields[i]) {
-            (Some(set), _) if self.overridden & (1 << i) != 0 => Some(set.get(i)),
-            (_, Some(slot)) => Some(self.value(slot)),
-            (_, None) => None,
-        }
-    }
-
-    /// The managed fields and their values, in [`ProfileField::ALL`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (ProfileField, &str)> {
-        ProfileField::ALL
-            .into_iter()
-            .filter_map(|field| Some((field, self.get(field)?)))
-    }
-
-    fn value(&self, slot: usize) -> &str {
-        self.chunk.value(self.row as usize, slot)
-    }
-}
-
-impl std::fmt::Debug for Profile {
-    /// The values, not the whole chunk of rows they are read from.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Profile")
-            .field("xid", &self.value(self.slots.xid))
-            .field("values", &self.iter().collect::<Vec<_>>())
-            .field("upn", &self.slots.upn.map(|slot| self.value(slot)))
-            .field("overridden", &self.overridden)
-            .finish()
-    }
-}
-
 /// What an override in effect does to a person beyond their values, groups and role.
 #[derive(Clone, Debug)]
 struct OverrideEffect {
@@ -397,23 +343,34 @@ struct OverrideEffect {
     withdrawn: BTreeMap<String, Provenance>,
     /// Recreate the account even though it was deleted by hand.
     restore: bool,
+    /// The profile values it sets, in [`ProfileField::ALL`] order (only the person's overridden
+    /// fields are read).
+    set: Packed<6>,
 }
 
-/// What the lookup tables and rules give a person. People with the same inputs to them (most of
-/// a store) share one.
+/// What the lookup tables and rules give a person, and where their profile values are in their
+/// row. People with the same inputs to the rules (most of a store) share one.
 #[derive(Debug)]
 struct Assigned {
+    slots: Arc<ProfileSlots>,
     memberships: Memberships,
     /// The first business unit of the record: the person's primary one.
     primary_business_unit: Option<Sourced<Arc<str>>>,
     role: Option<Sourced<NetworkRole>>,
 }
 
-#[derive(Clone, Debug)]
+/// A person as HR and the config want them. Their XID, profile values and SSO login are read
+/// from their HR row itself (kept alive by the reference to its chunk), not copied: a million
+/// people then cost no allocation of their own. A profile value comes from the HR row's column,
+/// or from an override when the override sets it.
+#[derive(Clone)]
 pub struct DesiredUser {
-    /// The HR line this person was read from.
-    pub line: u64,
-    pub profile: Profile,
+    chunk: Arc<RecordChunk>,
+    row: u32,
+    /// Bit `i`: profile field `i` is managed (it has an HR column or an override value).
+    managed: u8,
+    /// Bit `i`: profile field `i` comes from the override.
+    overridden_fields: u8,
     /// Shared with everyone assigned the same, unless an override changes it.
     assigned: Arc<Assigned>,
     /// First working day, when the HR record has one.
@@ -422,7 +379,28 @@ pub struct DesiredUser {
     overridden: Option<Box<OverrideEffect>>,
 }
 
+impl std::fmt::Debug for DesiredUser {
+    /// The person's values, not the whole chunk of rows they are read from.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesiredUser")
+            .field("line", &self.line())
+            .field("xid", &self.xid())
+            .field("profile", &self.profile().collect::<Vec<_>>())
+            .field("upn", &self.upn())
+            .field("overridden_fields", &self.overridden_fields)
+            .field("assigned", &self.assigned)
+            .field("start_date", &self.start_date)
+            .field("overridden", &self.overridden)
+            .finish()
+    }
+}
+
 impl DesiredUser {
+    /// The HR line (or position) this person was read from.
+    pub fn line(&self) -> u64 {
+        self.chunk.line(self.row as usize)
+    }
+
     pub fn memberships(&self) -> &Memberships {
         &self.assigned.memberships
     }
@@ -437,13 +415,17 @@ impl DesiredUser {
     }
 
     pub fn xid(&self) -> &str {
-        self.profile.value(self.profile.slots.xid)
+        self.value(self.assigned.slots.xid)
     }
 
     /// Single-sign-on login name, for SSO accounts.
     pub fn upn(&self) -> Option<&str> {
-        let slot = self.profile.slots.upn?;
-        Some(self.profile.value(slot)).filter(|upn| !upn.is_empty())
+        let slot = self.assigned.slots.upn?;
+        Some(self.value(slot)).filter(|upn| !upn.is_empty())
+    }
+
+    fn value(&self, slot: usize) -> &str {
+        self.chunk.value(self.row as usize, slot)
     }
 
     /// An override asks to recreate the account even though it was deleted by hand.
@@ -459,14 +441,14 @@ impl DesiredUser {
     /// Where the value of `field` comes from; `None` when the field is not managed.
     pub fn source(&self, field: ProfileField) -> Option<Provenance> {
         let i = field.index();
-        if self.profile.overridden & (1 << i) != 0 {
+        if self.overridden_fields & (1 << i) != 0 {
             let at = self.overridden.as_ref()?.at.clone();
             return Some(Provenance::Override { at });
         }
-        let column = self.profile.slots.columns[i].clone()?;
+        let column = self.assigned.slots.columns[i].clone()?;
         Some(Provenance::Hr {
             column,
-            line: self.line,
+            line: self.line(),
         })
     }
 
@@ -474,7 +456,7 @@ impl DesiredUser {
     /// the ledger can tell whether anything changed since the last apply.
     pub fn digest(&self) -> String {
         let outcome = serde_json::json!({
-            "profile": self.profile.iter().map(|(f, v)| (f.name(), v)).collect::<BTreeMap<_, _>>(),
+            "profile": self.profile().map(|(f, v)| (f.name(), v)).collect::<BTreeMap<_, _>>(),
             "memberships": self.memberships().iter().map(|(g, m)| (g, m.admin.is_some())).collect::<BTreeMap<_, _>>(),
             "role": self.role().map(|r| r.value),
             "primary_business_unit": self.primary_business_unit().map(|p| &p.value),
@@ -485,7 +467,22 @@ impl DesiredUser {
     }
 
     pub fn get(&self, field: ProfileField) -> Option<&str> {
-        self.profile.get(field)
+        let i = field.index();
+        if self.managed & (1 << i) == 0 {
+            return None;
+        }
+        match (&self.overridden, self.assigned.slots.fields[i]) {
+            (Some(o), _) if self.overridden_fields & (1 << i) != 0 => Some(o.set.get(i)),
+            (_, Some(slot)) => Some(self.value(slot)),
+            (_, None) => None,
+        }
+    }
+
+    /// The managed profile fields and their values, in [`ProfileField::ALL`] order.
+    pub fn profile(&self) -> impl Iterator<Item = (ProfileField, &str)> {
+        ProfileField::ALL
+            .into_iter()
+            .filter_map(|field| Some((field, self.get(field)?)))
     }
 
     pub fn display_name(&self) -> String {
@@ -1047,6 +1044,8 @@ struct Resolver<'c> {
     start_slot: Option<usize>,
     end_slot: Option<usize>,
     profile_slots: Arc<ProfileSlots>,
+    /// A bit for each profile field with an HR column.
+    managed_fields: u8,
     tables: Vec<Table<'c>>,
     groups: Vec<(CompiledMatcher, Arc<str>, Provenance)>,
     roles: Vec<(CompiledMatcher, NetworkRole, Provenance)>,
@@ -1138,6 +1137,9 @@ impl<'c> Resolver<'c> {
                 columns: profile_slots
                     .map(|slot| slot.map(|s| Arc::from(layout.columns[s].as_str()))),
             }),
+            managed_fields: (0..6)
+                .filter(|&i| profile_slots[i].is_some())
+                .fold(0, |bits, i| bits | 1 << i),
             tables,
             groups: config
                 .rules
@@ -1450,6 +1452,7 @@ impl<'c> Resolver<'c> {
             });
         MembershipOutcome {
             assigned: Arc::new(Assigned {
+                slots: self.profile_slots.clone(),
                 memberships: Memberships(memberships.0.into()),
                 primary_business_unit,
                 role,
@@ -1470,7 +1473,7 @@ impl<'c> Resolver<'c> {
         let xid = record.value(self.xid_slot);
         let mut assigned = assigned.clone();
         let mut overridden = None;
-        let mut in_effect = None;
+        let mut overridden_fields = 0u8;
         if let Some(o) = self.overrides.get(xid) {
             match o.until {
                 Some(until) if until < self.today => {
@@ -1523,50 +1526,44 @@ impl<'c> Resolver<'c> {
                         None => assigned.role.clone(),
                     };
                     assigned = Arc::new(Assigned {
+                        slots: self.profile_slots.clone(),
                         memberships,
                         primary_business_unit,
                         role,
                     });
+                    let (set, fields) = self.override_values(o);
+                    overridden_fields = fields;
                     overridden = Some(Box::new(OverrideEffect {
                         at: o.origin.clone(),
                         withdrawn,
                         restore: o.restore,
+                        set,
                     }));
-                    in_effect = Some(*o);
                 }
             }
         }
         DesiredUser {
-            line: record.line,
-            profile: self.profile(at, in_effect),
+            chunk: at.chunk.clone(),
+            row: u32::try_from(at.row).expect("a chunk holds fewer than 4 billion rows"),
+            managed: self.managed_fields | overridden_fields,
+            overridden_fields,
             assigned,
             start_date,
             overridden,
         }
     }
 
-    /// The person's profile: their row, with the values an override in effect sets instead.
-    fn profile(&self, at: RowAt<'_>, in_effect: Option<&Override>) -> Profile {
+    /// The profile values an override sets, with a bit for each field it sets.
+    fn override_values(&self, o: &Override) -> (Packed<6>, u8) {
         let mut set: [&str; 6] = [""; 6];
-        let (mut managed, mut overridden) = (0u8, 0u8);
+        let mut fields = 0u8;
         for field in ProfileField::ALL {
-            let i = field.index();
-            if let Some(value) = in_effect.and_then(|o| field.in_override(&o.set)) {
-                set[i] = value;
-                overridden |= 1 << i;
-            }
-            if overridden & (1 << i) != 0 || self.profile_slots.fields[i].is_some() {
-                managed |= 1 << i;
+            if let Some(value) = field.in_override(&o.set) {
+                set[field.index()] = value;
+                fields |= 1 << field.index();
             }
         }
-        Profile {
-            chunk: at.chunk.clone(),
-            row: u32::try_from(at.row).expect("a chunk holds fewer than 4 billion rows"),
-            managed,
-            overridden,
-            slots: self.profile_slots.clone(),
-            set: (overridden != 0).then(|| Box::new(Packed::new(set))),
-        }
+        (Packed::new(set), fields)
     }
 }
 

@@ -79,7 +79,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
     }
     if let Some(desired) = resolution.desired.get(xid) {
         let _ = writeln!(out, "Desired (from HR and the rules):");
-        for (field, value) in desired.profile.iter() {
+        for (field, value) in desired.profile() {
             let from = desired.source(field);
             let _ = writeln!(
                 out,

@@ -617,7 +617,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             xid: desired.xid().to_string(),
             eid: Some(account.eid.clone()),
             name: desired.display_name(),
-            line: Some(desired.line),
+            line: Some(desired.line()),
             action,
             changes,
             reason,
@@ -647,7 +647,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                     scheduled.push(Scheduled {
                         xid: desired.xid().to_string(),
                         name: desired.display_name(),
-                        line: desired.line,
+                        line: desired.line(),
                         invite_on: start,
                         restore: start <= grace_ends,
                     });
@@ -742,7 +742,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                 None => format!("account {} (no XID)", account.eid),
             };
             skipped.push(SkippedRecord {
-                line: desired.line,
+                line: desired.line(),
                 xid: Some(desired.xid().to_string()),
                 reasons: vec![format!(
                     "email address is an address of {holder}, besides its primary one; the sync \
@@ -817,7 +817,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                     )
                 };
                 skipped.push(SkippedRecord {
-                    line: desired.line,
+                    line: desired.line(),
                     xid: Some(desired.xid().to_string()),
                     reasons: vec![reason],
                 });
@@ -832,7 +832,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             scheduled.push(Scheduled {
                 xid: desired.xid().to_string(),
                 name: desired.display_name(),
-                line: desired.line,
+                line: desired.line(),
                 invite_on: start,
                 restore: false,
             });
@@ -848,7 +848,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                 deleted_outside.push(DeletedOutside {
                     xid: desired.xid().to_string(),
                     name: desired.display_name(),
-                    line: desired.line,
+                    line: desired.line(),
                 });
                 continue;
             }
@@ -880,7 +880,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
         };
         if let Some(problem) = missing {
             skipped.push(SkippedRecord {
-                line: desired.line,
+                line: desired.line(),
                 xid: Some(desired.xid().to_string()),
                 reasons: vec![problem.to_string()],
             });
@@ -1159,7 +1159,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
         from: None,
         to: desired.xid().to_string(),
     }];
-    for (field, value) in desired.profile.iter() {
+    for (field, value) in desired.profile() {
         if let Some(source) = desired.source(field).filter(|_| !value.is_empty()) {
             changes.push(Change::SetProfile {
                 field,
@@ -1197,7 +1197,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
         xid: desired.xid().to_string(),
         eid: None,
         name: desired.display_name(),
-        line: Some(desired.line),
+        line: Some(desired.line()),
         action: UserAction::Invite,
         changes,
         reason: None,
@@ -1249,7 +1249,7 @@ fn diff(
             to: xid.to_string(),
         });
     }
-    for (field, value) in desired.profile.iter() {
+    for (field, value) in desired.profile() {
         let current = existing.get(field);
         let same = if field == ProfileField::Email {
             current.eq_ignore_ascii_case(value)
