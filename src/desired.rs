@@ -367,8 +367,6 @@ struct Assigned {
 pub struct DesiredUser {
     chunk: Arc<RecordChunk>,
     row: u32,
-    /// Bit `i`: profile field `i` is managed (it has an HR column or an override value).
-    managed: u8,
     /// Bit `i`: profile field `i` comes from the override.
     overridden_fields: u8,
     /// Shared with everyone assigned the same, unless an override changes it.
@@ -466,11 +464,10 @@ impl DesiredUser {
         crate::digest::sha256_hex(outcome.to_string())
     }
 
+    /// The value of `field`: the override's when it sets it, else the HR column's; `None`
+    /// when the field is not managed (neither sets it).
     pub fn get(&self, field: ProfileField) -> Option<&str> {
         let i = field.index();
-        if self.managed & (1 << i) == 0 {
-            return None;
-        }
         match (&self.overridden, self.assigned.slots.fields[i]) {
             (Some(o), _) if self.overridden_fields & (1 << i) != 0 => Some(o.set.get(i)),
             (_, Some(slot)) => Some(self.value(slot)),
@@ -1044,8 +1041,6 @@ struct Resolver<'c> {
     start_slot: Option<usize>,
     end_slot: Option<usize>,
     profile_slots: Arc<ProfileSlots>,
-    /// A bit for each profile field with an HR column.
-    managed_fields: u8,
     tables: Vec<Table<'c>>,
     groups: Vec<(CompiledMatcher, Arc<str>, Provenance)>,
     roles: Vec<(CompiledMatcher, NetworkRole, Provenance)>,
@@ -1137,9 +1132,6 @@ impl<'c> Resolver<'c> {
                 columns: profile_slots
                     .map(|slot| slot.map(|s| Arc::from(layout.columns[s].as_str()))),
             }),
-            managed_fields: (0..6)
-                .filter(|&i| profile_slots[i].is_some())
-                .fold(0, |bits, i| bits | 1 << i),
             tables,
             groups: config
                 .rules
@@ -1545,7 +1537,6 @@ impl<'c> Resolver<'c> {
         DesiredUser {
             chunk: at.chunk.clone(),
             row: u32::try_from(at.row).expect("a chunk holds fewer than 4 billion rows"),
-            managed: self.managed_fields | overridden_fields,
             overridden_fields,
             assigned,
             start_date,
