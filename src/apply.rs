@@ -693,10 +693,7 @@ pub fn ledger_after(
             })
             .map(|(g, _)| g.clone())
             .collect();
-        let wants_admin = desired
-            .role()
-            .as_ref()
-            .is_some_and(|r| r.value == NetworkRole::Admin);
+        let wants_admin = desired.wants_network_admin();
         let granted_network_admin = changes.iter().any(|c| {
             matches!(
                 c,

@@ -407,6 +407,11 @@ impl DesiredUser {
         self.assigned.role.as_ref()
     }
 
+    /// HR and the rules want this person to be a network admin.
+    pub fn wants_network_admin(&self) -> bool {
+        self.role().is_some_and(|r| r.value == NetworkRole::Admin)
+    }
+
     /// The first business unit of the record (or the next one an override keeps).
     pub fn primary_business_unit(&self) -> Option<&Sourced<Arc<str>>> {
         self.assigned.primary_business_unit.as_ref()

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::Summary;
-use crate::config::{NetworkRole, SourceFile};
+use crate::config::SourceFile;
 use crate::desired::{DesiredUser, MembershipKind, ProfileField, Resolution};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,7 +232,7 @@ pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
                         .difference(&after)
                         .map(|g| Key::RevokesLocalAdmin(g.to_string())),
                 );
-                match (is_network_admin(b), is_network_admin(h)) {
+                match (b.wants_network_admin(), h.wants_network_admin()) {
                     (false, true) => keys.push(Key::GrantsNetworkAdmin),
                     (true, false) => keys.push(Key::RevokesNetworkAdmin),
                     _ => {}
@@ -290,10 +290,4 @@ fn admin_of(user: &DesiredUser) -> BTreeSet<&str> {
         .filter(|(_, m)| m.admin.is_some())
         .map(|(name, _)| name)
         .collect()
-}
-
-fn is_network_admin(user: &DesiredUser) -> bool {
-    user.role()
-        .as_ref()
-        .is_some_and(|r| r.value == NetworkRole::Admin)
 }

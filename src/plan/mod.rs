@@ -1182,11 +1182,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
         });
     }
     changes.extend(primary_business_unit(desired, None, groups));
-    if let Some(role) = desired
-        .role()
-        .as_ref()
-        .filter(|r| r.value == NetworkRole::Admin)
-    {
+    if let Some(role) = desired.role().filter(|_| desired.wants_network_admin()) {
         changes.push(Change::SetNetworkRole {
             from: "invitee".into(),
             to: NetworkRole::Admin,
@@ -1324,10 +1320,7 @@ fn diff(
     }
 
     changes.extend(primary_business_unit(desired, Some(existing), groups));
-    let wants_admin = desired
-        .role()
-        .as_ref()
-        .is_some_and(|r| r.value == NetworkRole::Admin);
+    let wants_admin = desired.wants_network_admin();
     let is_admin = existing.role() == "admin";
     if wants_admin && !is_admin {
         changes.push(Change::SetNetworkRole {
