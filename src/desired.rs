@@ -573,33 +573,15 @@ impl DesiredUsers {
             .iter_mut()
             .map(|part| std::mem::take(&mut part.in_xid_order))
             .collect();
-        let mut by_xid = Vec::with_capacity(orders.iter().map(Vec::len).sum());
-        // The next user of each part; the smallest of them goes next. There are as many parts
-        // as cores, and the first eight bytes of the XIDs mostly decide.
-        let mut next = vec![0usize; orders.len()];
-        let xid = |p: usize, u: u32| parts[p].users[u as usize].xid();
-        loop {
-            let mut smallest: Option<(usize, (u64, u32))> = None;
-            for (p, order) in orders.iter().enumerate() {
-                let Some(&(prefix, u)) = order.get(next[p]) else {
-                    continue;
-                };
-                let before = match smallest {
-                    None => true,
-                    Some((q, (other, v))) => prefix
-                        .cmp(&other)
-                        .then_with(|| xid(p, u).cmp(xid(q, v)))
-                        .is_lt(),
-                };
-                if before {
-                    smallest = Some((p, (prefix, u)));
-                }
-            }
-            let Some((p, (_, u))) = smallest else { break };
-            next[p] += 1;
-            let part = u32::try_from(p).expect("fewer than 4 billion parts");
-            by_xid.push((part, u));
-        }
+        let by_xid = match orders.as_slice() {
+            [a, b] => merge_two(
+                a,
+                b,
+                |u| parts[0].users[u as usize].xid(),
+                |u| parts[1].users[u as usize].xid(),
+            ),
+            _ => merge_many(&orders, |p, u| parts[p].users[u as usize].xid()),
+        };
         DesiredUsers {
             parts,
             by_xid,
@@ -638,6 +620,67 @@ impl DesiredUsers {
 
     pub fn is_empty(&self) -> bool {
         self.by_xid.is_empty()
+    }
+}
+
+/// The two parts' XID orders as one, as (part, position): one pass, in which the first eight
+/// bytes of the XIDs mostly decide.
+fn merge_two<'u>(
+    a: &[(u64, u32)],
+    b: &[(u64, u32)],
+    xid_a: impl Fn(u32) -> &'u str,
+    xid_b: impl Fn(u32) -> &'u str,
+) -> Vec<(u32, u32)> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&(prefix_a, u)), Some(&(prefix_b, v))) = (a.get(i), b.get(j)) {
+        let a_first = prefix_a
+            .cmp(&prefix_b)
+            .then_with(|| xid_a(u).cmp(xid_b(v)))
+            .is_lt();
+        if a_first {
+            merged.push((0, u));
+            i += 1;
+        } else {
+            merged.push((1, v));
+            j += 1;
+        }
+    }
+    merged.extend(a[i..].iter().map(|&(_, u)| (0, u)));
+    merged.extend(b[j..].iter().map(|&(_, v)| (1, v)));
+    merged
+}
+
+/// The parts' XID orders as one, as (part, position), taking the smallest of the parts' next
+/// users each time.
+fn merge_many<'u>(
+    orders: &[Vec<(u64, u32)>],
+    xid: impl Fn(usize, u32) -> &'u str,
+) -> Vec<(u32, u32)> {
+    let mut merged = Vec::with_capacity(orders.iter().map(Vec::len).sum());
+    let mut next = vec![0usize; orders.len()];
+    loop {
+        let mut smallest: Option<(usize, (u64, u32))> = None;
+        for (p, order) in orders.iter().enumerate() {
+            let Some(&(prefix, u)) = order.get(next[p]) else {
+                continue;
+            };
+            let before = match smallest {
+                None => true,
+                Some((q, (other, v))) => prefix
+                    .cmp(&other)
+                    .then_with(|| xid(p, u).cmp(xid(q, v)))
+                    .is_lt(),
+            };
+            if before {
+                smallest = Some((p, (prefix, u)));
+            }
+        }
+        let Some((p, (_, u))) = smallest else {
+            return merged;
+        };
+        next[p] += 1;
+        merged.push((u32::try_from(p).expect("fewer than 4 billion parts"), u));
     }
 }
 
@@ -805,12 +848,18 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
 }
 
 /// The first row of each value of one column, hashed by the value (as [`repeated`] folds it).
+///
+/// The rows are spread over partitions by a few bits of their value's hash, each with a table
+/// small enough to stay in a core's cache while it is filled: one table over a million rows
+/// missed the cache on nearly every insert.
 #[derive(Debug, Default)]
 struct FirstRows {
-    /// A row as chunk (high half) and row in it (low half), with the low half of its value's
-    /// hash: eight bytes a row keep the table small, and a row's value is read again only when
-    /// both halves of two hashes meet.
-    table: hashbrown::HashTable<(u32, u32)>,
+    /// Per partition, a row as chunk (high half) and row in it (low half), with the low half of
+    /// its value's hash: eight bytes a row keep the tables small, and a row's value is read
+    /// again only when both halves of two hashes meet.
+    tables: Vec<hashbrown::HashTable<(u32, u32)>>,
+    /// How many hash bits pick the partition (`tables.len()` is two to this power).
+    partition_bits: u32,
     hasher: foldhash::fast::RandomState,
     chunks: Vec<Arc<RecordChunk>>,
     /// Where each chunk's rows start, counted over all chunks.
@@ -818,8 +867,17 @@ struct FirstRows {
     slot: usize,
 }
 
+/// About this many rows go to a partition: its table (8 bytes a bucket and one control byte)
+/// then takes well under a megabyte.
+const PARTITION_ROWS: usize = 1 << 15;
+
+/// The hash bits that pick a partition start here, clear of those hashbrown uses: the low bits
+/// for the bucket and the top seven for its tag.
+const PARTITION_SHIFT: u32 = 32;
+
 impl FirstRows {
-    fn new(records: &Records, slot: usize) -> FirstRows {
+    /// For `records`, spread over partitions of about `partition_rows` rows.
+    fn new(records: &Records, slot: usize, partition_rows: usize) -> FirstRows {
         let chunk_starts = records
             .chunks()
             .iter()
@@ -829,13 +887,22 @@ impl FirstRows {
                 Some(this)
             })
             .collect();
+        let partitions = records
+            .len()
+            .div_ceil(partition_rows.max(1))
+            .next_power_of_two();
         FirstRows {
-            table: hashbrown::HashTable::with_capacity(records.len()),
+            tables: Vec::new(),
+            partition_bits: partitions.trailing_zeros(),
             hasher: foldhash::fast::RandomState::default(),
             chunks: records.chunks().to_vec(),
             chunk_starts,
             slot,
         }
+    }
+
+    fn partition(&self, hash: u64) -> usize {
+        ((hash >> PARTITION_SHIFT) & ((1 << self.partition_bits) - 1)) as usize
     }
 
     fn value(&self, at: u32) -> &str {
@@ -845,58 +912,92 @@ impl FirstRows {
     /// The first row (counted over all chunks) whose value is `value` exactly.
     fn first(&self, value: &str) -> Option<usize> {
         let hash = self.hasher.hash_one(value);
-        let &(at, _) = self.table.find(hash, |&(at, low)| {
-            low == hash as u32 && self.value(at) == value
+        let low = hash as u32;
+        let table = self.tables.get(self.partition(hash))?;
+        let &(at, _) = table.find(table_hash(low), |&(at, other)| {
+            other == low && self.value(at) == value
         })?;
         Some(self.chunk_starts[(at >> 16) as usize] + (at & 0xFFFF) as usize)
     }
 }
 
+/// What a partition's table hashes a row by: the low half of the value's hash, in the high
+/// bits (hashbrown's tag) as well as the low ones (its bucket), so that a table never reads a
+/// value to grow.
+fn table_hash(low: u32) -> u64 {
+    u64::from(low) << 32 | u64::from(low)
+}
+
 /// Values of `slot` (other than empty ones; compared as `fold` makes them) that occur on more
-/// than one row, with the lines of those rows; and the first row of each value. The table of
-/// values seen holds row positions, not values.
+/// than one row, with the lines of those rows; and the first row of each value. The tables of
+/// values seen hold row positions, not values.
 fn repeated<'a>(
     records: &'a Records,
     slot: usize,
     fold: impl Fn(&'a str) -> Cow<'a, str>,
 ) -> (HashMap<Cow<'a, str>, Vec<u64>>, FirstRows) {
+    repeated_in_partitions(records, slot, fold, PARTITION_ROWS)
+}
+
+/// [`repeated`], with partitions of about `partition_rows` rows.
+fn repeated_in_partitions<'a>(
+    records: &'a Records,
+    slot: usize,
+    fold: impl Fn(&'a str) -> Cow<'a, str>,
+    partition_rows: usize,
+) -> (HashMap<Cow<'a, str>, Vec<u64>>, FirstRows) {
     const _: () = assert!(crate::hr::CHUNK_ROWS <= 1 << 16);
-    let mut first = FirstRows::new(records, slot);
-    let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
+    let mut first = FirstRows::new(records, slot, partition_rows);
     let chunk_of = |at: u32| &records.chunks()[(at >> 16) as usize];
     let key_at = |at: u32| fold(chunk_of(at).value((at & 0xFFFF) as usize, slot));
-    let mut keys = Vec::new();
+
+    // Every row with a value, as (row, low half of the hash), in its partition in record order.
+    let partitions = 1 << first.partition_bits;
+    let expected = records.len() / partitions + records.len() / partitions / 8 + 16;
+    let mut spread: Vec<Vec<(u32, u32)>> = (0..partitions)
+        .map(|_| Vec::with_capacity(expected))
+        .collect();
     for (c, chunk) in records.chunks().iter().enumerate() {
         let c = u32::try_from(c).expect("fewer than 65,536 chunks of rows") << 16;
-        // Hashed first, inserted after: the table's cache misses of many rows then overlap.
-        keys.clear();
-        keys.extend((0..chunk.len()).map(|row| {
+        for row in 0..chunk.len() {
             let key = fold(chunk.value(row, slot));
-            (first.hasher.hash_one(&key), key)
-        }));
-        for (row, (hash, this)) in keys.drain(..).enumerate() {
-            let at = c | row as u32;
-            if this.is_empty() {
+            if key.is_empty() {
                 continue;
             }
-            match first.table.entry(
-                hash,
-                |&(other, low)| low == hash as u32 && key_at(other) == this,
-                |&(other, _)| first.hasher.hash_one(key_at(other)),
-            ) {
-                hashbrown::hash_table::Entry::Occupied(seen) => {
-                    let (seen, _) = *seen.get();
-                    repeated
-                        .entry(this)
-                        .or_insert_with(|| vec![chunk_of(seen).line((seen & 0xFFFF) as usize)])
-                        .push(chunk.line(row));
-                }
-                hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert((at, hash as u32));
-                }
-            }
+            let hash = first.hasher.hash_one(&key);
+            spread[first.partition(hash)].push((c | row as u32, hash as u32));
         }
     }
+
+    let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
+    first.tables = spread
+        .into_iter()
+        .map(|rows| {
+            let mut table = hashbrown::HashTable::with_capacity(rows.len());
+            for (at, low) in rows {
+                let mut this = None;
+                match table.entry(
+                    table_hash(low),
+                    |&(other, other_low)| {
+                        other_low == low && key_at(other) == *this.get_or_insert_with(|| key_at(at))
+                    },
+                    |&(_, other_low)| table_hash(other_low),
+                ) {
+                    hashbrown::hash_table::Entry::Occupied(seen) => {
+                        let (seen, _) = *seen.get();
+                        repeated
+                            .entry(this.unwrap_or_else(|| key_at(at)))
+                            .or_insert_with(|| vec![chunk_of(seen).line((seen & 0xFFFF) as usize)])
+                            .push(chunk_of(at).line((at & 0xFFFF) as usize));
+                    }
+                    hashbrown::hash_table::Entry::Vacant(slot) => {
+                        slot.insert((at, low));
+                    }
+                }
+            }
+            table
+        })
+        .collect();
     (repeated, first)
 }
 
@@ -1806,6 +1907,44 @@ overrides:
         let long = resolution.desired.get("EMPLOYEE999982").unwrap();
         assert_eq!(long.get(ProfileField::LastName), Some("Name18"));
         assert!(!resolution.desired.contains_key("nobody"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Whatever the partitions, repeated values are found with all their lines in record
+        /// order, and each value's first row is found again.
+        #[test]
+        fn repeated_values_and_first_rows_do_not_depend_on_the_partitions(
+            values in proptest::collection::vec("(|[aAb]{1,2}|x[0-9]{1,3})", 0..400),
+            partition_rows in proptest::sample::select(vec![1usize, 3, 64, PARTITION_ROWS]),
+        ) {
+            let records = Records::from_rows(
+                1,
+                values.iter().enumerate().map(|(i, v)| (i as u64 + 2, vec![v.as_str()])),
+            );
+            // The lines of each value on more than one row, as `key` makes them.
+            let expected = |key: fn(&str) -> String| {
+                let mut lines: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+                for (i, v) in values.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+                    lines.entry(key(v)).or_default().push(i as u64 + 2);
+                }
+                lines.into_iter().filter(|(_, l)| l.len() > 1).collect::<BTreeMap<_, _>>()
+            };
+            let found = |repeats: HashMap<Cow<'_, str>, Vec<u64>>| {
+                repeats
+                    .into_iter()
+                    .map(|(k, l)| (k.into_owned(), l))
+                    .collect::<BTreeMap<_, _>>()
+            };
+            let (folded, _) = repeated_in_partitions(&records, 0, case_folded, partition_rows);
+            proptest::prop_assert_eq!(found(folded), expected(|v| v.to_lowercase()));
+            let (exact, first) = repeated_in_partitions(&records, 0, Cow::Borrowed, partition_rows);
+            proptest::prop_assert_eq!(found(exact), expected(str::to_string));
+            for v in values.iter().filter(|v| !v.is_empty()) {
+                proptest::prop_assert_eq!(first.first(v), values.iter().position(|o| o == v));
+            }
+            proptest::prop_assert_eq!(first.first("never-there"), None);
+        }
     }
 
     proptest::proptest! {
