@@ -1074,7 +1074,24 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 #[derive(Default)]
 struct Caches<'r> {
     memberships: HashMap<MembershipInputs<'r>, MembershipOutcome>,
-    dates: HashMap<&'r str, Option<Date>>,
+    dates: HashMap<ValueKey<'r>, Option<Date>>,
+}
+
+/// A record value as a cache key: a short one (a date, a code) as one number
+/// ([`Record::packed_value`]), which hashes and compares without a call; a longer one as it is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ValueKey<'r> {
+    Short(u128),
+    Long(&'r str),
+}
+
+impl<'r> ValueKey<'r> {
+    fn of(record: &Record<'r>, slot: usize) -> ValueKey<'r> {
+        match record.packed_value(slot) {
+            Some(number) => ValueKey::Short(number),
+            None => ValueKey::Long(record.value(slot)),
+        }
+    }
 }
 
 /// What a person's memberships and role depend on: the lookup tables' cells, which group rules
@@ -1082,7 +1099,7 @@ struct Caches<'r> {
 /// inputs (most of a store) get the same outcome, worked out once and shared.
 #[derive(PartialEq, Eq, Hash)]
 struct MembershipInputs<'r> {
-    cells: [&'r str; 2],
+    cells: [ValueKey<'r>; 2],
     groups: u64,
     admin: Option<usize>,
     role: Option<usize>,
@@ -1389,7 +1406,7 @@ impl<'c> Resolver<'c> {
             // Most people share their dates with many others: each text is parsed once.
             let date = *caches
                 .dates
-                .entry(text)
+                .entry(ValueKey::of(record, slot))
                 .or_insert_with(|| parse_date(self.date_format, text));
             if date.is_none() {
                 problems.push(format!(
@@ -1456,9 +1473,9 @@ impl<'c> Resolver<'c> {
         if self.groups.len() > 64 || self.tables.len() > 2 {
             return None;
         }
-        let mut cells = [""; 2];
+        let mut cells = [ValueKey::Short(0); 2];
         for (cell, table) in cells.iter_mut().zip(&self.tables) {
-            *cell = record.value(table.slot);
+            *cell = ValueKey::of(record, table.slot);
         }
         let groups = self
             .groups

@@ -225,6 +225,35 @@ impl RecordChunk {
             .unwrap_or("")
     }
 
+    /// Value `slot` of row `row` as one number when it is shorter than 16 bytes: its bytes, then
+    /// zeros, and its length in the last byte (so that two values are equal exactly when their
+    /// numbers are). A cache keyed by it hashes and compares values without a loop or a call.
+    pub fn packed_value(&self, row: usize, slot: usize) -> Option<u128> {
+        if slot >= self.width {
+            return Some(0);
+        }
+        let at = row * self.width + slot;
+        let (start, end) = (self.start(at) as usize, self.ends[at] as usize);
+        let length = end - start;
+        if length >= 16 {
+            return None;
+        }
+        let bytes = self.text.as_bytes();
+        let number = match bytes.get(start..start + 16) {
+            // Sixteen bytes read at once; those past the value are masked off.
+            Some(sixteen) => {
+                let sixteen: [u8; 16] = sixteen.try_into().expect("sixteen bytes");
+                u128::from_le_bytes(sixteen) & ((1u128 << (8 * length)) - 1)
+            }
+            None => {
+                let mut padded = [0u8; 16];
+                padded[..length].copy_from_slice(&bytes[start..end]);
+                u128::from_le_bytes(padded)
+            }
+        };
+        Some(number | (length as u128) << 120)
+    }
+
     /// Where value `at` (counted over all rows' values) starts in `text`.
     fn start(&self, at: usize) -> u32 {
         match at {
@@ -342,6 +371,11 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     pub fn value(&self, slot: usize) -> &'a str {
         self.chunk.value(self.row, slot)
+    }
+
+    /// [`RecordChunk::packed_value`] of value `slot`.
+    pub fn packed_value(&self, slot: usize) -> Option<u128> {
+        self.chunk.packed_value(self.row, slot)
     }
 
     /// The length in bytes of all the row's values together.
@@ -673,6 +707,30 @@ mod tests {
         #[test]
         fn values_are_trimmed_as_str_trim_trims(value in "[ a\t\u{a0}\u{2003}\n\u{e9}x-]{0,6}") {
             proptest::prop_assert_eq!(trimmed(&value), value.trim());
+        }
+
+        /// Two values have the same packed number exactly when they are the same, wherever
+        /// they stand in their chunk (the last ones are read without sixteen bytes after them).
+        #[test]
+        fn packed_values_are_equal_exactly_when_the_values_are(
+            values in proptest::collection::vec("[ab\u{e9}\u{0}]{0,9}|[a-z]{14,17}", 1..40),
+        ) {
+            let records = Records::from_rows(
+                2,
+                values.chunks(2).map(|pair| (1, pair.to_vec())),
+            );
+            let read: Vec<(&str, Option<u128>)> = records
+                .iter()
+                .flat_map(|r| (0..2).map(move |slot| (r.value(slot), r.packed_value(slot))))
+                .collect();
+            for &(a, packed_a) in &read {
+                proptest::prop_assert_eq!(packed_a.is_some(), a.len() < 16);
+                for &(b, packed_b) in &read {
+                    if let (Some(x), Some(y)) = (packed_a, packed_b) {
+                        proptest::prop_assert_eq!(x == y, a == b, "{:?} {:?}", a, b);
+                    }
+                }
+            }
         }
 
         /// Rows of short and long values read back as pushed (trimmed), across chunks.
