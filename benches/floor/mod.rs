@@ -3,7 +3,7 @@
 //! and values with memchr, as our reader does for simple lines), hashes it
 //! (sha256, for the audit) on a third, keeps every configured value trimmed and UTF-8-checked
 //! in chunks of rows, makes one small struct per row on two threads, and finds repeated XIDs
-//! and addresses with prehashed tables of row positions (one per thread). No mapping,
+//! and addresses with tables of row positions in hash partitions (one column per thread). No mapping,
 //! memberships, dates, overrides, case folding or XID index.
 //!
 //! Its time is the best the real reader could reach on this machine; see BENCHMARKS.md.
@@ -142,24 +142,36 @@ fn people(chunks: &[Chunk], first: usize) -> Vec<Person> {
     people
 }
 
-/// How many rows repeat an earlier row's value of `slot`.
+/// How many rows repeat an earlier row's value of `slot`: the rows spread over partitions by
+/// their hashes first, then one small table per partition (as our resolve does).
 fn repeats(chunks: &[Chunk], slot: usize) -> usize {
+    const PARTITIONS: usize = 32;
     let hasher = foldhash::fast::RandomState::default();
     let key = |at: u32| chunks[(at >> 16) as usize].value((at & 0xFFFF) as usize, slot);
-    let mut seen = hashbrown::HashTable::<u32>::with_capacity(chunks.len() * CHUNK_ROWS);
-    let (mut keys, mut repeats) = (Vec::new(), 0);
+    let rows: usize = chunks.iter().map(|c| c.rows).sum();
+    let mut spread: Vec<Vec<(u32, u32)>> = (0..PARTITIONS)
+        .map(|_| Vec::with_capacity(rows / PARTITIONS + rows / PARTITIONS / 8))
+        .collect();
     for (c, chunk) in chunks.iter().enumerate() {
-        keys.clear();
-        keys.extend((0..chunk.rows).map(|row| {
-            let key = chunk.value(row, slot);
-            (hasher.hash_one(key), key)
-        }));
-        for (row, (hash, this)) in keys.drain(..).enumerate() {
+        for row in 0..chunk.rows {
+            let hash = hasher.hash_one(chunk.value(row, slot));
             let at = (c as u32) << 16 | row as u32;
-            match seen.entry(hash, |&o| key(o) == this, |&o| hasher.hash_one(key(o))) {
+            spread[(hash >> 32) as usize % PARTITIONS].push((at, hash as u32));
+        }
+    }
+    let mut repeats = 0;
+    for rows in spread {
+        let mut seen = hashbrown::HashTable::<(u32, u32)>::with_capacity(rows.len());
+        let table_hash = |low: u32| u64::from(low) << 32 | u64::from(low);
+        for (at, low) in rows {
+            match seen.entry(
+                table_hash(low),
+                |&(o, other)| other == low && key(o) == key(at),
+                |&(_, other)| table_hash(other),
+            ) {
                 hashbrown::hash_table::Entry::Occupied(_) => repeats += 1,
                 hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(at);
+                    slot.insert((at, low));
                 }
             }
         }
