@@ -191,6 +191,7 @@ impl RecordChunk {
     }
 
     /// Row `row` of this chunk.
+    #[inline]
     pub fn get(&self, row: usize) -> Record<'_> {
         let problem = self
             .problems
@@ -215,6 +216,9 @@ impl RecordChunk {
     }
 
     /// Value `slot` of row `row` (as `get(row).value(slot)`).
+    // This and the other accessors of values are inlined where they are called (resolving
+    // reads each value of a million rows): out of line, the calls were ~10% of resolving.
+    #[inline]
     pub fn value(&self, row: usize, slot: usize) -> &str {
         if slot >= self.width {
             return "";
@@ -228,6 +232,7 @@ impl RecordChunk {
     /// Value `slot` of row `row` as one number when it is shorter than 16 bytes: its bytes, then
     /// zeros, and its length in the last byte (so that two values are equal exactly when their
     /// numbers are). A cache keyed by it hashes and compares values without a loop or a call.
+    #[inline]
     pub fn packed_value(&self, row: usize, slot: usize) -> Option<u128> {
         if slot >= self.width {
             return Some(0);
@@ -255,6 +260,7 @@ impl RecordChunk {
     }
 
     /// Where value `at` (counted over all rows' values) starts in `text`.
+    #[inline]
     fn start(&self, at: usize) -> u32 {
         match at {
             0 => 0,
@@ -369,11 +375,13 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
+    #[inline]
     pub fn value(&self, slot: usize) -> &'a str {
         self.chunk.value(self.row, slot)
     }
 
     /// [`RecordChunk::packed_value`] of value `slot`.
+    #[inline]
     pub fn packed_value(&self, slot: usize) -> Option<u128> {
         self.chunk.packed_value(self.row, slot)
     }
