@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
@@ -15,7 +14,9 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::config::{Config, NetworkRole, Origin, Override, ProfileValues, UnknownCode};
-use crate::hr::{Layout, Record, RecordChunk, Records, Snapshot, UnreadText};
+use crate::hr::{
+    KeyCompare, KeyHashes, Layout, Record, RecordChunk, Records, Snapshot, UnreadText, case_folded,
+};
 use crate::redact::mask_email;
 use crate::rules::{CompiledMatcher, FieldName, split_values};
 
@@ -728,8 +729,8 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     let (xid_slot, email_slot) = (resolver.xid_slot, resolver.email_slot);
     let ((repeated_xids, rows_by_xid), (repeated_emails, _)) = both(
         workers > 1,
-        || repeated(records, xid_slot, Cow::Borrowed),
-        || repeated(records, email_slot, case_folded),
+        || repeated(records, xid_slot, KeyCompare::Exact),
+        || repeated(records, email_slot, KeyCompare::CaseFolded),
     );
     let repeats = Repeats {
         xids: repeated_xids,
@@ -847,20 +848,20 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// The first row of each value of one column, hashed by the value (as [`repeated`] folds it).
+/// The first row of each value of one column, by the value's [`KeyHashes::hash`].
 ///
 /// The rows are spread over partitions by a few bits of their value's hash, each with a table
 /// small enough to stay in a core's cache while it is filled: one table over a million rows
 /// missed the cache on nearly every insert.
 #[derive(Debug, Default)]
 struct FirstRows {
-    /// Per partition, a row as chunk (high half) and row in it (low half), with the low half of
-    /// its value's hash: eight bytes a row keep the tables small, and a row's value is read
-    /// again only when both halves of two hashes meet.
+    /// Per partition, a row as chunk (high half) and row in it (low half), with its value's
+    /// hash: eight bytes a row keep the tables small, and a row's value is read again only when
+    /// two hashes meet.
     tables: Vec<hashbrown::HashTable<(u32, u32)>>,
     /// How many hash bits pick the partition (`tables.len()` is two to this power).
     partition_bits: u32,
-    hasher: foldhash::fast::RandomState,
+    key_hashes: KeyHashes,
     chunks: Vec<Arc<RecordChunk>>,
     /// Where each chunk's rows start, counted over all chunks.
     chunk_starts: Vec<usize>,
@@ -871,9 +872,12 @@ struct FirstRows {
 /// then takes well under a megabyte.
 const PARTITION_ROWS: usize = 1 << 15;
 
-/// The hash bits that pick a partition start here, clear of those hashbrown uses: the low bits
-/// for the bucket and the top seven for its tag.
-const PARTITION_SHIFT: u32 = 32;
+/// The hash bits that pick a partition start here, above those a partition's table of up to
+/// 65,536 buckets indexes by, and end below the top seven it tags buckets with (see
+/// [`table_hash`]): at most nine bits, 512 partitions (beyond 16 million rows a partition
+/// holds more rows, and its table is slower, never wrong).
+const PARTITION_SHIFT: u32 = 16;
+const MAX_PARTITION_BITS: u32 = 9;
 
 impl FirstRows {
     /// For `records`, spread over partitions of about `partition_rows` rows.
@@ -893,15 +897,15 @@ impl FirstRows {
             .next_power_of_two();
         FirstRows {
             tables: Vec::new(),
-            partition_bits: partitions.trailing_zeros(),
-            hasher: foldhash::fast::RandomState::default(),
+            partition_bits: partitions.trailing_zeros().min(MAX_PARTITION_BITS),
+            key_hashes: records.key_hashes().clone(),
             chunks: records.chunks().to_vec(),
             chunk_starts,
             slot,
         }
     }
 
-    fn partition(&self, hash: u64) -> usize {
+    fn partition(&self, hash: u32) -> usize {
         ((hash >> PARTITION_SHIFT) & ((1 << self.partition_bits) - 1)) as usize
     }
 
@@ -911,47 +915,52 @@ impl FirstRows {
 
     /// The first row (counted over all chunks) whose value is `value` exactly.
     fn first(&self, value: &str) -> Option<usize> {
-        let hash = self.hasher.hash_one(value);
-        let low = hash as u32;
+        let hash = self.key_hashes.hash(value);
         let table = self.tables.get(self.partition(hash))?;
-        let &(at, _) = table.find(table_hash(low), |&(at, other)| {
-            other == low && self.value(at) == value
+        let &(at, _) = table.find(table_hash(hash), |&(at, other)| {
+            other == hash && self.value(at) == value
         })?;
         Some(self.chunk_starts[(at >> 16) as usize] + (at & 0xFFFF) as usize)
     }
 }
 
-/// What a partition's table hashes a row by: the low half of the value's hash, in the high
-/// bits (hashbrown's tag) as well as the low ones (its bucket), so that a table never reads a
-/// value to grow.
-fn table_hash(low: u32) -> u64 {
-    u64::from(low) << 32 | u64::from(low)
+/// What a partition's table hashes a row by: its value's hash in the high bits (hashbrown's
+/// tag) as well as the low ones (its bucket), so that a table never reads a value to grow.
+fn table_hash(hash: u32) -> u64 {
+    u64::from(hash) << 32 | u64::from(hash)
 }
 
-/// Values of `slot` (other than empty ones; compared as `fold` makes them) that occur on more
-/// than one row, with the lines of those rows; and the first row of each value. The tables of
-/// values seen hold row positions, not values.
-fn repeated<'a>(
-    records: &'a Records,
+/// Values of `slot` (other than empty ones; compared as `compare` says) that occur on more than
+/// one row, with the lines of those rows; and the first row of each value. The tables of values
+/// seen hold row positions, not values.
+fn repeated(
+    records: &Records,
     slot: usize,
-    fold: impl Fn(&'a str) -> Cow<'a, str>,
-) -> (HashMap<Cow<'a, str>, Vec<u64>>, FirstRows) {
-    repeated_in_partitions(records, slot, fold, PARTITION_ROWS)
+    compare: KeyCompare,
+) -> (HashMap<Cow<'_, str>, Vec<u64>>, FirstRows) {
+    repeated_in_partitions(records, slot, compare, PARTITION_ROWS)
 }
 
 /// [`repeated`], with partitions of about `partition_rows` rows.
-fn repeated_in_partitions<'a>(
-    records: &'a Records,
+fn repeated_in_partitions(
+    records: &Records,
     slot: usize,
-    fold: impl Fn(&'a str) -> Cow<'a, str>,
+    compare: KeyCompare,
     partition_rows: usize,
-) -> (HashMap<Cow<'a, str>, Vec<u64>>, FirstRows) {
+) -> (HashMap<Cow<'_, str>, Vec<u64>>, FirstRows) {
     const _: () = assert!(crate::hr::CHUNK_ROWS <= 1 << 16);
     let mut first = FirstRows::new(records, slot, partition_rows);
+    let fold = |value| match compare {
+        KeyCompare::Exact => Cow::Borrowed(value),
+        KeyCompare::CaseFolded => case_folded(value),
+    };
     let chunk_of = |at: u32| &records.chunks()[(at >> 16) as usize];
     let key_at = |at: u32| fold(chunk_of(at).value((at & 0xFFFF) as usize, slot));
+    // Readers hash the keys as they keep each row; other records are hashed here.
+    let hashed = records.key_hashes().position(slot, compare);
+    let keys = records.key_hashes();
 
-    // Every row with a value, as (row, low half of the hash), in its partition in record order.
+    // Every row with a value, as (row, hash), in its partition in record order.
     let partitions = 1 << first.partition_bits;
     let expected = records.len() / partitions + records.len() / partitions / 8 + 16;
     let mut spread: Vec<Vec<(u32, u32)>> = (0..partitions)
@@ -960,28 +969,31 @@ fn repeated_in_partitions<'a>(
     for (c, chunk) in records.chunks().iter().enumerate() {
         let c = u32::try_from(c).expect("fewer than 65,536 chunks of rows") << 16;
         for row in 0..chunk.len() {
-            let key = fold(chunk.value(row, slot));
-            if key.is_empty() {
+            let hash = match hashed {
+                Some(key) => chunk.key_hash(row, key),
+                None => keys.hash(&fold(chunk.value(row, slot))),
+            };
+            if hash == 0 {
                 continue;
             }
-            let hash = first.hasher.hash_one(&key);
-            spread[first.partition(hash)].push((c | row as u32, hash as u32));
+            spread[first.partition(hash)].push((c | row as u32, hash));
         }
     }
 
-    let mut repeated: HashMap<Cow<'a, str>, Vec<u64>> = HashMap::new();
+    let mut repeated: HashMap<Cow<'_, str>, Vec<u64>> = HashMap::new();
     first.tables = spread
         .into_iter()
         .map(|rows| {
             let mut table = hashbrown::HashTable::with_capacity(rows.len());
-            for (at, low) in rows {
+            for (at, hash) in rows {
                 let mut this = None;
                 match table.entry(
-                    table_hash(low),
-                    |&(other, other_low)| {
-                        other_low == low && key_at(other) == *this.get_or_insert_with(|| key_at(at))
+                    table_hash(hash),
+                    |&(other, other_hash)| {
+                        other_hash == hash
+                            && key_at(other) == *this.get_or_insert_with(|| key_at(at))
                     },
-                    |&(_, other_low)| table_hash(other_low),
+                    |&(_, other_hash)| table_hash(other_hash),
                 ) {
                     hashbrown::hash_table::Entry::Occupied(seen) => {
                         let (seen, _) = *seen.get();
@@ -991,7 +1003,7 @@ fn repeated_in_partitions<'a>(
                             .push(chunk_of(at).line((at & 0xFFFF) as usize));
                     }
                     hashbrown::hash_table::Entry::Vacant(slot) => {
-                        slot.insert((at, low));
+                        slot.insert((at, hash));
                     }
                 }
             }
@@ -999,20 +1011,6 @@ fn repeated_in_partitions<'a>(
         })
         .collect();
     (repeated, first)
-}
-
-/// Email addresses compare without case; most are written in lower case already and are
-/// borrowed as they are.
-pub(crate) fn case_folded(email: &str) -> Cow<'_, str> {
-    // Every byte looked at without stopping early: the compiler then checks many at a time.
-    let upper_or_not_ascii = email.bytes().fold(false, |found, b| {
-        found | b.is_ascii_uppercase() | !b.is_ascii()
-    });
-    if upper_or_not_ascii {
-        Cow::Owned(email.to_lowercase())
-    } else {
-        Cow::Borrowed(email)
-    }
 }
 
 /// Employee IDs and email addresses that occur on several lines.
@@ -2060,10 +2058,23 @@ overrides:
             values in proptest::collection::vec("(|[aAb]{1,2}|x[0-9]{1,3})", 0..400),
             partition_rows in proptest::sample::select(vec![1usize, 3, 64, PARTITION_ROWS]),
         ) {
-            let records = Records::from_rows(
-                1,
-                values.iter().enumerate().map(|(i, v)| (i as u64 + 2, vec![v.as_str()])),
-            );
+            // Rows without key hashes, and rows whose one value was hashed as an XID or as an
+            // address when it was kept.
+            let rows = || values.iter().enumerate().map(|(i, v)| (i as u64 + 2, vec![v.as_str()]));
+            let hashed_as = |field: FieldName| {
+                let mut builder = crate::hr::RecordsBuilder::for_layout(&Layout::new(vec![
+                    (field, "key".to_string()),
+                ]));
+                for (line, values) in rows() {
+                    builder.push(line, values.into_iter());
+                }
+                builder.finish()
+            };
+            let variants = [
+                Records::from_rows(1, rows()),
+                hashed_as(FieldName::Xid),
+                hashed_as(FieldName::Email),
+            ];
             // The lines of each value on more than one row, as `key` makes them.
             let expected = |key: fn(&str) -> String| {
                 let mut lines: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -2078,14 +2089,19 @@ overrides:
                     .map(|(k, l)| (k.into_owned(), l))
                     .collect::<BTreeMap<_, _>>()
             };
-            let (folded, _) = repeated_in_partitions(&records, 0, case_folded, partition_rows);
-            proptest::prop_assert_eq!(found(folded), expected(|v| v.to_lowercase()));
-            let (exact, first) = repeated_in_partitions(&records, 0, Cow::Borrowed, partition_rows);
-            proptest::prop_assert_eq!(found(exact), expected(str::to_string));
-            for v in values.iter().filter(|v| !v.is_empty()) {
-                proptest::prop_assert_eq!(first.first(v), values.iter().position(|o| o == v));
+            for records in &variants {
+                let folded = KeyCompare::CaseFolded;
+                let (folded, _) = repeated_in_partitions(records, 0, folded, partition_rows);
+                proptest::prop_assert_eq!(found(folded), expected(|v| v.to_lowercase()));
+                let exact = KeyCompare::Exact;
+                let (exact, first) = repeated_in_partitions(records, 0, exact, partition_rows);
+                proptest::prop_assert_eq!(found(exact), expected(str::to_string));
+                for v in values.iter().filter(|v| !v.is_empty()) {
+                    proptest::prop_assert_eq!(first.first(v), values.iter().position(|o| o == v));
+                }
+                proptest::prop_assert_eq!(first.first("never-there"), None);
+                proptest::prop_assert_eq!(first.first(""), None);
             }
-            proptest::prop_assert_eq!(first.first("never-there"), None);
         }
     }
 

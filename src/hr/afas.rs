@@ -61,7 +61,7 @@ pub async fn read(
     let take = u64::from(source.page_size.max(1));
 
     let mut hasher = Sha256::new();
-    let mut records = RecordsBuilder::new(layout.columns.len());
+    let mut records = RecordsBuilder::for_layout(&layout);
     let mut fields: Option<(Vec<String>, Vec<usize>)> = None;
     let mut skip: u64 = 0;
     let mut page: u64 = 1;

@@ -110,7 +110,7 @@ pub fn parse(
         " (or `source.sheet`)",
     )?;
 
-    let mut records = RecordsBuilder::new(layout.columns.len());
+    let mut records = RecordsBuilder::for_layout(&layout);
     let mut values: Vec<String> = Vec::with_capacity(indexes.len());
     for (i, row) in range.rows().enumerate().skip(header_index + 1) {
         if row.iter().all(cell_is_blank) {

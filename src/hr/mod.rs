@@ -74,6 +74,88 @@ pub struct Records {
     chunks: Vec<Arc<RecordChunk>>,
     len: usize,
     unread: Vec<UnreadText>,
+    key_hashes: KeyHashes,
+}
+
+/// How a key column's values compare: XIDs exactly, email addresses without case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyCompare {
+    Exact,
+    CaseFolded,
+}
+
+/// The key columns (the XID and the email address) whose values [`RecordsBuilder`] hashes as it
+/// keeps each row, while the values are in the processor's cache: finding repeated keys in a
+/// million rows then reads four bytes a row instead of every key from memory again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyHashes {
+    seed: u64,
+    /// The slot of each hashed key and how its values compare, in the order a row's hashes are.
+    keys: Vec<(usize, KeyCompare)>,
+}
+
+impl KeyHashes {
+    /// The XID and email slots of `layout`, with a seed of their own.
+    fn for_layout(layout: &Layout) -> KeyHashes {
+        let keys = [
+            (FieldName::Xid, KeyCompare::Exact),
+            (FieldName::Email, KeyCompare::CaseFolded),
+        ]
+        .into_iter()
+        .filter_map(|(field, compare)| Some((layout.slot(&field)?, compare)))
+        .collect();
+        KeyHashes {
+            keys,
+            ..KeyHashes::unhashed()
+        }
+    }
+
+    /// No key hashed, with a seed of its own.
+    fn unhashed() -> KeyHashes {
+        use std::hash::BuildHasher;
+        KeyHashes {
+            seed: foldhash::fast::RandomState::default().hash_one(0u8),
+            keys: Vec::new(),
+        }
+    }
+
+    /// Which of a row's hashes is of `slot`'s values compared so, if any.
+    pub fn position(&self, slot: usize, compare: KeyCompare) -> Option<usize> {
+        self.keys.iter().position(|&key| key == (slot, compare))
+    }
+
+    /// The hash of a key value (case-folded already where that is how it compares): 0 for an
+    /// empty value and never for another.
+    pub fn hash(&self, value: &str) -> u32 {
+        use std::hash::BuildHasher;
+        if value.is_empty() {
+            return 0;
+        }
+        // The low half: tables of row positions keep it beside each row.
+        let hash = foldhash::fast::FixedState::with_seed(self.seed).hash_one(value) as u32;
+        hash.max(1)
+    }
+
+    fn of_value(&self, value: &str, compare: KeyCompare) -> u32 {
+        match compare {
+            KeyCompare::Exact => self.hash(value),
+            KeyCompare::CaseFolded => self.hash(&case_folded(value)),
+        }
+    }
+}
+
+/// Email addresses compare without case; most are written in lower case already and are
+/// borrowed as they are.
+pub(crate) fn case_folded(email: &str) -> std::borrow::Cow<'_, str> {
+    // Every byte looked at without stopping early: the compiler then checks many at a time.
+    let upper_or_not_ascii = email.bytes().fold(false, |found, b| {
+        found | b.is_ascii_uppercase() | !b.is_ascii()
+    });
+    if upper_or_not_ascii {
+        std::borrow::Cow::Owned(email.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(email)
+    }
 }
 
 /// Text of a CSV file that was not read as one person's row although it may be one: a row with
@@ -124,6 +206,10 @@ impl Records {
 
     /// Adds the rows of `more` after these.
     pub fn append(&mut self, more: Records) {
+        // Rows hashed otherwise (another seed or other keys) are looked at by their values.
+        if more.key_hashes != self.key_hashes {
+            self.key_hashes.keys.clear();
+        }
         self.chunks.extend(more.chunks);
         self.len += more.len;
         self.unread.extend(more.unread);
@@ -136,6 +222,11 @@ impl Records {
 
     pub fn chunks(&self) -> &[Arc<RecordChunk>] {
         &self.chunks
+    }
+
+    /// Which key values every row has a hash of, and how they are hashed.
+    pub fn key_hashes(&self) -> &KeyHashes {
+        &self.key_hashes
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
@@ -169,17 +260,28 @@ pub struct RecordChunk {
     lines: Vec<u64>,
     /// Rows that are malformed themselves (for example a wrong number of fields), by row.
     problems: Vec<(u32, Box<str>)>,
+    /// Per row, the hash of each of its key values ([`KeyHashes`]).
+    key_hashes: Vec<u32>,
+    keys: usize,
 }
 
 impl RecordChunk {
-    fn new(width: usize) -> RecordChunk {
+    fn new(width: usize, keys: usize) -> RecordChunk {
         RecordChunk {
             width,
             text: String::new(),
             ends: Vec::new(),
             lines: Vec::new(),
             problems: Vec::new(),
+            key_hashes: Vec::new(),
+            keys,
         }
+    }
+
+    /// The hash of row `row`'s key `key` (the [`KeyHashes::position`] of its slot).
+    #[inline]
+    pub fn key_hash(&self, row: usize, key: usize) -> u32 {
+        self.key_hashes[row * self.keys + key]
     }
 
     pub fn len(&self) -> usize {
@@ -277,18 +379,34 @@ pub struct RecordsBuilder {
     len: usize,
     chunk: RecordChunk,
     unread: Vec<UnreadText>,
+    key_hashes: KeyHashes,
 }
 
 impl RecordsBuilder {
-    /// For rows of `width` values (the layout's slots).
+    /// For rows of `width` values (the layout's slots), with no key hashed.
     pub fn new(width: usize) -> RecordsBuilder {
+        RecordsBuilder::hashing(width, KeyHashes::unhashed())
+    }
+
+    /// For rows of `layout`, hashing its key values ([`KeyHashes::for_layout`]).
+    pub fn for_layout(layout: &Layout) -> RecordsBuilder {
+        RecordsBuilder::hashing(layout.columns.len(), KeyHashes::for_layout(layout))
+    }
+
+    fn hashing(width: usize, key_hashes: KeyHashes) -> RecordsBuilder {
         RecordsBuilder {
             width,
             done: Vec::new(),
             len: 0,
-            chunk: RecordChunk::new(width),
+            chunk: RecordChunk::new(width, key_hashes.keys.len()),
             unread: Vec::new(),
+            key_hashes,
         }
+    }
+
+    /// A builder for rows that go after these ([`Records::append`]), hashed the same way.
+    pub fn continuation(&self) -> RecordsBuilder {
+        RecordsBuilder::hashing(self.width, self.key_hashes.clone())
     }
 
     /// Adds a row: its values in layout order, each trimmed; missing values are empty, values
@@ -305,6 +423,13 @@ impl RecordsBuilder {
             self.chunk.ends.push(
                 u32::try_from(self.chunk.text.len()).expect("a row of the HR record under 2 GB"),
             );
+        }
+        let row = self.chunk.lines.len();
+        for &(slot, compare) in &self.key_hashes.keys {
+            let hash = self
+                .key_hashes
+                .of_value(self.chunk.value(row, slot), compare);
+            self.chunk.key_hashes.push(hash);
         }
         self.chunk.lines.push(line);
         self.len += 1;
@@ -336,7 +461,8 @@ impl RecordsBuilder {
             text: String::with_capacity(self.chunk.text.len()),
             ends: Vec::with_capacity(self.chunk.ends.len()),
             lines: Vec::with_capacity(self.chunk.lines.len()),
-            ..RecordChunk::new(self.width)
+            key_hashes: Vec::with_capacity(self.chunk.key_hashes.len()),
+            ..RecordChunk::new(self.width, self.key_hashes.keys.len())
         };
         let full = std::mem::replace(&mut self.chunk, next);
         if !full.is_empty() {
@@ -350,6 +476,7 @@ impl RecordsBuilder {
             chunks: self.done,
             len: self.len,
             unread: self.unread,
+            key_hashes: self.key_hashes,
         }
     }
 }

@@ -18,10 +18,10 @@ use crate::config::{
     AfterGrace, Config, InviteChannel, ManualDeletions, NetworkRole, Origin, Safety, XidChange,
 };
 use crate::desired::{
-    DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord, case_folded,
+    DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord,
 };
 use crate::diag::{Diagnostic, Location};
-use crate::hr::SnapshotInfo;
+use crate::hr::{SnapshotInfo, case_folded};
 use crate::redact::mask_email;
 use crate::speakap::{Observed, ObservedUser, wire};
 use crate::state::Ledger;
