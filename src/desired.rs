@@ -1077,6 +1077,8 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 struct Caches<'r> {
     memberships: HashMap<MembershipInputs<'r>, MembershipOutcome>,
     dates: HashMap<ValueKey<'r>, Option<Date>>,
+    /// The last ASCII address domain checked, and whether it is plausible.
+    last_domain: Option<(&'r str, bool)>,
 }
 
 /// A record value as a cache key: a short one (a date, a code) as one number
@@ -1398,7 +1400,7 @@ impl<'c> Resolver<'c> {
                 "missing email address (column \"{}\")",
                 layout.columns[self.email_slot]
             ));
-        } else if !plausible_email(email) {
+        } else if !plausible_email_remembering(email, &mut caches.last_domain) {
             problems.push(format!("invalid email address {}", mask_email(email)));
         } else if let Some(lines) = repeats.email(email) {
             problems.push(format!(
@@ -1432,7 +1434,8 @@ impl<'c> Resolver<'c> {
             if text.is_empty() {
                 return None;
             }
-            let fixed = self.fixed_dates.as_ref().and_then(|f| f.read(text));
+            let fixed = (self.fixed_dates.as_ref())
+                .and_then(|format| format.read(record.packed_value(slot)?));
             // Most people share their dates with many others: each other text is parsed once.
             let date = fixed.unwrap_or_else(|| {
                 *caches
@@ -1728,66 +1731,89 @@ pub fn parse_date(format: &str, text: &str) -> Option<Date> {
 }
 
 /// A date format of only `%d`, `%m` and `%Y` between ASCII punctuation (`%d-%m-%Y`, the
-/// default `%Y-%m-%d`): dates written in it at full width (`05-03-2021`) are read with a few
-/// byte comparisons, as [`parse_date`] reads them, which a million records notice.
+/// default `%Y-%m-%d`): dates written in it at full width (`05-03-2021`) are read from their
+/// [`Record::packed_value`] with a few masks, as [`parse_date`] reads them, which a million
+/// records notice.
 #[derive(Debug)]
 struct FixedDateFormat {
-    /// Per byte of a date at full width: the byte itself, or where its digit goes.
-    bytes: Vec<DateByte>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum DateByte {
-    Literal(u8),
-    Day,
-    Month,
-    Year,
+    /// How long a date is at full width.
+    length: usize,
+    /// The format's punctuation where it stands, and a mask of its bytes.
+    literals: u128,
+    literal_mask: u128,
+    /// One in the lowest bit of every digit's byte.
+    digit_ones: u128,
+    /// Where each field's first digit is.
+    day: u32,
+    month: u32,
+    year: u32,
 }
 
 impl FixedDateFormat {
     fn of(format: &str) -> Option<FixedDateFormat> {
-        let mut bytes = Vec::new();
+        let mut fields = [None; 3];
+        let (mut literals, mut literal_mask, mut digit_ones) = (0u128, 0u128, 0u128);
+        let mut at = 0u32;
         let mut rest = format.as_bytes();
         while let Some((&b, after)) = rest.split_first() {
-            match (b, after.first()) {
-                (b'%', Some(b'd')) => bytes.extend([DateByte::Day; 2]),
-                (b'%', Some(b'm')) => bytes.extend([DateByte::Month; 2]),
-                (b'%', Some(b'Y')) => bytes.extend([DateByte::Year; 4]),
+            let (field, digits) = match (b, after.first()) {
+                (b'%', Some(b'd')) => (0, 2),
+                (b'%', Some(b'm')) => (1, 2),
+                (b'%', Some(b'Y')) => (2, 4),
                 (b'%', _) => return None,
-                (b, _) if b.is_ascii_punctuation() => {
-                    bytes.push(DateByte::Literal(b));
+                (b, _) if b.is_ascii_punctuation() && at < 15 => {
+                    literals |= u128::from(b) << (8 * at);
+                    literal_mask |= 0xFF << (8 * at);
+                    at += 1;
                     rest = after;
                     continue;
                 }
                 _ => return None,
+            };
+            // Each field once: `%d-%d` is left to jiff's rules.
+            if fields[field].replace(at).is_some() || at + digits > 15 {
+                return None;
             }
+            for i in at..at + digits {
+                digit_ones |= 1 << (8 * i);
+            }
+            at += digits;
             rest = &after[1..];
         }
-        // Each field once: `%d-%d` would be read by jiff's rules, not summed here.
-        let count = |field| bytes.iter().filter(|&&b| b == field).count();
-        let once = count(DateByte::Day) == 2 && count(DateByte::Month) == 2;
-        (once && count(DateByte::Year) == 4).then_some(FixedDateFormat { bytes })
+        let [Some(day), Some(month), Some(year)] = fields else {
+            return None;
+        };
+        Some(FixedDateFormat {
+            length: at as usize,
+            literals,
+            literal_mask,
+            digit_ones,
+            day,
+            month,
+            year,
+        })
     }
 
-    /// The date `text` holds when it is written at full width (`Some(None)`: such text that is
-    /// no date, like `31-02-2021`); `None` for any other text, which jiff reads instead.
-    fn read(&self, text: &str) -> Option<Option<Date>> {
-        if text.len() != self.bytes.len() {
+    /// The date a value holds, given its [`Record::packed_value`], when it is written at full
+    /// width (`Some(None)`: such text that is no date, like `31-02-2021`); `None` for any other
+    /// value, which jiff reads instead.
+    fn read(&self, packed: u128) -> Option<Option<Date>> {
+        let length = (packed >> 120) as usize;
+        if length != self.length || packed & self.literal_mask != self.literals {
             return None;
         }
-        let (mut day, mut month, mut year) = (0i8, 0i8, 0i16);
-        for (&b, &expected) in text.as_bytes().iter().zip(&self.bytes) {
-            let digit = b.wrapping_sub(b'0');
-            match expected {
-                DateByte::Literal(literal) if b == literal => continue,
-                DateByte::Literal(_) => return None,
-                _ if digit > 9 => return None,
-                // Two digits each: at most 99.
-                DateByte::Day => day = day * 10 + digit as i8,
-                DateByte::Month => month = month * 10 + digit as i8,
-                DateByte::Year => year = year * 10 + i16::from(digit),
-            }
+        // Each digit's byte is 0x30 to 0x39: its high half 3, and its low half plus 6 not
+        // reaching 16 (no carry leaves a byte).
+        let ones = self.digit_ones;
+        let low = packed & (ones * 0x0F);
+        if packed & (ones * 0xF0) != ones * 0x30 || (low + ones * 6) & (ones * 0x10) != 0 {
+            return None;
         }
+        let digit = |at: u32| ((low >> (8 * at)) & 0x0F) as i16;
+        let two = |at: u32| digit(at) * 10 + digit(at + 1);
+        let year = two(self.year) * 100 + two(self.year + 2);
+        // Two digits each: at most 99.
+        let (month, day) = (two(self.month) as i8, two(self.day) as i8);
         Some(Date::new(year, month, day).ok())
     }
 }
@@ -1801,25 +1827,56 @@ fn join_lines(lines: &[u64]) -> String {
 }
 
 /// A deliberately loose check: Speakap is the judge of deliverability; this catches export accidents.
+#[cfg(test)]
 fn plausible_email(email: &str) -> bool {
-    match email.is_ascii() {
-        true => plausible_ascii_email(email.as_bytes()),
-        false => plausible_any_email(email),
-    }
+    plausible_email_remembering(email, &mut None)
 }
 
-/// [`plausible_email`] for the common ASCII address: one pass over each part, without a branch
-/// per byte (a million addresses are checked on every read).
+/// [`plausible_email`], remembering the last ASCII domain checked: the rows of an export mostly
+/// share one, which is then compared instead of checked again.
+fn plausible_email_remembering<'e>(
+    email: &'e str,
+    last_domain: &mut Option<(&'e str, bool)>,
+) -> bool {
+    if !email.is_ascii() {
+        return plausible_any_email(email);
+    }
+    let Some(at) = memchr::memchr(b'@', email.as_bytes()) else {
+        return false;
+    };
+    let domain = &email[at + 1..];
+    let domain_ok = match *last_domain {
+        Some((last, ok)) if last == domain => ok,
+        _ => {
+            let ok = plausible_ascii_domain(domain.as_bytes());
+            *last_domain = Some((domain, ok));
+            ok
+        }
+    };
+    domain_ok && plausible_ascii_local_part(&email.as_bytes()[..at])
+}
+
+/// [`plausible_email`] for the common ASCII address.
+#[cfg(test)]
 fn plausible_ascii_email(email: &[u8]) -> bool {
     let Some(at) = memchr::memchr(b'@', email) else {
         return false;
     };
-    let (local, domain) = (&email[..at], &email[at + 1..]);
-    let local_bad = local
+    plausible_ascii_local_part(&email[..at]) && plausible_ascii_domain(&email[at + 1..])
+}
+
+/// The part of an ASCII address before the `@`: one pass, without a branch per byte.
+fn plausible_ascii_local_part(local: &[u8]) -> bool {
+    let bad = local
         .iter()
         .fold(false, |bad, &b| bad | NOT_IN_LOCAL_PART[usize::from(b)]);
-    // A label starts and ends with a letter or digit: nothing but those may follow a dot (or the
-    // domain's start) or end the domain, and no dot may follow a hyphen.
+    !local.is_empty() && !bad
+}
+
+/// The part of an ASCII address after the `@`. A label starts and ends with a letter or digit:
+/// nothing but those may follow a dot (or the domain's start) or end the domain, and no dot may
+/// follow a hyphen.
+fn plausible_ascii_domain(domain: &[u8]) -> bool {
     let (mut bad, mut dots, mut previous) = (false, false, DOT);
     for &b in domain {
         let class = DOMAIN_CLASS[usize::from(b)];
@@ -1829,7 +1886,7 @@ fn plausible_ascii_email(email: &[u8]) -> bool {
         dots |= class == DOT;
         previous = class;
     }
-    !local.is_empty() && !local_bad && !bad && dots && previous == ALPHANUMERIC
+    !bad && dots && previous == ALPHANUMERIC
 }
 
 /// Whitespace and the characters an unquoted local part cannot hold.
@@ -2008,24 +2065,48 @@ overrides:
         }
         let format = FixedDateFormat::of("%d-%m-%Y").unwrap();
         assert_eq!(
-            format.read("05-03-2021"),
+            format.read(packed("05-03-2021")),
             Some(Some(jiff::civil::date(2021, 3, 5)))
         );
-        assert_eq!(format.read("29-02-2021"), Some(None));
-        assert_eq!(format.read("5-3-2021"), None);
+        assert_eq!(format.read(packed("29-02-2021")), Some(None));
+        assert_eq!(format.read(packed("5-3-2021")), None);
+        assert_eq!(format.read(packed("05-03-2O21")), None);
+    }
+
+    /// `text` as a record keeps it.
+    fn packed(text: &str) -> u128 {
+        let records = Records::from_rows(1, [(1, vec![text])]);
+        let record = records.iter().next().unwrap();
+        record.packed_value(0).expect("a short value")
     }
 
     proptest::proptest! {
-        /// Dates read at full width are the dates jiff reads, and texts that are none are none.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Dates read at full width are the dates jiff reads, and texts that are none are none:
+        /// days, months and years in and out of range, written at full width, some with one
+        /// byte changed (to a byte beside the digits, a letter, punctuation), and other texts.
         #[test]
         fn fixed_width_dates_read_as_jiff_reads_them(
             format in proptest::sample::select(vec!["%d-%m-%Y", "%Y-%m-%d", "%Y%m%d", "%m/%d/%Y"]),
-            text in "[0-9]{1,4}[-/]?[0-9]{1,2}[-/]?[0-9]{1,4}|[0-3][0-9]-[01][0-9]-[0-9]{4}|[0-9]{4}-[01][0-9]-[0-3][0-9]",
+            (day, month, year) in (0..40u32, 0..15u32, 0..10_000u32),
+            changed in proptest::option::of((0..10usize, proptest::sample::select(b"/:0O -9".to_vec()))),
+            other in proptest::option::of("[0-9]{1,4}[-/]?[0-9]{1,2}[-/]?[0-9]{1,4}"),
         ) {
+            let mut text = format
+                .replace("%d", &format!("{day:02}"))
+                .replace("%m", &format!("{month:02}"))
+                .replace("%Y", &format!("{year:04}"))
+                .into_bytes();
+            if let Some((at, byte)) = changed {
+                let at = at % text.len();
+                text[at] = byte;
+            }
+            let text = other.unwrap_or_else(|| String::from_utf8(text).unwrap());
             let fixed = FixedDateFormat::of(format).expect("a fixed-width format");
             let expected = parse_date(format, &text);
-            if let Some(date) = fixed.read(&text) {
-                proptest::prop_assert_eq!(date, expected);
+            if let Some(date) = fixed.read(packed(&text)) {
+                proptest::prop_assert_eq!(date, expected, "{}", text);
             }
         }
     }
@@ -2170,6 +2251,23 @@ overrides:
                 plausible_ascii_email(email.as_bytes()),
                 plausible_any_email(&email)
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// Remembering the last domain changes no verdict, in any order of addresses.
+        #[test]
+        fn remembered_domains_give_the_verdicts_of_checking_each_address(
+            emails in proptest::collection::vec("[ab.]{0,2}@(x\\.nl|x-\\.nl|x\\.n\u{e9}|[x.]{0,3})", 0..12)
+        ) {
+            let mut last_domain = None;
+            for email in &emails {
+                proptest::prop_assert_eq!(
+                    plausible_email_remembering(email, &mut last_domain),
+                    plausible_any_email(email),
+                    "{}", email
+                );
+            }
         }
     }
 
