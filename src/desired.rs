@@ -1076,6 +1076,8 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 #[derive(Default)]
 struct Caches<'r> {
     memberships: HashMap<MembershipInputs<'r>, MembershipOutcome>,
+    /// How many of `memberships` are keyed by [`RuleInputs::Values`].
+    by_rule_values: usize,
     dates: HashMap<ValueKey<'r>, Option<Date>>,
     /// The last ASCII address domain checked, and whether it is plausible.
     last_domain: Option<(&'r str, bool)>,
@@ -1100,16 +1102,33 @@ impl<'r> ValueKey<'r> {
     }
 }
 
-/// What a person's memberships and role depend on: the lookup tables' cells, which group rules
-/// hold (a bit each), and the first local-admin and role rules that hold. People with the same
-/// inputs (most of a store) get the same outcome, worked out once and shared.
+/// What a person's memberships and role depend on: the lookup tables' cells, and what the group,
+/// local-admin and role rules read. People with the same inputs (most of a store) get the same
+/// outcome, worked out once and shared.
 #[derive(PartialEq, Eq)]
 struct MembershipInputs<'r> {
     cells: [ValueKey<'r>; 2],
-    groups: u64,
-    admin: Option<usize>,
-    role: Option<usize>,
+    rules: RuleInputs<'r>,
 }
+
+#[derive(PartialEq, Eq)]
+enum RuleInputs<'r> {
+    /// The values of the fields the rules read, when they read at most two (most rules test the
+    /// job title): the rules then run once per distinct value, not per person.
+    Values([ValueKey<'r>; 2]),
+    /// Otherwise, which group rules hold (a bit each), and the first local-admin and role rules
+    /// that hold.
+    Held {
+        groups: u64,
+        admin: Option<usize>,
+        role: Option<usize>,
+    },
+}
+
+/// At most this many outcomes per thread are keyed by the rules' values: rules that read a field
+/// of nearly one value a person (an address, say) are run per person after that, which costs
+/// far less than working out an outcome per person.
+const OUTCOMES_BY_RULE_VALUES: usize = 4096;
 
 // The caches hash every row's keys: a word each for the hasher to mix, not one per field. Keys
 // that share a word are told apart by `Eq`.
@@ -1129,8 +1148,17 @@ impl std::hash::Hash for MembershipInputs<'_> {
         for cell in &self.cells {
             cell.hash(state);
         }
-        let rule = |position: Option<usize>| position.map_or(0, |p| p as u64 + 1);
-        state.write_u64(self.groups ^ rule(self.admin) << 40 ^ rule(self.role) << 52);
+        match &self.rules {
+            RuleInputs::Values(values) => values.iter().for_each(|value| value.hash(state)),
+            RuleInputs::Held {
+                groups,
+                admin,
+                role,
+            } => {
+                let rule = |position: Option<usize>| position.map_or(0, |p| p as u64 + 1);
+                state.write_u64(groups ^ rule(*admin) << 40 ^ rule(*role) << 52);
+            }
+        }
     }
 }
 
@@ -1200,6 +1228,8 @@ struct Resolver<'c> {
     local_admins: Vec<(CompiledMatcher, Provenance)>,
     exclusion_ids: HashMap<&'c str, (&'c str, &'c Origin)>,
     exclusion_matchers: Vec<(CompiledMatcher, (&'c str, &'c Origin))>,
+    /// The slots the group, local-admin and role rules read, when they are at most two.
+    rule_slots: Option<Vec<usize>>,
     /// The first override for each XID.
     overrides: HashMap<&'c str, &'c Override>,
 }
@@ -1263,7 +1293,7 @@ impl<'c> Resolver<'c> {
         for o in &config.overrides {
             overrides.entry(o.xid.as_str()).or_insert(o);
         }
-        Resolver {
+        let mut resolver = Resolver {
             layout,
             today,
             date_format: format.date_format,
@@ -1318,8 +1348,18 @@ impl<'c> Resolver<'c> {
                 .iter()
                 .filter_map(|e| Some((compile(e.when.as_ref()?), (e.reason.as_str(), &e.origin))))
                 .collect(),
+            rule_slots: None,
             overrides,
+        };
+        let mut rule_slots = Vec::new();
+        let groups = resolver.groups.iter().map(|(m, _, _)| m);
+        let admins = resolver.local_admins.iter().map(|(m, _)| m);
+        let roles = resolver.roles.iter().map(|(m, _, _)| m);
+        for matcher in groups.chain(admins).chain(roles) {
+            matcher.read_slots(&mut rule_slots);
         }
+        resolver.rule_slots = (rule_slots.len() <= 2).then_some(rule_slots);
+        resolver
     }
 
     fn resolve_all(
@@ -1455,11 +1495,18 @@ impl<'c> Resolver<'c> {
         let end_date = date_of(self.end_slot, "end date");
 
         let computed;
-        let outcome = match self.membership_inputs(record) {
-            Some(inputs) => &*caches
-                .memberships
-                .entry(inputs)
-                .or_insert_with(|| self.membership_outcome(record)),
+        let by_values = caches.by_rule_values < OUTCOMES_BY_RULE_VALUES;
+        let outcome = match self.membership_inputs(record, by_values) {
+            Some(inputs) => {
+                let keyed_by_values = matches!(inputs.rules, RuleInputs::Values(_));
+                match caches.memberships.entry(inputs) {
+                    std::collections::hash_map::Entry::Occupied(known) => &*known.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(new) => {
+                        caches.by_rule_values += usize::from(keyed_by_values);
+                        &*new.insert(self.membership_outcome(record))
+                    }
+                }
+            }
             None => {
                 computed = self.membership_outcome(record);
                 &computed
@@ -1503,14 +1550,29 @@ impl<'c> Resolver<'c> {
         users.users.push(user);
     }
 
-    /// What a record's memberships depend on, when that fits a cache key.
-    fn membership_inputs<'r>(&self, record: &Record<'r>) -> Option<MembershipInputs<'r>> {
+    /// What a record's memberships depend on, when that fits a cache key: with the values the
+    /// rules read when `by_values` and they read few enough.
+    fn membership_inputs<'r>(
+        &self,
+        record: &Record<'r>,
+        by_values: bool,
+    ) -> Option<MembershipInputs<'r>> {
         if self.groups.len() > 64 || self.tables.len() > 2 {
             return None;
         }
         let mut cells = [ValueKey::Short(0); 2];
         for (cell, table) in cells.iter_mut().zip(&self.tables) {
             *cell = ValueKey::of(record, table.slot);
+        }
+        if let Some(slots) = self.rule_slots.as_deref().filter(|_| by_values) {
+            let mut values = [ValueKey::Short(0); 2];
+            for (value, &slot) in values.iter_mut().zip(slots) {
+                *value = ValueKey::of(record, slot);
+            }
+            return Some(MembershipInputs {
+                cells,
+                rules: RuleInputs::Values(values),
+            });
         }
         let groups = self
             .groups
@@ -1528,9 +1590,11 @@ impl<'c> Resolver<'c> {
             .position(|(matcher, _, _)| matcher.holds(record, self.separator));
         Some(MembershipInputs {
             cells,
-            groups,
-            admin,
-            role,
+            rules: RuleInputs::Held {
+                groups,
+                admin,
+                role,
+            },
         })
     }
 
@@ -2136,6 +2200,48 @@ overrides:
             assert_eq!(one.held, many.held);
             assert_eq!(one.ended, many.ended);
             assert_eq!(one.warnings, many.warnings);
+        }
+    }
+
+    #[test]
+    fn outcomes_are_those_of_the_rules_however_they_are_cached() {
+        // The rules read two fields besides the job title: one of few values, so that outcomes
+        // are keyed by both; and one of nearly a value a person, so that the first outcomes are
+        // keyed by the values and the rest (past the bound) by which rules hold.
+        for rule in [
+            "{ group: Leaving, when: { field: end_date, equals: \"2021-05-01\" } }",
+            "{ group: Early, when: { field: email, matches: \"^p1\" } }",
+        ] {
+            let text = CONFIG.replace("groups:\n", &format!("groups:\n  - {rule}\n"));
+            let config = crate::config::load(ConfigFiles::in_memory("c0ffee", &text)).unwrap();
+            outcomes_are_those_of_the_rules(&config);
+        }
+    }
+
+    fn outcomes_are_those_of_the_rules(config: &Config) {
+        let snapshot = snapshot(config, 3 * OUTCOMES_BY_RULE_VALUES);
+        let today = jiff::civil::date(2026, 6, 1);
+        let uncached = Resolver::new(config, &snapshot.layout, today);
+        assert_eq!(uncached.rule_slots.as_ref().map(Vec::len), Some(2));
+        let records: BTreeMap<u64, Record<'_>> =
+            snapshot.records.iter().map(|r| (r.line, r)).collect();
+        for workers in [1, 2] {
+            let resolution = resolve_on(config, &snapshot, today, workers);
+            assert!(resolution.desired.len() > 2 * OUTCOMES_BY_RULE_VALUES);
+            for user in resolution
+                .desired
+                .values()
+                .filter(|u| u.overridden.is_none())
+            {
+                let expected = uncached.membership_outcome(&records[&user.line()]).assigned;
+                let names = |m: &Memberships| format!("{:?}", m.iter().collect::<Vec<_>>());
+                assert_eq!(names(user.memberships()), names(&expected.memberships));
+                assert_eq!(user.role(), expected.role.as_ref());
+                assert_eq!(
+                    user.primary_business_unit(),
+                    expected.primary_business_unit.as_ref()
+                );
+            }
         }
     }
 

@@ -126,6 +126,7 @@ impl KeyHashes {
 
     /// The hash of a key value (case-folded already where that is how it compares): 0 for an
     /// empty value and never for another.
+    #[inline]
     pub fn hash(&self, value: &str) -> u32 {
         use std::hash::BuildHasher;
         if value.is_empty() {
@@ -136,6 +137,7 @@ impl KeyHashes {
         hash.max(1)
     }
 
+    #[inline]
     fn of_value(&self, value: &str, compare: KeyCompare) -> u32 {
         match compare {
             KeyCompare::Exact => self.hash(value),

@@ -224,6 +224,18 @@ impl CompiledMatcher {
         }
     }
 
+    /// Adds the record slots this matcher reads to `slots` (each once).
+    pub fn read_slots(&self, slots: &mut Vec<usize>) {
+        match self {
+            CompiledMatcher::All(list) | CompiledMatcher::Any(list) => {
+                list.iter().for_each(|m| m.read_slots(slots));
+            }
+            CompiledMatcher::Not(m) => m.read_slots(slots),
+            CompiledMatcher::Test { slot, .. } if !slots.contains(slot) => slots.push(*slot),
+            CompiledMatcher::Test { .. } | CompiledMatcher::Never => {}
+        }
+    }
+
     pub fn holds(&self, record: &Record<'_>, separator: char) -> bool {
         match self {
             CompiledMatcher::All(list) => list.iter().all(|m| m.holds(record, separator)),
