@@ -32,19 +32,33 @@ pub fn read(
     options: CsvOptions<'_>,
     layout: Layout,
 ) -> Result<Snapshot, Error> {
-    read_split_from(path, display, options, layout, PARALLEL_FROM)
+    read_in_segments(path, display, options, layout, SEGMENTS)
 }
 
-/// Files from this size on are parsed in two halves at once.
-const PARALLEL_FROM: u64 = 8 << 20;
+/// How large files are split: from `parallel_from` bytes on, in segments of about
+/// `segment_bytes` (at least two, at most `max_segments`) parsed on all cores at once.
+#[derive(Clone, Copy)]
+struct Segmenting {
+    parallel_from: u64,
+    segment_bytes: u64,
+    max_segments: u64,
+}
 
-/// [`read`], parsing files of `parallel_from` bytes or more in two halves.
-fn read_split_from(
+/// Segments of 8 MiB are few enough that guessing where each starts costs nothing, and many
+/// enough that the cores finish together whatever else (the digest) runs beside them.
+const SEGMENTS: Segmenting = Segmenting {
+    parallel_from: 8 << 20,
+    segment_bytes: 8 << 20,
+    max_segments: 256,
+};
+
+/// [`read`], splitting large files as `segmenting` says.
+fn read_in_segments(
     path: &Path,
     display: &str,
     options: CsvOptions<'_>,
     layout: Layout,
-    parallel_from: u64,
+    segmenting: Segmenting,
 ) -> Result<Snapshot, Error> {
     // A pipe (`--hr /dev/stdin`) can be read only once: whole, then parsed.
     let regular = std::fs::metadata(path)
@@ -54,7 +68,7 @@ fn read_split_from(
         let bytes = std::fs::read(path).map_err(|e| cannot_read(display, e))?;
         return parse(&bytes, display, options, layout);
     }
-    let layout = match stream(path, display, options, layout, parallel_from)? {
+    let layout = match stream(path, display, options, layout, segmenting)? {
         Streamed::Read(snapshot) => return Ok(snapshot),
         Streamed::NeedsDecoding(layout) => layout,
     };
@@ -107,16 +121,16 @@ enum Streamed {
     NeedsDecoding(Layout),
 }
 
-/// Parses a UTF-8 file block by block (in two halves at once when it is large) while another
-/// thread reads it again to hash it. The file must not change meanwhile: its size and
-/// modification time are compared before and after, and every byte must have been both parsed
-/// and hashed.
+/// Parses a UTF-8 file block by block while it is read again to hash it; a large file in
+/// segments on all cores at once, the hashing one more task for them. The file must not change
+/// meanwhile: its size and modification time are compared before and after, and every byte must
+/// have been both parsed and hashed.
 fn stream(
     path: &Path,
     display: &str,
     options: CsvOptions<'_>,
     layout: Layout,
-    parallel_from: u64,
+    segmenting: Segmenting,
 ) -> Result<Streamed, Error> {
     let cannot_read = |e| cannot_read(display, e);
     let mut file = std::fs::File::open(path).map_err(cannot_read)?;
@@ -139,53 +153,26 @@ fn stream(
     {
         return Ok(Streamed::NeedsDecoding(layout));
     }
-    let (parsed, hashed) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| hash_file(path));
-        let parsed = (|| {
-            let mut rows = Rows::new(&first, display, options, &layout);
-            rows.feed(&first)?;
-            let mut read = first.len() as u64;
-            let split = match (&rows.header, before.len() >= parallel_from) {
-                (Some((width, _)), true) => find_split(path, before.len(), rows.delimiter, *width)
-                    .map_err(|e| Stop::Invalid(cannot_read(e)))?,
-                _ => None,
+    let mut rows = Rows::new(&first, display, options, &layout);
+    let outcome = rows.feed(&first).and_then(|()| {
+        let read = first.len() as u64;
+        let starts = match (&rows.header, before.len() >= segmenting.parallel_from) {
+            (Some((width, _)), true) => {
+                segment_starts(path, before.len(), rows.delimiter, *width, segmenting)
+                    .map_err(|e| Stop::Invalid(cannot_read(e)))?
             }
-            // The first block is parsed already.
-            .filter(|&at| at > read);
-            // The second half counts its lines from 1 until the first tells where it starts.
-            let second = split.map(|at| {
-                let rows = rows.continuation(1);
-                scope.spawn(move || rows.read_from(path, at))
-            });
-            read += rows.read_rest(&mut file, split.unwrap_or(u64::MAX) - read)?;
-            let records = match second.map(joined) {
-                // The first half ended between two rows, just where the second began.
-                Some(Ok((mut rest, rest_read))) if rows.between_rows() => {
-                    let first_line = rows.line;
-                    let mut records = rows.end()?;
-                    read += rest_read;
-                    rest.line_offset = first_line - 1;
-                    let mut rest = rest.end()?;
-                    rest.shift_lines(first_line - 1);
-                    records.append(rest);
-                    records
-                }
-                Some(Err(stop)) if rows.between_rows() => return Err(stop),
-                // The split was inside a quoted value after all: read on instead (what the
-                // second half made of it, errors too, does not count).
-                _ => {
-                    read += rows.read_rest(&mut file, u64::MAX)?;
-                    rows.end()?
-                }
-            };
-            Ok((records, read))
-        })();
-        (parsed, joined(hasher))
+            _ => Vec::new(),
+        };
+        // The first block is parsed already.
+        let starts = starts.into_iter().filter(|&at| at > read).collect();
+        Ok(parse_segments(path, before.len(), rows, read, starts))
     });
-    let (records, read) = match parsed {
-        Ok(parsed) => parsed,
-        Err(Stop::NotUtf8) => return Ok(Streamed::NeedsDecoding(layout)),
-        Err(Stop::Invalid(e)) => return Err(e),
+    let (records, read, hashed) = match outcome {
+        Err(Stop::NotUtf8) | Ok((Err(Stop::NotUtf8), _)) => {
+            return Ok(Streamed::NeedsDecoding(layout));
+        }
+        Err(Stop::Invalid(e)) | Ok((Err(Stop::Invalid(e)), _)) => return Err(e),
+        Ok((Ok((records, read)), hashed)) => (records, read, hashed),
     };
     let (sha256, hashed) = hashed.map_err(cannot_read)?;
     let after = std::fs::metadata(path).map_err(cannot_read)?;
@@ -229,20 +216,144 @@ fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     }
 }
 
-/// Where the second half of a file can start: the first line start past the middle from which
-/// the next rows read with the header's number of fields. Only a small window at the middle is
-/// read, so this is a guess: the first half confirms it by ending between two rows exactly there.
-fn find_split(
+/// Parses the rest of the file after `rows` (which has read its first `read` bytes) in
+/// segments, from each of `starts` (guessed row starts) on, on all cores; one of them also
+/// hashes the whole file. Then joins the segments in order. Where a guessed start turns out to
+/// be inside a value (the segment before does not end between two rows there), that segment is
+/// dropped and the one before reads on through it instead: a wrong guess costs time, never a
+/// record. The records and the bytes parsed; the digest and the bytes hashed.
+#[allow(clippy::type_complexity)]
+fn parse_segments<'a>(
+    path: &Path,
+    length: u64,
+    mut rows: Rows<'a>,
+    read: u64,
+    starts: Vec<u64>,
+) -> (Result<(Records, u64), Stop>, std::io::Result<(String, u64)>) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ends = starts.iter().copied().chain([u64::MAX]);
+    // Each segment's chunk is sized for the rows its bytes likely hold, judged by the first block.
+    let rows_read = rows.records.len() as u64;
+    let rows_in = |from: u64, to: u64| {
+        let bytes = to.min(length).saturating_sub(from);
+        usize::try_from(bytes.saturating_mul(rows_read) / read.max(1)).unwrap_or(usize::MAX)
+    };
+    rows.records
+        .reserve(rows_in(read, starts.first().copied().unwrap_or(length)));
+    // Each segment after the first counts its lines from 1 until the one before tells where
+    // it starts.
+    let parsers = (starts
+        .iter()
+        .zip(starts.iter().skip(1).copied().chain([length])))
+    .map(|(&from, to)| rows.continuation(1, rows_in(from, to)))
+    .collect::<Vec<_>>();
+    let segments: Vec<Mutex<Option<(Rows<'a>, u64, u64)>>> = std::iter::once(rows)
+        .chain(parsers)
+        .zip(std::iter::once(read).chain(starts.iter().copied()))
+        .zip(ends)
+        .map(|((rows, from), to)| Mutex::new(Some((rows, from, to))))
+        .collect();
+    let parsed: Vec<Mutex<Option<Result<(Rows<'a>, u64), Stop>>>> =
+        segments.iter().map(|_| Mutex::new(None)).collect();
+    let digest = Mutex::new(None);
+    // Task 0 is the digest (the longest, so it starts first), then the segments in file order:
+    // whichever core is free takes the next, and all finish close together.
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(2, segments.len() + 1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    match next.fetch_add(1, Ordering::Relaxed) {
+                        0 => *digest.lock().expect("no task panicked") = Some(hash_file(path)),
+                        task if task <= segments.len() => {
+                            let (mut rows, from, to) = (segments[task - 1].lock())
+                                .expect("no task panicked")
+                                .take()
+                                .expect("each segment is parsed once");
+                            let outcome = rows.read_range(path, from, to).map(|n| (rows, n));
+                            *parsed[task - 1].lock().expect("no task panicked") = Some(outcome);
+                        }
+                        _ => break,
+                    }
+                }
+            });
+        }
+    });
+    let digest = digest.into_inner().expect("no task panicked");
+    let mut parsed = parsed
+        .into_iter()
+        .map(|p| p.into_inner().expect("no task panicked"))
+        .map(|p| p.expect("every segment was parsed"));
+    let joined = (|| {
+        let (mut current, first_read) = parsed.next().expect("a first segment")?;
+        let mut read = read + first_read;
+        let mut records: Option<Records> = None;
+        for (k, segment) in parsed.enumerate() {
+            let (from, to) = (starts[k], starts.get(k + 1).copied().unwrap_or(u64::MAX));
+            if current.between_rows() {
+                // The segment before ended between two rows, just where this one began.
+                let (mut next, next_read) = segment?;
+                let line = current.line + current.line_offset;
+                append(&mut records, current.finish()?);
+                next.line_offset = line - 1;
+                current = next;
+                read += next_read;
+            } else {
+                // The start was inside a quoted value after all: read on through this segment
+                // instead (what it made of it, errors too, does not count).
+                read += current.read_range(path, from, to)?;
+            }
+        }
+        append(&mut records, current.finish()?);
+        Ok((records.expect("a first segment"), read))
+    })();
+    (joined, digest.expect("the file was hashed"))
+}
+
+/// Adds `more` after `records`, or makes them the records.
+fn append(records: &mut Option<Records>, more: Records) {
+    match records {
+        Some(records) => records.append(more),
+        None => *records = Some(more),
+    }
+}
+
+/// Where segments after the first can start, about `segment_bytes` apart (at least two
+/// segments, at most `max_segments`): near each, the first line start from which the next rows
+/// read with the header's number of fields (see [`find_split`]); ascending, each once.
+fn segment_starts(
     path: &Path,
     length: u64,
     delimiter: u8,
     width: usize,
-) -> std::io::Result<Option<u64>> {
+    segmenting: Segmenting,
+) -> std::io::Result<Vec<u64>> {
+    let count = (length / segmenting.segment_bytes.max(1)).clamp(2, segmenting.max_segments.max(2));
+    let mut starts: Vec<u64> = Vec::new();
+    for k in 1..count {
+        let Some(start) = find_split(path, length / count * k, delimiter, width)? else {
+            continue;
+        };
+        if starts.last().is_none_or(|&last| start > last) {
+            starts.push(start);
+        }
+    }
+    Ok(starts)
+}
+
+/// Where a segment of a file can start near byte `near`: the first line start past it from
+/// which the next rows read with the header's number of fields. Only a small window there is
+/// read, so this is a guess: the segment before confirms it by ending between two rows exactly
+/// there.
+fn find_split(path: &Path, near: u64, delimiter: u8, width: usize) -> std::io::Result<Option<u64>> {
     use std::io::Seek;
     const WINDOW: u64 = 64 << 10;
-    let middle = length / 2;
     let mut file = std::fs::File::open(path)?;
-    file.seek(std::io::SeekFrom::Start(middle))?;
+    file.seek(std::io::SeekFrom::Start(near))?;
     let mut window = Vec::with_capacity(WINDOW as usize);
     file.take(WINDOW).read_to_end(&mut window)?;
     let split = (0..window.len())
@@ -250,7 +361,7 @@ fn find_split(
         .take(64)
         .map(|i| i + 1)
         .find(|&start| rows_fit(&window[start..], delimiter, width));
-    Ok(split.map(|start| middle + start as u64))
+    Ok(split.map(|start| near + start as u64))
 }
 
 /// Whether `text` starts with a few complete rows of exactly `width` fields. Starting inside a
@@ -470,7 +581,7 @@ impl<'a> Rows<'a> {
     }
 
     /// A parser for the rest of the same file from a row boundary on `line`.
-    fn continuation(&self, line: u64) -> Rows<'a> {
+    fn continuation(&self, line: u64, rows: usize) -> Rows<'a> {
         let mut core = csv_core::ReaderBuilder::new()
             .delimiter(self.delimiter)
             .build();
@@ -486,7 +597,7 @@ impl<'a> Rows<'a> {
             line,
             row_line: None,
             header: self.header.clone(),
-            records: self.records.continuation(),
+            records: self.records.continuation(rows),
             at_start: false,
             after_cr: false,
             simple_starts: Vec::new(),
@@ -519,14 +630,21 @@ impl<'a> Rows<'a> {
         Ok(read)
     }
 
-    /// Parses `path` from byte `at` to its end; the parser and the bytes read.
-    fn read_from(mut self, path: &Path, at: u64) -> Result<(Rows<'a>, u64), Stop> {
+    /// Parses `path` from byte `from` up to byte `to` (its end with `u64::MAX`); the bytes read.
+    fn read_range(&mut self, path: &Path, from: u64, to: u64) -> Result<u64, Stop> {
         use std::io::Seek;
         let failed = |e| Stop::Invalid(cannot_read(self.display, e));
         let mut file = std::fs::File::open(path).map_err(failed)?;
-        file.seek(std::io::SeekFrom::Start(at)).map_err(failed)?;
-        let read = self.read_rest(&mut file, u64::MAX)?;
-        Ok((self, read))
+        file.seek(std::io::SeekFrom::Start(from)).map_err(failed)?;
+        self.read_rest(&mut file, to.saturating_sub(from))
+    }
+
+    /// Ends a segment: its records, with their lines counted from the file's first.
+    fn finish(self) -> Result<Records, Stop> {
+        let offset = self.line_offset;
+        let mut records = self.end()?;
+        records.shift_lines(offset);
+        Ok(records)
     }
 
     fn feed(&mut self, mut input: &[u8]) -> Result<(), Stop> {
@@ -1102,23 +1220,46 @@ mod tests {
         assert_eq!(snapshot.sha256, crate::digest::sha256_hex(&bytes));
     }
 
-    /// The records of `bytes` read in one piece and read in two halves.
-    fn one_piece_and_halves(bytes: &[u8]) -> (Snapshot, Snapshot) {
+    const WHOLE: Segmenting = Segmenting {
+        parallel_from: u64::MAX,
+        ..SEGMENTS
+    };
+    const HALVES: Segmenting = Segmenting {
+        parallel_from: 0,
+        segment_bytes: u64::MAX,
+        max_segments: 2,
+    };
+    /// Segments of 64 KiB: dozens in a test file, several inside one long quoted value.
+    const MANY: Segmenting = Segmenting {
+        parallel_from: 0,
+        segment_bytes: 64 << 10,
+        max_segments: 256,
+    };
+
+    /// The records of `bytes` read in one piece, in two halves and in many segments.
+    fn one_piece_and_segments(bytes: &[u8]) -> (Snapshot, Snapshot, Snapshot) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hr.csv");
         std::fs::write(&path, bytes).unwrap();
-        let read = |split_from| read_split_from(&path, "hr.csv", UTF8_ONLY, fields(), split_from);
-        (read(u64::MAX).unwrap(), read(0).unwrap())
+        let read = |segmenting| read_in_segments(&path, "hr.csv", UTF8_ONLY, fields(), segmenting);
+        (
+            read(WHOLE).unwrap(),
+            read(HALVES).unwrap(),
+            read(MANY).unwrap(),
+        )
     }
 
     #[test]
-    fn two_halves_read_the_same_records_as_one_piece() {
+    fn halves_and_segments_read_the_same_records_as_one_piece() {
         let (bytes, expected) = long_file(150_000, None);
-        let (one, halves) = one_piece_and_halves(&bytes);
+        let (one, halves, many) = one_piece_and_segments(&bytes);
         assert_eq!(all_rows(&one), expected);
-        assert_eq!(all_rows(&halves), expected);
-        assert_eq!(halves.sha256, crate::digest::sha256_hex(&bytes));
+        for split in [&halves, &many] {
+            assert_eq!(all_rows(split), expected);
+            assert_eq!(split.sha256, crate::digest::sha256_hex(&bytes));
+        }
         assert!(halves.records.chunks().len() > one.records.chunks().len());
+        assert!(many.records.chunks().len() > 2 * halves.records.chunks().len());
     }
 
     #[test]
@@ -1135,9 +1276,11 @@ mod tests {
         let inside = text.find("60000;p60000").unwrap()..text.find("\n60001;").unwrap();
         assert!(inside.contains(&middle) && middle > BLOCK);
 
-        let (one, halves) = one_piece_and_halves(text.as_bytes());
+        let (one, halves, many) = one_piece_and_segments(text.as_bytes());
         assert_eq!(one.records.len(), 119_999);
         assert_eq!(all_rows(&halves), all_rows(&one));
+        assert_eq!(all_rows(&many), all_rows(&one));
+        assert_eq!(unread(&many), unread(&one));
         let long = one.records.iter().nth(59_999).unwrap();
         assert_eq!((long.line, long.value(2)), (60_001, notes.trim_end()));
         let last = one.records.iter().last().unwrap();
@@ -1175,8 +1318,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hr.csv");
         std::fs::write(&path, &bytes).unwrap();
-        for split_from in [u64::MAX, 0] {
-            let error = read_split_from(&path, "hr.csv", UTF8_ONLY, fields(), split_from)
+        for segmenting in [WHOLE, HALVES, MANY] {
+            let error = read_in_segments(&path, "hr.csv", UTF8_ONLY, fields(), segmenting)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -1220,13 +1363,14 @@ mod tests {
             read_text(b"Personeelsnummer;E-mail;Vestiging\n1;a@x.nl;\"Store\nNorth\"\n").unwrap();
         assert_eq!(unread(&snapshot), vec![]);
         assert_eq!(snapshot.records.iter().next().unwrap().problem, None);
-        // In the second half of a file read in two, lines count from the file's start.
+        // In the second half of a file read in two, or a later segment, lines count from the
+        // file's start.
         let mut text = "Personeelsnummer;E-mail;Vestiging\n".to_string();
         (1..150_000).for_each(|i| text.push_str(&format!("{i};p{i}@x.nl;ST{i}\n")));
         let text = text.replace("\n120000;p120000@x.nl;", "\n120000;p120000@x.nl;\"");
         let text = text.replace("\n120002;p120002@x.nl;", "\n120002;p120002@x.nl\";");
-        let (one, halves) = one_piece_and_halves(text.as_bytes());
-        for snapshot in [one, halves] {
+        let (one, halves, many) = one_piece_and_segments(text.as_bytes());
+        for snapshot in [one, halves, many] {
             assert_eq!(
                 unread(&snapshot),
                 vec![

@@ -407,8 +407,33 @@ impl RecordsBuilder {
     }
 
     /// A builder for rows that go after these ([`Records::append`]), hashed the same way.
-    pub fn continuation(&self) -> RecordsBuilder {
-        RecordsBuilder::hashing(self.width, self.key_hashes.clone())
+    /// With room for about `rows` more rows like those so far (up to a chunk's worth), so that
+    /// the chunk's buffers are not copied to grow.
+    pub fn continuation(&self, rows: usize) -> RecordsBuilder {
+        let mut next = RecordsBuilder::hashing(self.width, self.key_hashes.clone());
+        next.reserve_rows(rows, self.text_per_row());
+        next
+    }
+
+    /// Room for about `rows` more rows like those so far (up to a chunk's worth).
+    pub fn reserve(&mut self, rows: usize) {
+        self.reserve_rows(rows, self.text_per_row());
+    }
+
+    fn text_per_row(&self) -> usize {
+        self.chunk.text.len().div_ceil(self.chunk.len().max(1))
+    }
+
+    fn reserve_rows(&mut self, rows: usize, text_per_row: usize) {
+        let chunk = &mut self.chunk;
+        let rows = rows.min(CHUNK_ROWS - chunk.len());
+        // An eighth more: rows vary in length, and room never written to costs no memory.
+        chunk
+            .text
+            .reserve(rows * text_per_row + rows * text_per_row / 8);
+        chunk.ends.reserve(rows * chunk.width);
+        chunk.lines.reserve(rows);
+        chunk.key_hashes.reserve(rows * chunk.keys);
     }
 
     /// Adds a row: its values in layout order, each trimmed; missing values are empty, values
