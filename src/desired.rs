@@ -367,16 +367,24 @@ struct Assigned {
 #[derive(Clone)]
 pub struct DesiredUser {
     chunk: Arc<RecordChunk>,
-    row: u32,
-    /// Bit `i`: profile field `i` comes from the override.
-    overridden_fields: u8,
     /// Shared with everyone assigned the same, unless an override changes it.
     assigned: Arc<Assigned>,
-    /// First working day, when the HR record has one.
-    pub start_date: Option<Date>,
     /// The override in effect, if any: boxed, as it is for few people.
     overridden: Option<Box<OverrideEffect>>,
+    /// First working day, when `flags` has [`HAS_START_DATE`].
+    start: Date,
+    row: u16,
+    /// Bit `i` (of the six profile fields): profile field `i` comes from the override; and
+    /// [`HAS_START_DATE`].
+    flags: u8,
 }
+
+/// The HR record has a first working day.
+const HAS_START_DATE: u8 = 1 << 7;
+
+// 32 bytes a person (a million of them are fresh memory this VM is slow to hand out), with a
+// bit of `flags` for each profile field.
+const _: () = assert!(std::mem::size_of::<DesiredUser>() <= 32 && ProfileField::ALL.len() < 7);
 
 impl std::fmt::Debug for DesiredUser {
     /// The person's values, not the whole chunk of rows they are read from.
@@ -386,9 +394,9 @@ impl std::fmt::Debug for DesiredUser {
             .field("xid", &self.xid())
             .field("profile", &self.profile().collect::<Vec<_>>())
             .field("upn", &self.upn())
-            .field("overridden_fields", &self.overridden_fields)
+            .field("overridden_fields", &(self.flags & !HAS_START_DATE))
             .field("assigned", &self.assigned)
-            .field("start_date", &self.start_date)
+            .field("start_date", &self.start_date())
             .field("overridden", &self.overridden)
             .finish()
     }
@@ -396,6 +404,11 @@ impl std::fmt::Debug for DesiredUser {
 
 impl DesiredUser {
     /// The HR line (or position) this person was read from.
+    /// First working day, when the HR record has one.
+    pub fn start_date(&self) -> Option<Date> {
+        (self.flags & HAS_START_DATE != 0).then_some(self.start)
+    }
+
     pub fn line(&self) -> u64 {
         self.chunk.line(self.row as usize)
     }
@@ -445,7 +458,7 @@ impl DesiredUser {
     /// Where the value of `field` comes from; `None` when the field is not managed.
     pub fn source(&self, field: ProfileField) -> Option<Provenance> {
         let i = field.index();
-        if self.overridden_fields & (1 << i) != 0 {
+        if self.flags & (1 << i) != 0 {
             let at = self.overridden.as_ref()?.at.clone();
             return Some(Provenance::Override { at });
         }
@@ -464,7 +477,7 @@ impl DesiredUser {
             "memberships": self.memberships().iter().map(|(g, m)| (g, m.admin.is_some())).collect::<BTreeMap<_, _>>(),
             "role": self.role().map(|r| r.value),
             "primary_business_unit": self.primary_business_unit().map(|p| &p.value),
-            "start_date": self.start_date,
+            "start_date": self.start_date(),
             "upn": self.upn(),
         });
         crate::digest::sha256_hex(outcome.to_string())
@@ -475,7 +488,7 @@ impl DesiredUser {
     pub fn get(&self, field: ProfileField) -> Option<&str> {
         let i = field.index();
         match (&self.overridden, self.assigned.slots.fields[i]) {
-            (Some(o), _) if self.overridden_fields & (1 << i) != 0 => Some(o.set.get(i)),
+            (Some(o), _) if self.flags & (1 << i) != 0 => Some(o.set.get(i)),
             (_, Some(slot)) => Some(self.value(slot)),
             (_, None) => None,
         }
@@ -1758,10 +1771,15 @@ impl<'c> Resolver<'c> {
         }
         DesiredUser {
             chunk: at.chunk.clone(),
-            row: u32::try_from(at.row).expect("a chunk holds fewer than 4 billion rows"),
-            overridden_fields,
+            row: u16::try_from(at.row).expect("a chunk holds at most 65,536 rows"),
+            flags: overridden_fields
+                | if start_date.is_some() {
+                    HAS_START_DATE
+                } else {
+                    0
+                },
+            start: start_date.unwrap_or(Date::MIN),
             assigned,
-            start_date,
             overridden,
         }
     }

@@ -120,7 +120,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
                 let _ = writeln!(out, "  network role: not set by any rule");
             }
         }
-        if let Some(start) = desired.start_date {
+        if let Some(start) = desired.start_date() {
             let _ = writeln!(out, "  start date: {start}");
         }
     }

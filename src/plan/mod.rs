@@ -637,7 +637,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
                 // period, so for a start date after it the leaver is offboarded as usual and
                 // invited anew on that day.
                 if let Some(start) = desired
-                    .start_date
+                    .start_date()
                     .filter(|start| policy.invite.on_start_date && *start > today)
                 {
                     let grace_ends = since.saturating_add(grace);
@@ -826,7 +826,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
             _ => {}
         }
         if let Some(start) = desired
-            .start_date
+            .start_date()
             .filter(|start| policy.invite.on_start_date && *start > today)
         {
             scheduled.push(Scheduled {
