@@ -876,8 +876,8 @@ struct FirstRows {
     /// hash: eight bytes a row keep the tables small, and a row's value is read again only when
     /// two hashes meet.
     tables: Vec<hashbrown::HashTable<(u32, u32)>>,
-    /// How many hash bits pick the partition (`tables.len()` is two to this power).
-    partition_bits: u32,
+    /// How many partitions there are (as `tables` has, once filled).
+    partitions: u32,
     key_hashes: KeyHashes,
     chunks: Vec<Arc<RecordChunk>>,
     /// Where each chunk's rows start, counted over all chunks.
@@ -885,16 +885,17 @@ struct FirstRows {
     slot: usize,
 }
 
-/// About this many rows go to a partition: its table (8 bytes a bucket and one control byte)
-/// then takes well under a megabyte.
-const PARTITION_ROWS: usize = 1 << 15;
+/// About this many rows go to a partition: its table then has 32,768 buckets (8 bytes each and
+/// a control byte), about 80% of them full, and stays in a core's cache while it is filled.
+/// (Partitions of two to a power, as tables are, left half of every bucket empty.)
+const PARTITION_ROWS: usize = 26_000;
 
 /// The hash bits that pick a partition start here, above those a partition's table of up to
 /// 65,536 buckets indexes by, and end below the top seven it tags buckets with (see
-/// [`table_hash`]): at most nine bits, 512 partitions (beyond 16 million rows a partition
-/// holds more rows, and its table is slower, never wrong).
+/// [`table_hash`]): nine bits, scaled to the number of partitions, at most 512 (beyond 13
+/// million rows a partition holds more rows, and its table is slower, never wrong).
 const PARTITION_SHIFT: u32 = 16;
-const MAX_PARTITION_BITS: u32 = 9;
+const PARTITION_BITS: u32 = 9;
 
 impl FirstRows {
     /// For `records`, spread over partitions of about `partition_rows` rows.
@@ -911,10 +912,10 @@ impl FirstRows {
         let partitions = records
             .len()
             .div_ceil(partition_rows.max(1))
-            .next_power_of_two();
+            .clamp(1, 1 << PARTITION_BITS);
         FirstRows {
             tables: Vec::new(),
-            partition_bits: partitions.trailing_zeros().min(MAX_PARTITION_BITS),
+            partitions: u32::try_from(partitions).expect("at most 512 partitions"),
             key_hashes: records.key_hashes().clone(),
             chunks: records.chunks().to_vec(),
             chunk_starts,
@@ -923,7 +924,8 @@ impl FirstRows {
     }
 
     fn partition(&self, hash: u32) -> usize {
-        ((hash >> PARTITION_SHIFT) & ((1 << self.partition_bits) - 1)) as usize
+        let bits = (hash >> PARTITION_SHIFT) & ((1 << PARTITION_BITS) - 1);
+        ((bits * self.partitions) >> PARTITION_BITS) as usize
     }
 
     fn value(&self, at: u32) -> &str {
@@ -978,7 +980,7 @@ fn repeated_in_partitions(
     let keys = records.key_hashes();
 
     // Every row with a value, as (row, hash), in its partition in record order.
-    let partitions = 1 << first.partition_bits;
+    let partitions = first.partitions as usize;
     let expected = records.len() / partitions + records.len() / partitions / 8 + 16;
     let mut spread: Vec<Vec<(u32, u32)>> = (0..partitions)
         .map(|_| Vec::with_capacity(expected))
