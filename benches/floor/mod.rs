@@ -2,9 +2,10 @@
 //! none of the resolving itself. It reads the file in two halves on two threads (finding rows
 //! and values with memchr, as our reader does for simple lines), hashes it
 //! (sha256, for the audit) on a third, keeps every configured value trimmed and UTF-8-checked
-//! in chunks of rows, makes one small struct per row on two threads, and finds repeated XIDs
-//! and addresses with tables of row positions in hash partitions (one column per thread). No mapping,
-//! memberships, dates, overrides, case folding or XID index.
+//! in chunks of rows with the hashes of its two keys, makes one small struct per row on two
+//! threads, and finds repeated XIDs and addresses with tables of row positions in hash
+//! partitions (one column per thread). No mapping, memberships, dates, overrides, case folding
+//! or XID index.
 //!
 //! Its time is the best the real reader could reach on this machine; see BENCHMARKS.md.
 
@@ -23,6 +24,8 @@ const KEPT: usize = 11;
 struct Chunk {
     text: Vec<u8>,
     ends: Vec<u32>,
+    /// Per row, the hashes of its XID and address, taken as the row is kept (as ours does).
+    key_hashes: Vec<u32>,
     rows: usize,
 }
 
@@ -31,6 +34,7 @@ impl Chunk {
         Chunk {
             text: Vec::new(),
             ends: Vec::new(),
+            key_hashes: Vec::new(),
             rows: 0,
         }
     }
@@ -42,17 +46,21 @@ impl Chunk {
     }
 }
 
-/// One resolved person, as small as a useful one could be.
+/// One resolved person, as small as a useful one could be (32 bytes, as ours).
 #[allow(dead_code)] // written, never read: it stands for the result that is kept
 struct Person {
     chunk: u32,
-    row: u32,
-    line: u64,
+    row: u16,
     role: u8,
+    line: u64,
     business_unit: u32,
-    memberships: u32,
     start_date: i32,
     overridden: Option<Box<()>>,
+}
+
+/// The seed both the parse and the repeated keys hash with.
+fn key_hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(0x5eed)
 }
 
 fn sha256(path: &Path) -> [u8; 32] {
@@ -96,6 +104,10 @@ fn parse(path: &Path, range: std::ops::Range<u64>) -> Vec<Chunk> {
                 chunk.ends.push(chunk.text.len() as u32);
                 start = end + 1;
             }
+            for slot in [0, 1] {
+                let hash = key_hasher().hash_one(chunk.value(chunk.rows, slot)) as u32;
+                chunk.key_hashes.push(hash);
+            }
             chunk.rows += 1;
             if chunk.rows == CHUNK_ROWS {
                 chunks.push(std::mem::replace(&mut chunk, Chunk::new()));
@@ -129,11 +141,10 @@ fn people(chunks: &[Chunk], first: usize) -> Vec<Person> {
         for row in 0..chunk.rows {
             people.push(Person {
                 chunk: (first + c) as u32,
-                row: row as u32,
-                line: row as u64,
+                row: row as u16,
                 role: chunk.value(row, 5).len() as u8,
-                business_unit: chunk.value(row, 7).len() as u32,
-                memberships: chunk.value(row, 8).len() as u32,
+                line: row as u64,
+                business_unit: (chunk.value(row, 7).len() + chunk.value(row, 8).len()) as u32,
                 start_date: chunk.value(row, 9).len() as i32,
                 overridden: None,
             });
@@ -142,21 +153,22 @@ fn people(chunks: &[Chunk], first: usize) -> Vec<Person> {
     people
 }
 
-/// How many rows repeat an earlier row's value of `slot`: the rows spread over partitions by
-/// their hashes first, then one small table per partition (as our resolve does).
+/// How many rows repeat an earlier row's value of `slot` (0 or 1): the rows spread over
+/// partitions by the hashes kept with them first, then one small table per partition, ~80%
+/// full (as our resolve does).
 fn repeats(chunks: &[Chunk], slot: usize) -> usize {
-    const PARTITIONS: usize = 32;
-    let hasher = foldhash::fast::RandomState::default();
     let key = |at: u32| chunks[(at >> 16) as usize].value((at & 0xFFFF) as usize, slot);
     let rows: usize = chunks.iter().map(|c| c.rows).sum();
-    let mut spread: Vec<Vec<(u32, u32)>> = (0..PARTITIONS)
-        .map(|_| Vec::with_capacity(rows / PARTITIONS + rows / PARTITIONS / 8))
+    let partitions = rows.div_ceil(26_000).clamp(1, 512) as u32;
+    let partition = |hash: u32| ((((hash >> 16) & 0x1FF) * partitions) >> 9) as usize;
+    let mut spread: Vec<Vec<(u32, u32)>> = (0..partitions)
+        .map(|_| Vec::with_capacity(rows / partitions as usize * 9 / 8 + 16))
         .collect();
     for (c, chunk) in chunks.iter().enumerate() {
         for row in 0..chunk.rows {
-            let hash = hasher.hash_one(chunk.value(row, slot));
+            let hash = chunk.key_hashes[row * 2 + slot];
             let at = (c as u32) << 16 | row as u32;
-            spread[(hash >> 32) as usize % PARTITIONS].push((at, hash as u32));
+            spread[partition(hash)].push((at, hash));
         }
     }
     let mut repeats = 0;
