@@ -36,12 +36,14 @@ pub fn read(
 }
 
 /// How large files are split: from `parallel_from` bytes on, in segments of about
-/// `segment_bytes` (at least two, at most `max_segments`) parsed on all cores at once.
+/// `segment_bytes` (at least two, at most `max_segments`) parsed on all cores at once, after a
+/// first block of `first_block` bytes read alone (the header, and the delimiter found in it).
 #[derive(Clone, Copy)]
 struct Segmenting {
     parallel_from: u64,
     segment_bytes: u64,
     max_segments: u64,
+    first_block: u64,
 }
 
 /// Segments of 8 MiB are few enough that guessing where each starts costs nothing, and many
@@ -50,6 +52,7 @@ const SEGMENTS: Segmenting = Segmenting {
     parallel_from: 8 << 20,
     segment_bytes: 8 << 20,
     max_segments: 256,
+    first_block: BLOCK as u64,
 };
 
 /// [`read`], splitting large files as `segmenting` says.
@@ -137,7 +140,7 @@ fn stream(
     let before = file.metadata().map_err(cannot_read)?;
     let mut first = Vec::with_capacity(BLOCK);
     (&mut file)
-        .take(BLOCK as u64)
+        .take(segmenting.first_block)
         .read_to_end(&mut first)
         .map_err(cannot_read)?;
     refuse_spreadsheet(display, &first)?;
@@ -1228,12 +1231,14 @@ mod tests {
         parallel_from: 0,
         segment_bytes: u64::MAX,
         max_segments: 2,
+        first_block: BLOCK as u64,
     };
     /// Segments of 64 KiB: dozens in a test file, several inside one long quoted value.
     const MANY: Segmenting = Segmenting {
         parallel_from: 0,
         segment_bytes: 64 << 10,
         max_segments: 256,
+        first_block: BLOCK as u64,
     };
 
     /// The records of `bytes` read in one piece, in two halves and in many segments.
@@ -1247,6 +1252,68 @@ mod tests {
             read(HALVES).unwrap(),
             read(MANY).unwrap(),
         )
+    }
+
+    /// Everything a snapshot read holds: each record (line, values, problem), the unread text
+    /// and the digest; or the error.
+    fn read_summary(read: Result<Snapshot, Error>) -> String {
+        match read {
+            Ok(snapshot) => format!(
+                "{:?}\n{:?}\n{}",
+                (snapshot.records.iter())
+                    .map(|r| (
+                        r.line,
+                        (0..3).map(|i| r.value(i)).collect::<Vec<_>>(),
+                        r.problem
+                    ))
+                    .collect::<Vec<_>>(),
+                snapshot.records.unread(),
+                snapshot.sha256
+            ),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Rows with stray quotes, values over several lines, blank lines and mixed line ends
+        /// among them read the same in one piece as in segments of a few hundred bytes, whose
+        /// guessed starts land anywhere among them.
+        #[test]
+        fn segments_read_as_one_piece_reads_whatever_the_rows(
+            rows in proptest::collection::vec(
+                (
+                    0u32..1000,
+                    proptest::sample::select(vec![
+                        "", "", "", "\"", "\"\"", "\r", "\n", "\r\n", "\n\n", ";",
+                        "\"q;\nr\"", "\"v;w\"", "\"a\nb;c\n\"",
+                    ]),
+                    proptest::sample::select(vec!["\n", "\n", "\r\n"]),
+                ),
+                1..400,
+            ),
+            segment_bytes in 64u64..600,
+        ) {
+            let mut text = "Personeelsnummer;E-mail;Vestiging\n".to_string();
+            for (i, noise, end) in &rows {
+                text.push_str(&format!("{i};p{i}@x.nl;{noise}ST{i}{end}"));
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("hr.csv");
+            std::fs::write(&path, &text).unwrap();
+            let read = |segmenting| {
+                read_summary(read_in_segments(&path, "hr.csv", UTF8_ONLY, fields(), segmenting))
+            };
+            // A first block of 128 bytes: the header, a row or so.
+            let segments = Segmenting {
+                parallel_from: 0,
+                segment_bytes,
+                max_segments: 256,
+                first_block: 128,
+            };
+            proptest::prop_assert_eq!(read(WHOLE), read(segments));
+        }
     }
 
     #[test]
