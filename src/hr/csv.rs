@@ -225,14 +225,13 @@ fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 /// be inside a value (the segment before does not end between two rows there), that segment is
 /// dropped and the one before reads on through it instead: a wrong guess costs time, never a
 /// record. The records and the bytes parsed; the digest and the bytes hashed.
-#[allow(clippy::type_complexity)]
 fn parse_segments<'a>(
     path: &Path,
     length: u64,
     mut rows: Rows<'a>,
     read: u64,
     starts: Vec<u64>,
-) -> (Result<(Records, u64), Stop>, std::io::Result<(String, u64)>) {
+) -> (Parsed, Hashed) {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let ends = starts.iter().copied().chain([u64::MAX]);
@@ -257,7 +256,7 @@ fn parse_segments<'a>(
         .zip(ends)
         .map(|((rows, from), to)| Mutex::new(Some((rows, from, to))))
         .collect();
-    let parsed: Vec<Mutex<Option<Result<(Rows<'a>, u64), Stop>>>> =
+    let parsed: Vec<Mutex<Option<SegmentRead<'a>>>> =
         segments.iter().map(|_| Mutex::new(None)).collect();
     let digest = Mutex::new(None);
     // Task 0 is the digest (the longest, so it starts first), then the segments in file order:
@@ -316,6 +315,13 @@ fn parse_segments<'a>(
     })();
     (joined, digest.expect("the file was hashed"))
 }
+
+/// A file's records and the bytes parsed for them.
+type Parsed = Result<(Records, u64), Stop>;
+/// A file's sha256 and the bytes hashed.
+type Hashed = std::io::Result<(String, u64)>;
+/// A segment's parser after its range, and the bytes it read.
+type SegmentRead<'a> = Result<(Rows<'a>, u64), Stop>;
 
 /// Adds `more` after `records`, or makes them the records.
 fn append(records: &mut Option<Records>, more: Records) {
