@@ -234,27 +234,26 @@ fn parse_segments<'a>(
 ) -> (Parsed, Hashed) {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let ends = starts.iter().copied().chain([u64::MAX]);
+    // Each segment's bytes, the last to the file's end (`u64::MAX`: however long it is by then).
+    let ranges: Vec<(u64, u64)> = std::iter::once(read)
+        .chain(starts.iter().copied())
+        .zip(starts.iter().copied().chain([u64::MAX]))
+        .collect();
     // Each segment's chunk is sized for the rows its bytes likely hold, judged by the first block.
     let rows_read = rows.records.len() as u64;
-    let rows_in = |from: u64, to: u64| {
+    let rows_in = |(from, to): (u64, u64)| {
         let bytes = to.min(length).saturating_sub(from);
         usize::try_from(bytes.saturating_mul(rows_read) / read.max(1)).unwrap_or(usize::MAX)
     };
-    rows.records
-        .reserve(rows_in(read, starts.first().copied().unwrap_or(length)));
+    rows.records.reserve(rows_in(ranges[0]));
     // Each segment after the first counts its lines from 1 until the one before tells where
     // it starts.
-    let parsers = (starts
-        .iter()
-        .zip(starts.iter().skip(1).copied().chain([length])))
-    .map(|(&from, to)| rows.continuation(1, rows_in(from, to)))
-    .collect::<Vec<_>>();
-    let segments: Vec<Mutex<Option<(Rows<'a>, u64, u64)>>> = std::iter::once(rows)
+    let parsers = (ranges[1..].iter())
+        .map(|&range| rows.continuation(1, rows_in(range)))
+        .collect::<Vec<_>>();
+    let segments: Vec<Mutex<Option<Rows<'a>>>> = std::iter::once(rows)
         .chain(parsers)
-        .zip(std::iter::once(read).chain(starts.iter().copied()))
-        .zip(ends)
-        .map(|((rows, from), to)| Mutex::new(Some((rows, from, to))))
+        .map(|rows| Mutex::new(Some(rows)))
         .collect();
     let parsed: Vec<Mutex<Option<SegmentRead<'a>>>> =
         segments.iter().map(|_| Mutex::new(None)).collect();
@@ -272,10 +271,11 @@ fn parse_segments<'a>(
                     match next.fetch_add(1, Ordering::Relaxed) {
                         0 => *digest.lock().expect("no task panicked") = Some(hash_file(path)),
                         task if task <= segments.len() => {
-                            let (mut rows, from, to) = (segments[task - 1].lock())
+                            let mut rows = (segments[task - 1].lock())
                                 .expect("no task panicked")
                                 .take()
                                 .expect("each segment is parsed once");
+                            let (from, to) = ranges[task - 1];
                             let outcome = rows.read_range(path, from, to).map(|n| (rows, n));
                             *parsed[task - 1].lock().expect("no task panicked") = Some(outcome);
                         }
@@ -294,8 +294,7 @@ fn parse_segments<'a>(
         let (mut current, first_read) = parsed.next().expect("a first segment")?;
         let mut read = read + first_read;
         let mut records: Option<Records> = None;
-        for (k, segment) in parsed.enumerate() {
-            let (from, to) = (starts[k], starts.get(k + 1).copied().unwrap_or(u64::MAX));
+        for (segment, &(from, to)) in parsed.zip(&ranges[1..]) {
             if current.between_rows() {
                 // The segment before ended between two rows, just where this one began.
                 let (mut next, next_read) = segment?;
