@@ -403,12 +403,12 @@ impl std::fmt::Debug for DesiredUser {
 }
 
 impl DesiredUser {
-    /// The HR line (or position) this person was read from.
     /// First working day, when the HR record has one.
     pub fn start_date(&self) -> Option<Date> {
         (self.flags & HAS_START_DATE != 0).then_some(self.start)
     }
 
+    /// The HR line (or position) this person was read from.
     pub fn line(&self) -> u64 {
         self.chunk.line(self.row as usize)
     }
@@ -1910,14 +1910,15 @@ fn join_lines(lines: &[u64]) -> String {
         .join(", ")
 }
 
-/// A deliberately loose check: Speakap is the judge of deliverability; this catches export accidents.
+/// [`plausible_email_remembering`] on its own.
 #[cfg(test)]
 fn plausible_email(email: &str) -> bool {
     plausible_email_remembering(email, &mut None)
 }
 
-/// [`plausible_email`], remembering the last ASCII domain checked: the rows of an export mostly
-/// share one, which is then compared instead of checked again.
+/// A deliberately loose check: Speakap is the judge of deliverability; this catches export
+/// accidents. It remembers the last ASCII domain checked: the rows of an export mostly share
+/// one, which is then compared instead of checked again.
 fn plausible_email_remembering<'e>(
     email: &'e str,
     last_domain: &mut Option<(&'e str, bool)>,
