@@ -117,6 +117,18 @@ pub struct ApplyArgs {
     /// Refuse to apply a config commit that is not on this branch (so a pull request never applies).
     #[arg(long, value_name = "BRANCH")]
     pub require_branch: Option<String>,
+    /// When another apply of the network is running, wait for it instead of refusing.
+    #[arg(long)]
+    pub wait: bool,
+    /// Start the record of a network that has accounts with employee IDs but no record of
+    /// earlier applies here: its accounts are taken as they are. Without it such an apply is
+    /// refused (fetch refs/speakap-sync/state first); no effect once there is a record.
+    #[arg(long)]
+    pub adopt: bool,
+    /// Apply as of a `--now` other than today in `policy.timezone` against a real network
+    /// (leavers would be deleted, and joiners invited, on the wrong day).
+    #[arg(long)]
+    pub allow_other_date: bool,
 }
 
 #[derive(Debug, Args)]
@@ -137,8 +149,13 @@ pub struct AuditArgs {
     /// The config directory (inside the git repository holding the state ref).
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
+    /// How to print the records.
     #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
     pub format: AuditFormat,
+    /// Replay the local records that this ref (a fetched copy of origin's state ref) lacks onto
+    /// it, ledgers merged, so that the state ref can be pushed after another machine's apply.
+    #[arg(long, value_name = "REF")]
+    pub rebase_onto: Option<String>,
 }
 
 #[derive(Debug, Args)]

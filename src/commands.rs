@@ -24,6 +24,7 @@ use crate::plan::{self, Plan, PlanInput, render};
 use crate::rules;
 use crate::sim::{self, RunningSim, Seed, SimConfig};
 use crate::speakap::{self, ApiError, Client, Observed};
+use crate::state::journal::{self, Journal};
 use crate::state::{self, ApplyRecord, Ledger};
 
 pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
@@ -164,9 +165,13 @@ async fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapsh
 
 /// `--now`, or today in the network's time zone (validated with the config).
 fn today(now: Option<Date>, timezone: &str) -> Result<Date, Error> {
-    if let Some(now) = now {
-        return Ok(now);
+    match now {
+        Some(now) => Ok(now),
+        None => real_today(timezone),
     }
+}
+
+fn real_today(timezone: &str) -> Result<Date, Error> {
     let zone = jiff::tz::TimeZone::get(timezone)
         .map_err(|e| Error::input(format!("policy.timezone `{timezone}`: {e}")))?;
     Ok(jiff::Timestamp::now().to_zoned(zone).date())
@@ -176,6 +181,39 @@ fn today(now: Option<Date>, timezone: &str) -> Result<Date, Error> {
 struct Connection {
     client: Client,
     embedded: Option<RunningSim>,
+    /// A simulated network (embedded, or `speakap-sim` on this machine): rehearsals over
+    /// simulated days may apply as of any date.
+    simulated: bool,
+}
+
+/// Whether `url` is a `speakap-sim` on a loopback address: only there is a network simulated.
+/// Asked without the token; a real API never listens on loopback.
+async fn is_local_simulator(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return false;
+    }
+    let identity = format!("{}/_sim/identity", url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build();
+    match client {
+        Ok(client) => client
+            .get(identity)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success()),
+        Err(_) => false,
+    }
 }
 
 impl Connection {
@@ -229,6 +267,7 @@ impl Connection {
                 (settings.url.clone(), token, None)
             }
         };
+        let simulated = embedded.is_some() || is_local_simulator(&url).await;
         let client = Client::new(
             &url,
             network,
@@ -238,7 +277,11 @@ impl Connection {
         )?
         .with_concurrency(settings.concurrency as usize)
         .with_page_size(settings.page_size as usize);
-        Ok(Connection { client, embedded })
+        Ok(Connection {
+            client,
+            embedded,
+            simulated,
+        })
     }
 
     async fn close(self) -> Result<(), Error> {
@@ -261,6 +304,9 @@ struct Inputs {
     resolution: Resolution,
     observed: Observed,
     ledger: Ledger,
+    /// No record of earlier applies, but accounts with employee IDs: a sync ran before, and
+    /// its record is missing here.
+    unrecorded_accounts: bool,
     today: Date,
 }
 
@@ -295,11 +341,11 @@ async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Resul
     };
     let (observed, (config, hr, snapshot, resolution)) = tokio::try_join!(fetch, desired)?;
     let ledger = state::read_ledger(&config.files.repo_root, &config.sync.network)?;
-    if ledger.users.is_empty() && observed.users.iter().any(|u| u.xid.is_some()) {
-        // Right on a first run; on a clone without the state ref it would silently take over
-        // memberships granted by hand and forget the accounts deleted by hand.
+    let has_record = state::has_record(&config.files.repo_root, &config.sync.network)?;
+    let synced_before = observed.users.iter().any(|u| u.xid.is_some());
+    if !has_record && synced_before {
         tracing::warn!(
-            "no record of earlier applies to network {} ({}): every account is treated as seen for the first time (desired memberships already there become the sync's; accounts deleted by hand are not known). If the sync has applied before, fetch the record first: git fetch origin '{}:{}'",
+            "no record of earlier applies to network {} ({}), yet its accounts carry employee IDs: if the sync has applied before, fetch the record first: git fetch origin '{}:{}'. Until then this plan treats every account as seen for the first time (desired memberships already there become the sync's; accounts deleted by hand are not known), and apply refuses without --adopt",
             config.sync.network,
             state::STATE_REF,
             state::STATE_REF,
@@ -313,6 +359,7 @@ async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Resul
         resolution,
         observed,
         ledger,
+        unrecorded_accounts: !has_record && synced_before,
         today,
     })
 }
@@ -482,14 +529,86 @@ pub async fn explain(args: &ExplainArgs) -> Result<i32, Error> {
 
 pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
     let config = load_config(&args.config, false)?;
+    refuse_unreviewed(&config, args)?;
+    // Preconditions, all before the first request: a failed one means nothing is applied.
+    let repo_root = config.files.repo_root.clone();
+    let network = config.sync.network.clone();
+    let _lock = state::ApplyLock::acquire(&state::state_dir(&repo_root)?, &network, args.wait)?;
+    record_pending(&repo_root, &network)?;
+    state::check_writable(&repo_root)?;
+    let mut credentials = args
+        .credentials
+        .as_deref()
+        .map(apply::CredentialsFile::open)
+        .transpose()?;
     let connection = Connection::open(&config).await?;
-    let outcome = apply_with(args, config, &connection).await;
+    let outcome = apply_with(args, config, &connection, credentials.as_mut()).await;
     connection.close().await?;
     outcome
 }
 
-/// A plan saved by `plan --out`, if it still describes the world: same config commit, same HR
-/// record, same network. Then it is applied exactly as reviewed.
+/// Only committed config, and with `--require-branch` only commits on that branch.
+fn refuse_unreviewed(config: &Config, args: &ApplyArgs) -> Result<(), Error> {
+    if !config.files.uncommitted.is_empty() {
+        return Err(Error::input(format!(
+            "uncommitted changes in {}: apply only applies committed config; commit or stash them first",
+            config.files.uncommitted.join(", ")
+        )));
+    }
+    if let (Some(branch), Some(commit)) = (&args.require_branch, config.files.revision.commit_id())
+    {
+        config::repo::require_on_branch(&config.files.repo_root, commit, branch)?;
+    }
+    Ok(())
+}
+
+/// An earlier run's journal is committed first, so that no record is ever lost or overtaken.
+fn record_pending(repo_root: &Path, network: &str) -> Result<(), Error> {
+    if let Some(commit) = apply::record_pending(repo_root, network)? {
+        eprintln!(
+            "note: an earlier apply of network {network} had not recorded itself; its journal is now recorded as {} at {}",
+            state::STATE_REF,
+            config::repo::short(&commit)
+        );
+    }
+    Ok(())
+}
+
+/// No record, but accounts with employee IDs: a sync has run before, and applying without its
+/// record would forget manual deletions and take over rights granted by hand.
+fn refuse_unrecorded(inputs: &Inputs, adopt: bool) -> Result<(), Error> {
+    if inputs.unrecorded_accounts && !adopt {
+        return Err(Error::input(format!(
+            "network {} has accounts with employee IDs, but this repository has no record of earlier applies ({}): fetch it first (git fetch origin '+{}:{}'), or, if the sync never applied to this network, start its record with --adopt",
+            inputs.config.sync.network,
+            state::STATE_REF,
+            state::STATE_REF,
+            state::STATE_REF
+        )));
+    }
+    Ok(())
+}
+
+/// A real network is applied to as of today: another day would delete leavers before their grace
+/// period ends and invite joiners before their start date.
+fn refuse_other_date(
+    inputs: &Inputs,
+    args: &ApplyArgs,
+    connection: &Connection,
+) -> Result<(), Error> {
+    let today = real_today(&inputs.config.sync.policy.timezone.0)?;
+    if inputs.today != today && !connection.simulated && !args.allow_other_date {
+        return Err(Error::input(format!(
+            "--now {} is not today ({today} in {}): against a real network apply acts on today only; pass --allow-other-date if you mean it",
+            inputs.today, inputs.config.sync.policy.timezone.0
+        )));
+    }
+    Ok(())
+}
+
+/// A plan saved by `plan --out` is applied only if it is the plan: recomputed from the inputs
+/// as they are now, it must have the file's checksum, and so must the file's contents. An edited
+/// file, or inputs that changed since, are refused with what differs.
 fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
@@ -499,10 +618,10 @@ fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
             path.display()
         ))
     })?;
-    let plan = saved.plan;
-    if plan.checksum() != saved.checksum {
+    let reviewed = saved.plan;
+    if reviewed.checksum() != saved.checksum {
         return Err(Error::input(format!(
-            "{} was edited after it was written (its checksum no longer matches); plan again",
+            "{} was edited after it was written (its checksum no longer matches its contents); plan again",
             path.display()
         )));
     }
@@ -514,60 +633,99 @@ fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
     };
     // Leavers, grace periods and start dates are worked out as of the plan's day: a plan made
     // for another day would suspend, delete or invite on the wrong one.
-    if plan.as_of != inputs.today {
+    if reviewed.as_of != inputs.today {
         return Err(Error::input(format!(
             "the plan in {} was made as of {}, and this apply runs as of {}: plan again as of the day it is applied",
             path.display(),
-            plan.as_of,
+            reviewed.as_of,
             inputs.today
         )));
     }
     let commit = inputs.config.files.revision.commit_id().unwrap_or_default();
-    let planned_commit = plan.config_commit.as_deref().unwrap_or_default();
+    let planned_commit = reviewed.config_commit.as_deref().unwrap_or_default();
     if planned_commit != commit {
         return Err(stale("the config commit", planned_commit, commit));
     }
-    if plan.network != inputs.config.sync.network {
+    if reviewed.network != inputs.config.sync.network {
         return Err(stale(
             "the network",
-            &plan.network,
+            &reviewed.network,
             &inputs.config.sync.network,
         ));
     }
-    if plan.hr.sha256 != inputs.hr.sha256 {
+    if reviewed.hr.sha256 != inputs.hr.sha256 {
         return Err(stale(
             "the HR record",
-            &plan.hr.sha256[..12],
+            &reviewed.hr.sha256[..12],
             &inputs.hr.sha256[..12],
         ));
     }
     let fingerprint = inputs.observed.fingerprint();
-    if plan.network_fingerprint != fingerprint {
+    if reviewed.network_fingerprint != fingerprint {
         return Err(stale(
             "the Speakap network",
-            &plan.network_fingerprint[..19],
+            &reviewed.network_fingerprint[..19],
             &fingerprint[..19],
         ));
     }
+    let plan = make_plan(inputs)?;
+    if plan.checksum() != saved.checksum {
+        return Err(Error::input(format!(
+            "the plan in {} is not the plan its inputs give ({}): the file was edited and its checksum recomputed, or it was made by another version of speakap-sync or against another record of earlier applies; plan again and review the new plan",
+            path.display(),
+            plan_difference(&reviewed, &plan)
+        )));
+    }
     Ok(plan)
+}
+
+/// Where two plans differ, briefly: the parts that differ, and the first person whose
+/// operations do.
+fn plan_difference(reviewed: &Plan, recomputed: &Plan) -> String {
+    let as_json = |plan: &Plan| serde_json::to_value(plan).expect("a plan serializes");
+    let (a, b) = (as_json(reviewed), as_json(recomputed));
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return "the plans differ".into();
+    };
+    let mut parts: Vec<String> = a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| k.to_string())
+        .collect();
+    let person = reviewed
+        .users
+        .iter()
+        .zip(&recomputed.users)
+        .find(|(r, c)| r != c)
+        .map(|(r, _)| r.xid.clone())
+        .or_else(|| {
+            (reviewed.users.len() != recomputed.users.len()).then(|| {
+                format!(
+                    "{} people in the file, {} recomputed",
+                    reviewed.users.len(),
+                    recomputed.users.len()
+                )
+            })
+        });
+    if let Some(person) = person {
+        parts.push(format!("first difference at {person}"));
+    }
+    format!("differs in: {}", parts.join(", "))
 }
 
 async fn apply_with(
     args: &ApplyArgs,
     config: Config,
     connection: &Connection,
+    credentials: Option<&mut apply::CredentialsFile>,
 ) -> Result<i32, Error> {
-    if !config.files.uncommitted.is_empty() {
-        return Err(Error::input(format!(
-            "uncommitted changes in {}: apply only applies committed config; commit or stash them first",
-            config.files.uncommitted.join(", ")
-        )));
-    }
-    if let (Some(branch), Some(commit)) = (&args.require_branch, config.files.revision.commit_id())
-    {
-        config::repo::require_on_branch(&config.files.repo_root, commit, branch)?;
-    }
+    let base_tip = state::tip(&config.files.repo_root)?;
     let inputs = gather(config, &args.run, connection).await?;
+    refuse_unrecorded(&inputs, args.adopt)?;
+    refuse_other_date(&inputs, args, connection)?;
     let plan = match &args.plan {
         Some(path) => reviewed_plan(path, &inputs)?,
         None => make_plan(&inputs)?,
@@ -588,7 +746,7 @@ async fn apply_with(
             .as_ref()
             .is_some_and(|i| i.channel == crate::config::InviteChannel::Printable)
     });
-    if printable && args.credentials.is_none() {
+    if printable && credentials.is_none() {
         return Err(Error::input(
             "the plan has printable invitations: pass --credentials FILE to receive their activation codes",
         ));
@@ -597,7 +755,43 @@ async fn apply_with(
         eprint!("{}", render::text(&plan, Paint::plain()));
         return Err(Error::Blocked(render::blocked_message(&plan)));
     }
+    if !plan.summary.has_changes() {
+        let ledger = apply::ledger_after(
+            &inputs.ledger,
+            &inputs.resolution,
+            &inputs.observed,
+            &plan,
+            plan.as_of,
+        );
+        if ledger == inputs.ledger && !inputs.unrecorded_accounts {
+            println!("No changes: nothing to apply.");
+            return Ok(0);
+        }
+    }
 
+    let repo_root = inputs.config.files.repo_root.clone();
+    let started = ApplyRecord {
+        time: jiff::Timestamp::now().to_string(),
+        actor: state::actor(&repo_root),
+        network: plan.network.clone(),
+        config_commit,
+        hr: plan.hr.clone(),
+        plan_checksum: checksum,
+        forced: args.force.is_some(),
+        as_of: Some(plan.as_of),
+        counts: Default::default(),
+        results: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut journal = Journal::begin(
+        &state::state_dir(&repo_root)?,
+        &plan.network,
+        journal::Begin {
+            record: started.clone(),
+            base_tip: base_tip.clone(),
+        },
+        &render::json(&plan, None),
+    )?;
     let progress = crate::output::Progress::new("apply", plan.users.len() as u64);
     let report = apply::apply(
         &connection.client,
@@ -605,59 +799,43 @@ async fn apply_with(
         &inputs.observed,
         inputs.config.sync.speakap.concurrency as usize,
         &progress,
+        apply::Sinks {
+            journal: &mut journal,
+            credentials,
+        },
     )
     .await;
     progress.finish();
-    let after = if plan.summary.has_changes() {
-        speakap::fetch(&connection.client).await?
-    } else {
-        inputs.observed.clone()
-    };
-    let ledger = apply::ledger_after(
-        &inputs.ledger,
-        &inputs.resolution,
-        &after,
-        &plan,
-        plan.as_of,
-    );
-
-    if let Some(path) = &args.credentials
-        && !report.credentials.is_empty()
-    {
-        write_credentials(path, &report.credentials)?;
-        println!(
-            "Activation codes of {} printable invitation(s): {}",
-            report.credentials.len(),
-            path.display()
-        );
-    }
-    for result in &report.results {
-        match &result.error {
-            None => println!("ok      {} {}", result.xid, result.operation),
-            Some(error) => println!("FAILED  {} {}: {error}", result.xid, result.operation),
-        }
-    }
-    let c = &report.counts;
-    let summary = format!(
-        "{} invited, {} restored, {} updated, {} suspended, {} deleted, {} anonymized, {} failed, {} retried",
-        c.invited, c.restored, c.updated, c.suspended, c.deleted, c.anonymized, c.failed, c.retries
-    );
-    if report.results.is_empty() && ledger == inputs.ledger {
-        println!("No changes: nothing to apply.");
-        return Ok(0);
-    }
+    let mut results = report.results;
+    let mut notes = Vec::new();
+    let ledger = ledger_after_run(&inputs, &plan, connection, &mut results, &mut notes).await;
+    let counts = apply::counts(&plan, &results, connection.client.retries());
+    let summary = apply::summary(&counts);
     let record = ApplyRecord {
-        time: jiff::Timestamp::now().to_string(),
-        actor: state::actor(&inputs.config.files.repo_root),
-        network: plan.network.clone(),
-        config_commit,
-        hr: plan.hr.clone(),
-        plan_checksum: checksum,
-        forced: args.force.is_some(),
-        counts: report.counts.clone(),
-        results: report.results.clone(),
+        counts,
+        results,
+        notes,
+        ..started
     };
-    let commit = state::record(&inputs.config.files.repo_root, &record, &ledger, &summary)?;
+    let kept = journal.finished(journal::Finished {
+        record: record.clone(),
+        ledger: ledger.clone(),
+        summary: summary.clone(),
+    });
+    let commit = kept
+        .and_then(|()| state::record(&repo_root, &record, &ledger, &summary, base_tip.as_deref()));
+
+    print_report(&record, report.credentials, args);
+    let commit = match commit {
+        Ok(commit) => commit,
+        Err(e) => {
+            return Err(Error::input(format!(
+                "the audit record could not be written ({e}); it is kept in the journal in {}, and the next `speakap-sync apply` or `speakap-sync audit` records it",
+                state::state_dir(&repo_root)?.display()
+            )));
+        }
+    };
+    journal.remove()?;
     println!("Applied: {summary}.");
     println!(
         "Audit: {} at {}",
@@ -667,33 +845,90 @@ async fn apply_with(
     if let Some(stopped) = &report.stopped {
         return Err(Error::input(format!("apply stopped early: {stopped}")));
     }
-    Ok(if report.failed() { 1 } else { 0 })
+    Ok(if record.counts.failed + record.counts.unknown > 0 {
+        1
+    } else {
+        0
+    })
 }
 
-/// Printable credentials go to a file only the current user can read; never to logs or state.
-fn write_credentials(path: &Path, credentials: &[apply::Credential]) -> Result<(), Error> {
-    let failed =
-        |e: &dyn std::fmt::Display| Error::input(format!("cannot write {}: {e}", path.display()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path).map_err(|e| failed(&e))?;
-    let mut writer = csv::Writer::from_writer(file);
-    writer
-        .write_record(["xid", "name", "email", "activation_code"])
-        .map_err(|e| failed(&e))?;
-    for c in credentials {
-        writer
-            .write_record([&c.xid, &c.name, &c.email, &c.activation_code])
-            .map_err(|e| failed(&e))?;
+/// The ledger after the run, from the network as it now is; operations reported failed or
+/// unknown are checked against it first. When it cannot be read, the ledger is worked out from
+/// the outcomes, and the record says so.
+async fn ledger_after_run(
+    inputs: &Inputs,
+    plan: &Plan,
+    connection: &Connection,
+    results: &mut [state::OperationResult],
+    notes: &mut Vec<String>,
+) -> Ledger {
+    let after = if plan.summary.has_changes() {
+        speakap::fetch(&connection.client).await
+    } else {
+        Ok(inputs.observed.clone())
+    };
+    match after {
+        Ok(after) => {
+            apply::reconcile(results, plan, &inputs.observed, &after);
+            apply::ledger_after(&inputs.ledger, &inputs.resolution, &after, plan, plan.as_of)
+        }
+        Err(e) => {
+            tracing::warn!("the network could not be read after the apply: {e}");
+            notes.push(format!(
+                "the network could not be read after the run ({e}): operations reported failed or unknown were not checked against it, and the ledger was worked out from the outcomes"
+            ));
+            let desired = &inputs.resolution.desired;
+            apply::ledger_from_results(&inputs.ledger, plan, results, &|xid| {
+                desired.get(xid).map(|d| d.digest())
+            })
+        }
     }
-    writer.flush().map_err(|e| failed(&e))
+}
+
+fn print_report(record: &ApplyRecord, credentials: usize, args: &ApplyArgs) {
+    if let Some(path) = &args.credentials
+        && credentials > 0
+    {
+        println!(
+            "Activation codes of {credentials} printable invitation(s): {}",
+            path.display()
+        );
+    }
+    for result in &record.results {
+        let error = result.error.as_deref().unwrap_or_default();
+        match result.outcome {
+            state::Outcome::Done => println!("ok      {} {}", result.xid, result.operation),
+            state::Outcome::Confirmed => {
+                println!("ok      {} {}: {error}", result.xid, result.operation)
+            }
+            state::Outcome::Failed => {
+                println!("FAILED  {} {}: {error}", result.xid, result.operation)
+            }
+            state::Outcome::Unknown => println!(
+                "UNKNOWN {} {}: {error} (not visible in the network afterwards; the next plan shows what is left)",
+                result.xid, result.operation
+            ),
+        }
+    }
+    for note in &record.notes {
+        println!("note: {note}");
+    }
 }
 
 pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
     let repo = git2::Repository::discover(&args.repo).map_err(Error::git)?;
     let root = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
+    record_pending_journals(&root)?;
+    if let Some(upstream) = &args.rebase_onto {
+        match state::rebase_onto(&root, upstream)? {
+            Some(tip) => eprintln!(
+                "{} rebased onto {upstream}: now at {}",
+                state::STATE_REF,
+                config::repo::short(&tip)
+            ),
+            None => eprintln!("{} already contains {upstream}", state::STATE_REF),
+        }
+    }
     let history = state::history(&root)?;
     match args.format {
         AuditFormat::Json => {
@@ -716,8 +951,9 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
         ),
         AuditFormat::Text => {
             for (commit, r) in &history {
+                let as_of = r.as_of.map(|d| format!("  as of {d}")).unwrap_or_default();
                 println!(
-                    "{}  {}  by {}  network {}  config {}  plan {}  hr {}\n    {} invited, {} restored, {} updated, {} suspended, {} deleted, {} anonymized, {} ok, {} failed{}",
+                    "{}  {}  by {}  network {}  config {}  plan {}  hr {}{as_of}\n    {} invited, {} restored, {} updated, {} suspended, {} deleted, {} anonymized, {} ok, {} failed, {} unknown{}",
                     config::repo::short(commit),
                     r.time,
                     r.actor,
@@ -733,24 +969,47 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                     r.counts.anonymized,
                     r.counts.succeeded,
                     r.counts.failed,
+                    r.counts.unknown,
                     if r.forced {
                         " (forced past a safety threshold)"
                     } else {
                         ""
                     }
                 );
-                for failure in r.results.iter().filter(|o| !o.ok) {
+                for result in r.results.iter().filter(|o| !o.ok) {
+                    let label = match result.outcome {
+                        state::Outcome::Unknown => "UNKNOWN",
+                        _ => "FAILED",
+                    };
                     println!(
-                        "    FAILED {} {}: {}",
-                        failure.xid,
-                        failure.operation,
-                        failure.error.as_deref().unwrap_or("")
+                        "    {label} {} {}: {}",
+                        result.xid,
+                        result.operation,
+                        result.error.as_deref().unwrap_or("")
                     );
+                }
+                for note in &r.notes {
+                    println!("    note: {note}");
                 }
             }
         }
     }
     Ok(0)
+}
+
+/// Journals left by applies that did not record themselves, committed now; a network whose
+/// apply is running is left to that apply.
+fn record_pending_journals(root: &Path) -> Result<(), Error> {
+    let dir = state::state_dir(root)?;
+    for network in journal::pending_networks(&dir) {
+        match state::ApplyLock::acquire(&dir, &network, false) {
+            Ok(_lock) => record_pending(root, &network)?,
+            Err(_) => eprintln!(
+                "note: an apply of network {network} is running; its journal is recorded when it ends"
+            ),
+        }
+    }
+    Ok(())
 }
 
 pub fn schema(args: &SchemaArgs) -> Result<i32, Error> {

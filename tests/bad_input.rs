@@ -44,7 +44,7 @@ fn malformed_yaml_names_file_line_and_column() {
     let dir = path_str(repo.path());
     let (out, _) = fails(&sim, &repo, &["validate", "--repo", &dir]);
     insta::assert_snapshot!(out);
-    let (_, err) = fails(&sim, &repo, &["apply", "--repo", &dir]);
+    let (_, err) = fails(&sim, &repo, &["apply", "--adopt", "--repo", &dir]);
     assert!(err.contains("error[yaml]: invalid YAML"), "{err}");
 }
 
@@ -207,10 +207,10 @@ fn an_empty_hr_file_never_offboards_anyone() {
     let repo = standard_repo(&sim, HR);
     let dir = path_str(repo.path());
     repo.write("hr.csv", "");
-    let (_, err) = fails(&sim, &repo, &["apply", "--repo", &dir]);
+    let (_, err) = fails(&sim, &repo, &["apply", "--adopt", "--repo", &dir]);
     assert!(err.contains("the HR file hr.csv is empty"), "{err}");
     repo.write("hr.csv", HR_HEADER);
-    let (_, err) = fails(&sim, &repo, &["apply", "--repo", &dir]);
+    let (_, err) = fails(&sim, &repo, &["apply", "--adopt", "--repo", &dir]);
     assert!(err.contains("has a header but no rows"), "{err}");
 }
 
@@ -228,7 +228,11 @@ fn an_unreachable_api_is_named_with_its_address() {
     repo.write("rules.yaml", RULES_YAML);
     repo.write("hr.csv", &format!("{HR_HEADER}{HR}"));
     repo.commit("config");
-    let (_, err) = fails(&sim, &repo, &["apply", "--repo", &path_str(repo.path())]);
+    let (_, err) = fails(
+        &sim,
+        &repo,
+        &["apply", "--adopt", "--repo", &path_str(repo.path())],
+    );
     assert!(
         err.contains(&format!(
             "cannot reach the Speakap API at http://127.0.0.1:{port}"
@@ -242,7 +246,7 @@ fn a_wrong_token_is_reported_without_echoing_it() {
     let sim = Sim::start(&seed());
     let repo = standard_repo(&sim, HR);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_speakap-sync"))
-        .args(["apply", "--repo", &path_str(repo.path())])
+        .args(["apply", "--adopt", "--repo", &path_str(repo.path())])
         .env("NO_COLOR", "1")
         .env("SPEAKAP_TOKEN", "app0000000000001_wrongsecret")
         .output()
@@ -281,7 +285,10 @@ fn a_config_that_is_not_in_git_or_not_committed_is_refused() {
 
     let repo = ConfigRepo::new();
     repo.write("sync.yaml", &sync_yaml("http://127.0.0.1:9"));
-    let output = run(&["apply", "--repo", &path_str(repo.path())], repo.path());
+    let output = run(
+        &["apply", "--adopt", "--repo", &path_str(repo.path())],
+        repo.path(),
+    );
     assert_eq!(code(&output), 1);
     assert!(
         redact_dir(&stderr(&output), &repo).contains(

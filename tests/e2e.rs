@@ -54,7 +54,7 @@ fn plan_apply_then_plan_shows_no_changes() {
     );
 
     let apply = run(
-        &["apply", "--repo", &dir, "--now", "2026-11-21"],
+        &["apply", "--adopt", "--repo", &dir, "--now", "2026-11-21"],
         repo.path(),
     );
     assert_eq!(code(&apply), 0, "{}\n{}", stdout(&apply), stderr(&apply));
@@ -143,7 +143,10 @@ fn a_mover_loses_only_the_memberships_the_sync_granted() {
     let sim = Sim::start(&seed());
     let repo = standard_repo(&sim, HR);
     let dir = path_str(repo.path());
-    assert_eq!(code(&run(&["apply", "--repo", &dir], repo.path())), 0);
+    assert_eq!(
+        code(&run(&["apply", "--adopt", "--repo", &dir], repo.path())),
+        0
+    );
 
     // Bert moves to the south store and becomes store manager.
     repo.write(
@@ -173,7 +176,10 @@ fn a_mover_loses_only_the_memberships_the_sync_granted() {
         "{text}"
     );
 
-    assert_eq!(code(&run(&["apply", "--repo", &dir], repo.path())), 0);
+    assert_eq!(
+        code(&run(&["apply", "--adopt", "--repo", &dir], repo.path())),
+        0
+    );
     let bert = sim.user_by_xid("101").unwrap();
     let south = sim
         .groups()
@@ -221,7 +227,10 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
     let sim = Sim::start(&seed());
     let repo = standard_repo(&sim, HR);
     let dir = path_str(repo.path());
-    assert_eq!(code(&run(&["apply", "--repo", &dir], repo.path())), 0);
+    assert_eq!(
+        code(&run(&["apply", "--adopt", "--repo", &dir], repo.path())),
+        0
+    );
 
     // An export that lost half the company.
     repo.write(
@@ -247,7 +256,7 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
         .unwrap()
         .to_string();
 
-    let blocked = run(&["apply", "--repo", &dir], repo.path());
+    let blocked = run(&["apply", "--adopt", "--repo", &dir], repo.path());
     assert_eq!(code(&blocked), 3);
     assert!(
         stderr(&blocked).contains(&format!("apply --force {checksum}")),
@@ -263,7 +272,7 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
     assert_eq!(active(), 4, "nothing applied");
 
     let wrong = run(
-        &["apply", "--repo", &dir, "--force", "sha256:0000"],
+        &["apply", "--adopt", "--repo", &dir, "--force", "sha256:0000"],
         repo.path(),
     );
     assert_eq!(code(&wrong), 1);
@@ -271,7 +280,7 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
     assert_eq!(active(), 4, "nothing applied");
 
     let forced = run(
-        &["apply", "--repo", &dir, "--force", &checksum],
+        &["apply", "--adopt", "--repo", &dir, "--force", &checksum],
         repo.path(),
     );
     assert_eq!(code(&forced), 0, "{}", stderr(&forced));
@@ -296,7 +305,10 @@ fn records_with_input_errors_are_skipped_and_never_offboarded() {
     let sim = Sim::start(&seed());
     let repo = standard_repo(&sim, HR);
     let dir = path_str(repo.path());
-    assert_eq!(code(&run(&["apply", "--repo", &dir], repo.path())), 0);
+    assert_eq!(
+        code(&run(&["apply", "--adopt", "--repo", &dir], repo.path())),
+        0
+    );
 
     // Bert's row loses its email, Dirk's gets an unknown store, and Anna appears twice.
     let broken = "\
@@ -341,7 +353,7 @@ fn worktree_plans_are_not_applicable_and_apply_refuses_uncommitted_config() {
     assert!(stdout(&plan).contains("working tree (uncommitted): this plan cannot be applied"));
     assert!(!stdout(&plan).contains("network role"), "{}", stdout(&plan));
 
-    let refused = run(&["apply", "--repo", &dir], repo.path());
+    let refused = run(&["apply", "--adopt", "--repo", &dir], repo.path());
     assert_eq!(code(&refused), 1);
     assert!(
         stderr(&refused)
@@ -352,7 +364,7 @@ fn worktree_plans_are_not_applicable_and_apply_refuses_uncommitted_config() {
     assert_eq!(sim.users().len(), 3, "nothing applied");
 
     repo.write("rules.yaml", RULES_YAML);
-    let apply = run(&["apply", "--repo", &dir], repo.path());
+    let apply = run(&["apply", "--adopt", "--repo", &dir], repo.path());
     assert_eq!(code(&apply), 0, "{}", stderr(&apply));
     let carla = sim.user_by_xid("102").unwrap();
     assert_eq!(
@@ -423,7 +435,7 @@ fn the_quick_start_plans_and_applies_the_example_repo_on_the_embedded_simulator(
     );
 
     let apply = run(
-        &["apply", "--repo", &dir, "--now", "2026-11-21"],
+        &["apply", "--adopt", "--repo", &dir, "--now", "2026-11-21"],
         repo.path(),
     );
     assert_eq!(code(&apply), 0, "{}\n{}", stdout(&apply), stderr(&apply));

@@ -149,7 +149,7 @@ fn apply_converges_in_one_run_through_5xx_429_and_dropped_connections() {
     ]);
     let repo = repo_for(&sim.url, n, 1000);
     let dir = path_str(repo.path());
-    let apply = run(&["apply", "--repo", &dir], repo.path());
+    let apply = run(&["apply", "--adopt", "--repo", &dir], repo.path());
     assert_eq!(code(&apply), 0, "{}\n{}", stdout(&apply), stderr(&apply));
     let stats = sim.admin(reqwest::Method::GET, "/_sim/stats", None);
     assert!(
@@ -188,7 +188,7 @@ fn an_apply_killed_at_any_moment_resumes_without_duplicates_or_losses() {
     let mut rng = fastrand::Rng::with_seed(3);
     for trial in 0..4 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_speakap-sync"))
-            .args(["apply", "--repo", &dir])
+            .args(["apply", "--adopt", "--repo", &dir])
             .current_dir(repo.path())
             .env("SPEAKAP_TOKEN", TOKEN)
             .env("NO_COLOR", "1")
@@ -202,7 +202,7 @@ fn an_apply_killed_at_any_moment_resumes_without_duplicates_or_losses() {
         eprintln!("trial {trial}: {status:?}");
     }
     // Run to completion: everything converges, nobody twice.
-    let apply = run(&["apply", "--repo", &dir], repo.path());
+    let apply = run(&["apply", "--adopt", "--repo", &dir], repo.path());
     assert_eq!(code(&apply), 0, "{}\n{}", stdout(&apply), stderr(&apply));
     sim.calm();
     assert_one_account_each(&sim.users(), n);

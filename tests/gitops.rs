@@ -360,7 +360,7 @@ fn a_reviewed_plan_is_applied_exactly_and_refused_once_stale() {
     };
     let apply = || {
         run(
-            &["apply", "--repo", &dir, "--plan", &plan_path],
+            &["apply", "--adopt", "--repo", &dir, "--plan", &plan_path],
             repo.path(),
         )
     };
@@ -382,7 +382,7 @@ fn a_reviewed_plan_is_applied_exactly_and_refused_once_stale() {
 
     // The network changed since.
     save();
-    let other = run(&["apply", "--repo", &dir], repo.path());
+    let other = run(&["apply", "--adopt", "--repo", &dir], repo.path());
     assert_eq!(code(&other), 0, "{}", stderr(&other));
     let stale = apply();
     assert!(
@@ -469,7 +469,14 @@ fn only_commits_on_the_required_branch_are_applied() {
     );
     repo.commit("on a branch");
     let refused = run(
-        &["apply", "--repo", &dir, "--require-branch", "main"],
+        &[
+            "apply",
+            "--adopt",
+            "--repo",
+            &dir,
+            "--require-branch",
+            "main",
+        ],
         repo.path(),
     );
     assert_eq!(code(&refused), 1);
@@ -482,7 +489,14 @@ fn only_commits_on_the_required_branch_are_applied() {
     assert_eq!(repo.state_commit_count(), 0);
     git(repo.path(), &["checkout", "-q", "main"]);
     let applied = run(
-        &["apply", "--repo", &dir, "--require-branch", "main"],
+        &[
+            "apply",
+            "--adopt",
+            "--repo",
+            &dir,
+            "--require-branch",
+            "main",
+        ],
         repo.path(),
     );
     assert_eq!(code(&applied), 0, "{}", stderr(&applied));
@@ -666,7 +680,7 @@ fn the_action_plans_pull_requests_and_applies_main_with_the_audit_ref_pushed_to_
     let log = run_action(workspace, &plan_inputs, &contexts, &github_env)
         .unwrap_or_else(|log| panic!("{log}"));
     assert!(
-        log.contains("no refs/speakap-sync/state on origin yet"),
+        log.contains("refs/speakap-sync/state does not exist on origin"),
         "{log}"
     );
     let comment = &github.comments_on(12)[0];
@@ -686,6 +700,7 @@ fn the_action_plans_pull_requests_and_applies_main_with_the_audit_ref_pushed_to_
         ("version", ""),
         ("branch", "main"),
         ("speakap-token", TOKEN),
+        ("adopt", "true"),
     ];
     let refused = run_action(workspace, &apply_inputs, &contexts, &github_env)
         .expect_err("a branch commit must not apply");
@@ -806,7 +821,7 @@ fn the_workflows_and_the_action_pass_actionlint() {
 }
 
 #[test]
-fn a_clone_without_the_audit_record_is_warned_about() {
+fn a_clone_without_the_audit_record_is_warned_about_and_refused_to_apply() {
     let sim = Sim::start(&seed());
     let repo = standard_repo(&sim, HR);
     let dir = path_str(repo.path());
@@ -816,7 +831,10 @@ fn a_clone_without_the_audit_record_is_warned_about() {
         "the first run, on a network with accounts: {}",
         stderr(&first)
     );
-    assert_eq!(code(&run(&["apply", "--repo", &dir], repo.path())), 0);
+    assert_eq!(
+        code(&run(&["apply", "--adopt", "--repo", &dir], repo.path())),
+        0
+    );
     assert!(!stderr(&run(&["plan", "--repo", &dir], repo.path())).contains("no record"));
 
     // A plain clone does not fetch refs/speakap-sync/state.
@@ -829,6 +847,20 @@ fn a_clone_without_the_audit_record_is_warned_about() {
             .contains("git fetch origin 'refs/speakap-sync/state:refs/speakap-sync/state'"),
         "{}",
         stderr(&plan)
+    );
+    // Applying from it would forget what the record knows: refused, naming the fix.
+    let refused = run(&["apply", "--repo", &cloned], clone.path());
+    assert_eq!(code(&refused), 1, "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("no record of earlier applies")
+            && stderr(&refused).contains("--adopt"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !stdout(&refused).contains("ok "),
+        "nothing is applied: {}",
+        stdout(&refused)
     );
     git(
         clone.path(),

@@ -78,6 +78,7 @@ impl Day<'_> {
         let output = run(
             &[
                 "apply",
+                "--adopt",
                 "--repo",
                 &path_str(self.repo.path()),
                 "--now",
@@ -638,12 +639,19 @@ fn invitations_go_by_the_configured_channel() {
     let sim = Sim::start(&empty_seed());
     let repo = lifecycle_repo(&sim, "  invite: { channel: printable }\n", ANNA);
     let dir = path_str(repo.path());
-    let refused = run(&["apply", "--repo", &dir], repo.path());
+    let refused = run(&["apply", "--adopt", "--repo", &dir], repo.path());
     assert_eq!(code(&refused), 1);
     assert!(stderr(&refused).contains("pass --credentials FILE"));
     let codes = repo.path().join("codes.csv");
     let applied = run(
-        &["apply", "--repo", &dir, "--credentials", &path_str(&codes)],
+        &[
+            "apply",
+            "--adopt",
+            "--repo",
+            &dir,
+            "--credentials",
+            &path_str(&codes),
+        ],
         repo.path(),
     );
     assert_eq!(code(&applied), 0, "{}", stderr(&applied));

@@ -187,12 +187,27 @@ fn check(
                 "a record with an input error is offboarded: {user:?}"
             );
         }
+        let journal_dir = tempfile::tempdir().unwrap();
+        let mut journal = speakap_sync::state::journal::Journal::begin(
+            journal_dir.path(),
+            NETWORK,
+            speakap_sync::state::journal::Begin {
+                record: Default::default(),
+                base_tip: None,
+            },
+            "{}",
+        )
+        .unwrap();
         let report = apply::apply(
             &client,
             &first,
             &observed,
             4,
             &speakap_sync::output::Progress::hidden(),
+            apply::Sinks {
+                journal: &mut journal,
+                credentials: None,
+            },
         )
         .await;
         prop_assert!(

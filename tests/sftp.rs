@@ -245,7 +245,7 @@ fn the_newest_matching_file_is_fetched_with_a_key_and_the_host_key_is_enforced()
     assert!(out.contains("+ invite 101 Bert Bos  (HR line 3)"), "{out}");
     assert!(!out.contains(&key) && !err.contains(&key));
 
-    let apply = sync(&repo, &["apply"], &with_key);
+    let apply = sync(&repo, &["apply", "--adopt"], &with_key);
     assert_eq!(code(&apply), 0, "{}", stderr(&apply));
     assert!(sim.user_by_xid("101").is_some());
     let hr = &repo.state_file("apply.json").unwrap()["hr"];
@@ -309,7 +309,7 @@ fn a_wrong_password_or_key_fails_clearly_without_echoing_it() {
     let before = sim.users();
 
     let password = "not-the-password-9f8e7d";
-    let output = sync(&repo, &["apply"], &[("SFTP_PASSWORD", password)]);
+    let output = sync(&repo, &["apply", "--adopt"], &[("SFTP_PASSWORD", password)]);
     let err = stderr(&output);
     assert_eq!(code(&output), 1, "{err}");
     assert!(
@@ -322,12 +322,12 @@ fn a_wrong_password_or_key_fails_clearly_without_echoing_it() {
     repo.write("sync.yaml", &config(&sim, &sshd, "key_env: SFTP_KEY"));
     repo.commit("key");
     let stranger = std::fs::read_to_string(sshd.path("stranger_key")).unwrap();
-    let output = sync(&repo, &["apply"], &[("SFTP_KEY", &stranger)]);
+    let output = sync(&repo, &["apply", "--adopt"], &[("SFTP_KEY", &stranger)]);
     let err = stderr(&output);
     assert_eq!(code(&output), 1, "{err}");
     assert!(err.contains("the key in $SFTP_KEY was refused"), "{err}");
 
-    let output = sync(&repo, &["apply"], &[("SFTP_KEY", "garbage")]);
+    let output = sync(&repo, &["apply", "--adopt"], &[("SFTP_KEY", "garbage")]);
     let err = stderr(&output);
     assert_eq!(code(&output), 1, "{err}");
     assert!(

@@ -211,7 +211,11 @@ fn a_non_utf8_file_with_a_utf8_only_encoding_is_refused_with_its_line() {
     );
     std::fs::write(repo.path().join("hr.csv"), windows_1252(&people(";", "\n"))).unwrap();
     repo.commit("latin-1 export");
-    let err = fails(&sim, &repo, &["apply", "--repo", &path_str(repo.path())]);
+    let err = fails(
+        &sim,
+        &repo,
+        &["apply", "--adopt", "--repo", &path_str(repo.path())],
+    );
     assert!(
         err.contains("hr.csv:2: not valid UTF-8 (byte 0xEB)"),
         "{err}"
@@ -321,7 +325,7 @@ fn an_xlsx_workbook_is_read_from_a_named_sheet_with_ids_and_dates_as_people_see_
 
     let dir = path_str(repo.path());
     let apply = run(
-        &["apply", "--repo", &dir, "--now", "2026-05-01"],
+        &["apply", "--adopt", "--repo", &dir, "--now", "2026-05-01"],
         repo.path(),
     );
     assert_eq!(code(&apply), 0, "{}", stderr(&apply));
@@ -437,13 +441,13 @@ fn broken_spreadsheets_are_refused_and_nothing_is_applied() {
     for (name, bytes, expected) in cases {
         std::fs::write(repo.path().join("hr.xlsx"), bytes).unwrap();
         repo.commit(name);
-        let err = fails(&sim, &repo, &["apply", "--repo", &dir]);
+        let err = fails(&sim, &repo, &["apply", "--adopt", "--repo", &dir]);
         assert!(err.contains(expected), "{name}: {err}");
     }
     // A file that is missing.
     repo.remove("hr.xlsx");
     repo.commit("gone");
-    let err = fails(&sim, &repo, &["apply", "--repo", &dir]);
+    let err = fails(&sim, &repo, &["apply", "--adopt", "--repo", &dir]);
     assert!(err.contains("cannot read the HR file hr.xlsx"), "{err}");
 }
 
@@ -632,7 +636,7 @@ fn the_afas_getconnector_is_read_page_by_page_and_applied() {
         "a value's source names the connector page and row: {explained}"
     );
 
-    let apply = run_with_afas_token(&["apply", "--repo", &dir], &repo, AFAS_TOKEN);
+    let apply = run_with_afas_token(&["apply", "--adopt", "--repo", &dir], &repo, AFAS_TOKEN);
     assert_eq!(code(&apply), 0, "{}", stderr(&apply));
     let manager = sim.user_by_xid("104").expect("invited");
     assert_eq!(
@@ -654,7 +658,7 @@ fn a_refused_afas_token_or_an_html_page_stops_everything_without_echoing_the_tok
     let before = sim.users();
 
     let wrong = "WRONG0000000000000000000000000000000000000000000000000000000000";
-    let output = run_with_afas_token(&["apply", "--repo", &dir], &repo, wrong);
+    let output = run_with_afas_token(&["apply", "--adopt", "--repo", &dir], &repo, wrong);
     let err = stderr(&output);
     assert_eq!(code(&output), 1, "{err}");
     assert!(
@@ -672,7 +676,7 @@ fn a_refused_afas_token_or_an_html_page_stops_everything_without_echoing_the_tok
         &config_with_source(&sim, &afas_source(&html.url)),
     );
     repo.commit("html");
-    let output = run_with_afas_token(&["apply", "--repo", &dir], &repo, AFAS_TOKEN);
+    let output = run_with_afas_token(&["apply", "--adopt", "--repo", &dir], &repo, AFAS_TOKEN);
     let err = stderr(&output);
     assert_eq!(code(&output), 1, "{err}");
     assert!(

@@ -664,7 +664,7 @@ pub struct Snapshot {
 }
 
 /// What the plan and audit record say about the HR snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SnapshotInfo {
     pub source: String,
     pub sha256: String,

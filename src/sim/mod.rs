@@ -234,7 +234,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/stats", get(get_stats))
         .route_layer(middleware::from_fn_with_state(shared.clone(), check_token));
+    // Unauthenticated on purpose: speakap-sync asks it (without the token) whether a loopback
+    // URL is a simulator, which may then be applied to as of a simulated day.
+    let identity = Router::new().route(
+        "/_sim/identity",
+        get(|| async { Json(serde_json::json!({"simulator": "speakap-sim"})) }),
+    );
     api.merge(admin)
+        .merge(identity)
         .fallback(|| async { SimError::NotFound("no such endpoint".into()) })
         .with_state(shared)
 }

@@ -50,7 +50,12 @@ pub enum ApiError {
         message: String,
     },
     #[error("cannot reach the Speakap API at {url}: {detail}; check `speakap.url` and the network")]
-    Unreachable { url: String, detail: String },
+    Unreachable {
+        url: String,
+        detail: String,
+        /// The connection broke after the request may have gone out (not a refused connect).
+        maybe_sent: bool,
+    },
     #[error("Speakap API {method} {path}: HTTP {status} (still failing after {attempts} attempts)")]
     Unavailable {
         method: String,
@@ -81,6 +86,19 @@ impl ApiError {
         match self {
             ApiError::Api { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// Whether the request may have been carried out although it reports failure: the server
+    /// broke off, failed after receiving it, or answered in a way that cannot be read. Such an
+    /// outcome is unknown until the network is looked at again.
+    pub fn may_have_taken_effect(&self) -> bool {
+        match self {
+            ApiError::Api { status, .. } => *status >= 500,
+            ApiError::Unreachable { maybe_sent, .. } => *maybe_sent,
+            ApiError::Unavailable { status, .. } => *status != 429,
+            ApiError::Protocol { .. } => true,
+            ApiError::MissingToken(_) => false,
         }
     }
 
@@ -237,6 +255,7 @@ impl Client {
             error: ApiError::Unreachable {
                 url: self.base.clone(),
                 detail: root_cause(&e),
+                maybe_sent: !e.is_connect(),
             },
             retry_after: None,
             status: None,
