@@ -946,3 +946,41 @@ fn a_change_whose_base_has_no_valid_config_still_gets_its_plan() {
         stderr(&plan)
     );
 }
+
+#[test]
+fn the_action_fails_when_origin_cannot_say_whether_a_record_exists() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    let workspace = repo.path();
+    git(workspace, &["branch", "-M", "main"]);
+    let gone = tempfile::tempdir().unwrap();
+    let missing = gone.path().join("no-such-origin.git");
+    git(workspace, &["remote", "add", "origin", &path_str(&missing)]);
+    let temp = tempfile::tempdir().unwrap();
+    let contexts = [
+        ("github.action_path", env!("CARGO_MANIFEST_DIR")),
+        ("github.event_name", "push"),
+        ("github.token", GITHUB_TOKEN),
+    ];
+    let inputs = [
+        ("mode", "apply"),
+        ("config-directory", "."),
+        ("version", ""),
+        ("branch", "main"),
+        ("speakap-token", TOKEN),
+        ("adopt", "true"),
+    ];
+    let env = [
+        ("RUNNER_TEMP", path_str(temp.path())),
+        ("SPEAKAP_TOKEN", TOKEN.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let log = run_action(workspace, &inputs, &contexts, &env)
+        .expect_err("not knowing whether a record exists must fail the job");
+    assert!(
+        log.contains("cannot read refs/speakap-sync/state from origin"),
+        "{log}"
+    );
+    assert!(!log.contains("Applied:"), "{log}");
+    assert_eq!(repo.state_commit_count(), 0);
+}

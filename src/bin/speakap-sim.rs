@@ -62,6 +62,10 @@ struct ServeArgs {
     /// The most items a listing page holds, whatever `limit` asks for.
     #[arg(long, default_value_t = sim::DEFAULT_MAX_PAGE_SIZE)]
     max_page_size: usize,
+    /// Do not say it is a simulator (no `/_sim/identity`): speakap-sync then treats it as a
+    /// real network, for testing the safeguards kept for those.
+    #[arg(long)]
+    as_real_network: bool,
 }
 
 #[tokio::main]
@@ -93,6 +97,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         rate_limit: args.rate_limit,
         throttle_rate: args.throttle_rate,
         drop_rate: args.drop_rate,
+        as_real_network: args.as_real_network,
         ..Faults::default()
     };
     let config = SimConfig {

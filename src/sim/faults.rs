@@ -37,6 +37,9 @@ pub struct Faults {
     /// Share of requests that hang for `hang_ms` before being answered.
     pub hang_rate: f64,
     pub hang_ms: u64,
+    /// Answer as a real Speakap API would, without `/_sim/identity`: speakap-sync then applies
+    /// the safeguards it keeps for real networks (tests of those safeguards).
+    pub as_real_network: bool,
 }
 
 /// What the fault layer did, for tests and benchmarks.

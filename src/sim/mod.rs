@@ -236,10 +236,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route_layer(middleware::from_fn_with_state(shared.clone(), check_token));
     // Unauthenticated on purpose: speakap-sync asks it (without the token) whether a loopback
     // URL is a simulator, which may then be applied to as of a simulated day.
-    let identity = Router::new().route(
-        "/_sim/identity",
-        get(|| async { Json(serde_json::json!({"simulator": "speakap-sim"})) }),
-    );
+    let identity = Router::new().route("/_sim/identity", get(get_identity));
     api.merge(admin)
         .merge(identity)
         .fallback(|| async { SimError::NotFound("no such endpoint".into()) })
@@ -283,6 +280,13 @@ async fn check_token(State(shared): State<Arc<Shared>>, request: Request, next: 
         return SimError::Unauthorized.into_response();
     }
     next.run(request).await
+}
+
+async fn get_identity(State(shared): App) -> Result<Json<serde_json::Value>, SimError> {
+    if shared.faults.get().as_real_network {
+        return Err(SimError::NotFound("no such endpoint".into()));
+    }
+    Ok(Json(serde_json::json!({"simulator": "speakap-sim"})))
 }
 
 async fn get_faults(State(shared): App) -> Json<Faults> {

@@ -539,3 +539,68 @@ fn json_blob<T: Serialize>(repo: &Repository, value: &T) -> Result<Oid, Error> {
     text.push('\n');
     repo.blob(text.as_bytes()).map_err(Error::git)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_for(network: &str, commit: &str) -> ApplyRecord {
+        ApplyRecord {
+            actor: "Test".into(),
+            network: network.into(),
+            config_commit: commit.into(),
+            ..ApplyRecord::default()
+        }
+    }
+
+    fn ledger_with(xid: &str) -> Ledger {
+        Ledger {
+            users: [(xid.to_string(), LedgerEntry::default())].into(),
+        }
+    }
+
+    #[test]
+    fn a_record_that_meets_a_newer_tip_is_rebased_onto_it_never_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        Repository::init(dir.path()).unwrap();
+        let root = dir.path();
+        let first = record(
+            root,
+            &record_for("n1", "c1"),
+            &ledger_with("1"),
+            "first",
+            None,
+        )
+        .unwrap();
+        // A run that read its ledger before `first` existed records after it.
+        let second = record(
+            root,
+            &record_for("n1", "c2"),
+            &ledger_with("2"),
+            "second",
+            None,
+        )
+        .unwrap();
+        let history = history(root).unwrap();
+        assert_eq!(
+            history
+                .iter()
+                .map(|(_, r)| r.config_commit.as_str())
+                .collect::<Vec<_>>(),
+            ["c2", "c1"]
+        );
+        assert_eq!(history[0].0, second);
+        assert_eq!(history[1].0, first);
+        let repo = Repository::open(root).unwrap();
+        let message = repo
+            .find_commit(Oid::from_str(&second).unwrap())
+            .unwrap()
+            .message()
+            .unwrap()
+            .to_string();
+        assert!(message.contains("Rebased-From:"), "{message}");
+        // Both runs' people: each run added one to the same (empty) base.
+        let merged = read_ledger(root, "n1").unwrap();
+        assert_eq!(merged.users.keys().collect::<Vec<_>>(), ["1", "2"]);
+    }
+}

@@ -105,6 +105,11 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(seed: &Value) -> Sim {
+        Sim::start_with(seed, &[])
+    }
+
+    /// With extra `speakap-sim serve` flags (faults, `--as-real-network`).
+    pub fn start_with(seed: &Value, flags: &[&str]) -> Sim {
         let state = tempfile::tempdir().unwrap();
         let seed_path = state.path().join("seed.json");
         std::fs::write(&seed_path, serde_json::to_string(seed).unwrap()).unwrap();
@@ -120,6 +125,7 @@ impl Sim {
                 "--seed",
             ])
             .arg(&seed_path)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -138,6 +144,16 @@ impl Sim {
             url,
             _state: Some(state),
         }
+    }
+
+    /// Replaces the injected faults (`PUT /_sim/faults`).
+    pub fn set_faults(&self, faults: Value) {
+        let request = reqwest::Client::new()
+            .put(format!("{}/_sim/faults", self.url))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .json(&faults);
+        let status = runtime().block_on(async { request.send().await.unwrap().status() });
+        assert!(status.is_success(), "PUT /_sim/faults: {status}");
     }
 
     /// A view of a simulator started elsewhere.
@@ -244,15 +260,20 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Runs `speakap-sync` with no color and the test token in the environment.
 pub fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_speakap-sync"))
+    sync_command(args, cwd).output().unwrap()
+}
+
+/// The `speakap-sync` command `run` runs, to start in the background.
+pub fn sync_command(args: &[&str], cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_speakap-sync"));
+    command
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
         .env("SPEAKAP_TOKEN", TOKEN)
         .env_remove("GITHUB_ACTOR")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+        .env_remove("RUST_LOG");
+    command
 }
 
 pub fn stdout(output: &Output) -> String {
