@@ -142,6 +142,13 @@ pub struct Listing<T> {
     pub pages: usize,
 }
 
+/// One read of a listing with a total.
+enum Read<T> {
+    Whole(Listing<T>),
+    /// What does not add up, for the error if reading again does not help.
+    DoesNotAddUp(String),
+}
+
 /// A client for one network. The token is held only inside the Authorization header, which is
 /// marked sensitive so it is never printed.
 #[derive(Clone)]
@@ -503,8 +510,8 @@ impl Client {
                 return self.paged_to_empty(&path, noun, first, &page).await;
             };
             match self.paged_to_total(total, first, noun, &page).await? {
-                Ok(listing) => return Ok(listing),
-                Err(found) => {
+                Read::Whole(listing) => return Ok(listing),
+                Read::DoesNotAddUp(found) => {
                     if read < LISTING_READS {
                         tracing::warn!(
                             "the listing {path} does not add up ({found}); reading it again"
@@ -529,12 +536,12 @@ impl Client {
         first: Vec<T>,
         noun: &str,
         page: impl Fn(usize) -> F,
-    ) -> Result<Result<Listing<T>, String>, ApiError>
+    ) -> Result<Read<T>, ApiError>
     where
         F: Future<Output = Result<Page<T>, ApiError>>,
     {
         if first.len() > total || (first.is_empty() && total > 0) {
-            return Ok(Err(format!(
+            return Ok(Read::DoesNotAddUp(format!(
                 "{total} {noun} reported, {} on the first page",
                 first.len()
             )));
@@ -573,13 +580,13 @@ impl Client {
             }
         });
         if let Some(odd) = odd {
-            return Ok(Err(odd));
+            return Ok(Read::DoesNotAddUp(odd));
         }
         let count = 1 + pages.len();
         let mut items = first;
         items.reserve(total - items.len());
         items.extend(pages.into_iter().flat_map(|(_, (_, items))| items));
-        Ok(Ok(Listing {
+        Ok(Read::Whole(Listing {
             items,
             pages: count,
         }))
