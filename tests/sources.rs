@@ -719,6 +719,16 @@ fn an_afas_connector_serving_shorter_pages_than_asked_is_read_to_its_empty_page(
         text.contains("+ invite 149 Person49 Jansen  (HR page 1 row 50)"),
         "{text}"
     );
+    let json = run_with_afas_token(
+        &["plan", "--repo", &path_str(repo.path()), "--format", "json"],
+        &repo,
+        AFAS_TOKEN,
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        (&json["hr"]["records"], &json["hr"]["pages"]),
+        (&json!(61), &json!(3))
+    );
     let explain = run_with_afas_token(
         &["explain", "160", "--repo", &path_str(repo.path())],
         &repo,
