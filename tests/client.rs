@@ -11,6 +11,10 @@ async fn start(users: usize) -> sim::RunningSim {
 }
 
 async fn start_serving_pages_of(users: usize, max_page_size: usize) -> sim::RunningSim {
+    start_with(users, max_page_size, sim::Faults::default()).await
+}
+
+async fn start_with(users: usize, max_page_size: usize, faults: sim::Faults) -> sim::RunningSim {
     let seed = Seed {
         groups: vec![SeedGroup {
             name: "Store".into(),
@@ -31,7 +35,7 @@ async fn start_serving_pages_of(users: usize, max_page_size: usize) -> sim::Runn
         token: TOKEN.into(),
         state_file: None,
         seed: Some(seed),
-        faults: Default::default(),
+        faults,
         fault_seed: 0,
         max_page_size,
     };
@@ -66,6 +70,59 @@ async fn listing_follows_pages_shorter_or_longer_than_asked_for() {
 }
 
 #[tokio::test]
+async fn a_listing_without_a_total_is_read_to_its_empty_page() {
+    let faults = sim::Faults {
+        listing_without_total: true,
+        ..Default::default()
+    };
+    let running = start_with(250, 100, faults).await;
+    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
+    let users = client.list_users_as(|user| user).await.unwrap();
+    let expected: Vec<String> = (0..250).map(|i| format!("{i:05}")).collect();
+    assert_eq!(sorted_xids(&users.items), expected, "every user once");
+    assert_eq!(
+        users.pages, 4,
+        "pages of 100, 100 and 50, then the empty one"
+    );
+    let groups = client.list_groups().await.unwrap();
+    assert_eq!((groups.items.len(), groups.pages), (1, 2));
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_listing_that_loses_records_is_an_error_naming_the_counts() {
+    let faults = sim::Faults {
+        listing_loss_every: 7,
+        ..Default::default()
+    };
+    let running = start_with(30, 100, faults).await;
+    let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000)
+        .unwrap()
+        .with_page_size(10);
+    let error = client.list_users().await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ApiError::IncompleteListing {
+                noun: "accounts",
+                reads: 3,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    // The first page holds 9 (the 7th left out), so pages start at 9, 18 and 27; the one at 18
+    // loses the 21st and the 28th.
+    assert!(
+        error
+            .to_string()
+            .contains("(30 accounts reported, 28 received: the page at offset 18 held 8 where 9 were expected)"),
+        "{error}"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_listing_after_a_change_shows_the_change() {
     let running = start(3).await;
     let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
@@ -75,7 +132,7 @@ async fn a_listing_after_a_change_shows_the_change() {
         ..Default::default()
     };
     client.update_user(&before[1].eid, &update).await.unwrap();
-    let group = client.list_groups().await.unwrap()[0].eid.clone();
+    let group = client.list_groups().await.unwrap().items[0].eid.clone();
     client
         .remove_from_groups(&before[2].eid, std::slice::from_ref(&group))
         .await
@@ -121,7 +178,7 @@ async fn api_errors_are_typed_with_their_meaning() {
     let client = Client::new(&running.url, NETWORK, TOKEN, "1.8.2", 1000).unwrap();
     let users = client.list_users().await.unwrap();
     let user = &users[0].eid;
-    let group = client.list_groups().await.unwrap()[0].eid.clone();
+    let group = client.list_groups().await.unwrap().items[0].eid.clone();
 
     let error = client
         .add_to_groups(user, std::slice::from_ref(&group))

@@ -71,9 +71,9 @@ fn a_network_that_fails_after_the_operations_ran_still_gets_its_record() {
     // Once the invitations are out, every connection drops: the follow-ups fail, and so does
     // the final read of the network.
     wait_until("the invitations", || !sim.users().is_empty());
-    sim.set_faults(json!({"drop_rate": 1.0}));
+    sim.set_faults(&json!({"drop_rate": 1.0}));
     let apply = child.wait_with_output().unwrap();
-    sim.set_faults(json!({}));
+    sim.set_faults(&json!({}));
     assert_eq!(code(&apply), 1, "{}{}", stdout(&apply), stderr(&apply));
 
     let record = repo
@@ -431,11 +431,11 @@ fn invites_that_took_effect_under_faults_are_never_recorded_as_failed() {
     // Every invite call fails, half of them after taking effect; the lookups that would tell
     // stay healthy, so the run ends with invitations whose outcome it could not see itself.
     let sim = Sim::start_with(&empty_network(), &["--fault-seed", "5"]);
-    sim.set_faults(json!({"error_rate_by_endpoint": {"invite": 1.0}}));
+    sim.set_faults(&json!({"error_rate_by_endpoint": {"invite": 1.0}}));
     let repo = standard_repo(&sim, &rows(8));
     let dir = path_str(repo.path());
     let apply = run(&["apply", "--repo", &dir], repo.path());
-    sim.set_faults(json!({}));
+    sim.set_faults(&json!({}));
     let record = repo
         .state_file("apply.json")
         .unwrap_or_else(|| panic!("{}", stderr(&apply)));

@@ -157,6 +157,7 @@ fn check(
             source: "hr.csv".into(),
             sha256: "0".repeat(64),
             locator: Default::default(),
+            pages: None,
             modified: None,
             layout: Layout::new(configured_fields(&config.sync)),
             records: Records::from_rows(

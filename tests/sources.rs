@@ -457,9 +457,19 @@ const AFAS_TOKEN: &str = "1A2B3C4D5E6F7A8B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4F5A6B7C
 
 #[derive(Clone, Copy, PartialEq)]
 enum Fake {
-    Json,
+    /// `rows` employees, at most `cap` a page whatever `take` asks for.
+    Json { rows: usize, cap: usize },
+    /// A full page for every `skip`: a connector that never ends.
+    Endless,
+    /// A login page instead of JSON.
     Html,
 }
+
+/// The five employees most tests read, in pages of whatever size is asked for.
+const FIVE: Fake = Fake::Json {
+    rows: 5,
+    cap: usize::MAX,
+};
 
 /// A local AFAS GetConnector: `GET /ProfitRestServices/connectors/Speakap_Medewerkers?skip&take`.
 struct AfasFake {
@@ -468,22 +478,19 @@ struct AfasFake {
     _thread: std::thread::JoinHandle<()>,
 }
 
-fn afas_rows() -> Vec<serde_json::Value> {
-    (0..5)
-        .map(|i| {
-            json!({
-                "Medewerker": format!("{}", 100 + i),
-                "Email_werk": format!("person{i}@example.com"),
-                "Voornaam": format!("Person{i}"),
-                "Achternaam": "Jansen",
-                "Functie": if i == 4 { json!("Store Manager") } else { json!("Baker") },
-                "Vestiging": if i % 2 == 0 { "N" } else { "S" },
-                "Afdeling": 1,
-                "Datum_in_dienst": "2020-01-01T00:00:00Z",
-                "Telefoon": null
-            })
-        })
-        .collect()
+/// Employee `i` of the connector: XID `100 + i`, a store manager at 4, bakers otherwise.
+fn afas_row(i: usize) -> serde_json::Value {
+    json!({
+        "Medewerker": format!("{}", 100 + i),
+        "Email_werk": format!("person{i}@example.com"),
+        "Voornaam": format!("Person{i}"),
+        "Achternaam": "Jansen",
+        "Functie": if i == 4 { json!("Store Manager") } else { json!("Baker") },
+        "Vestiging": if i.is_multiple_of(2) { "N" } else { "S" },
+        "Afdeling": 1,
+        "Datum_in_dienst": "2020-01-01T00:00:00Z",
+        "Telefoon": null
+    })
 }
 
 fn start_afas(kind: Fake) -> AfasFake {
@@ -533,7 +540,13 @@ fn start_afas(kind: Fake) -> AfasFake {
                             )
                                 .into_response();
                         }
-                        let rows: Vec<_> = afas_rows().into_iter().skip(skip).take(take).collect();
+                        let served = match kind {
+                            Fake::Json { rows, cap } => {
+                                skip.min(rows)..rows.min(skip + take.min(cap))
+                            }
+                            _ => skip..skip + take,
+                        };
+                        let rows: Vec<_> = served.map(afas_row).collect();
                         axum::Json(json!({"skip": skip, "take": take, "rows": rows}))
                             .into_response()
                     }
@@ -558,13 +571,17 @@ fn start_afas(kind: Fake) -> AfasFake {
 }
 
 fn afas_source(url: &str) -> String {
+    afas_source_paged(url, "  page_size: 2\n")
+}
+
+/// The AFAS source with its own paging settings (lines indented two spaces).
+fn afas_source_paged(url: &str, paging: &str) -> String {
     format!(
         "  type: afas
   url: {url}
   connector: Speakap_Medewerkers
   token_env: AFAS_TOKEN
-  page_size: 2
-  columns:
+{paging}  columns:
     xid: Medewerker
     email: email_werk
     first_name: Voornaam
@@ -593,7 +610,7 @@ fn run_with_afas_token(args: &[&str], repo: &ConfigRepo, token: &str) -> std::pr
 #[test]
 fn the_afas_getconnector_is_read_page_by_page_and_applied() {
     let sim = Sim::start(&seed());
-    let afas = start_afas(Fake::Json);
+    let afas = start_afas(FIVE);
     let repo = repo_with(&sim, &afas_source(&afas.url));
     repo.commit("afas");
     let dir = path_str(repo.path());
@@ -603,7 +620,7 @@ fn the_afas_getconnector_is_read_page_by_page_and_applied() {
     let text = stdout(&plan);
     assert_eq!(code(&plan), 0, "{}", stderr(&plan));
     assert!(
-        text.contains(&format!("HR:     {endpoint} (5 records")),
+        text.contains(&format!("HR:     {endpoint} (5 records in 4 pages")),
         "{text}"
     );
     assert!(
@@ -615,10 +632,15 @@ fn the_afas_getconnector_is_read_page_by_page_and_applied() {
         "{text}"
     );
     assert!(text.contains("Plan: 5 to invite"), "{text}");
-    // Pages of 2 until the short third page.
+    // Pages of 2, the short third one, and the empty fourth that ends the record.
     assert_eq!(
         *afas.requests.lock().unwrap(),
-        ["skip=0&take=2", "skip=2&take=2", "skip=4&take=2"]
+        [
+            "skip=0&take=2",
+            "skip=2&take=2",
+            "skip=4&take=2",
+            "skip=5&take=2"
+        ]
     );
 
     let explain = run_with_afas_token(&["explain", "103", "--repo", &dir], &repo, AFAS_TOKEN);
@@ -648,10 +670,117 @@ fn the_afas_getconnector_is_read_page_by_page_and_applied() {
     assert_eq!(hr["sha256"].as_str().unwrap().len(), 64);
 }
 
+/// Accounts for the connector's employees `from..to`, as an earlier sync left them.
+fn seed_with_afas_employees(from: usize, to: usize) -> serde_json::Value {
+    let users: Vec<_> = (from..to)
+        .map(|i| {
+            json!({
+                "xid": format!("{}", 100 + i),
+                "email": format!("person{i}@example.com"),
+                "firstName": format!("Person{i}"),
+                "familyName": "Jansen",
+                "jobTitle": "Baker",
+                "groups": [if i.is_multiple_of(2) { "Store North" } else { "Store South" }, "Bakery"]
+            })
+        })
+        .collect();
+    json!({"groups": seed_groups(), "users": users})
+}
+
+#[test]
+fn an_afas_connector_serving_shorter_pages_than_asked_is_read_to_its_empty_page() {
+    // 61 employees, pages capped at 50 while 100 are asked for: the 11 on the short second
+    // page already have accounts. Stopping at the first short page would plan from 50 of 61
+    // and offboard those 11.
+    let sim = Sim::start(&seed_with_afas_employees(50, 61));
+    let afas = start_afas(Fake::Json { rows: 61, cap: 50 });
+    let repo = repo_with(&sim, &afas_source_paged(&afas.url, "  page_size: 100\n"));
+    repo.commit("afas");
+    let endpoint = format!("{}/connectors/Speakap_Medewerkers", afas.url);
+
+    let plan = run_with_afas_token(
+        &["plan", "--repo", &path_str(repo.path())],
+        &repo,
+        AFAS_TOKEN,
+    );
+    let text = stdout(&plan);
+    assert_eq!(code(&plan), 0, "{}", stderr(&plan));
+    assert!(
+        text.contains(&format!("HR:     {endpoint} (61 records in 3 pages")),
+        "all 61 rows, in two pages and the empty one: {text}"
+    );
+    assert_eq!(
+        *afas.requests.lock().unwrap(),
+        ["skip=0&take=100", "skip=50&take=100", "skip=61&take=100"],
+        "each skip advances by the rows received"
+    );
+    assert!(
+        text.contains("Plan: 50 to invite, 0 to update, 0 to suspend"),
+        "the 11 already there are left as they are, no one offboarded: {text}"
+    );
+    // Positions name the pages as served.
+    assert!(
+        text.contains("+ invite 149 Person49 Jansen  (HR page 1 row 50)"),
+        "{text}"
+    );
+    let json = run_with_afas_token(
+        &["plan", "--repo", &path_str(repo.path()), "--format", "json"],
+        &repo,
+        AFAS_TOKEN,
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        (&json["hr"]["records"], &json["hr"]["pages"]),
+        (&json!(61), &json!(3))
+    );
+    let explain = run_with_afas_token(
+        &["explain", "160", "--repo", &path_str(repo.path())],
+        &repo,
+        AFAS_TOKEN,
+    );
+    assert!(
+        stdout(&explain).contains(&format!("HR record: {endpoint} page 2 row 11")),
+        "{}",
+        stdout(&explain)
+    );
+}
+
+#[test]
+fn an_afas_connector_that_never_ends_stops_at_max_pages_and_offboards_no_one() {
+    let sim = Sim::start(&seed_with_afas_employees(0, 5));
+    let afas = start_afas(Fake::Endless);
+    let repo = repo_with(
+        &sim,
+        &afas_source_paged(&afas.url, "  page_size: 2\n  max_pages: 5\n"),
+    );
+    repo.commit("endless");
+    let before = sim.users();
+
+    let apply = run_with_afas_token(
+        &["apply", "--repo", &path_str(repo.path())],
+        &repo,
+        AFAS_TOKEN,
+    );
+    let err = stderr(&apply);
+    assert_eq!(code(&apply), 1, "{err}");
+    assert!(
+        err.contains("5 pages read (10 rows) without reaching the empty page that ends the record; stopped at `source.max_pages` (5)"),
+        "{err}"
+    );
+    assert!(err.contains("raise `source.max_pages`"), "{err}");
+    assert_eq!(
+        afas.requests.lock().unwrap().len(),
+        5,
+        "no page past the maximum"
+    );
+    assert_eq!(sim.users(), before, "nothing applied, no one offboarded");
+    assert_eq!(repo.state_commit_count(), 0, "no audit commit");
+}
+
 #[test]
 fn a_refused_afas_token_or_an_html_page_stops_everything_without_echoing_the_token() {
     let sim = Sim::start(&seed());
-    let afas = start_afas(Fake::Json);
+    let afas = start_afas(FIVE);
     let repo = repo_with(&sim, &afas_source(&afas.url));
     repo.commit("afas");
     let dir = path_str(repo.path());

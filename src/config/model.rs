@@ -273,10 +273,17 @@ pub struct AfasSource {
     /// Environment variable holding the app connector token (the `<data>` part of the AFAS token).
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub token_env: String,
-    /// Rows asked for per request (`take`); reading stops at the first shorter page.
+    /// Rows asked for per request (`take`). The connector may serve fewer per page; reading goes
+    /// on, each `skip` past the rows received, until a page is empty.
     #[serde(default = "default_page_size")]
     #[schemars(range(min = 1, max = 100000))]
     pub page_size: u32,
+    /// The most pages one read makes, the empty page that ends it included: a connector that
+    /// never comes to an empty page stops the run with an error naming this setting, and
+    /// nothing is planned.
+    #[serde(default = "default_max_pages")]
+    #[schemars(range(min = 1))]
+    pub max_pages: u32,
     /// Separator inside multi-valued fields (several locations or departments in one value).
     #[serde(default = "default_multi_value_separator")]
     #[schemars(length(min = 1, max = 1))]
@@ -307,6 +314,11 @@ fn default_sftp_port() -> u16 {
 
 fn default_page_size() -> u32 {
     1000
+}
+
+/// 10 million rows at the default page size, 500,000 from a connector capping pages at 50.
+fn default_max_pages() -> u32 {
+    10_000
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -1,7 +1,10 @@
 //! AFAS Profit GetConnector: `GET {url}/connectors/{connector}?skip=N&take=M` with
 //! `Authorization: AfasToken base64(<token><version>1</version><data>TOKEN</data></token>)`,
-//! answered with `{"skip": N, "take": M, "rows": [{field: value, …}]}`. Pages are read until one
-//! is shorter than `take`. Connector fields are matched to `source.columns` like CSV headers.
+//! answered with `{"skip": N, "take": M, "rows": [{field: value, …}]}`. Pages are read until an
+//! empty one, never just to a short one: a connector may cap its pages below `take`, and stopping
+//! at its first page would plan from part of the record (the rest would look like leavers). Each
+//! `skip` advances by the rows actually received; `source.max_pages` stops a connector that never
+//! ends. Connector fields are matched to `source.columns` like CSV headers.
 
 use std::time::Duration;
 
@@ -15,10 +18,6 @@ use super::{
 };
 use crate::config::{AfasSource, ColumnType};
 use crate::error::Error;
-
-/// More rows than any employee record has: a connector that never returns a short page is
-/// stopped here rather than read forever.
-const MAX_ROWS: u64 = 10_000_000;
 
 /// The `Authorization` header value for an AFAS app connector token.
 pub fn authorization(token: &str) -> String {
@@ -59,6 +58,7 @@ pub async fn read(
         .build()
         .map_err(|e| Error::input(format!("cannot set up HTTPS: {e}")))?;
     let take = u64::from(source.page_size.max(1));
+    let max_pages = u64::from(source.max_pages.max(1));
 
     let mut hasher = Sha256::new();
     let mut records = RecordsBuilder::for_layout(&layout);
@@ -66,6 +66,11 @@ pub async fn read(
     let mut skip: u64 = 0;
     let mut page: u64 = 1;
     loop {
+        if page > max_pages {
+            return Err(Error::input(format!(
+                "AFAS connector {endpoint}: {max_pages} pages read ({skip} rows) without reaching the empty page that ends the record; stopped at `source.max_pages` ({max_pages}). If the record really is that large, raise `source.max_pages`; otherwise the connector does not page (it may ignore `skip`)"
+            )));
+        }
         let url = format!("{endpoint}?skip={skip}&take={take}");
         let response = client
             .get(&url)
@@ -124,8 +129,13 @@ pub async fn read(
                 rows.len()
             )));
         }
+        if rows.is_empty() {
+            break;
+        }
         for (index, row) in rows.iter().enumerate() {
-            let position = skip + index as u64 + 1;
+            // Page-aligned positions (a page never holds more than `take`), so that
+            // `Locator::Connector` names the page and row even when pages are served shorter.
+            let position = (page - 1) * take + index as u64 + 1;
             let Some(row) = row.as_object() else {
                 return Err(Error::input(format!(
                     "AFAS connector {endpoint}: page {page} row {} is not an object",
@@ -153,14 +163,6 @@ pub async fn read(
             records.push(position, values.iter().map(String::as_str));
         }
         skip += rows.len() as u64;
-        if (rows.len() as u64) < take {
-            break;
-        }
-        if skip >= MAX_ROWS {
-            return Err(Error::input(format!(
-                "AFAS connector {endpoint}: more than {MAX_ROWS} rows; stopped reading"
-            )));
-        }
         page += 1;
     }
     if records.is_empty() {
@@ -174,6 +176,7 @@ pub async fn read(
         source: endpoint,
         sha256: crate::digest::hex(&hasher.finalize()),
         locator: Locator::Connector { page_size: take },
+        pages: Some(page),
         modified: None,
         layout,
         records,

@@ -145,6 +145,7 @@ pub fn parse(
         source: display.to_string(),
         sha256,
         locator: Locator::Sheet { sheet: sheet_name },
+        pages: None,
         modified: None,
         layout,
         records,

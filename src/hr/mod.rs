@@ -657,6 +657,8 @@ pub struct Snapshot {
     pub sha256: String,
     /// How record positions read.
     pub locator: Locator,
+    /// Pages read from a paged source (the empty page that ends the read included).
+    pub pages: Option<u64>,
     /// The file's modification time, when it was fetched from a server (RFC 3339).
     pub modified: Option<String>,
     pub layout: Layout,
@@ -669,6 +671,9 @@ pub struct SnapshotInfo {
     pub source: String,
     pub sha256: String,
     pub records: usize,
+    /// Pages read from a paged source (the empty page that ends the read included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<u64>,
     #[serde(default, skip_serializing_if = "Locator::is_file")]
     pub locator: Locator,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -689,6 +694,7 @@ impl Snapshot {
             source,
             sha256,
             locator: Locator::File,
+            pages: None,
             modified: None,
             layout,
             records,
@@ -700,6 +706,7 @@ impl Snapshot {
             source: self.source.clone(),
             sha256: self.sha256.clone(),
             records: self.records.len(),
+            pages: self.pages,
             locator: self.locator.clone(),
             modified: self.modified.clone(),
         }

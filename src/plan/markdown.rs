@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use super::impact::Impact;
+use super::render::{hr_count, network_count};
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
 use crate::desired::ProfileField;
@@ -78,10 +79,11 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     };
     let _ = writeln!(
         head,
-        "**Config** {config} · **HR snapshot** `{}`, {} records, sha256 `{}` · **As of** {} · **Checksum** `{}`\n",
+        "**Config** {config} · **HR snapshot** `{}`, {}, sha256 `{}` · **Network** {} · **As of** {} · **Checksum** `{}`\n",
         plan.hr.source,
-        plan.hr.records,
+        hr_count(&plan.hr),
         &plan.hr.sha256[..plan.hr.sha256.len().min(12)],
+        network_count(&plan.network_read),
         plan.as_of,
         plan.checksum()
     );

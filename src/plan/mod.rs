@@ -23,7 +23,7 @@ use crate::desired::{
 use crate::diag::{Diagnostic, Location};
 use crate::hr::{SnapshotInfo, case_folded};
 use crate::redact::mask_email;
-use crate::speakap::{Observed, ObservedUser, wire};
+use crate::speakap::{NetworkRead, Observed, ObservedUser, wire};
 use crate::state::Ledger;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -37,6 +37,9 @@ pub struct Plan {
     pub hr: SnapshotInfo,
     /// The observed network this plan was made against (see `Observed::fingerprint`).
     pub network_fingerprint: String,
+    /// What was read of the network: accounts and groups, and their pages.
+    #[serde(default)]
+    pub network_read: NetworkRead,
     pub as_of: Date,
     pub users: Vec<UserPlan>,
     /// People with a start date still to come: invited on that day.
@@ -1080,6 +1083,7 @@ fn plan_all_but_fingerprint(input: &PlanInput) -> Result<Plan, Vec<Diagnostic>> 
         config_commit: config.files.revision.commit_id().map(str::to_string),
         hr: input.hr.clone(),
         network_fingerprint: String::new(),
+        network_read: input.observed.read,
         as_of: today,
         users,
         scheduled,

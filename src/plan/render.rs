@@ -7,8 +7,9 @@ use super::impact::Impact;
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
 use crate::desired::{ProfileField, Provenance};
-use crate::hr::Locator;
+use crate::hr::{Locator, SnapshotInfo};
 use crate::output::Paint;
+use crate::speakap::NetworkRead;
 
 /// The plan as JSON, with its checksum: what `plan --format json` prints and `--out` writes.
 #[derive(Serialize)]
@@ -76,9 +77,43 @@ pub fn blocked_message(plan: &Plan) -> String {
     )
 }
 
+/// `12 records`, or `12 records in 3 pages` from a paged source.
+pub(crate) fn hr_count(hr: &SnapshotInfo) -> String {
+    match hr.pages {
+        Some(pages) => format!(
+            "{} records in {}",
+            hr.records,
+            counted(pages as usize, "page")
+        ),
+        None => format!("{} records", hr.records),
+    }
+}
+
+/// `56 accounts in 1 page, 12 groups in 1 page`.
+pub(crate) fn network_count(read: &NetworkRead) -> String {
+    format!(
+        "{} in {}, {} in {}",
+        counted(read.accounts, "account"),
+        counted(read.account_pages, "page"),
+        counted(read.groups, "group"),
+        counted(read.group_pages, "page")
+    )
+}
+
+fn counted(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 pub fn text(plan: &Plan, paint: Paint) -> String {
     let mut out = String::new();
-    out.push_str(&paint.bold(&format!("Plan for network {}\n", plan.network)));
+    out.push_str(&paint.bold(&format!(
+        "Plan for network {} ({})\n",
+        plan.network,
+        network_count(&plan.network_read)
+    )));
     match &plan.config_commit {
         Some(commit) => out.push_str(&format!("  config: commit {}\n", short(commit))),
         None => out.push_str(&format!(
@@ -89,14 +124,14 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         )),
     }
     out.push_str(&format!(
-        "  HR:     {}{} ({} records, sha256 {})\n  as of:  {}\n\n",
+        "  HR:     {}{} ({}, sha256 {})\n  as of:  {}\n\n",
         plan.hr.source,
         plan.hr
             .modified
             .as_deref()
             .map(|m| format!(", modified {m}"))
             .unwrap_or_default(),
-        plan.hr.records,
+        hr_count(&plan.hr),
         &plan.hr.sha256[..12.min(plan.hr.sha256.len())],
         plan.as_of
     ));

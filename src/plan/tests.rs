@@ -48,6 +48,7 @@ fn snapshot(config: &Config, rows: &[[&str; 5]]) -> Snapshot {
         source: "hr.csv".into(),
         sha256: "0".repeat(64),
         locator: Default::default(),
+        pages: None,
         modified: None,
         layout: Layout::new(configured_fields(&config.sync)),
         records: Records::from_rows(
@@ -107,14 +108,22 @@ fn account(
 }
 
 fn network(users: Vec<ObservedUser>) -> Observed {
+    let groups = vec![
+        group("gn", "North"),
+        group("gs", "South"),
+        group("gm", "Managers"),
+        group("gx", "Social"),
+    ];
+    let read = NetworkRead {
+        accounts: users.len(),
+        account_pages: 1,
+        groups: groups.len(),
+        group_pages: 1,
+    };
     Observed {
         users,
-        groups: vec![
-            group("gn", "North"),
-            group("gs", "South"),
-            group("gm", "Managers"),
-            group("gx", "Social"),
-        ],
+        groups,
+        read,
     }
 }
 

@@ -40,6 +40,29 @@ pub struct Faults {
     /// Answer as a real Speakap API would, without `/_sim/identity`: speakap-sync then applies
     /// the safeguards it keeps for real networks (tests of those safeguards).
     pub as_real_network: bool,
+    /// Every n-th item of the users and groups listings (by its place in the collection) is left
+    /// out of its page while `total` still counts it: a listing that loses records. 0: none.
+    pub listing_loss_every: usize,
+    /// Listings answer without `total`, as a HAL collection may.
+    pub listing_without_total: bool,
+}
+
+impl Faults {
+    /// A listing page starting at `offset` of a collection of `total`, as these faults serve it:
+    /// the total it reports and the items left on it.
+    pub fn listing<T>(&self, offset: usize, (total, items): (usize, Vec<T>)) -> wire::Page<T> {
+        let total = (!self.listing_without_total).then_some(total);
+        let every = self.listing_loss_every;
+        if every == 0 {
+            return (total, items);
+        }
+        let kept = (offset + 1..)
+            .zip(items)
+            .filter(|(place, _)| place % every != 0)
+            .map(|(_, item)| item)
+            .collect();
+        (total, kept)
+    }
 }
 
 /// What the fault layer did, for tests and benchmarks.

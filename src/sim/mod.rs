@@ -376,7 +376,7 @@ fn with_network<T>(
 fn page<U: serde::Serialize>(
     offset: usize,
     limit: usize,
-    (total, users): (usize, Vec<U>),
+    (total, users): wire::Page<U>,
 ) -> Response {
     Json(wire::UsersPage {
         total,
@@ -397,10 +397,23 @@ async fn list_users(
         .as_deref()
         .is_some_and(|e| e.split(',').any(|p| p == "memberships"));
     let offset = paging.offset;
+    let faults = shared.faults.get();
     with_network(&shared, |n| {
         Ok(match (embed, paging.email.as_deref()) {
-            (true, None) => page(offset, limit, n.listing_page(offset, limit)),
-            (embed, email) => page(offset, limit, n.users_page(offset, limit, embed, email)),
+            (true, None) => page(
+                offset,
+                limit,
+                faults.listing(offset, n.listing_page(offset, limit)),
+            ),
+            (embed, None) => {
+                let listed = n.users_page(offset, limit, embed, None);
+                page(offset, limit, faults.listing(offset, listed))
+            }
+            // Listing faults touch listings of the collection, not lookups by address.
+            (embed, email) => {
+                let (total, users) = n.users_page(offset, limit, embed, email);
+                page(offset, limit, (Some(total), users))
+            }
         })
     })
 }
@@ -476,8 +489,9 @@ async fn list_groups(
     Query(paging): Query<Paging>,
 ) -> Result<Json<wire::GroupsPage>, SimError> {
     let limit = paging.limit.clamp(1, shared.max_page_size);
+    let faults = shared.faults.get();
     with_network(&shared, |n| {
-        let (total, groups) = n.groups_page(paging.offset, limit);
+        let (total, groups) = faults.listing(paging.offset, n.groups_page(paging.offset, limit));
         Ok(Json(wire::GroupsPage {
             total,
             offset: paging.offset,

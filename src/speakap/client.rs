@@ -1,6 +1,11 @@
 //! HTTP client for the Speakap REST API: auth, versioned Accept header, rate limit, paging (pages
 //! fetched concurrently once the total is known), typed errors, and retries.
 //!
+//! Reads are complete or fail: a listing must hold as many items as the total it reports, every
+//! page as many as its place in the total calls for; a listing that reports no total is read on
+//! until an empty page. A missing account would be planned as someone to invite again, a missing
+//! group as one that does not exist.
+//!
 //! Retries: 429, 502, 503, 504 and connection failures are transient. Idempotent requests (reads,
 //! profile updates, role changes) are retried with exponential backoff and jitter, waiting at
 //! least as long as a `Retry-After` header asks. A non-idempotent request (an invite, a group
@@ -23,7 +28,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    self, Group, InviteRequest, InviteResponse, InviteResult, Invitee, Membership, User, UserUpdate,
+    self, Group, InviteRequest, InviteResponse, InviteResult, Invitee, Membership, Page, User,
+    UserUpdate,
 };
 
 /// Users and groups are asked for in pages of this size unless configured (`speakap.page_size`).
@@ -38,6 +44,12 @@ const MAX_ATTEMPTS: usize = 6;
 const MAX_THROTTLED_ATTEMPTS: usize = 20;
 /// A `Retry-After` longer than this is not waited for: the run stops and says so.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+/// Reads of a listing before its inconsistency is reported: a listing read while someone changes
+/// the network can come out inconsistent once, hardly three times in a row.
+const LISTING_READS: usize = 3;
+/// A listing without a total is read up to this many items: an API that never serves an empty
+/// page is stopped here rather than read forever.
+const MAX_LISTED: usize = 10_000_000;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
@@ -71,6 +83,16 @@ pub enum ApiError {
     },
     #[error("no Speakap API token: set the environment variable {0} to `{{appEID}}_{{appSecret}}`")]
     MissingToken(String),
+    #[error(
+        "Speakap API GET {path}: the listing of {noun} is incomplete, read {reads} times ({detail}); nothing is planned from part of the network (a missing account would look like someone to invite, a missing group like one that does not exist). Run again later; if it persists, report it to Speakap with this message"
+    )]
+    IncompleteListing {
+        path: String,
+        /// What is listed: `accounts` or `groups`.
+        noun: &'static str,
+        detail: String,
+        reads: usize,
+    },
 }
 
 fn hint(code: i64) -> &'static str {
@@ -98,7 +120,7 @@ impl ApiError {
             ApiError::Unreachable { maybe_sent, .. } => *maybe_sent,
             ApiError::Unavailable { status, .. } => *status != 429,
             ApiError::Protocol { .. } => true,
-            ApiError::MissingToken(_) => false,
+            ApiError::MissingToken(_) | ApiError::IncompleteListing { .. } => false,
         }
     }
 
@@ -109,7 +131,7 @@ impl ApiError {
             ApiError::Unreachable { .. }
             | ApiError::Unavailable { .. }
             | ApiError::MissingToken(_) => true,
-            ApiError::Protocol { .. } => false,
+            ApiError::Protocol { .. } | ApiError::IncompleteListing { .. } => false,
         }
     }
 }
@@ -128,6 +150,21 @@ enum Repeat {
     Safe,
     /// Sending it twice could do it twice: the caller checks what happened first.
     Checked,
+}
+
+/// A whole collection as listed, and the pages it took.
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    /// Pages read (for a listing without a total, the empty page that ends it included).
+    pub pages: usize,
+}
+
+/// One read of a listing with a total.
+enum Read<T> {
+    Whole(Listing<T>),
+    /// What does not add up, for the error if reading again does not help.
+    DoesNotAddUp(String),
 }
 
 /// A client for one network. The token is held only inside the Authorization header, which is
@@ -415,7 +452,7 @@ impl Client {
 
     /// Every user of the network with their memberships.
     pub async fn list_users(&self) -> Result<Vec<User>, ApiError> {
-        self.list_users_as(|user| user).await
+        Ok(self.list_users_as(|user| user).await?.items)
     }
 
     /// Every user, each turned into a `T` as their page arrives: a large network is then never
@@ -423,11 +460,12 @@ impl Client {
     pub async fn list_users_as<T: Send + 'static>(
         &self,
         convert: impl Fn(User) -> T + Send + Sync + 'static,
-    ) -> Result<Vec<T>, ApiError> {
+    ) -> Result<Listing<T>, ApiError> {
         let path = self.path("users/");
         self.paged(
             path,
             &[("embed", "memberships")],
+            "accounts",
             move |page: wire::UsersPage| {
                 let users = page.embedded.users.into_iter().map(&convert).collect();
                 (page.total, users)
@@ -436,18 +474,19 @@ impl Client {
         .await
     }
 
-    pub async fn list_groups(&self) -> Result<Vec<Group>, ApiError> {
+    pub async fn list_groups(&self) -> Result<Listing<Group>, ApiError> {
         let path = self.path("groups/");
-        self.paged(path, &[], |page: wire::GroupsPage| {
+        self.paged(path, &[], "groups", |page: wire::GroupsPage| {
             (page.total, page.embedded.groups)
         })
         .await
     }
 
-    /// Reads the first page, then the rest concurrently once `total` is known. The API may serve
-    /// fewer items than asked for: the first page's length is then the step between offsets. A
-    /// collection that grows while it is read is read again from where it ended, at most a
-    /// bounded number of times.
+    /// Reads a whole listing. With a total, the first page is read, then the rest concurrently:
+    /// the API may serve fewer items than asked for, and the first page's length is then the step
+    /// between offsets. A listing that does not add up (a page short or long for its place, the
+    /// total changing between pages) is read again, up to [`LISTING_READS`] times, then fails.
+    /// Without a total, pages are read one after the other until an empty one.
     ///
     /// Each page is fetched and decoded in a task of its own, so that decoding a large network
     /// uses every core rather than the one awaiting the listing.
@@ -455,8 +494,9 @@ impl Client {
         &self,
         path: String,
         query: &'static [(&'static str, &'static str)],
-        split: impl Fn(P) -> (usize, Vec<T>) + Send + Sync + 'static,
-    ) -> Result<Vec<T>, ApiError>
+        noun: &'static str,
+        split: impl Fn(P) -> Page<T> + Send + Sync + 'static,
+    ) -> Result<Listing<T>, ApiError>
     where
         P: DeserializeOwned + Send + 'static,
         T: Send + 'static,
@@ -482,32 +522,127 @@ impl Client {
                     .map_err(|e| protocol("GET", &failed, format!("page task failed: {e}")))?
             }
         };
-        let (total, mut items) = page(0).await?;
-        // The next page starts where this one ended, however many the API chose to serve.
-        let step = match items.len() {
-            0 => self.page_size,
-            served => served,
-        };
-        for _ in 0..3 {
-            if items.len() >= total {
-                break;
-            }
-            let offsets: Vec<usize> = (items.len()..total).step_by(step).collect();
-            let mut pages: Vec<(usize, Vec<T>)> = futures_util::stream::iter(offsets)
-                .map(|offset| async move { page(offset).await.map(|(_, items)| (offset, items)) })
-                .buffer_unordered(self.concurrency)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()?;
-            pages.sort_by_key(|(offset, _)| *offset);
-            let before = items.len();
-            items.extend(pages.into_iter().flat_map(|(_, items)| items));
-            if items.len() == before {
-                break;
+        let mut detail = String::new();
+        for read in 1..=LISTING_READS {
+            let (total, first) = page(0).await?;
+            let Some(total) = total else {
+                return self.paged_to_empty(&path, noun, first, &page).await;
+            };
+            match self.paged_to_total(total, first, noun, &page).await? {
+                Read::Whole(listing) => return Ok(listing),
+                Read::DoesNotAddUp(found) => {
+                    if read < LISTING_READS {
+                        tracing::warn!(
+                            "the listing {path} does not add up ({found}); reading it again"
+                        );
+                    }
+                    detail = found;
+                }
             }
         }
-        Ok(items)
+        Err(ApiError::IncompleteListing {
+            path: path.to_string(),
+            noun,
+            detail,
+            reads: LISTING_READS,
+        })
+    }
+
+    /// The rest of a listing whose first page reported `total`, or what does not add up.
+    async fn paged_to_total<T, F>(
+        &self,
+        total: usize,
+        first: Vec<T>,
+        noun: &str,
+        page: impl Fn(usize) -> F,
+    ) -> Result<Read<T>, ApiError>
+    where
+        F: Future<Output = Result<Page<T>, ApiError>>,
+    {
+        if first.len() > total || (first.is_empty() && total > 0) {
+            return Ok(Read::DoesNotAddUp(format!(
+                "{total} {noun} reported, {} on the first page",
+                first.len()
+            )));
+        }
+        // The next page starts where this one ended, however many the API chose to serve.
+        let step = first.len().max(1);
+        let offsets: Vec<usize> = (first.len()..total).step_by(step).collect();
+        let page = &page;
+        let mut pages: Vec<(usize, Page<T>)> = futures_util::stream::iter(offsets)
+            .map(|offset| async move { page(offset).await.map(|served| (offset, served)) })
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        pages.sort_by_key(|(offset, _)| *offset);
+        let received = first.len()
+            + pages
+                .iter()
+                .map(|(_, (_, items))| items.len())
+                .sum::<usize>();
+        let odd = pages.iter().find_map(|(offset, (reported, items))| {
+            let expected = step.min(total - offset);
+            if *reported != Some(total) {
+                Some(match reported {
+                    Some(other) => format!("the total changed from {total} to {other} while it was read"),
+                    None => format!("the page at offset {offset} reports no total"),
+                })
+            } else if items.len() != expected {
+                Some(format!(
+                    "{total} {noun} reported, {received} received: the page at offset {offset} held {} where {expected} were expected",
+                    items.len()
+                ))
+            } else {
+                None
+            }
+        });
+        if let Some(odd) = odd {
+            return Ok(Read::DoesNotAddUp(odd));
+        }
+        let count = 1 + pages.len();
+        let mut items = first;
+        items.reserve(total - items.len());
+        items.extend(pages.into_iter().flat_map(|(_, (_, items))| items));
+        Ok(Read::Whole(Listing {
+            items,
+            pages: count,
+        }))
+    }
+
+    /// The rest of a listing that reports no total: page after page until an empty one, each
+    /// offset past the items received.
+    async fn paged_to_empty<T, F>(
+        &self,
+        path: &str,
+        noun: &str,
+        first: Vec<T>,
+        page: impl Fn(usize) -> F,
+    ) -> Result<Listing<T>, ApiError>
+    where
+        F: Future<Output = Result<Page<T>, ApiError>>,
+    {
+        let mut items = first;
+        let mut pages = 1;
+        let mut last = items.len();
+        while last > 0 {
+            if items.len() >= MAX_LISTED {
+                return Err(protocol(
+                    "GET",
+                    path,
+                    format!(
+                        "{} {noun} served and no empty page, which ends a listing without a total; stopped reading",
+                        items.len()
+                    ),
+                ));
+            }
+            let (_, served) = page(items.len()).await?;
+            pages += 1;
+            last = served.len();
+            items.extend(served);
+        }
+        Ok(Listing { items, pages })
     }
 
     /// One user with their memberships.

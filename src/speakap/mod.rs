@@ -4,7 +4,7 @@ mod client;
 mod small_map;
 pub mod wire;
 
-pub use client::{ApiError, Client, DEFAULT_PAGE_SIZE, MAX_INVITES_PER_CALL};
+pub use client::{ApiError, Client, DEFAULT_PAGE_SIZE, Listing, MAX_INVITES_PER_CALL};
 pub use small_map::SmallMap;
 
 use crate::desired::{PackedProfile, ProfileField};
@@ -14,6 +14,17 @@ use crate::desired::{PackedProfile, ProfileField};
 pub struct Observed {
     pub users: Vec<ObservedUser>,
     pub groups: Vec<wire::Group>,
+    /// How much was read: shown in the plan header, not part of the fingerprint.
+    pub read: NetworkRead,
+}
+
+/// The records the network's listings returned and the pages they took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkRead {
+    pub accounts: usize,
+    pub account_pages: usize,
+    pub groups: usize,
+    pub group_pages: usize,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -131,12 +142,23 @@ impl Observed {
 pub async fn fetch(client: &Client) -> Result<Observed, ApiError> {
     let users = client.list_users_as(|user| (user.deleted, ObservedUser::from(user)));
     let (users, groups) = tokio::try_join!(users, client.list_groups())?;
+    let read = NetworkRead {
+        accounts: users.items.len(),
+        account_pages: users.pages,
+        groups: groups.items.len(),
+        group_pages: groups.pages,
+    };
     let mut users: Vec<ObservedUser> = users
+        .items
         .into_iter()
         .filter_map(|(deleted, user)| (!deleted).then_some(user))
         .collect();
     users.sort_by(|a, b| a.eid.cmp(&b.eid));
-    let mut groups = groups;
+    let mut groups = groups.items;
     groups.sort_by(|a, b| a.eid.cmp(&b.eid));
-    Ok(Observed { users, groups })
+    Ok(Observed {
+        users,
+        groups,
+        read,
+    })
 }

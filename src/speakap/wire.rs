@@ -100,7 +100,10 @@ pub struct Group {
 /// The simulator also serves pages of users it holds as JSON already (`U = Arc<RawValue>`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UsersPage<U = User> {
-    pub total: usize,
+    /// INFERRED: the size of the whole collection, as HAL collections commonly report it; the
+    /// documentation shows none. Absent, the client pages on until an empty page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
     pub offset: usize,
     pub limit: usize,
     #[serde(rename = "_embedded")]
@@ -112,10 +115,15 @@ pub struct EmbeddedUsers<U = User> {
     pub users: Vec<U>,
 }
 
+/// A listing page's items with the total it reports (INFERRED, see [`UsersPage::total`]).
+pub type Page<T> = (Option<usize>, Vec<T>);
+
 /// A page of the groups collection (HAL).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GroupsPage {
-    pub total: usize,
+    /// INFERRED, as in [`UsersPage::total`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
     pub offset: usize,
     pub limit: usize,
     #[serde(rename = "_embedded")]

@@ -146,16 +146,6 @@ impl Sim {
         }
     }
 
-    /// Replaces the injected faults (`PUT /_sim/faults`).
-    pub fn set_faults(&self, faults: Value) {
-        let request = reqwest::Client::new()
-            .put(format!("{}/_sim/faults", self.url))
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .json(&faults);
-        let status = runtime().block_on(async { request.send().await.unwrap().status() });
-        assert!(status.is_success(), "PUT /_sim/faults: {status}");
-    }
-
     /// A view of a simulator started elsewhere.
     pub fn attach(url: &str) -> Sim {
         Sim {
@@ -176,6 +166,16 @@ impl Sim {
             .request(method, format!("{}/networks/{NETWORK}/{path}", self.url))
             .header("Authorization", format!("Bearer {TOKEN}"))
             .header("Accept", "application/vnd.speakap.api-v1.8.2+json+hal")
+    }
+
+    /// Sets the simulator's faults (`PUT /_sim/faults`); `{}` clears them.
+    pub fn set_faults(&self, faults: &Value) {
+        let request = reqwest::Client::new()
+            .put(format!("{}/_sim/faults", self.url))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .json(faults);
+        let status = runtime().block_on(async { request.send().await.unwrap().status() });
+        assert!(status.is_success(), "PUT /_sim/faults: {status}");
     }
 
     /// All active users with their memberships, straight from the API.
