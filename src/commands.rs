@@ -25,6 +25,7 @@ use crate::rules;
 use crate::sim::{self, RunningSim, Seed, SimConfig};
 use crate::speakap::{self, ApiError, Client, Observed};
 use crate::state::{self, ApplyRecord, Ledger};
+use crate::text::inert;
 
 pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
     let files = read_files(&args.config, args.worktree)?;
@@ -372,7 +373,7 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
             .map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
         tracing::debug!("plan written in {:.2} s", started.elapsed().as_secs_f64());
     }
-    let markdown = |limit: usize, marker: Option<&str>| {
+    let markdown = |limit: markdown::Limit, marker: Option<&str>| {
         let options = MarkdownOptions {
             redact: !args.no_redact,
             limit,
@@ -391,7 +392,7 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
             print!("{}", render::text(&plan, paint));
         }
         PlanFormat::Json => print!("{}", render::json(&plan, impact.as_ref())),
-        PlanFormat::Markdown => print!("{}", markdown(usize::MAX, None)),
+        PlanFormat::Markdown => print!("{}", markdown(markdown::Limit::NONE, None)),
     }
     if github::append_step_summary(&markdown(STEP_SUMMARY_LIMIT, None))? {
         tracing::info!("plan added to the job summary");
@@ -421,8 +422,12 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     Ok(code)
 }
 
-/// GitHub's job summaries hold at most 1 MiB per step.
-const STEP_SUMMARY_LIMIT: usize = 1_000_000;
+/// GitHub's job summaries hold at most 1 MiB per step, in bytes; one goes to the line end
+/// `append_step_summary` adds.
+const STEP_SUMMARY_LIMIT: markdown::Limit = markdown::Limit {
+    max: (1 << 20) - 1,
+    unit: markdown::Unit::Bytes,
+};
 
 /// What the config change since `base` does on its own: the base config planned on the same HR
 /// record, network and ledger, compared person by person with the head config.
@@ -633,8 +638,17 @@ async fn apply_with(
     }
     for result in &report.results {
         match &result.error {
-            None => println!("ok      {} {}", result.xid, result.operation),
-            Some(error) => println!("FAILED  {} {}: {error}", result.xid, result.operation),
+            None => println!(
+                "ok      {} {}",
+                inert(&result.xid),
+                inert(&result.operation)
+            ),
+            Some(error) => println!(
+                "FAILED  {} {}: {}",
+                inert(&result.xid),
+                inert(&result.operation),
+                inert(error)
+            ),
         }
     }
     let c = &report.counts;
