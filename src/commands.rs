@@ -734,7 +734,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                     "{}  {}  by {}  network {}  config {}  plan {}  hr {}\n    {} invited, {} restored, {} updated, {} suspended, {} deleted, {} anonymized, {} ok, {} failed{}",
                     config::repo::short(commit),
                     r.time,
-                    r.actor,
+                    inert(&r.actor),
                     r.network,
                     config::repo::short(&r.config_commit),
                     &r.plan_checksum[..r.plan_checksum.len().min(19)],
@@ -756,9 +756,9 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                 for failure in r.results.iter().filter(|o| !o.ok) {
                     println!(
                         "    FAILED {} {}: {}",
-                        failure.xid,
-                        failure.operation,
-                        failure.error.as_deref().unwrap_or("")
+                        inert(&failure.xid),
+                        inert(&failure.operation),
+                        inert(failure.error.as_deref().unwrap_or(""))
                     );
                 }
             }

@@ -584,15 +584,15 @@ fn the_summary_and_the_comment_fit_as_github_counts_them() {
     );
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let written = std::fs::read_to_string(&summary).unwrap();
-    assert!(written.contains("was cut"), "the summary was cut");
     assert!(
         written.len() <= 1 << 20,
         "{} bytes in the job summary",
         written.len()
     );
+    assert!(written.contains("was cut"), "the summary was cut");
     let comments = comments.lock().unwrap();
     assert_eq!(comments.len(), 1);
     let utf16 = comments[0].encode_utf16().count();
-    assert!(comments[0].contains("was cut"));
     assert!(utf16 < 65_536, "{utf16} UTF-16 code units in the comment");
+    assert!(comments[0].contains("was cut"));
 }
