@@ -507,11 +507,12 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
         plan.unmanaged
             .iter()
             .map(|u| {
-                format!(
-                    "- **{}** {}",
-                    xid(&u.label(), redact),
-                    shown(&u.reason, redact)
-                )
+                let who = if u.xid.is_empty() {
+                    format!("eid {}", inline(&u.eid))
+                } else {
+                    xid(&u.xid, redact)
+                };
+                format!("- **{who}** {}", shown(&u.reason, redact))
             })
             .collect(),
     );
