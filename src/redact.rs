@@ -89,7 +89,7 @@ pub fn mask_contacts_in(text: &str) -> String {
 /// Whether a value reads as a code (an employee number, `EMP-0042`, an address's masked form
 /// aside) rather than text that may be a person's data: a whole row read as one value, a name.
 /// Such text is masked in shareable output.
-pub fn looks_like_code(value: &str) -> bool {
+fn looks_like_code(value: &str) -> bool {
     (1..=64).contains(&value.len())
         && value
             .chars()
