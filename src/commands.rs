@@ -26,6 +26,7 @@ use crate::sim::{self, RunningSim, Seed, SimConfig};
 use crate::speakap::{self, ApiError, Client, Observed};
 use crate::state::journal::{self, Journal};
 use crate::state::{self, ApplyRecord, Ledger};
+use crate::text::inert;
 
 pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
     let files = read_files(&args.config, args.worktree)?;
@@ -419,7 +420,7 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
             .map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
         tracing::debug!("plan written in {:.2} s", started.elapsed().as_secs_f64());
     }
-    let markdown = |limit: usize, marker: Option<&str>| {
+    let markdown = |limit: markdown::Limit, marker: Option<&str>| {
         let options = MarkdownOptions {
             redact: !args.no_redact,
             limit,
@@ -438,7 +439,7 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
             print!("{}", render::text(&plan, paint));
         }
         PlanFormat::Json => print!("{}", render::json(&plan, impact.as_ref())),
-        PlanFormat::Markdown => print!("{}", markdown(usize::MAX, None)),
+        PlanFormat::Markdown => print!("{}", markdown(markdown::Limit::NONE, None)),
     }
     if github::append_step_summary(&markdown(STEP_SUMMARY_LIMIT, None))? {
         tracing::info!("plan added to the job summary");
@@ -468,8 +469,12 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     Ok(code)
 }
 
-/// GitHub's job summaries hold at most 1 MiB per step.
-const STEP_SUMMARY_LIMIT: usize = 1_000_000;
+/// GitHub's job summaries hold at most 1 MiB per step, in bytes; one goes to the line end
+/// `append_step_summary` adds.
+const STEP_SUMMARY_LIMIT: markdown::Limit = markdown::Limit {
+    max: (1 << 20) - 1,
+    unit: markdown::Unit::Bytes,
+};
 
 /// What the config change since `base` does on its own: the base config planned on the same HR
 /// record, network and ledger, compared person by person with the head config.
@@ -895,23 +900,20 @@ fn print_report(record: &ApplyRecord, credentials: usize, args: &ApplyArgs) {
         );
     }
     for result in &record.results {
-        let error = result.error.as_deref().unwrap_or_default();
+        // HR text and API messages: a line break in them must not start a line of its own.
+        let (xid, operation) = (inert(&result.xid), inert(&result.operation));
+        let error = inert(result.error.as_deref().unwrap_or_default());
         match result.outcome {
-            state::Outcome::Done => println!("ok      {} {}", result.xid, result.operation),
-            state::Outcome::Confirmed => {
-                println!("ok      {} {}: {error}", result.xid, result.operation)
-            }
-            state::Outcome::Failed => {
-                println!("FAILED  {} {}: {error}", result.xid, result.operation)
-            }
+            state::Outcome::Done => println!("ok      {xid} {operation}"),
+            state::Outcome::Confirmed => println!("ok      {xid} {operation}: {error}"),
+            state::Outcome::Failed => println!("FAILED  {xid} {operation}: {error}"),
             state::Outcome::Unknown => println!(
-                "UNKNOWN {} {}: {error} (not visible in the network afterwards; the next plan shows what is left)",
-                result.xid, result.operation
+                "UNKNOWN {xid} {operation}: {error} (not visible in the network afterwards; the next plan shows what is left)"
             ),
         }
     }
     for note in &record.notes {
-        println!("note: {note}");
+        println!("note: {}", inert(note));
     }
 }
 
@@ -956,7 +958,7 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                     "{}  {}  by {}  network {}  config {}  plan {}  hr {}{as_of}\n    {} invited, {} restored, {} updated, {} suspended, {} deleted, {} anonymized, {} ok, {} failed, {} unknown{}",
                     config::repo::short(commit),
                     r.time,
-                    r.actor,
+                    inert(&r.actor),
                     r.network,
                     config::repo::short(&r.config_commit),
                     &r.plan_checksum[..r.plan_checksum.len().min(19)],
@@ -983,9 +985,9 @@ pub fn audit(args: &AuditArgs) -> Result<i32, Error> {
                     };
                     println!(
                         "    {label} {} {}: {}",
-                        result.xid,
-                        result.operation,
-                        result.error.as_deref().unwrap_or("")
+                        inert(&result.xid),
+                        inert(&result.operation),
+                        inert(result.error.as_deref().unwrap_or(""))
                     );
                 }
                 for note in &r.notes {

@@ -720,6 +720,44 @@ pub struct Resolution {
 /// The longest HR value read (names, job titles, addresses and codes are far shorter).
 const MAX_VALUE_CHARS: usize = 255;
 
+/// The longest employee ID read: as long as any value.
+const MAX_XID_CHARS: usize = MAX_VALUE_CHARS;
+
+/// The longest email address there is: a path of 256 octets, brackets included (RFC 5321, 4.5.3.1.3).
+const MAX_EMAIL_CHARS: usize = 254;
+
+/// Why an identifier cannot be used, if it cannot: it holds a character that breaks or disguises
+/// the line it is shown on (a line break from a quoted CSV value, a bidirectional override), or
+/// whitespace inside it when `no_whitespace` (an ID is one word; addresses have their own check),
+/// or it is longer than `max` characters. Its value is not repeated: it is what cannot be shown.
+fn unusable_identifier(value: &str, max: usize, no_whitespace: bool) -> Option<String> {
+    // The common case: short, printable ASCII without spaces.
+    if value.len() <= max && value.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return None;
+    }
+    let found = value
+        .chars()
+        .enumerate()
+        .find(|&(_, c)| crate::text::disguises_the_line(c) || (no_whitespace && c.is_whitespace()));
+    if let Some((at, c)) = found {
+        let what = match c {
+            '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' => "a line break",
+            c if c.is_whitespace() => "a space",
+            c if c.is_control() => "a control character",
+            _ => "a bidirectional text control",
+        };
+        return Some(format!(
+            "holds {what} (U+{:04X}, character {}); fix the value in the HR export",
+            u32::from(c),
+            at + 1
+        ));
+    }
+    let chars = value.chars().count();
+    (chars > max).then(|| {
+        format!("is {chars} characters long; at most {max} are read (a column run together with the next?)")
+    })
+}
+
 /// Below this many records one thread resolves them all; threads would cost more than they save.
 const PARALLEL_FROM: usize = 20_000;
 
@@ -1079,12 +1117,17 @@ pub struct UnreadAt {
     pub row_line: u64,
 }
 
-/// The words of a text that could name an account: split at spaces, quotes and the delimiters
+/// The words of a text that could name an account: split at spaces, control characters, quotes and the delimiters
 /// CSV files use, case-folded.
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '|' | '"'))
-        .filter(|word| !word.is_empty())
-        .map(|word| case_folded(word).into_owned())
+    // A control character splits too: `1003` in an ID `1003\n…` is the account to leave alone.
+    text.split(|c: char| {
+        c.is_whitespace()
+            || matches!(c, ',' | ';' | '|' | '"')
+            || crate::text::disguises_the_line(c)
+    })
+    .filter(|word| !word.is_empty())
+    .map(|word| case_folded(word).into_owned())
 }
 
 /// What one thread has worked out before, by the record values it came from.
@@ -1443,6 +1486,11 @@ impl<'c> Resolver<'c> {
                 "missing employee ID (column \"{}\")",
                 layout.columns[self.xid_slot]
             ));
+        } else if let Some(problem) = unusable_identifier(xid, MAX_XID_CHARS, true) {
+            problems.push(format!(
+                "the employee ID (column \"{}\") {problem}",
+                layout.columns[self.xid_slot]
+            ));
         } else if let Some(lines) = repeats.xid(xid) {
             problems.push(format!(
                 "duplicate employee ID, on lines {}",
@@ -1453,6 +1501,11 @@ impl<'c> Resolver<'c> {
         if email.is_empty() {
             problems.push(format!(
                 "missing email address (column \"{}\")",
+                layout.columns[self.email_slot]
+            ));
+        } else if let Some(problem) = unusable_identifier(email, MAX_EMAIL_CHARS, false) {
+            problems.push(format!(
+                "the email address (column \"{}\") {problem}",
                 layout.columns[self.email_slot]
             ));
         } else if !plausible_email_remembering(email, &mut caches.last_domain) {
@@ -1472,7 +1525,11 @@ impl<'c> Resolver<'c> {
         // rest of the file, say), not a name or a job title.
         let long_values = record.values_len() > MAX_VALUE_CHARS;
         for (slot, column) in layout.columns.iter().enumerate().filter(|_| long_values) {
-            if matches!(layout.fields[slot], crate::rules::FieldName::Extra(_)) {
+            // The ID and the address have limits of their own, checked above.
+            if matches!(layout.fields[slot], crate::rules::FieldName::Extra(_))
+                || slot == self.xid_slot
+                || slot == self.email_slot
+            {
                 continue;
             }
             let value = record.value(slot);

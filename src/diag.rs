@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::config::SourceFile;
+use crate::text::inert;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,27 +92,34 @@ pub fn render_text(diagnostics: &[Diagnostic], files: &[SourceFile]) -> String {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        out.push_str(&format!("{label}[{}]: {}\n", d.rule, d.message));
+        // Messages quote values from the files (a key, a value), which may hold line breaks.
+        out.push_str(&format!("{label}[{}]: {}\n", d.rule, inert(&d.message)));
         if let Some(location) = &d.location {
-            out.push_str(&format!("  --> {location}\n"));
+            out.push_str(&format!("  --> {}\n", inert(&location.to_string())));
             if let Some(source_line) = source_line(files, location) {
                 let number = location.line.to_string();
                 let pad = " ".repeat(number.len());
-                let caret_pad: String = source_line
+                let before: String = source_line
                     .chars()
                     .take(location.column.saturating_sub(1))
-                    .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
+                // As wide as the text before the column once shown: an escaped character is.
+                let caret_pad = " ".repeat(inert(&before).chars().count());
                 out.push_str(&format!(
-                    "{pad} |\n{number} | {source_line}\n{pad} | {caret_pad}^\n"
+                    "{pad} |\n{number} | {}\n{pad} | {caret_pad}^\n",
+                    inert(source_line)
                 ));
             }
         }
         for (location, note) in &d.related {
-            out.push_str(&format!("  = note: {note}: {location}\n"));
+            out.push_str(&format!(
+                "  = note: {}: {}\n",
+                inert(note),
+                inert(&location.to_string())
+            ));
         }
         if let Some(hint) = &d.hint {
-            out.push_str(&format!("  = hint: {hint}\n"));
+            out.push_str(&format!("  = hint: {}\n", inert(hint)));
         }
         out.push('\n');
     }

@@ -11,6 +11,7 @@ use crate::output::Paint;
 use crate::plan::{Plan, render};
 use crate::speakap::Observed;
 use crate::state::Ledger;
+use crate::text::inert;
 
 pub struct ExplainInput<'a> {
     pub xid: &'a str,
@@ -34,7 +35,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
     } = input;
     let xid = *xid;
     let mut out = String::new();
-    let _ = writeln!(out, "{}", paint.bold(&format!("XID {xid}")));
+    let _ = writeln!(out, "{}", paint.bold(&format!("XID {}", inert(xid))));
 
     // The HR record.
     let Some(xid_slot) = snapshot.layout.slot(&crate::rules::FieldName::Xid) else {
@@ -46,28 +47,37 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
         .filter(|r| r.value(xid_slot) == xid)
         .collect();
     if rows.is_empty() {
-        let _ = writeln!(out, "HR record: no row in {}", snapshot.source);
+        let _ = writeln!(out, "HR record: no row in {}", inert(&snapshot.source));
     }
     for row in &rows {
-        let _ = writeln!(out, "HR record: {}", snapshot.origin(row));
+        let _ = writeln!(
+            out,
+            "HR record: {}",
+            inert(&snapshot.origin(row).to_string())
+        );
         // A column that feeds two fields (say an `extra` beside a profile field) is one column.
         let mut shown = std::collections::HashSet::new();
         for (slot, column) in snapshot.layout.columns.iter().enumerate() {
             if shown.insert(column) {
-                let _ = writeln!(out, "  {column}: {}", row.value(slot));
+                let _ = writeln!(out, "  {}: {}", inert(column), inert(row.value(slot)));
             }
         }
     }
 
     // What the config makes of it.
     if let Some(excluded) = resolution.excluded.get(xid) {
-        let _ = writeln!(out, "Excluded: {} ({})", excluded.reason, excluded.at);
+        let _ = writeln!(
+            out,
+            "Excluded: {} ({})",
+            inert(&excluded.reason),
+            excluded.at
+        );
     } else if let Some(e) = config
         .exclusions
         .iter()
         .find(|e| e.xid.as_deref() == Some(xid))
     {
-        let _ = writeln!(out, "Excluded: {} ({})", e.reason, e.origin);
+        let _ = writeln!(out, "Excluded: {} ({})", inert(&e.reason), e.origin);
     }
     for o in config.overrides.iter().filter(|o| o.xid == xid) {
         let state = match o.until {
@@ -75,7 +85,12 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
             Some(until) => format!("in effect until {until}"),
             None => "in effect".to_string(),
         };
-        let _ = writeln!(out, "Override ({}): {} — {state}", o.origin, o.reason);
+        let _ = writeln!(
+            out,
+            "Override ({}): {} — {state}",
+            o.origin,
+            inert(&o.reason)
+        );
     }
     if let Some(desired) = resolution.desired.get(xid) {
         let _ = writeln!(out, "Desired (from HR and the rules):");
@@ -83,27 +98,30 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
             let from = desired.source(field);
             let _ = writeln!(
                 out,
-                "  {}: {value}  {}",
+                "  {}: {}  {}",
                 field.name(),
-                paint.dim(
+                inert(value),
+                paint.dim(&inert(
                     &from
                         .map(|f| f.describe(&snapshot.locator))
                         .unwrap_or_default()
-                )
+                ))
             );
         }
         for (name, m) in desired.memberships().iter() {
             let _ = writeln!(
                 out,
-                "  {} \"{name}\"  {}",
+                "  {} \"{}\"  {}",
                 m.kind.label(),
-                paint.dim(&m.from.to_string())
+                inert(name),
+                paint.dim(&inert(&m.from.to_string()))
             );
             if let Some(admin) = &m.admin {
                 let _ = writeln!(
                     out,
-                    "  local admin of \"{name}\"  {}",
-                    paint.dim(&admin.to_string())
+                    "  local admin of \"{}\"  {}",
+                    inert(name),
+                    paint.dim(&inert(&admin.to_string()))
                 );
             }
         }
@@ -113,7 +131,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
                     out,
                     "  network role: {}  {}",
                     role.value.as_str(),
-                    paint.dim(&role.from.to_string())
+                    paint.dim(&inert(&role.from.to_string()))
                 );
             }
             None => {
@@ -147,18 +165,20 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
                 "active"
             };
             let found = match &account.xid {
-                Some(other) if other != xid => format!(", XID {other}, found by its email address"),
+                Some(other) if other != xid => {
+                    format!(", XID {}, found by its email address", inert(other))
+                }
                 Some(_) => String::new(),
                 None => ", no XID yet, found by its email address".to_string(),
             };
             let _ = writeln!(
                 out,
                 "Speakap account {} ({status}, network role {}{found}):",
-                account.eid,
-                account.role()
+                inert(&account.eid),
+                inert(account.role())
             );
             for field in ProfileField::ALL {
-                let _ = writeln!(out, "  {}: {}", field.name(), account.get(field));
+                let _ = writeln!(out, "  {}: {}", field.name(), inert(account.get(field)));
             }
             let entry = ledger.users.get(xid);
             for (group, membership) in &account.groups {
@@ -170,8 +190,9 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
                 let managed = entry.is_some_and(|e| e.groups.contains(group));
                 let _ = writeln!(
                     out,
-                    "  group \"{name}\" as {}  {}",
-                    membership.role,
+                    "  group \"{}\" as {}  {}",
+                    inert(name),
+                    inert(&membership.role.to_string()),
                     paint.dim(if managed {
                         "managed by the sync"
                     } else {
@@ -273,8 +294,9 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
         });
     }
     out.push_str(&operations);
+    // The reasons quote HR values, rule reasons and API text.
     for reason in reasons {
-        let _ = writeln!(out, "  {reason}");
+        let _ = writeln!(out, "  {}", inert(&reason));
     }
     out
 }

@@ -10,6 +10,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::redact::redact_credentials;
 
 /// Comments are listed in pages of this size; at most this many pages are read.
 const PAGE_SIZE: usize = 100;
@@ -19,6 +20,8 @@ pub struct GitHub {
     http: reqwest::Client,
     api: String,
     repository: String,
+    /// Only to redact it from what GitHub (or a proxy) quotes back.
+    token: String,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +80,7 @@ impl GitHub {
             http,
             api: api.trim_end_matches('/').to_string(),
             repository,
+            token,
         })
     }
 
@@ -106,7 +110,11 @@ impl GitHub {
                 403 | 404 => "; the workflow needs `permissions: pull-requests: write`",
                 _ => "",
             };
-            let message: String = text.chars().take(200).collect();
+            // Redacted before it is cut: a proxy may echo the request's Authorization header.
+            let message: String = redact_credentials(&text, &[&self.token])
+                .chars()
+                .take(200)
+                .collect();
             return Err(Error::input(format!(
                 "GitHub API ({what}): HTTP {status}: {message}{hint}"
             )));

@@ -23,3 +23,4 @@ pub mod rules;
 pub mod sim;
 pub mod speakap;
 pub mod state;
+pub mod text;

@@ -29,7 +29,8 @@ fn main() {
     let code = match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
+            // An error quotes values (an API's message, a file name): one line whatever they hold.
+            eprintln!("error: {}", speakap_sync::text::inert(&error.to_string()));
             error.exit_code()
         }
     };

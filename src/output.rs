@@ -64,13 +64,46 @@ pub fn init_logging(verbose: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal() && no_color_unset();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && no_color_unset())
+        .with_writer(move || InertLines { ansi })
+        .with_ansi(ansi)
         .without_time()
         .with_target(false)
         .init();
+}
+
+/// Stderr for log events, each written whole: what an event quotes (a file name from a server,
+/// an API's message, an HR value) cannot start a line of its own, say a `::` workflow command
+/// in a CI log. Only the line end the formatter adds stays a line end; with color on, its
+/// escape sequences stay too.
+struct InertLines {
+    ansi: bool,
+}
+
+impl std::io::Write for InertLines {
+    fn write(&mut self, event: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(event);
+        let (body, end) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (&*text, ""),
+        };
+        let line = if self.ansi {
+            body.split('\x1b')
+                .map(crate::text::inert)
+                .collect::<Vec<_>>()
+                .join("\x1b")
+        } else {
+            crate::text::inert(body).into_owned()
+        };
+        std::io::stderr().write_all(format!("{line}{end}").as_bytes())?;
+        Ok(event.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Progress of a long run: a bar on stderr when it is a terminal, otherwise a log line every few

@@ -303,7 +303,11 @@ fn the_markdown_plan_masks_contact_data_unless_asked() {
         ],
         repo.path(),
     ));
-    assert!(shown.contains("bert.bos@example.com"), "{shown}");
+    // Escaped for Markdown, and no mailto: autolink.
+    assert!(
+        shown.contains("bert\\.bos\\@\u{200b}example\\.com"),
+        "{shown}"
+    );
 }
 
 #[test]

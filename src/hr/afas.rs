@@ -18,6 +18,7 @@ use super::{
 };
 use crate::config::{AfasSource, ColumnType};
 use crate::error::Error;
+use crate::redact::redact_credentials;
 
 /// The `Authorization` header value for an AFAS app connector token.
 pub fn authorization(token: &str) -> String {
@@ -106,14 +107,14 @@ pub async fn read(
         if !status.is_success() {
             return Err(Error::input(format!(
                 "AFAS connector {endpoint}: page {page} answered {status}: {}",
-                snippet(&body)
+                snippet(&body, &token)
             )));
         }
         let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
             let what = if content_type.contains("html") || body.trim_ascii_start().starts_with(b"<") {
                 "an HTML page instead of JSON (a login or error page? check `source.url`: it ends in /ProfitRestServices)".to_string()
             } else {
-                format!("something that is not JSON ({})", snippet(&body))
+                format!("something that is not JSON ({})", snippet(&body, &token))
             };
             Error::input(format!("AFAS connector {endpoint}: page {page} is {what}"))
         })?;
@@ -220,11 +221,13 @@ fn value_text(value: &Value, kind: ColumnType, date_format: &str) -> String {
     }
 }
 
-/// A short, single-line excerpt of a body for an error message.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+/// A short, single-line excerpt of a body for an error message, credentials redacted first (a
+/// proxy may echo the request's headers).
+fn snippet(body: &[u8], token: &str) -> String {
+    let text = redact_credentials(&String::from_utf8_lossy(body), &[token]);
     let text: String = text
         .chars()
+        .take(200)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     format!("\"{}\"", text.trim())

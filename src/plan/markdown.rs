@@ -1,7 +1,9 @@
 //! The plan as Markdown for pull-request comments and job summaries: a summary table that always
 //! stays, sections per kind of operation inside `<details>`, ⚠ on admin grants and offboarding,
 //! personal contact data masked unless asked otherwise, and never longer than the limit (detail
-//! is cut, with a note saying where the full plan is).
+//! is cut, with a note saying where the full plan is). Every value from the HR record, the
+//! network or an API is escaped ([`inline`]) or set in a code span ([`code`]): it renders as
+//! the text it is, on one line, and forms no element, mention, reference or link of its own.
 
 use std::fmt::Write;
 
@@ -10,16 +12,51 @@ use super::render::{hr_count, network_count};
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
 use crate::desired::ProfileField;
-use crate::redact::{mask_email, mask_emails_in, mask_phone};
+use crate::redact::{mask_contacts_in, mask_email, mask_identifier, mask_phone};
+use crate::text::inert;
 
-/// GitHub refuses issue comments longer than this many characters.
-pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+/// GitHub refuses issue comments of 65,536 characters and more, counting UTF-16 code units (an
+/// emoji counts two).
+pub const GITHUB_COMMENT_LIMIT: Limit = Limit {
+    max: 65_535,
+    unit: Unit::Utf16,
+};
+
+/// How long a document may be, counted the way its destination counts.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit {
+    pub max: usize,
+    pub unit: Unit,
+}
+
+impl Limit {
+    pub const NONE: Limit = Limit {
+        max: usize::MAX,
+        unit: Unit::Bytes,
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// UTF-8 bytes (GitHub's job summary).
+    Bytes,
+    /// UTF-16 code units, never fewer than characters (GitHub's comments).
+    Utf16,
+}
+
+impl Unit {
+    pub fn len(self, text: &str) -> usize {
+        match self {
+            Unit::Bytes => text.len(),
+            Unit::Utf16 => text.encode_utf16().count(),
+        }
+    }
+}
 
 pub struct MarkdownOptions<'a> {
-    /// Mask email addresses and phone numbers.
+    /// Mask email addresses and phone numbers, and identifiers that are not codes.
     pub redact: bool,
-    /// Maximum length in characters.
-    pub limit: usize,
+    pub limit: Limit,
     /// A hidden marker identifying the comment (one sticky comment per config directory).
     pub marker: Option<&'a str>,
     /// Where the full plan can be read when this one is cut.
@@ -42,7 +79,11 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     if let Some(marker) = options.marker {
         let _ = writeln!(head, "{marker}");
     }
-    let _ = writeln!(head, "### speakap-sync plan · network `{}`\n", plan.network);
+    let _ = writeln!(
+        head,
+        "### speakap-sync plan · network {}\n",
+        code(&plan.network)
+    );
     let s = &plan.summary;
     let _ = writeln!(head, "| | |\n|---|---:|");
     for (label, count) in [
@@ -63,7 +104,7 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
         let _ = writeln!(
             head,
             "⛔ **Blocked by a safety threshold:** {}. To apply exactly this plan: `speakap-sync apply --force {}`\n",
-            plan.safety.violations.join("; "),
+            inline(&plan.safety.violations.join("; ")),
             plan.checksum()
         );
     } else {
@@ -79,8 +120,8 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     };
     let _ = writeln!(
         head,
-        "**Config** {config} · **HR snapshot** `{}`, {}, sha256 `{}` · **Network** {} · **As of** {} · **Checksum** `{}`\n",
-        plan.hr.source,
+        "**Config** {config} · **HR snapshot** {}, {}, sha256 `{}` · **Network** {} · **As of** {} · **Checksum** `{}`\n",
+        code(&plan.hr.source),
         hr_count(&plan.hr),
         &plan.hr.sha256[..plan.hr.sha256.len().min(12)],
         network_count(&plan.network_read),
@@ -98,9 +139,11 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     );
     // Room kept for naming the sections that did not fit.
     const OMITTED_RESERVE: usize = 400;
+    let unit = options.limit.unit;
     let budget = options
         .limit
-        .saturating_sub(head.chars().count() + truncated_note.chars().count() + OMITTED_RESERVE);
+        .max
+        .saturating_sub(unit.len(&head) + unit.len(&truncated_note) + OMITTED_RESERVE);
     let mut body = String::new();
     let mut used = 0;
     let mut truncated = false;
@@ -108,7 +151,7 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     for section in sections {
         let open = format!("<details><summary>{}</summary>\n\n", section.summary);
         let close = "\n</details>\n\n";
-        let overhead = open.chars().count() + close.len() + 80;
+        let overhead = unit.len(&open) + close.len() + 80;
         if truncated || used + overhead > budget {
             truncated = true;
             omitted.push(section.summary);
@@ -118,7 +161,7 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
         used += overhead;
         let total = section.lines.len();
         for (shown, line) in section.lines.iter().enumerate() {
-            let length = line.chars().count() + 1;
+            let length = unit.len(line) + 1;
             if used + length > budget {
                 truncated = true;
                 let _ = writeln!(body, "\n_… and {} more not shown_", total - shown);
@@ -132,7 +175,7 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     }
     if !omitted.is_empty() {
         let mut line = format!("_Not shown: {}_\n", omitted.join(", "));
-        if line.chars().count() > OMITTED_RESERVE {
+        if unit.len(&line) > OMITTED_RESERVE {
             line = format!("_Not shown: {} more sections_\n", omitted.len());
         }
         body.push_str(&line);
@@ -157,7 +200,13 @@ fn render_impact(out: &mut String, impact: &Impact, plan: &Plan) {
         let files: Vec<String> = impact
             .changed_files
             .iter()
-            .map(|f| format!("`{}` ({:?})", f.path, f.change).to_lowercase())
+            .map(|f| {
+                format!(
+                    "{} ({})",
+                    code(&f.path),
+                    format!("{:?}", f.change).to_lowercase()
+                )
+            })
             .collect();
         let _ = writeln!(out, "Changed files: {}\n", files.join(", "));
     }
@@ -169,7 +218,7 @@ fn render_impact(out: &mut String, impact: &Impact, plan: &Plan) {
     } else {
         for effect in &impact.effects {
             let mark = if effect.needs_care() { "⚠️ " } else { "" };
-            let _ = writeln!(out, "- {mark}This change {}", effect.sentence());
+            let _ = writeln!(out, "- {mark}This change {}", inline(&effect.sentence()));
         }
         let _ = writeln!(
             out,
@@ -180,43 +229,91 @@ fn render_impact(out: &mut String, impact: &Impact, plan: &Plan) {
     }
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '`' | '*' | '_' | '|' | '<' | '>' | '[' | ']' | '#'
-        ) {
+/// Breaks what GitHub recognises in plain text after rendering (a mention, an issue
+/// reference, an autolink) without changing what a reader sees.
+const ZERO_WIDTH_SPACE: char = '\u{200b}';
+
+/// Untrusted text as Markdown inline content that renders as exactly that text: on one line
+/// (control characters shown escaped, see [`inert`]), every ASCII punctuation character
+/// backslash-escaped (no emphasis, link, image, HTML, entity, code, math, table cell,
+/// strikethrough, footnote or task box can start), and a zero-width space after `@`, `#`, `:`
+/// and `www` (no `@mention`, `#123` reference, `https://` or `www.` autolink, `mailto:` or
+/// address autolink).
+pub fn inline(text: &str) -> String {
+    let text = inert(text);
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_punctuation() {
             out.push('\\');
         }
         out.push(c);
+        let breaks = matches!(c, '@' | '#' | ':')
+            || (matches!(c, 'w' | 'W')
+                && chars.peek() == Some(&'.')
+                && out.len() >= 3
+                && out.as_bytes()[out.len() - 3..].eq_ignore_ascii_case(b"www"));
+        if breaks {
+            out.push(ZERO_WIDTH_SPACE);
+        }
     }
     out
+}
+
+/// Untrusted text as a Markdown code span: literal, on one line, whatever backticks it holds.
+pub fn code(text: &str) -> String {
+    let text = inert(text);
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    // CommonMark strips one space from each side when both are there, and a backtick at an
+    // edge would join the fence.
+    let pad = if text.starts_with('`') || text.ends_with('`') || text.starts_with(' ') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 fn value(field: ProfileField, text: &str, redact: bool) -> String {
     match field {
         _ if text.is_empty() => "(empty)".into(),
-        ProfileField::Email if redact => mask_email(text),
-        ProfileField::Phone if redact => mask_phone(text),
-        _ => text.to_string(),
+        ProfileField::Email if redact => inline(&mask_email(text)),
+        ProfileField::Phone if redact => inline(&mask_phone(text)),
+        _ if redact => inline(&mask_contacts_in(text)),
+        _ => inline(text),
     }
 }
 
-/// An XID or a name as shown: an XID may be an email address, and a person without a name is
-/// shown by their address.
-fn shown(text: &str, redact: bool) -> String {
-    escape(&if redact {
-        mask_emails_in(text)
+/// An XID as shown: it may be an email address, or not a code at all (a whole row read as one
+/// value when the export's rows are split differently from its header).
+fn xid(text: &str, redact: bool) -> String {
+    if redact {
+        inline(&mask_identifier(text))
     } else {
-        text.to_string()
-    })
+        inline(text)
+    }
+}
+
+/// Free text from data (a name, a reason naming a value, a warning): a person without a name is
+/// shown by their address, and a value may hold a phone number.
+fn shown(text: &str, redact: bool) -> String {
+    if redact {
+        inline(&mask_contacts_in(text))
+    } else {
+        inline(text)
+    }
 }
 
 fn person(user: &UserPlan, redact: bool) -> String {
     format!(
         "**{}** {}",
-        shown(&user.xid, redact),
+        xid(&user.xid, redact),
         shown(&user.name, redact)
     )
 }
@@ -227,36 +324,40 @@ fn change_line(change: &Change, redact: bool) -> Option<String> {
         Change::SetXid {
             from: Some(from),
             to,
-        } => format!("XID {} → {}", escape(from), escape(to)),
+        } => format!("XID {} → {}", xid(from, redact), xid(to, redact)),
         Change::SetXid { from: None, .. } => return None,
         Change::SetProfile {
             field, from, to, ..
         } => format!(
             "`{}`: {} → {}",
             field.name(),
-            escape(&value(*field, from, redact)),
-            escape(&value(*field, to, redact))
+            value(*field, from, redact),
+            value(*field, to, redact)
         ),
         Change::AddMembership {
             group, kind, admin, ..
         } => {
             let role = if *admin { " as local admin" } else { "" };
-            format!("{warn}+ {} {}{role}", kind.label(), escape(group))
+            format!("{warn}+ {} {}{role}", kind.label(), inline(group))
         }
-        Change::RemoveMembership { group, .. } => format!("− {}", escape(group)),
+        Change::RemoveMembership { group, .. } => format!("− {}", inline(group)),
         Change::SetGroupAdmin {
             group, admin: true, ..
-        } => format!("{warn}+ local admin of {}", escape(group)),
+        } => format!("{warn}+ local admin of {}", inline(group)),
         Change::SetGroupAdmin {
             group,
             admin: false,
             ..
-        } => format!("− local admin of {}", escape(group)),
+        } => format!("− local admin of {}", inline(group)),
         Change::SetNetworkRole { from, to, .. } => {
-            format!("{warn}network role {from} → {}", to.as_str())
+            format!(
+                "{warn}network role {} → {}",
+                inline(&from.to_string()),
+                to.as_str()
+            )
         }
         Change::SetPrimaryBusinessUnit { to, .. } => {
-            format!("primary business unit → {}", escape(to))
+            format!("primary business unit → {}", inline(to))
         }
     })
 }
@@ -275,7 +376,7 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
                 format!(
                     "- ⚠️ {}: {}",
                     person(u, redact),
-                    escape(u.reason.as_deref().unwrap_or_default())
+                    shown(u.reason.as_deref().unwrap_or_default(), redact)
                 )
             })
             .collect();
@@ -324,7 +425,7 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             } else {
                 lines.push(format!("- {warn}{}", person(user, redact)));
                 if let Some(reason) = &user.reason {
-                    lines.push(format!("  - _{}_", escape(reason)));
+                    lines.push(format!("  - _{}_", shown(reason, redact)));
                 }
                 lines.extend(changes.into_iter().map(|c| format!("  - {c}")));
             }
@@ -352,13 +453,12 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             .map(|s| {
                 let who = s.xid.as_deref().map_or_else(
                     || "no XID".to_string(),
-                    |x| format!("XID {}", shown(x, redact)),
+                    |x| format!("XID {}", xid(x, redact)),
                 );
                 format!(
-                    "- `{}:{}` {who}: {}",
-                    plan.hr.source,
-                    s.line,
-                    escape(&s.reasons.join("; "))
+                    "- {} {who}: {}",
+                    code(&format!("{}:{}", plan.hr.source, s.line)),
+                    shown(&s.reasons.join("; "), redact)
                 )
             })
             .collect(),
@@ -370,7 +470,7 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             .map(|s| {
                 format!(
                     "- **{}** {}: {} on {}",
-                    shown(&s.xid, redact),
+                    xid(&s.xid, redact),
                     shown(&s.name, redact),
                     if s.restore { "restored" } else { "invited" },
                     s.invite_on
@@ -385,7 +485,7 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             .map(|l| {
                 format!(
                     "- **{}** {}: suspended since {}, {} on {}",
-                    shown(&l.xid, redact),
+                    xid(&l.xid, redact),
                     shown(&l.name, redact),
                     l.suspended_since,
                     l.then.past_tense(),
@@ -401,21 +501,28 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
         ),
         plan.deleted_outside
             .iter()
-            .map(|d| format!("- **{}** {}", shown(&d.xid, redact), shown(&d.name, redact)))
+            .map(|d| format!("- **{}** {}", xid(&d.xid, redact), shown(&d.name, redact)))
             .collect(),
     );
     push(
         format!("Unmanaged ({})", plan.unmanaged.len()),
         plan.unmanaged
             .iter()
-            .map(|u| format!("- **{}** {}", shown(&u.label(), redact), escape(&u.reason)))
+            .map(|u| {
+                let who = if u.xid.is_empty() {
+                    format!("eid {}", inline(&u.eid))
+                } else {
+                    xid(&u.xid, redact)
+                };
+                format!("- **{who}** {}", shown(&u.reason, redact))
+            })
             .collect(),
     );
     push(
         format!("Warnings ({})", plan.warnings.len()),
         plan.warnings
             .iter()
-            .map(|w| format!("- {}", escape(w)))
+            .map(|w| format!("- {}", shown(w, redact)))
             .collect(),
     );
     sections

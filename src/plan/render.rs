@@ -10,6 +10,7 @@ use crate::desired::{ProfileField, Provenance};
 use crate::hr::{Locator, SnapshotInfo};
 use crate::output::Paint;
 use crate::speakap::NetworkRead;
+use crate::text::inert;
 
 /// The plan as JSON, with its checksum: what `plan --format json` prints and `--out` writes.
 #[derive(Serialize)]
@@ -47,7 +48,11 @@ pub fn impact_text(impact: &Impact, plan: &Plan, paint: Paint) -> String {
         short(&impact.base_commit)
     ));
     for file in &impact.changed_files {
-        out.push_str(&format!("  {:?}: {}\n", file.change, file.path).to_lowercase());
+        out.push_str(&format!(
+            "  {}: {}\n",
+            format!("{:?}", file.change).to_lowercase(),
+            inert(&file.path)
+        ));
     }
     if impact.effects.is_empty() {
         out.push_str("  the change does not alter what anyone in the HR record gets\n");
@@ -58,7 +63,10 @@ pub fn impact_text(impact: &Impact, plan: &Plan, paint: Paint) -> String {
         } else {
             " ".into()
         };
-        out.push_str(&format!("  {mark} this change {}\n", effect.sentence()));
+        out.push_str(&format!(
+            "  {mark} this change {}\n",
+            inert(&effect.sentence())
+        ));
     }
     out.push_str(&format!(
         "  plan with the base config: {}\n  plan with this change:     {}\n\n",
@@ -72,7 +80,7 @@ pub fn impact_text(impact: &Impact, plan: &Plan, paint: Paint) -> String {
 pub fn blocked_message(plan: &Plan) -> String {
     format!(
         "{}; to allow exactly this plan run `speakap-sync apply --force {}`",
-        plan.safety.violations.join("; "),
+        inert(&plan.safety.violations.join("; ")),
         plan.checksum()
     )
 }
@@ -125,11 +133,11 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
     }
     out.push_str(&format!(
         "  HR:     {}{} ({}, sha256 {})\n  as of:  {}\n\n",
-        plan.hr.source,
+        inert(&plan.hr.source),
         plan.hr
             .modified
             .as_deref()
-            .map(|m| format!(", modified {m}"))
+            .map(|m| format!(", modified {}", inert(m)))
             .unwrap_or_default(),
         hr_count(&plan.hr),
         &plan.hr.sha256[..12.min(plan.hr.sha256.len())],
@@ -160,8 +168,8 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         for s in &plan.scheduled {
             out.push_str(&format!(
                 "  {} {}  {} on {}  (HR {})\n",
-                s.xid,
-                s.name,
+                inert(&s.xid),
+                inert(&s.name),
                 if s.restore { "restore" } else { "invite" },
                 s.invite_on,
                 plan.hr.locator.short(s.line)
@@ -178,7 +186,10 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
             let then = l.then.past_tense();
             out.push_str(&format!(
                 "  {} {}  suspended since {}, {then} on {}\n",
-                l.xid, l.name, l.suspended_since, l.on
+                inert(&l.xid),
+                inert(&l.name),
+                l.suspended_since,
+                l.on
             ));
         }
         out.push('\n');
@@ -191,8 +202,8 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         for d in &plan.deleted_outside {
             out.push_str(&format!(
                 "  {} {}  (HR {})\n",
-                d.xid,
-                d.name,
+                inert(&d.xid),
+                inert(&d.name),
                 plan.hr.locator.short(d.line)
             ));
         }
@@ -207,11 +218,11 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
             let who = s
                 .xid
                 .as_deref()
-                .map_or_else(|| "no XID".to_string(), |x| format!("XID {x}"));
+                .map_or_else(|| "no XID".to_string(), |x| format!("XID {}", inert(x)));
             out.push_str(&format!(
                 "  {}  {who}: {}\n",
-                plan.hr.origin(s.line),
-                s.reasons.join("; ")
+                inert(&plan.hr.origin(s.line).to_string()),
+                inert(&s.reasons.join("; "))
             ));
         }
         out.push('\n');
@@ -223,18 +234,18 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         )));
         for u in &plan.unmanaged {
             let who = if u.xid.is_empty() {
-                format!("({})", u.label())
+                format!("({})", inert(&u.label()))
             } else {
-                u.label()
+                inert(&u.label()).into_owned()
             };
-            out.push_str(&format!("  {who}  {}\n", u.reason));
+            out.push_str(&format!("  {who}  {}\n", inert(&u.reason)));
         }
         out.push('\n');
     }
     if !plan.warnings.is_empty() {
         out.push_str(&paint.bold(&format!("Warnings ({})\n", plan.warnings.len())));
         for w in &plan.warnings {
-            out.push_str(&format!("  {} {w}\n", paint.yellow("!")));
+            out.push_str(&format!("  {} {}\n", paint.yellow("!"), inert(w)));
         }
         out.push('\n');
     }
@@ -281,10 +292,11 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
     };
     out.push_str(&format!(
         "{sign} {verb} {} {}{about}\n",
-        user.xid, user.name
+        inert(&user.xid),
+        inert(&user.name)
     ));
     if let Some(reason) = &user.reason {
-        out.push_str(&format!("      {reason}\n"));
+        out.push_str(&format!("      {}\n", inert(reason)));
     }
     render_profile_diff(out, user, locator, paint);
     for change in &user.changes {
@@ -304,16 +316,18 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
             } => {
                 let role = if *admin { " as local admin" } else { "" };
                 format!(
-                    "{} {} \"{group}\"{role}  {}",
+                    "{} {} \"{}\"{role}  {}",
                     paint.green("+"),
                     kind.label(),
-                    paint.dim(&source.describe(locator))
+                    inert(group),
+                    paint.dim(&inert(&source.describe(locator)))
                 )
             }
             Change::RemoveMembership { group, source, .. } => {
                 format!(
-                    "{} group \"{group}\"  {}",
+                    "{} group \"{}\"  {}",
                     paint.red("-"),
+                    inert(group),
                     paint.dim(&describe(source))
                 )
             }
@@ -324,8 +338,9 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
                 ..
             } => {
                 format!(
-                    "{} local admin of \"{group}\"  {}",
+                    "{} local admin of \"{}\"  {}",
                     paint.green("+"),
+                    inert(group),
                     paint.dim(&describe(source))
                 )
             }
@@ -335,8 +350,9 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
                 ..
             } => {
                 format!(
-                    "{} local admin of \"{group}\"  {}",
+                    "{} local admin of \"{}\"  {}",
                     paint.red("-"),
+                    inert(group),
                     paint.dim("granted by the sync, no longer desired")
                 )
             }
@@ -345,17 +361,19 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
             } => {
                 let was = from
                     .as_ref()
-                    .map_or(String::new(), |f| format!(" (was \"{f}\")"));
+                    .map_or(String::new(), |f| format!(" (was \"{}\")", inert(f)));
                 format!(
-                    "{} primary business unit \"{to}\"{was}  {}",
+                    "{} primary business unit \"{}\"{was}  {}",
                     paint.yellow("~"),
-                    paint.dim(&source.to_string())
+                    inert(to),
+                    paint.dim(&inert(&source.to_string()))
                 )
             }
             Change::SetNetworkRole { from, to, source } => {
                 format!(
-                    "{} network role {from} → {}  {}",
+                    "{} network role {} → {}  {}",
                     paint.yellow("~"),
+                    inert(&from.to_string()),
                     to.as_str(),
                     paint.dim(&describe(source))
                 )
@@ -368,7 +386,7 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
 fn describe(source: &Option<Provenance>) -> String {
     source.as_ref().map_or_else(
         || "granted by the sync, no longer desired".into(),
-        Provenance::to_string,
+        |source| inert(&source.to_string()).into_owned(),
     )
 }
 
@@ -381,9 +399,9 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, locator: &Locator, pai
         match change {
             Change::SetXid { from, to } => {
                 if let Some(from) = from {
-                    current.push_str(&format!("xid: {from}\n"));
+                    current.push_str(&format!("xid: {}\n", inert(from)));
                 }
-                desired.push_str(&format!("xid: {to}\n"));
+                desired.push_str(&format!("xid: {}\n", inert(to)));
                 let note = match user.action {
                     UserAction::Update => "account found by its email address",
                     _ => "",
@@ -397,7 +415,7 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, locator: &Locator, pai
                 source,
             } => {
                 if !from.is_empty() {
-                    current.push_str(&format!("{}: {from}\n", field.name()));
+                    current.push_str(&format!("{}: {}\n", field.name(), inert(from)));
                 }
                 desired.push_str(&format!("{}: {}\n", field.name(), shown(*field, to)));
                 // The header already names the HR line; only other sources (overrides) are worth a note.
@@ -406,7 +424,7 @@ fn render_profile_diff(out: &mut String, user: &UserPlan, locator: &Locator, pai
                 let note = if from_own_line {
                     String::new()
                 } else {
-                    source.describe(locator)
+                    inert(&source.describe(locator)).into_owned()
                 };
                 sources.push((field.name().to_string(), note));
             }
@@ -449,6 +467,6 @@ fn shown(field: ProfileField, value: &str) -> String {
     if value.is_empty() && field != ProfileField::Email {
         "(empty)".into()
     } else {
-        value.to_string()
+        inert(value).into_owned()
     }
 }

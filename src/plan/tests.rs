@@ -462,7 +462,10 @@ fn a_markdown_plan_over_the_limit_is_cut_and_keeps_its_summary() {
     let plan = plan_for(&config, &rows, &observed, &Ledger::default());
     let options = super::markdown::MarkdownOptions {
         redact: true,
-        limit: 2_000,
+        limit: super::markdown::Limit {
+            max: 2_000,
+            unit: super::markdown::Unit::Utf16,
+        },
         marker: Some("<!-- speakap-sync-plan: config -->"),
         full_plan: "the job summary",
         impact: None,
@@ -491,15 +494,21 @@ fn a_redacted_markdown_plan_masks_addresses_used_as_xids_and_names() {
     let plan = plan_for(&config, &rows, &observed, &Ledger::default());
     let options = super::markdown::MarkdownOptions {
         redact: true,
-        limit: 60_000,
+        limit: super::markdown::Limit {
+            max: 60_000,
+            unit: super::markdown::Unit::Utf16,
+        },
         marker: None,
         full_plan: "the job summary",
         impact: None,
     };
     let text = super::markdown::markdown(&plan, &options);
-    assert!(text.contains(r"XID a\*\*a@x.nl: missing name"), "{text}");
     assert!(
-        text.contains(r"**g\*\*\*\*\*\*\*\*\*n@x.nl** g\*"),
+        text.contains("XID a\\*\\*a\\@\u{200b}x\\.nl: missing name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("**g\\*\\*\\*\\*\\*\\*\\*\\*\\*n\\@\u{200b}x\\.nl** g\\*"),
         "{text}"
     );
     assert!(

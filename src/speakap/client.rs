@@ -31,6 +31,7 @@ use super::wire::{
     self, Group, InviteRequest, InviteResponse, InviteResult, Invitee, Membership, Page, User,
     UserUpdate,
 };
+use crate::redact::redact_credentials;
 
 /// Users and groups are asked for in pages of this size unless configured (`speakap.page_size`).
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -167,11 +168,13 @@ enum Read<T> {
     DoesNotAddUp(String),
 }
 
-/// A client for one network. The token is held only inside the Authorization header, which is
-/// marked sensitive so it is never printed.
+/// A client for one network. The token is sent only in the Authorization header, which is
+/// marked sensitive so it is never printed, and kept beside it only to be redacted from what
+/// an API quotes back.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    token: Arc<str>,
     base: String,
     network: String,
     /// Shared by clones, so concurrent tasks together stay under `requests_per_second`.
@@ -235,6 +238,7 @@ impl Client {
         let rate = NonZeroU32::new(requests_per_second).unwrap_or(NonZeroU32::MIN);
         Ok(Client {
             http,
+            token: token.into(),
             base: base_url.trim_end_matches('/').to_string(),
             network: network.to_string(),
             // Evenly spaced, without the burst governor allows by default: an API counting
@@ -315,13 +319,15 @@ impl Client {
             return Ok(text);
         }
         let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+        // An API or a proxy in between may quote the request back, its Authorization too.
+        let redacted = |text: &str| redact_credentials(text, &[&self.token]);
         let error = match serde_json::from_str::<wire::ErrorBody>(&text) {
             Ok(body) => ApiError::Api {
                 method: method.to_string(),
                 path: path.to_string(),
                 status: status.as_u16(),
                 code: body.code,
-                message: body.message,
+                message: redacted(&body.message),
             },
             Err(_) if transient => ApiError::Unavailable {
                 method: method.to_string(),
@@ -332,7 +338,10 @@ impl Client {
             Err(_) => protocol(
                 method.as_str(),
                 path,
-                format!("HTTP {status} without an error body: {}", excerpt(&text)),
+                format!(
+                    "HTTP {status} without an error body: {}",
+                    excerpt(&redacted(&text))
+                ),
             ),
         };
         Err(Failure {
