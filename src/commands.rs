@@ -343,6 +343,14 @@ async fn gather(config: Config, run: &RunArgs, connection: &Connection) -> Resul
     let (observed, (config, hr, snapshot, resolution)) = tokio::try_join!(fetch, desired)?;
     let ledger = state::read_ledger(&config.files.repo_root, &config.sync.network)?;
     let has_record = state::has_record(&config.files.repo_root, &config.sync.network)?;
+    let state_dir = state::state_dir(&config.files.repo_root)?;
+    if journal::pending_networks(&state_dir).contains(&config.sync.network) {
+        tracing::warn!(
+            "an apply of network {} has not recorded itself yet (its journal is in {}; it is running, or it ended without its audit commit): this plan does not know what it did; `speakap-sync audit` records it once no apply runs",
+            config.sync.network,
+            state_dir.display()
+        );
+    }
     let synced_before = observed.users.iter().any(|u| u.xid.is_some());
     if !has_record && synced_before {
         tracing::warn!(

@@ -145,6 +145,12 @@ fn an_audit_commit_that_cannot_be_written_stays_in_the_journal_until_the_next_ru
     assert_eq!(sim.users().len(), 40);
 
     std::fs::remove_file(&ref_lock).unwrap();
+    let plan = run(&["plan", "--repo", &dir], repo.path());
+    assert!(
+        stderr(&plan).contains("has not recorded itself yet"),
+        "a plan warns that it does not know the last run: {}",
+        stderr(&plan)
+    );
     let audit = run(&["audit", "--repo", &dir], repo.path());
     assert_eq!(code(&audit), 0, "{}", stderr(&audit));
     assert!(
