@@ -455,23 +455,6 @@ fn the_quick_start_plans_and_applies_the_example_repo_on_the_embedded_simulator(
     assert_eq!(repo.state_commit_count(), 1);
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == ".speakap-sim" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_text_plan_reads_as_a_review() {
     let sim = Sim::start(&seed());
