@@ -14,11 +14,13 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::config::{Config, NetworkRole, Origin, Override, ProfileValues, UnknownCode};
+use crate::fields::{FieldName, Packed};
+pub use crate::fields::{PackedProfile, ProfileField, parse_date};
 use crate::hr::{
     KeyCompare, KeyHashes, Layout, Record, RecordChunk, Records, Snapshot, UnreadText, case_folded,
 };
 use crate::redact::mask_email;
-use crate::rules::{CompiledMatcher, FieldName, split_values};
+use crate::rules::{CompiledMatcher, split_values};
 
 /// Where a desired value comes from. Cheap to clone: the shared parts are reference counted.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash)]
@@ -202,127 +204,20 @@ impl MembershipList {
     }
 }
 
-/// The profile fields the sync can manage. `None` means the field is not managed (no column).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProfileField {
-    Email,
-    FirstName,
-    Infix,
-    LastName,
-    JobTitle,
-    Phone,
-}
-
-impl ProfileField {
-    pub const ALL: [ProfileField; 6] = [
-        ProfileField::Email,
-        ProfileField::FirstName,
-        ProfileField::Infix,
-        ProfileField::LastName,
-        ProfileField::JobTitle,
-        ProfileField::Phone,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ProfileField::Email => "email",
-            ProfileField::FirstName => "first_name",
-            ProfileField::Infix => "infix",
-            ProfileField::LastName => "last_name",
-            ProfileField::JobTitle => "job_title",
-            ProfileField::Phone => "phone",
-        }
-    }
-
-    /// Personal contact data, masked in redacted output.
-    pub fn is_contact(self) -> bool {
-        matches!(self, ProfileField::Email | ProfileField::Phone)
-    }
-
-    /// The position in [`ProfileField::ALL`].
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    fn hr_field(self) -> FieldName {
-        match self {
-            ProfileField::Email => FieldName::Email,
-            ProfileField::FirstName => FieldName::FirstName,
-            ProfileField::Infix => FieldName::Infix,
-            ProfileField::LastName => FieldName::LastName,
-            ProfileField::JobTitle => FieldName::JobTitle,
-            ProfileField::Phone => FieldName::Phone,
-        }
-    }
-
-    fn in_override(self, set: &ProfileValues) -> Option<&str> {
-        match self {
-            ProfileField::Email => None,
-            ProfileField::FirstName => set.first_name.as_deref(),
-            ProfileField::Infix => set.infix.as_deref(),
-            ProfileField::LastName => set.last_name.as_deref(),
-            ProfileField::JobTitle => set.job_title.as_deref(),
-            ProfileField::Phone => set.phone.as_deref(),
-        }
+/// The value an override sets for `field`, if it sets one (never the address: that is HR's).
+fn overridden(field: ProfileField, set: &ProfileValues) -> Option<&str> {
+    match field {
+        ProfileField::Email => None,
+        ProfileField::FirstName => set.first_name.as_deref(),
+        ProfileField::Infix => set.infix.as_deref(),
+        ProfileField::LastName => set.last_name.as_deref(),
+        ProfileField::JobTitle => set.job_title.as_deref(),
+        ProfileField::Phone => set.phone.as_deref(),
     }
 }
 
 /// The HR column of each profile field, in [`ProfileField::ALL`] order; shared by all people.
 type ProfileColumns = [Option<Arc<str>>; 6];
-
-/// Text values back to back in one allocation: reading a million people's values then costs
-/// one cache miss each rather than one per value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Packed<const N: usize> {
-    text: Box<str>,
-    /// `ends[i]` is where value `i` ends in `text`.
-    ends: [u32; N],
-}
-
-impl<const N: usize> Packed<N> {
-    fn new(values: [&str; N]) -> Packed<N> {
-        let mut text = String::with_capacity(values.iter().map(|v| v.len()).sum());
-        let mut ends = [0u32; N];
-        for (end, value) in ends.iter_mut().zip(values) {
-            text.push_str(value);
-            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        }
-        Packed {
-            text: text.into_boxed_str(),
-            ends,
-        }
-    }
-
-    fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        self.text
-            .get(start as usize..self.ends[i] as usize)
-            .unwrap_or_default()
-    }
-}
-
-/// The six profile values of an account, in one allocation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PackedProfile(Packed<6>);
-
-impl PackedProfile {
-    /// The values in [`ProfileField::ALL`] order.
-    pub fn new(values: [&str; 6]) -> PackedProfile {
-        PackedProfile(Packed::new(values))
-    }
-
-    pub fn get(&self, field: ProfileField) -> &str {
-        self.0.get(field.index())
-    }
-}
-
-impl serde::Serialize for PackedProfile {
-    /// As a map of field name to value, every field included.
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(ProfileField::ALL.map(|f| (f, self.get(f))))
-    }
-}
 
 /// Where the values of a person are in their HR row; shared by everyone of one layout.
 #[derive(Debug)]
@@ -1848,7 +1743,7 @@ impl<'c> Resolver<'c> {
         let mut set: [&str; 6] = [""; 6];
         let mut fields = 0u8;
         for field in ProfileField::ALL {
-            if let Some(value) = field.in_override(&o.set) {
+            if let Some(value) = overridden(field, &o.set) {
                 set[field.index()] = value;
                 fields |= 1 << field.index();
             }
@@ -1864,11 +1759,6 @@ struct RowAt<'r> {
     row: usize,
     /// The row counted from the first of its part.
     in_part: usize,
-}
-
-/// Parses a date written in `format` (strftime-style); `None` when it does not fit.
-pub fn parse_date(format: &str, text: &str) -> Option<Date> {
-    jiff::fmt::strtime::parse(format, text).ok()?.to_date().ok()
 }
 
 /// A date format of only `%d`, `%m` and `%Y` between ASCII punctuation (`%d-%m-%Y`, the

@@ -2,8 +2,15 @@
 
 use serde::Serialize;
 
-use crate::config::SourceFile;
 use crate::text::inert;
+
+/// One YAML file of the config directory.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// Path relative to the repository root, with `/` separators (as GitHub annotations want).
+    pub path: String,
+    pub text: String,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

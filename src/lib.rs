@@ -14,6 +14,7 @@ pub mod diag;
 pub mod digest;
 pub mod error;
 pub mod explain;
+pub mod fields;
 pub mod github;
 pub mod hr;
 pub mod output;

@@ -2,6 +2,7 @@
 //! schema and by semantic checks, then turned into typed structs that remember where each rule was
 //! written.
 
+mod columns;
 pub mod model;
 pub mod repo;
 pub mod schema;
@@ -13,11 +14,12 @@ use std::sync::OnceLock;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
+pub use columns::{configured_columns, configured_fields, known_fields};
 pub use model::*;
 pub use repo::{ConfigFiles, Revision, SourceFile, read_config_files};
 
 use crate::diag::{self, Diagnostic, Location};
-use crate::rules::{self, FieldName};
+use crate::fields::FieldName;
 use tree::{Node, NodeValue, Span};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -770,13 +772,13 @@ impl SemanticChecks<'_> {
         let at = |key: &str| self.span(Kind::SyncConfig, &["source", key]);
         // One HR column feeding two profile fields is a slip (`phone: Functie`); the XID and the
         // UPN may well be the email column, and extra fields may reuse any column.
-        let columns = rules::configured_columns(self.sync);
+        let columns = configured_columns(self.sync);
         let profile_fields = columns.iter().filter(|(field, _, _)| {
             !matches!(field, FieldName::Xid | FieldName::Upn | FieldName::Extra(_))
         });
         let mut seen: Vec<(String, &FieldName)> = Vec::new();
         for (field, column, _) in profile_fields {
-            let key = crate::hr::normalize(column);
+            let key = crate::fields::normalize(column);
             if let Some((_, first)) = seen.iter().find(|(c, _)| *c == key) {
                 loader.warning(
                     "columns",
@@ -869,7 +871,7 @@ impl SemanticChecks<'_> {
         exclusions: &[Exclusion],
         overrides: &[Override],
     ) {
-        let fields = rules::known_fields(self.sync);
+        let fields = known_fields(self.sync);
         let format = self.sync.source.format();
         let embedded = self.sync.speakap.url == "embedded";
         if embedded && self.sync.speakap.embedded.is_none() {
@@ -910,7 +912,7 @@ impl SemanticChecks<'_> {
         let sample = jiff::civil::date(2026, 12, 31);
         let round_trip = jiff::fmt::strtime::format(format.date_format, sample)
             .ok()
-            .and_then(|text| crate::desired::parse_date(format.date_format, &text));
+            .and_then(|text| crate::fields::parse_date(format.date_format, &text));
         if round_trip != Some(sample) {
             loader.error(
                 "date-format",

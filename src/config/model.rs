@@ -368,14 +368,7 @@ pub struct TypedColumn {
     pub kind: ColumnType,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnType {
-    #[default]
-    Auto,
-    Text,
-    Date,
-}
+pub use crate::fields::ColumnType;
 
 impl Column {
     pub fn name(&self) -> &str {

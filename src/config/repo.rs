@@ -10,13 +10,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-/// One YAML file of the config directory.
-#[derive(Clone, Debug)]
-pub struct SourceFile {
-    /// Path relative to the repository root, with `/` separators (as GitHub annotations want).
-    pub path: String,
-    pub text: String,
-}
+pub use crate::diag::SourceFile;
 
 /// Where the config was read from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

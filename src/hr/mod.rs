@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::ColumnType;
-use crate::rules::FieldName;
+use crate::fields::FieldName;
 
 /// Which field lives in which slot of a [`Record`], the HR column it was read from, and how
 /// spreadsheet cells of that column are read.
@@ -33,7 +33,7 @@ impl Layout {
             fields_and_columns
                 .into_iter()
                 .map(|(f, c)| {
-                    let kind = crate::rules::field_kind(&f, ColumnType::Auto);
+                    let kind = crate::fields::field_kind(&f, ColumnType::Auto);
                     (f, c, kind)
                 })
                 .collect(),
@@ -815,9 +815,7 @@ fn shown_cell(cell: &str) -> String {
     shown
 }
 
-pub(crate) fn normalize(column: &str) -> String {
-    column.trim().trim_start_matches('\u{feff}').to_lowercase()
-}
+pub(crate) use crate::fields::normalize;
 
 pub(crate) fn quote_list<S: AsRef<str>>(items: &[S]) -> String {
     items

@@ -7,7 +7,7 @@ pub mod wire;
 pub use client::{ApiError, Client, DEFAULT_PAGE_SIZE, Listing, MAX_INVITES_PER_CALL};
 pub use small_map::SmallMap;
 
-use crate::desired::{PackedProfile, ProfileField};
+use crate::fields::{PackedProfile, ProfileField};
 
 /// The live network as the API shows it: what `plan` compares the desired state with.
 #[derive(Clone, Debug, Default)]
