@@ -363,7 +363,7 @@ async fn planned(config: Config, run: &RunArgs) -> Result<(Inputs, Plan), Error>
 
 /// The config at `--base`: what a pull request is compared with, and connects by.
 enum BaseConfig {
-    Valid(Config),
+    Valid(Box<Config>),
     /// Not loadable; `sync` is its SyncConfig if that alone is valid.
     Invalid {
         why: String,
@@ -383,7 +383,7 @@ impl BaseConfig {
             }
         };
         match config::load(files) {
-            Ok(config) => BaseConfig::Valid(config),
+            Ok(config) => BaseConfig::Valid(Box::new(config)),
             Err(diagnostics) => BaseConfig::Invalid {
                 why: format!(
                     "the config at --base {rev} does not validate ({} problem(s))",
@@ -426,7 +426,7 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     // A pull request that adds the config, or repairs a broken one, still gets its plan.
     let impact = match base {
         Some((rev, BaseConfig::Valid(base_config))) => {
-            match config_impact(rev, base_config, args, &inputs).await {
+            match config_impact(rev, *base_config, args, &inputs).await {
                 Ok(impact) => Some(impact),
                 Err(e) => {
                     tracing::warn!("{e}; the plan is shown without what the change alone does");
