@@ -367,7 +367,7 @@ enum BaseConfig {
     /// Not loadable; `sync` is its SyncConfig if that alone is valid.
     Invalid {
         why: String,
-        sync: Option<config::SyncConfig>,
+        sync: Option<Box<config::SyncConfig>>,
     },
 }
 
@@ -391,7 +391,8 @@ impl BaseConfig {
                 ),
                 sync: config::read_config_files(repo, rev, false)
                     .ok()
-                    .and_then(|files| config::load_sync_config(&files)),
+                    .and_then(|files| config::load_sync_config(&files))
+                    .map(Box::new),
             },
         }
     }
@@ -399,7 +400,7 @@ impl BaseConfig {
     fn sync(&self) -> Option<&config::SyncConfig> {
         match self {
             BaseConfig::Valid(config) => Some(&config.sync),
-            BaseConfig::Invalid { sync, .. } => sync.as_ref(),
+            BaseConfig::Invalid { sync, .. } => sync.as_deref(),
         }
     }
 }
