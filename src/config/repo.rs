@@ -145,40 +145,40 @@ pub fn read_config_files(dir: &Path, rev: &str, worktree: bool) -> Result<Config
         };
         let mut files = Vec::new();
         let mut failure = None;
-        subtree
-            .walk(TreeWalkMode::PreOrder, |parent, entry| {
-                let name = entry.name().unwrap_or_default();
-                if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
-                    return TreeWalkResult::Skip;
-                }
-                if entry.kind() == Some(ObjectType::Blob) && is_yaml(name) {
-                    let path = join(&prefix, &format!("{parent}{name}"));
-                    match entry.to_object(&repo).and_then(|o| o.peel_to_blob()) {
-                        // A link's blob holds its target, which is no config.
-                        Ok(blob) if entry.filemode() == i32::from(FileMode::Link) => {
-                            let target = String::from_utf8_lossy(blob.content());
-                            failure = Some(symlinked_config(&path, &target));
+        let walked = subtree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+            let name = entry.name().unwrap_or_default();
+            if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
+                return TreeWalkResult::Skip;
+            }
+            if entry.kind() == Some(ObjectType::Blob) && is_yaml(name) {
+                let path = join(&prefix, &format!("{parent}{name}"));
+                match entry.to_object(&repo).and_then(|o| o.peel_to_blob()) {
+                    // A link's blob holds its target, which is no config.
+                    Ok(blob) if entry.filemode() == i32::from(FileMode::Link) => {
+                        let target = String::from_utf8_lossy(blob.content());
+                        failure = Some(symlinked_config(&path, &target));
+                        return TreeWalkResult::Abort;
+                    }
+                    Ok(blob) => match String::from_utf8(blob.content().to_vec()) {
+                        Ok(text) => files.push(SourceFile { path, text }),
+                        Err(_) => {
+                            failure = Some(Error::input(format!("{path} is not UTF-8 text")));
                             return TreeWalkResult::Abort;
                         }
-                        Ok(blob) => match String::from_utf8(blob.content().to_vec()) {
-                            Ok(text) => files.push(SourceFile { path, text }),
-                            Err(_) => {
-                                failure = Some(Error::input(format!("{path} is not UTF-8 text")));
-                                return TreeWalkResult::Abort;
-                            }
-                        },
-                        Err(e) => {
-                            failure = Some(Error::git(e));
-                            return TreeWalkResult::Abort;
-                        }
+                    },
+                    Err(e) => {
+                        failure = Some(Error::git(e));
+                        return TreeWalkResult::Abort;
                     }
                 }
-                TreeWalkResult::Ok
-            })
-            .map_err(Error::git)?;
+            }
+            TreeWalkResult::Ok
+        });
+        // An aborted walk is an error of its own; the reason is the one noted.
         if let Some(failure) = failure {
             return Err(failure);
         }
+        walked.map_err(Error::git)?;
         (
             Revision::Commit {
                 id: commit.id().to_string(),
