@@ -116,6 +116,44 @@ fn a_symlink_out_of_the_repository_is_refused_where_the_file_is_opened_but_hr_ma
     assert!(stdout(&plan).contains("+ invite"), "{}", stdout(&plan));
 }
 
+#[test]
+fn the_known_hosts_file_and_the_simulator_seed_are_confined_too() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    let sftp = "source:\n  type: sftp\n  host: 127.0.0.1\n  user: hr\n  password_env: HR_PASSWORD\n  known_hosts: ../../etc/ssh/ssh_known_hosts\n  path: /upload/hr.csv\n  columns: { xid: Employee ID, email: Email }\npolicy:";
+    let yaml = sync_yaml(&sim.url);
+    let source = yaml.find("source:").unwrap();
+    let policy = yaml.find("policy:").unwrap();
+    repo.write(
+        "sync.yaml",
+        &format!("{}{sftp}{}", &yaml[..source], &yaml[policy + 7..]),
+    );
+    repo.commit("sftp");
+    let dir = path_str(repo.path());
+    let out = stdout(&run(&["validate", "--repo", &dir], repo.path()));
+    assert!(
+        out.contains("`source.known_hosts` is \"../../etc/ssh/ssh_known_hosts\": `..` climbs out of the repository")
+            && out.contains("sync.yaml:12:"),
+        "{out}"
+    );
+
+    let repo = embedded_repo(".speakap-sim/state.json");
+    repo.write(
+        "sync.yaml",
+        &std::fs::read_to_string(repo.path().join("sync.yaml"))
+            .unwrap()
+            .replace("seed: seed.json", "seed: /etc/passwd"),
+    );
+    repo.commit("seed elsewhere");
+    let dir = path_str(repo.path());
+    let out = stdout(&run(&["validate", "--repo", &dir], repo.path()));
+    assert!(
+        out.contains("`speakap.embedded.seed` is \"/etc/passwd\": an absolute path")
+            && out.contains("sync.yaml:7:"),
+        "{out}"
+    );
+}
+
 /// A repository planned with the embedded simulator, its state kept at `state`.
 fn embedded_repo(state: &str) -> ConfigRepo {
     let repo = ConfigRepo::new();
