@@ -206,11 +206,15 @@ fn the_embedded_simulator_never_writes_outside_the_repository() {
         0,
         "nothing is written outside"
     );
-    // Inside, it works.
+    // Inside, it works, even with a link left where the state is first written.
     std::fs::remove_file(repo.path().join(".speakap-sim")).unwrap();
+    std::fs::create_dir(repo.path().join(".speakap-sim")).unwrap();
+    let elsewhere = outside.path().join("y.json");
+    symlink(&elsewhere, &repo.path().join(".speakap-sim/state.json.tmp"));
     let apply = run(&["apply", "--repo", &dir], repo.path());
     assert_eq!(code(&apply), 0, "{}", stderr(&apply));
     assert!(repo.path().join(".speakap-sim/state.json").exists());
+    assert!(!elsewhere.exists(), "nothing is written through the link");
 }
 
 #[cfg(unix)]
