@@ -21,6 +21,7 @@ use crate::output::Paint;
 use crate::plan::impact::{self, Impact};
 use crate::plan::markdown::{self, MarkdownOptions};
 use crate::plan::{self, Plan, PlanInput, render};
+use crate::reviewed;
 use crate::rules;
 use crate::sim::{self, RunningSim, Seed, SimConfig};
 use crate::speakap::{self, ApiError, Client, Observed};
@@ -85,18 +86,23 @@ async fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapsh
     let source = &config.sync.source;
     let format = source.format();
     let layout = || hr::Layout::typed(rules::configured_columns(&config.sync));
-    let local = |path: &str| {
+    // The configured file, inside the repository; `--hr` is the operator's and goes anywhere.
+    let local = || {
+        let setting = config::paths::source_file(source).expect("a file source names its file");
         let display = if config.files.prefix.is_empty() {
-            path.to_string()
+            setting.value.to_string()
         } else {
-            format!("{}/{}", config.files.prefix, path)
+            format!("{}/{}", config.files.prefix, setting.value)
         };
-        (config.files.config_dir.join(path), display)
+        Ok::<_, Error>((config.path_inside(&setting)?, display))
     };
     let overridden = override_path.map(|p| (p.to_path_buf(), p.display().to_string()));
     match source {
         Source::Csv(csv) => {
-            let (path, display) = overridden.unwrap_or_else(|| local(&csv.path));
+            let (path, display) = match overridden {
+                Some(overridden) => overridden,
+                None => local()?,
+            };
             hr::csv::read(
                 &path,
                 &display,
@@ -108,7 +114,10 @@ async fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapsh
             )
         }
         Source::Excel(excel) => {
-            let (path, display) = overridden.unwrap_or_else(|| local(&excel.path));
+            let (path, display) = match overridden {
+                Some(overridden) => overridden,
+                None => local()?,
+            };
             hr::excel::read(
                 &path,
                 &display,
@@ -128,7 +137,11 @@ async fn read_hr(config: &Config, override_path: Option<&Path>) -> Result<Snapsh
                     display,
                     modified: None,
                 },
-                None => hr::sftp::fetch(sftp, &config.files.config_dir).await?,
+                None => {
+                    let known_hosts =
+                        config::paths::source_file(source).expect("SFTP names its known_hosts");
+                    hr::sftp::fetch(sftp, &config.path_inside(&known_hosts)?).await?
+                }
             };
             let mut snapshot = if fetched.is_excel(sftp.format) {
                 hr::excel::parse(
@@ -223,8 +236,9 @@ impl Connection {
         let network = &config.sync.network;
         let (url, token, embedded) = match &settings.embedded {
             Some(embedded) if settings.url == "embedded" => {
-                let dir = &config.files.config_dir;
-                let seed_path = dir.join(&embedded.seed);
+                let [seed_file, state_file] = config::paths::simulator_files(embedded);
+                let seed_path = config.path_inside(&seed_file)?;
+                let state_path = config.path_inside(&state_file)?;
                 let seed_text = std::fs::read_to_string(&seed_path).map_err(|e| {
                     Error::input(format!("simulator seed {}: {e}", seed_path.display()))
                 })?;
@@ -242,7 +256,7 @@ impl Connection {
                     SimConfig {
                         network: network.clone(),
                         token: token.clone(),
-                        state_file: Some(dir.join(&embedded.state)),
+                        state_file: Some(state_path),
                         seed: Some(seed),
                         faults: Default::default(),
                         fault_seed: 0,
@@ -392,12 +406,7 @@ fn make_plan(inputs: &Inputs) -> Result<Plan, Error> {
 }
 
 /// Everything read, and the plan made from it (for `plan` and `explain`).
-async fn planned(
-    config: &ConfigArgs,
-    worktree: bool,
-    run: &RunArgs,
-) -> Result<(Inputs, Plan), Error> {
-    let config = load_config(config, worktree)?;
+async fn planned(config: Config, run: &RunArgs) -> Result<(Inputs, Plan), Error> {
     let connection = Connection::open(&config).await?;
     let result = gather(config, run, &connection).await;
     connection.close().await?;
@@ -408,17 +417,84 @@ async fn planned(
     Ok((inputs, plan))
 }
 
-pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
-    let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
-    // A pull request that adds the config, or repairs a broken one, still gets its plan.
-    let impact = match &args.base {
-        Some(base) => match config_impact(base, args, &inputs).await {
-            Ok(impact) => Some(impact),
+/// The config at `--base`: what a pull request is compared with, and connects by.
+enum BaseConfig {
+    Valid(Box<Config>),
+    /// Not loadable; `sync` is its SyncConfig if that alone is valid.
+    Invalid {
+        why: String,
+        sync: Option<Box<config::SyncConfig>>,
+    },
+}
+
+impl BaseConfig {
+    fn read(repo: &Path, rev: &str) -> BaseConfig {
+        let files = match config::read_config_files(repo, rev, false) {
+            Ok(files) => files,
             Err(e) => {
-                tracing::warn!("{e}; the plan is shown without what the change alone does");
-                None
+                return BaseConfig::Invalid {
+                    why: e.to_string(),
+                    sync: None,
+                };
             }
-        },
+        };
+        match config::load(files) {
+            Ok(config) => BaseConfig::Valid(Box::new(config)),
+            Err(diagnostics) => BaseConfig::Invalid {
+                why: format!(
+                    "the config at --base {rev} does not validate ({} problem(s))",
+                    diagnostics.len()
+                ),
+                sync: config::read_config_files(repo, rev, false)
+                    .ok()
+                    .and_then(|files| config::load_sync_config(&files))
+                    .map(Box::new),
+            },
+        }
+    }
+
+    fn sync(&self) -> Option<&config::SyncConfig> {
+        match self {
+            BaseConfig::Valid(config) => Some(&config.sync),
+            BaseConfig::Invalid { sync, .. } => sync.as_deref(),
+        }
+    }
+}
+
+pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
+    let mut config = load_config(&args.config, args.worktree)?;
+    let base = args
+        .base
+        .as_deref()
+        .map(|rev| (rev, BaseConfig::read(&args.config.repo, rev)));
+    // A pull request's plan connects by the base commit's settings (crate::reviewed).
+    let pending = match &base {
+        Some((rev, base)) => reviewed::pin(&mut config, base.sync(), rev, args.run.hr.is_some())?,
+        None => Vec::new(),
+    };
+    if !pending.is_empty() {
+        let settings: Vec<&str> = pending.iter().map(|c| c.setting).collect();
+        tracing::warn!(
+            "this change edits connection settings ({}): they take effect once merged; this plan used the base commit's",
+            settings.join(", ")
+        );
+    }
+    let (inputs, plan) = planned(config, &args.run).await?;
+    // A pull request that adds the config, or repairs a broken one, still gets its plan.
+    let impact = match base {
+        Some((rev, BaseConfig::Valid(base_config))) => {
+            match config_impact(rev, *base_config, args, &inputs).await {
+                Ok(impact) => Some(impact),
+                Err(e) => {
+                    tracing::warn!("{e}; the plan is shown without what the change alone does");
+                    None
+                }
+            }
+        }
+        Some((_, BaseConfig::Invalid { why, .. })) => {
+            tracing::warn!("{why}; the plan is shown without what the change alone does");
+            None
+        }
         None => None,
     };
 
@@ -428,19 +504,24 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
             .map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
         tracing::debug!("plan written in {:.2} s", started.elapsed().as_secs_f64());
     }
+    let pending_note = reviewed::markdown_note(&pending);
     let markdown = |limit: markdown::Limit, marker: Option<&str>| {
         let options = MarkdownOptions {
             redact: !args.no_redact,
-            limit,
+            limit: markdown::Limit {
+                max: limit.max.saturating_sub(limit.unit.len(&pending_note)),
+                unit: limit.unit,
+            },
             marker,
             full_plan: &github::full_plan_location(),
             impact: impact.as_ref(),
         };
-        markdown::markdown(&plan, &options)
+        markdown::markdown(&plan, &options) + &pending_note
     };
     match args.format {
         PlanFormat::Text => {
             let paint = Paint::for_stdout();
+            print!("{}", reviewed::text_note(&pending));
             if let Some(impact) = &impact {
                 print!("{}", render::impact_text(impact, &plan, paint));
             }
@@ -486,14 +567,12 @@ const STEP_SUMMARY_LIMIT: markdown::Limit = markdown::Limit {
 
 /// What the config change since `base` does on its own: the base config planned on the same HR
 /// record, network and ledger, compared person by person with the head config.
-async fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Impact, Error> {
-    let files = config::read_config_files(&args.config.repo, base, false)?;
-    let config = config::load(files).map_err(|diagnostics| {
-        Error::input(format!(
-            "the config at --base {base} does not validate ({} problem(s))",
-            diagnostics.len()
-        ))
-    })?;
+async fn config_impact(
+    base: &str,
+    config: Config,
+    args: &PlanArgs,
+    head: &Inputs,
+) -> Result<Impact, Error> {
     let snapshot = read_hr(&config, args.run.hr.as_deref()).await?;
     let resolution = resolve(&config, &snapshot, head.today);
     let input = PlanInput {
@@ -526,7 +605,8 @@ async fn config_impact(base: &str, args: &PlanArgs, head: &Inputs) -> Result<Imp
 }
 
 pub async fn explain(args: &ExplainArgs) -> Result<i32, Error> {
-    let (inputs, plan) = planned(&args.config, args.worktree, &args.run).await?;
+    let config = load_config(&args.config, args.worktree)?;
+    let (inputs, plan) = planned(config, &args.run).await?;
     let input = crate::explain::ExplainInput {
         xid: &args.xid,
         config: &inputs.config,

@@ -31,7 +31,17 @@ struct Comment {
     body: String,
     #[serde(default)]
     html_url: String,
+    #[serde(default)]
+    user: Option<Account>,
 }
+
+#[derive(Deserialize)]
+struct Account {
+    login: String,
+}
+
+/// Who writes the comments of an Actions `GITHUB_TOKEN`, which may not read `GET /user`.
+const ACTIONS_BOT: &str = "github-actions[bot]";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Posted {
@@ -105,30 +115,68 @@ impl GitHub {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            let hint = match status.as_u16() {
-                401 => "; check GITHUB_TOKEN",
-                403 | 404 => "; the workflow needs `permissions: pull-requests: write`",
-                _ => "",
-            };
-            // Redacted before it is cut: a proxy may echo the request's Authorization header.
-            let message: String = redact_credentials(&text, &[&self.token])
-                .chars()
-                .take(200)
-                .collect();
-            return Err(Error::input(format!(
-                "GitHub API ({what}): HTTP {status}: {message}{hint}"
-            )));
+            return Err(self.failure(status, &text, what));
         }
         Ok(text)
     }
 
-    /// Creates the plan comment, or updates the one carrying `marker`.
+    fn failure(&self, status: reqwest::StatusCode, text: &str, what: &str) -> Error {
+        let hint = match status.as_u16() {
+            401 => "; check GITHUB_TOKEN",
+            403 | 404 => "; the workflow needs `permissions: pull-requests: write`",
+            _ => "",
+        };
+        // Redacted before it is cut: a proxy may echo the request's Authorization header.
+        let message: String = redact_credentials(text, &[&self.token])
+            .chars()
+            .take(200)
+            .collect();
+        Error::input(format!(
+            "GitHub API ({what}): HTTP {status}: {message}{hint}"
+        ))
+    }
+
+    /// The login the token's comments are written by: `GET /user`, or `github-actions[bot]` when
+    /// that answers 403, as it does for the installation token Actions hands out. (A token of
+    /// another GitHub App gets no comment it recognises as its own: it adds one per run rather
+    /// than edit someone else's.)
+    async fn login(&self) -> Result<String, Error> {
+        let what = "who the token is";
+        let response = self
+            .http
+            .get(format!("{}/user", self.api))
+            .send()
+            .await
+            .map_err(|e| Error::input(format!("GitHub API ({what}): {e}")))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::FORBIDDEN {
+            return Ok(ACTIONS_BOT.into());
+        }
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(self.failure(status, &text, what));
+        }
+        let account: Account = serde_json::from_str(&text)
+            .map_err(|e| Error::input(format!("GitHub API ({what}): {e}")))?;
+        Ok(account.login)
+    }
+
+    /// Creates the plan comment, or updates the one carrying `marker` that this token wrote:
+    /// anyone may write the marker, and a comment of someone else's is never taken for ours.
     pub async fn upsert_comment(
         &self,
         number: u64,
         marker: &str,
         body: &str,
     ) -> Result<Posted, Error> {
+        let login = self.login().await?;
+        let ours = |comment: &Comment| {
+            comment.body.contains(marker)
+                && comment
+                    .user
+                    .as_ref()
+                    .is_some_and(|user| user.login.eq_ignore_ascii_case(&login))
+        };
         let list_url = format!(
             "{}/repos/{}/issues/{number}/comments",
             self.api, self.repository
@@ -143,7 +191,7 @@ impl GitHub {
             let comments: Vec<Comment> = serde_json::from_str(&text)
                 .map_err(|e| Error::input(format!("GitHub API (list comments): {e}")))?;
             let count = comments.len();
-            existing = comments.into_iter().find(|c| c.body.contains(marker));
+            existing = comments.into_iter().find(ours);
             if existing.is_some() || count < PAGE_SIZE {
                 break;
             }

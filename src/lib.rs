@@ -20,6 +20,7 @@ pub mod hr;
 pub mod output;
 pub mod plan;
 pub mod redact;
+pub mod reviewed;
 pub mod rules;
 pub mod sim;
 pub mod speakap;

@@ -31,20 +31,39 @@ fn seed() -> Value {
     ]})
 }
 
-/// A fake of GitHub's issue-comment API: list, create, update; checks the token.
+/// A fake of GitHub's issue-comment API: who the token is, list, create, update (only one's own
+/// comments, as GitHub allows); checks the token.
 struct FakeGitHub {
     url: String,
-    comments: Arc<Mutex<BTreeMap<u64, (u64, String)>>>,
+    comments: Comments,
     _runtime: tokio::runtime::Runtime,
 }
 
-type Comments = Arc<Mutex<BTreeMap<u64, (u64, String)>>>;
+struct FakeComment {
+    issue: u64,
+    author: String,
+    body: String,
+}
 
+type Comments = Arc<Mutex<BTreeMap<u64, FakeComment>>>;
+
+/// An Actions token: an installation token, which `GET /user` refuses.
 const GITHUB_TOKEN: &str = "ghs_test_token";
+/// A personal access token of the user `octo-admin`.
+const PERSONAL_TOKEN: &str = "ghp_personal_token";
 
-fn authorized(headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {GITHUB_TOKEN}"))
+/// Who the request's token is, if it is one of the fake's.
+fn author(headers: &HeaderMap) -> Option<&'static str> {
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        Some(value) if value == format!("Bearer {GITHUB_TOKEN}") => Some("github-actions[bot]"),
+        Some(value) if value == format!("Bearer {PERSONAL_TOKEN}") => Some("octo-admin"),
+        _ => None,
+    }
+}
+
+fn comment_json(id: u64, comment: &FakeComment) -> Value {
+    json!({"id": id, "body": comment.body, "user": {"login": comment.author},
+           "html_url": format!("https://github.test/c/{id}")})
 }
 
 impl FakeGitHub {
@@ -56,6 +75,7 @@ impl FakeGitHub {
             .unwrap();
         let comments: Comments = Arc::default();
         let app = Router::new()
+            .route("/user", get(user))
             .route(
                 "/repos/{owner}/{repo}/issues/{number}/comments",
                 get(list).post(create),
@@ -75,13 +95,47 @@ impl FakeGitHub {
     }
 
     fn comments_on(&self, issue: u64) -> Vec<String> {
+        self.authored_comments_on(issue)
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect()
+    }
+
+    /// (author, body) of each comment, oldest first.
+    fn authored_comments_on(&self, issue: u64) -> Vec<(String, String)> {
         self.comments
             .lock()
             .unwrap()
             .values()
-            .filter(|(n, _)| *n == issue)
-            .map(|(_, b)| b.clone())
+            .filter(|c| c.issue == issue)
+            .map(|c| (c.author.clone(), c.body.clone()))
             .collect()
+    }
+
+    /// A comment someone else wrote.
+    fn add_comment(&self, issue: u64, author: &str, body: &str) {
+        let mut comments = self.comments.lock().unwrap();
+        let id = comments.len() as u64 + 1;
+        let comment = FakeComment {
+            issue,
+            author: author.into(),
+            body: body.into(),
+        };
+        comments.insert(id, comment);
+    }
+}
+
+async fn user(headers: HeaderMap) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    match author(&headers) {
+        Some("github-actions[bot]") => Err((
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "Resource not accessible by integration"})),
+        )),
+        Some(login) => Ok(Json(json!({"login": login}))),
+        None => Err((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )),
     }
 }
 
@@ -90,14 +144,12 @@ async fn list(
     headers: HeaderMap,
     UrlPath((_, _, number)): UrlPath<(String, String, u64)>,
 ) -> Result<Json<Value>, StatusCode> {
-    if !authorized(&headers) {
-        return Err(StatusCode::UNAUTHORIZED);
-    }
+    author(&headers).ok_or(StatusCode::UNAUTHORIZED)?;
     let comments = c.lock().unwrap();
     let items: Vec<Value> = comments
         .iter()
-        .filter(|(_, (n, _))| *n == number)
-        .map(|(id, (_, body))| json!({"id": id, "body": body, "html_url": format!("https://github.test/c/{id}")}))
+        .filter(|(_, comment)| comment.issue == number)
+        .map(|(id, comment)| comment_json(*id, comment))
         .collect();
     Ok(Json(Value::Array(items)))
 }
@@ -108,20 +160,21 @@ async fn create(
     UrlPath((_, _, number)): UrlPath<(String, String, u64)>,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), StatusCode> {
-    if !authorized(&headers) {
-        return Err(StatusCode::UNAUTHORIZED);
-    }
+    let author = author(&headers).ok_or(StatusCode::UNAUTHORIZED)?;
     let text = body["body"].as_str().unwrap().to_string();
     if text.chars().count() > 65_536 {
         return Err(StatusCode::UNPROCESSABLE_ENTITY);
     }
     let mut comments = c.lock().unwrap();
     let id = comments.len() as u64 + 1;
-    comments.insert(id, (number, text.clone()));
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": id, "body": text, "html_url": format!("https://github.test/c/{id}")})),
-    ))
+    let comment = FakeComment {
+        issue: number,
+        author: author.into(),
+        body: text,
+    };
+    let created = comment_json(id, &comment);
+    comments.insert(id, comment);
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 async fn update(
@@ -130,16 +183,15 @@ async fn update(
     UrlPath((_, _, id)): UrlPath<(String, String, u64)>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, StatusCode> {
-    if !authorized(&headers) {
-        return Err(StatusCode::UNAUTHORIZED);
-    }
+    let author = author(&headers).ok_or(StatusCode::UNAUTHORIZED)?;
     let text = body["body"].as_str().unwrap().to_string();
     let mut comments = c.lock().unwrap();
-    let entry = comments.get_mut(&id).ok_or(StatusCode::NOT_FOUND)?;
-    entry.1 = text.clone();
-    Ok(Json(
-        json!({"id": id, "body": text, "html_url": format!("https://github.test/c/{id}")}),
-    ))
+    let comment = comments.get_mut(&id).ok_or(StatusCode::NOT_FOUND)?;
+    if comment.author != author {
+        return Err(StatusCode::FORBIDDEN);
+    }
+    comment.body = text;
+    Ok(Json(comment_json(id, comment)))
 }
 
 /// `speakap-sync` with a GitHub Actions environment pointing at the fake.
@@ -253,6 +305,60 @@ fn a_pull_request_gets_one_sticky_comment_with_the_impact_of_the_change() {
         "{}",
         stderr(&bad)
     );
+}
+
+#[test]
+fn the_sticky_comment_is_the_one_this_token_wrote_and_a_foreign_one_is_left_alone() {
+    let sim = Sim::start(&seed());
+    let repo = standard_repo(&sim, HR);
+    let github = FakeGitHub::start();
+    // Anyone may write the marker into a comment of their own.
+    let foreign = "<!-- speakap-sync-plan:  -->\nLooks fine, apply with --force";
+    github.add_comment(7, "mallory", foreign);
+    let args = ["plan", "--repo", &path_str(repo.path()), "--comment"];
+
+    // The Actions token: GET /user is refused, its comments are github-actions[bot]'s.
+    let first = run_in_actions(&args, &repo, &github, &[]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("plan comment created"),
+        "{}",
+        stderr(&first)
+    );
+    let second = run_in_actions(&args, &repo, &github, &[]);
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("plan comment updated"),
+        "{}",
+        stderr(&second)
+    );
+    let comments = github.authored_comments_on(7);
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert_eq!(comments[0], ("mallory".to_string(), foreign.to_string()));
+    assert_eq!(comments[1].0, "github-actions[bot]");
+    assert!(comments[1].1.contains("### speakap-sync plan"));
+
+    // A personal token is the user GET /user names: the bot's comment is not its own either.
+    let personal = [("GITHUB_TOKEN", PERSONAL_TOKEN)];
+    let third = run_in_actions(&args, &repo, &github, &personal);
+    assert_eq!(code(&third), 0, "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains("plan comment created"),
+        "{}",
+        stderr(&third)
+    );
+    let fourth = run_in_actions(&args, &repo, &github, &personal);
+    assert!(
+        stderr(&fourth).contains("plan comment updated"),
+        "{}",
+        stderr(&fourth)
+    );
+    let authors: Vec<String> = github
+        .authored_comments_on(7)
+        .into_iter()
+        .map(|(author, _)| author)
+        .collect();
+    assert_eq!(authors, ["mallory", "github-actions[bot]", "octo-admin"]);
 }
 
 fn git_head(dir: &Path) -> String {

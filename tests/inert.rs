@@ -534,6 +534,14 @@ fn fake_github() -> (String, Arc<Mutex<Vec<String>>>) {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
+            // `GET /user` answers 403 for the Actions token: its login is github-actions[bot].
+            if request.starts_with("GET /user ") {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                continue;
+            }
             let answer = if request.starts_with("POST") {
                 let posted: Value = serde_json::from_slice(&body).unwrap();
                 kept.lock()

@@ -827,6 +827,45 @@ fn a_refused_afas_token_or_an_html_page_stops_everything_without_echoing_the_tok
 }
 
 #[test]
+fn a_pull_request_plan_reads_afas_where_the_base_commit_says() {
+    let sim = Sim::start(&seed());
+    let reviewed = start_afas(FIVE);
+    let repo = repo_with(&sim, &afas_source(&reviewed.url));
+    let base = repo.commit("afas");
+    let elsewhere = start_afas(FIVE);
+    repo.write(
+        "sync.yaml",
+        &config_with_source(
+            &sim,
+            &afas_source(&elsewhere.url)
+                .replace("token_env: AFAS_TOKEN", "token_env: SPEAKAP_TOKEN"),
+        ),
+    );
+    repo.commit("read AFAS elsewhere, sending it the Speakap token");
+    let dir = path_str(repo.path());
+    let plan = run_with_afas_token(
+        &["plan", "--repo", &dir, "--base", &base],
+        &repo,
+        AFAS_TOKEN,
+    );
+    assert_eq!(code(&plan), 0, "{}", stderr(&plan));
+    assert!(
+        elsewhere.requests.lock().unwrap().is_empty(),
+        "nothing goes where the change says"
+    );
+    assert!(!reviewed.requests.lock().unwrap().is_empty());
+    let text = stdout(&plan);
+    assert!(
+        text.contains(&format!(
+            "source.url: {:?} → {:?} (this change)",
+            reviewed.url, elsewhere.url
+        )) && text.contains("source.token_env: \"AFAS_TOKEN\" → \"SPEAKAP_TOKEN\" (this change)"),
+        "{text}"
+    );
+    assert!(text.contains("+ invite"), "{text}");
+}
+
+#[test]
 fn an_export_piped_in_is_read_once_whole() {
     let sim = Sim::start(&seed());
     let source = format!("  type: csv\n  path: hr.csv\n{COLUMNS}");

@@ -4,6 +4,7 @@
 
 mod columns;
 pub mod model;
+pub mod paths;
 pub mod repo;
 pub mod schema;
 pub mod tree;
@@ -62,6 +63,19 @@ pub struct Config {
     pub files: ConfigFiles,
     /// Non-fatal findings (shown by `validate` and in plans).
     pub warnings: Vec<Diagnostic>,
+    /// The merged SyncConfig documents as written: where each setting is.
+    sync_tree: Node,
+}
+
+impl Config {
+    /// Where a SyncConfig setting is written (`None` when it is left to its default).
+    pub fn setting_origin(&self, keys: &[&str]) -> Option<Origin> {
+        let node = self.sync_tree.find(keys)?;
+        Some(Origin {
+            file: self.files.files[node.span.file].path.as_str().into(),
+            line: node.span.line,
+        })
+    }
 }
 
 /// The merged documents of one kind with where each came from.
@@ -296,14 +310,16 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
         ("departments", &mut rules.departments),
     ] {
         if let Some(table) = table {
-            table.origins = table
-                .map
-                .keys()
-                .map(|code| {
-                    let span = span_at(Kind::MappingRules, &[table_name, "map", code]);
-                    (code.clone(), loader.origin(span))
-                })
-                .collect();
+            // One pass over the written entries: a lookup per code would be quadratic.
+            let written = merged
+                .get(&Kind::MappingRules)
+                .and_then(|m| m.node.find([table_name, "map"]));
+            if let Some(NodeValue::Map(entries)) = written.map(|node| &node.value) {
+                table.origins = entries
+                    .iter()
+                    .map(|e| (e.key.clone(), loader.origin(e.value.span)))
+                    .collect();
+            }
             table.default_origin =
                 loader.origin(span_at(Kind::MappingRules, &[table_name, "default"]));
         }
@@ -318,12 +334,17 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
     let checks = SemanticChecks {
         merged: &merged,
         sync: &sync,
+        prefix: &files.prefix,
     };
     checks.run(&mut loader, &rules, &exclusions, &overrides);
     if has_errors(&loader.diagnostics) {
         return Err(finish(loader.diagnostics));
     }
     let warnings = finish(loader.diagnostics);
+    let sync_tree = merged
+        .remove(&Kind::SyncConfig)
+        .expect("a typed SyncConfig was merged")
+        .node;
     Ok(Config {
         sync,
         rules,
@@ -331,7 +352,43 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
         overrides,
         files,
         warnings,
+        sync_tree,
     })
+}
+
+/// The SyncConfig of a commit whose other documents may be broken (a pull request repairing
+/// them): its SyncConfig documents alone, if they merge and pass the schema. Files that are not
+/// valid YAML are passed over: whatever is read was written in that commit or is a default.
+pub fn load_sync_config(files: &ConfigFiles) -> Option<SyncConfig> {
+    let mut loader = Loader {
+        files: &files.files,
+        diagnostics: Vec::new(),
+    };
+    let mut merged: Option<Node> = None;
+    let mut conflicts = Vec::new();
+    for (file_id, file) in files.files.iter().enumerate() {
+        let Ok(documents) = tree::parse_documents(file_id, &file.text) else {
+            continue;
+        };
+        for mut document in documents {
+            let kind = document.take("kind").map(|entry| entry.value.value);
+            if !matches!(kind, Some(NodeValue::Str { text, .. }) if text == Kind::SyncConfig.name())
+            {
+                continue;
+            }
+            document.take("apiVersion");
+            match &mut merged {
+                Some(first) => first.merge(document, "", &mut conflicts),
+                None => merged = Some(document),
+            }
+        }
+    }
+    let node = merged.filter(|_| conflicts.is_empty())?;
+    validate_schema(&mut loader, Kind::SyncConfig, &node);
+    if has_errors(&loader.diagnostics) {
+        return None;
+    }
+    serde_json::from_value(node.to_json()).ok()
 }
 
 fn has_errors(diagnostics: &[Diagnostic]) -> bool {
@@ -758,6 +815,8 @@ fn allowed_keys(schema: &Value, keyword_path: &str) -> Vec<String> {
 struct SemanticChecks<'a> {
     merged: &'a BTreeMap<Kind, Merged>,
     sync: &'a SyncConfig,
+    /// The config directory in the repository: paths may not climb out of the repository.
+    prefix: &'a str,
 }
 
 impl SemanticChecks<'_> {
@@ -766,6 +825,23 @@ impl SemanticChecks<'_> {
             .get(&kind)
             .map(|m| m.node.locate(path.iter().copied()).span)
             .unwrap_or_default()
+    }
+
+    fn check_paths(&self, loader: &mut Loader) {
+        for setting in paths::path_settings(self.sync) {
+            if let Some(why) = paths::written_outside(self.prefix, setting.value) {
+                loader.error(
+                    "path",
+                    self.span(Kind::SyncConfig, setting.keys),
+                    format!(
+                        "`{}` is {:?}: {why}; files named in the config must be inside the config repository",
+                        setting.name(),
+                        setting.value
+                    ),
+                    setting.hint,
+                );
+            }
+        }
     }
 
     fn check_source(&self, loader: &mut Loader) {
@@ -925,6 +1001,7 @@ impl SemanticChecks<'_> {
             );
         }
         self.check_source(loader);
+        self.check_paths(loader);
         let channel_needs = match policy.invite.channel {
             InviteChannel::Sms => Some((
                 "phone",

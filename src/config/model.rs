@@ -71,11 +71,15 @@ pub struct SpeakapSettings {
     pub embedded: Option<EmbeddedSimulator>,
 }
 
+/// The Speakap API, where the token belongs.
+pub const DEFAULT_URL: &str = "https://api.speakap.io";
+pub const DEFAULT_TOKEN_ENV: &str = "SPEAKAP_TOKEN";
+
 fn default_url() -> String {
-    "https://api.speakap.io".into()
+    DEFAULT_URL.into()
 }
 fn default_token_env() -> String {
-    "SPEAKAP_TOKEN".into()
+    DEFAULT_TOKEN_ENV.into()
 }
 fn default_api_version() -> String {
     "1.8.2".into()

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{ObjectType, Repository, StatusOptions, TreeWalkMode, TreeWalkResult};
+use git2::{FileMode, ObjectType, Repository, StatusOptions, TreeWalkMode, TreeWalkResult};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -139,34 +139,40 @@ pub fn read_config_files(dir: &Path, rev: &str, worktree: bool) -> Result<Config
         };
         let mut files = Vec::new();
         let mut failure = None;
-        subtree
-            .walk(TreeWalkMode::PreOrder, |parent, entry| {
-                let name = entry.name().unwrap_or_default();
-                if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
-                    return TreeWalkResult::Skip;
-                }
-                if entry.kind() == Some(ObjectType::Blob) && is_yaml(name) {
-                    let path = join(&prefix, &format!("{parent}{name}"));
-                    match entry.to_object(&repo).and_then(|o| o.peel_to_blob()) {
-                        Ok(blob) => match String::from_utf8(blob.content().to_vec()) {
-                            Ok(text) => files.push(SourceFile { path, text }),
-                            Err(_) => {
-                                failure = Some(Error::input(format!("{path} is not UTF-8 text")));
-                                return TreeWalkResult::Abort;
-                            }
-                        },
-                        Err(e) => {
-                            failure = Some(Error::git(e));
+        let walked = subtree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+            let name = entry.name().unwrap_or_default();
+            if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
+                return TreeWalkResult::Skip;
+            }
+            if entry.kind() == Some(ObjectType::Blob) && is_yaml(name) {
+                let path = join(&prefix, &format!("{parent}{name}"));
+                match entry.to_object(&repo).and_then(|o| o.peel_to_blob()) {
+                    // A link's blob holds its target, which is no config.
+                    Ok(blob) if entry.filemode() == i32::from(FileMode::Link) => {
+                        let target = String::from_utf8_lossy(blob.content());
+                        failure = Some(symlinked_config(&path, &target));
+                        return TreeWalkResult::Abort;
+                    }
+                    Ok(blob) => match String::from_utf8(blob.content().to_vec()) {
+                        Ok(text) => files.push(SourceFile { path, text }),
+                        Err(_) => {
+                            failure = Some(Error::input(format!("{path} is not UTF-8 text")));
                             return TreeWalkResult::Abort;
                         }
+                    },
+                    Err(e) => {
+                        failure = Some(Error::git(e));
+                        return TreeWalkResult::Abort;
                     }
                 }
-                TreeWalkResult::Ok
-            })
-            .map_err(Error::git)?;
+            }
+            TreeWalkResult::Ok
+        });
+        // An aborted walk is an error of its own; the reason is the one noted.
         if let Some(failure) = failure {
             return Err(failure);
         }
+        walked.map_err(Error::git)?;
         (
             Revision::Commit {
                 id: commit.id().to_string(),
@@ -221,6 +227,13 @@ fn collect_worktree(dir: &Path, rel: &str, files: &mut Vec<SourceFile>) -> Resul
         let file_type = entry
             .file_type()
             .map_err(|e| Error::input(format!("{}: {e}", path.display())))?;
+        if file_type.is_symlink() && is_yaml(&name) {
+            let target = std::fs::read_link(&path).unwrap_or_default();
+            return Err(symlinked_config(
+                &join(rel, &name),
+                &target.to_string_lossy(),
+            ));
+        }
         if file_type.is_dir() && !name.starts_with('.') {
             collect_worktree(&path, &join(rel, &name), files)?;
         } else if file_type.is_file() && is_yaml(&name) {
@@ -233,6 +246,14 @@ fn collect_worktree(dir: &Path, rel: &str, files: &mut Vec<SourceFile>) -> Resul
         }
     }
     Ok(())
+}
+
+/// A config file that is a symbolic link: refused alike in commit and worktree mode, since a
+/// commit holds only the link and a checkout would follow it wherever it points.
+fn symlinked_config(path: &str, target: &str) -> Error {
+    Error::input(format!(
+        "{path} is a symbolic link (to {target:?}); config files are read from the repository itself, never through links: replace the link with the file it points to, or remove it"
+    ))
 }
 
 fn uncommitted_yaml(repo: &Repository, prefix: &str) -> Vec<String> {

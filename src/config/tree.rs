@@ -264,6 +264,25 @@ impl Node {
         node
     }
 
+    /// The node a JSON pointer's segments lead to, if every one of them is written.
+    pub fn find<I, S>(&self, segments: I) -> Option<&Node>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        segments
+            .into_iter()
+            .try_fold(self, |node, segment| match &node.value {
+                NodeValue::Map(_) => node.get(segment.as_ref()).map(|e| &e.value),
+                NodeValue::Seq(items) => segment
+                    .as_ref()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i)),
+                _ => None,
+            })
+    }
+
     /// The span of a key in this mapping node, if present.
     pub fn key_span(&self, key: &str) -> Option<Span> {
         self.get(key).map(|e| e.key_span)
@@ -285,10 +304,18 @@ impl Node {
     pub fn merge(&mut self, other: Node, path: &str, conflicts: &mut Vec<Conflict>) {
         match (&mut self.value, other.value) {
             (NodeValue::Map(mine), NodeValue::Map(theirs)) => {
+                // Keys indexed once: a search of `mine` per key made merging maps of codes
+                // quadratic (a 40,000-key map took 6 s).
+                let mut index: HashMap<String, usize> = mine
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (e.key.clone(), i))
+                    .collect();
                 for entry in theirs {
-                    let child_path = format!("{path}/{}", entry.key);
-                    match mine.iter_mut().find(|e| e.key == entry.key) {
-                        Some(existing) => {
+                    match index.get(&entry.key) {
+                        Some(&i) => {
+                            let existing = &mut mine[i];
+                            let child_path = format!("{path}/{}", entry.key);
                             let both_containers = matches!(
                                 (&existing.value.value, &entry.value.value),
                                 (NodeValue::Map(_), NodeValue::Map(_))
@@ -304,7 +331,10 @@ impl Node {
                                 });
                             }
                         }
-                        None => mine.push(entry),
+                        None => {
+                            index.insert(entry.key.clone(), mine.len());
+                            mine.push(entry);
+                        }
                     }
                 }
             }

@@ -39,12 +39,13 @@ impl Fetched {
     }
 }
 
-/// Connects, checks the host key, logs in and downloads the newest file matching `source.path`.
-pub async fn fetch(source: &SftpSource, config_dir: &Path) -> Result<Fetched, Error> {
+/// Connects, checks the host key against the file at `known_hosts_path` (`source.known_hosts`,
+/// resolved inside the repository by the caller), logs in and downloads the newest file matching
+/// `source.path`.
+pub async fn fetch(source: &SftpSource, known_hosts_path: &Path) -> Result<Fetched, Error> {
     let server = format!("{}:{}", source.host, source.port);
-    let known_hosts_path = config_dir.join(&source.known_hosts);
     let known = read_known_hosts(
-        &known_hosts_path,
+        known_hosts_path,
         &source.known_hosts,
         &source.host,
         source.port,

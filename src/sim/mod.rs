@@ -76,8 +76,13 @@ impl Shared {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        // Write then rename, so a killed simulator never leaves half a file.
+        // Write then rename, so a killed simulator never leaves half a file. A file left at the
+        // temporary name goes first: were it a symlink, writing would follow it elsewhere.
         let temporary = path.with_extension("json.tmp");
+        match std::fs::remove_file(&temporary) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         std::fs::write(&temporary, text)?;
         std::fs::rename(&temporary, path)
     }
