@@ -11,22 +11,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 
-fn rows(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            let (job, loc) = match i % 5 {
-                0 => ("Store Manager", "N"),
-                1 => ("HR Manager", "S"),
-                _ => ("Baker", if i % 2 == 0 { "N" } else { "S" }),
-            };
-            format!(
-                "{},p{i}@example.com,Person,Number {i},{job},{loc},1\n",
-                1000 + i
-            )
-        })
-        .collect()
-}
-
 /// A simulator process with fault flags.
 struct FaultySim {
     child: Child,
@@ -108,7 +92,7 @@ fn repo_for(url: &str, n: usize, rps: u32) -> ConfigRepo {
         ),
     );
     repo.write("rules.yaml", RULES_YAML);
-    repo.write("hr.csv", &format!("{HR_HEADER}{}", rows(n)));
+    repo.write("hr.csv", &format!("{HR_HEADER}{}", numbered_rows(n)));
     repo.commit("config");
     repo
 }

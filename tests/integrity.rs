@@ -10,22 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
-fn rows(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            let (job, loc) = match i % 5 {
-                0 => ("Store Manager", "N"),
-                1 => ("HR Manager", "S"),
-                _ => ("Baker", if i % 2 == 0 { "N" } else { "S" }),
-            };
-            format!(
-                "{},p{i}@example.com,Person,Number {i},{job},{loc},1\n",
-                1000 + i
-            )
-        })
-        .collect()
-}
-
 fn empty_network() -> Value {
     json!({"groups": seed_groups(), "users": []})
 }
@@ -46,6 +30,15 @@ fn results(record: &Value) -> Vec<Value> {
     record["results"].as_array().unwrap().clone()
 }
 
+/// `speakap-sync` started in the background, its output kept for `wait_with_output`.
+fn spawn_captured(args: &[&str], cwd: &Path) -> std::process::Child {
+    sync_command(args, cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits (bounded) until `done` holds.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -61,13 +54,9 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_network_that_fails_after_the_operations_ran_still_gets_its_record() {
     let sim = Sim::start_with(&empty_network(), &["--latency-ms", "60"]);
-    let repo = standard_repo(&sim, &rows(120));
+    let repo = standard_repo(&sim, &numbered_rows(120));
     let dir = path_str(repo.path());
-    let child = sync_command(&["apply", "--repo", &dir], repo.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_captured(&["apply", "--repo", &dir], repo.path());
     // Once the invitations are out, every connection drops: the follow-ups fail, and so does
     // the final read of the network.
     wait_until("the invitations", || !sim.users().is_empty());
@@ -122,13 +111,9 @@ fn a_network_that_fails_after_the_operations_ran_still_gets_its_record() {
 #[test]
 fn an_audit_commit_that_cannot_be_written_stays_in_the_journal_until_the_next_run_records_it() {
     let sim = Sim::start_with(&empty_network(), &["--latency-ms", "30"]);
-    let repo = standard_repo(&sim, &rows(40));
+    let repo = standard_repo(&sim, &numbered_rows(40));
     let dir = path_str(repo.path());
-    let child = sync_command(&["apply", "--repo", &dir], repo.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_captured(&["apply", "--repo", &dir], repo.path());
     // Another git process takes the state ref's lock while the apply runs.
     wait_until("the journal", || !journal_files(&repo).is_empty());
     let ref_lock = repo.path().join(".git/refs/speakap-sync/state.lock");
@@ -171,7 +156,7 @@ fn an_audit_commit_that_cannot_be_written_stays_in_the_journal_until_the_next_ru
 #[test]
 fn a_killed_apply_is_recorded_by_the_next_one_with_its_open_operations_unknown() {
     let sim = Sim::start_with(&empty_network(), &["--latency-ms", "40"]);
-    let repo = standard_repo(&sim, &rows(60));
+    let repo = standard_repo(&sim, &numbered_rows(60));
     let dir = path_str(repo.path());
     let mut child = sync_command(&["apply", "--repo", &dir], repo.path())
         .stdout(std::process::Stdio::null())
@@ -305,7 +290,7 @@ fn an_edited_plan_with_its_checksum_recomputed_is_refused_and_the_true_plan_appl
     use speakap_sync::plan::render::{self, SavedPlan};
 
     let sim = Sim::start(&empty_network());
-    let repo = standard_repo(&sim, &rows(6));
+    let repo = standard_repo(&sim, &numbered_rows(6));
     let dir = path_str(repo.path());
     let out = tempfile::tempdir().unwrap();
     let plan_path = out.path().join("plan.json");
@@ -357,13 +342,9 @@ fn an_edited_plan_with_its_checksum_recomputed_is_refused_and_the_true_plan_appl
 #[test]
 fn a_second_apply_is_refused_while_one_runs_and_queues_with_wait() {
     let sim = Sim::start_with(&empty_network(), &["--latency-ms", "40"]);
-    let repo = standard_repo(&sim, &rows(40));
+    let repo = standard_repo(&sim, &numbered_rows(40));
     let dir = path_str(repo.path());
-    let first = sync_command(&["apply", "--repo", &dir], repo.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn_captured(&["apply", "--repo", &dir], repo.path());
     let lock = repo
         .path()
         .join(format!(".git/speakap-sync/apply-{NETWORK}.lock"));
@@ -378,11 +359,7 @@ fn a_second_apply_is_refused_while_one_runs_and_queues_with_wait() {
         "{}",
         stderr(&second)
     );
-    let queued = sync_command(&["apply", "--repo", &dir, "--wait"], repo.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let queued = spawn_captured(&["apply", "--repo", &dir, "--wait"], repo.path());
     let first = first.wait_with_output().unwrap();
     let queued = queued.wait_with_output().unwrap();
     assert_eq!(code(&first), 0, "{}{}", stdout(&first), stderr(&first));
@@ -400,7 +377,7 @@ fn a_second_apply_is_refused_while_one_runs_and_queues_with_wait() {
 #[test]
 fn another_day_is_refused_on_a_real_network_and_recorded_when_allowed() {
     let sim = Sim::start_with(&empty_network(), &["--as-real-network"]);
-    let repo = standard_repo(&sim, &rows(3));
+    let repo = standard_repo(&sim, &numbered_rows(3));
     let dir = path_str(repo.path());
     let refused = run(
         &["apply", "--repo", &dir, "--now", "2030-01-01"],
@@ -438,7 +415,7 @@ fn invites_that_took_effect_under_faults_are_never_recorded_as_failed() {
     // stay healthy, so the run ends with invitations whose outcome it could not see itself.
     let sim = Sim::start_with(&empty_network(), &["--fault-seed", "5"]);
     sim.set_faults(&json!({"error_rate_by_endpoint": {"invite": 1.0}}));
-    let repo = standard_repo(&sim, &rows(8));
+    let repo = standard_repo(&sim, &numbered_rows(8));
     let dir = path_str(repo.path());
     let apply = run(&["apply", "--repo", &dir], repo.path());
     sim.set_faults(&json!({}));
@@ -470,7 +447,7 @@ fn invites_that_took_effect_under_faults_are_never_recorded_as_failed() {
 #[test]
 fn two_clones_racing_to_record_keep_both_records_once_rebased() {
     let sim = Sim::start(&empty_network());
-    let repo = standard_repo(&sim, &rows(4));
+    let repo = standard_repo(&sim, &numbered_rows(4));
     let dir = path_str(repo.path());
     assert_eq!(code(&run(&["apply", "--repo", &dir], repo.path())), 0);
     let first = git_rev(repo.path(), "refs/speakap-sync/state");

@@ -387,3 +387,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `n` people in the standard layout: XIDs from 1000, a store manager and an HR manager in
+/// every five, bakers otherwise, over both stores.
+pub fn numbered_rows(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let (job, loc) = match i % 5 {
+                0 => ("Store Manager", "N"),
+                1 => ("HR Manager", "S"),
+                _ => ("Baker", if i % 2 == 0 { "N" } else { "S" }),
+            };
+            format!(
+                "{},p{i}@example.com,Person,Number {i},{job},{loc},1\n",
+                1000 + i
+            )
+        })
+        .collect()
+}
