@@ -51,7 +51,49 @@ pub async fn fetch(source: &SftpSource, known_hosts_path: &Path) -> Result<Fetch
         source.port,
     )?;
     let credential = Credential::from_env(source)?;
+    let mut session = connect(source, &server, known).await?;
+    authenticate(&mut session, source, &server, &credential).await?;
+    let sftp = open_sftp(&session, &server).await?;
+    let (remote_path, mtime) = locate(&sftp, source, &server).await?;
+    let bytes = sftp.read(remote_path.clone()).await.map_err(|e| {
+        Error::input(format!(
+            "SFTP server {server}: cannot read {remote_path}: {e}"
+        ))
+    })?;
+    let _ = sftp.close().await;
+    let _ = session
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
 
+    let modified = mtime.and_then(|t| {
+        jiff::Timestamp::from_second(i64::from(t))
+            .ok()
+            .map(|t| t.to_string())
+    });
+    let file_name = remote_path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&remote_path)
+        .to_string();
+    tracing::info!(
+        "HR export from SFTP: {remote_path} on {server}, modified {}, {} bytes",
+        modified.as_deref().unwrap_or("(unknown)"),
+        bytes.len()
+    );
+    Ok(Fetched {
+        display: format!("sftp://{}@{server}{remote_path}", source.user),
+        file_name,
+        modified,
+        bytes,
+    })
+}
+
+/// Connects, accepting only a host key known_hosts lists for this host.
+async fn connect(
+    source: &SftpSource,
+    server: &str,
+    known: Vec<(usize, PublicKey)>,
+) -> Result<client::Handle<HostKeyCheck>, Error> {
     let mut config = client::Config {
         inactivity_timeout: Some(Duration::from_secs(60)),
         ..Default::default()
@@ -85,27 +127,31 @@ pub async fn fetch(source: &SftpSource, known_hosts_path: &Path) -> Result<Fetch
         (source.host.as_str(), source.port),
         handler,
     );
-    let mut session = match tokio::time::timeout(Duration::from_secs(30), connect).await {
-        Err(_) => {
-            return Err(Error::input(format!(
-                "SFTP server {server}: no answer within 30 s; check `source.host` and `source.port`"
-            )));
-        }
-        Ok(Err(e)) => {
-            if let Some(problem) = verdict.lock().map(|mut v| v.take()).ok().flatten() {
-                return Err(Error::input(format!(
-                    "SFTP server {server}: {problem}; nothing was read. Known hosts file: {}",
-                    source.known_hosts
-                )));
-            }
-            return Err(Error::input(format!(
+    match tokio::time::timeout(Duration::from_secs(30), connect).await {
+        Err(_) => Err(Error::input(format!(
+            "SFTP server {server}: no answer within 30 s; check `source.host` and `source.port`"
+        ))),
+        Ok(Err(e)) => match verdict.lock().map(|mut v| v.take()).ok().flatten() {
+            Some(problem) => Err(Error::input(format!(
+                "SFTP server {server}: {problem}; nothing was read. Known hosts file: {}",
+                source.known_hosts
+            ))),
+            None => Err(Error::input(format!(
                 "SFTP server {server}: cannot connect: {e}"
-            )));
-        }
-        Ok(Ok(session)) => session,
-    };
+            ))),
+        },
+        Ok(Ok(session)) => Ok(session),
+    }
+}
 
-    let auth = match &credential {
+/// Logs in with the key or password from the environment; a refusal names the variable.
+async fn authenticate(
+    session: &mut client::Handle<HostKeyCheck>,
+    source: &SftpSource,
+    server: &str,
+    credential: &Credential,
+) -> Result<(), Error> {
+    let auth = match credential {
         Credential::Key(key) => {
             let hash = session
                 .best_supported_rsa_hash()
@@ -127,24 +173,30 @@ pub async fn fetch(source: &SftpSource, known_hosts_path: &Path) -> Result<Fetch
         }
     }
     .map_err(|e| Error::input(format!("SFTP server {server}: login failed: {e}")))?;
-    if !auth.success() {
-        let what = match credential {
-            Credential::Key(_) => format!(
-                "the key in ${} was refused for user \"{}\"",
-                source.key_env.as_deref().unwrap_or_default(),
-                source.user
-            ),
-            Credential::Password(_) => format!(
-                "the password in ${} was refused for user \"{}\"",
-                source.password_env.as_deref().unwrap_or_default(),
-                source.user
-            ),
-        };
-        return Err(Error::input(format!(
-            "SFTP server {server}: {what}; check the credential and `source.user`"
-        )));
+    if auth.success() {
+        return Ok(());
     }
+    let what = match credential {
+        Credential::Key(_) => format!(
+            "the key in ${} was refused for user \"{}\"",
+            source.key_env.as_deref().unwrap_or_default(),
+            source.user
+        ),
+        Credential::Password(_) => format!(
+            "the password in ${} was refused for user \"{}\"",
+            source.password_env.as_deref().unwrap_or_default(),
+            source.user
+        ),
+    };
+    Err(Error::input(format!(
+        "SFTP server {server}: {what}; check the credential and `source.user`"
+    )))
+}
 
+async fn open_sftp(
+    session: &client::Handle<HostKeyCheck>,
+    server: &str,
+) -> Result<russh_sftp::client::SftpSession, Error> {
     let channel = session
         .channel_open_session()
         .await
@@ -153,78 +205,52 @@ pub async fn fetch(source: &SftpSource, known_hosts_path: &Path) -> Result<Fetch
         .request_subsystem(true, "sftp")
         .await
         .map_err(|e| Error::input(format!("SFTP server {server}: no SFTP subsystem: {e}")))?;
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream())
+    russh_sftp::client::SftpSession::new(channel.into_stream())
         .await
-        .map_err(|e| Error::input(format!("SFTP server {server}: cannot start SFTP: {e}")))?;
+        .map_err(|e| Error::input(format!("SFTP server {server}: cannot start SFTP: {e}")))
+}
 
+/// The file `source.path` names, or for a pattern the newest file matching it, with its
+/// modification time.
+async fn locate(
+    sftp: &russh_sftp::client::SftpSession,
+    source: &SftpSource,
+    server: &str,
+) -> Result<(String, Option<u32>), Error> {
     let (dir, pattern) = match source.path.rsplit_once('/') {
         Some(("", name)) => ("/".to_string(), name.to_string()),
         Some((dir, name)) => (dir.to_string(), name.to_string()),
         None => (".".to_string(), source.path.clone()),
     };
-    let at = |name: &str| {
-        if dir.ends_with('/') {
-            format!("{dir}{name}")
-        } else {
-            format!("{dir}/{name}")
-        }
-    };
-    let (remote_path, mtime) = if is_glob(&pattern) {
-        let entries = sftp.read_dir(dir.clone()).await.map_err(|e| {
-            Error::input(format!(
-                "SFTP server {server}: cannot list {dir}: {e}; check `source.path`"
-            ))
-        })?;
-        let newest = entries
-            .filter(|e| !e.file_type().is_dir() && glob_match(&pattern, &e.file_name()))
-            .map(|e| (e.metadata().mtime.unwrap_or(0), e.file_name()))
-            .max();
-        let Some((mtime, name)) = newest else {
-            return Err(Error::input(format!(
-                "SFTP server {server}: no file in {dir} matches \"{pattern}\"; has the export been uploaded? (`source.path`)"
-            )));
-        };
-        (at(&name), Some(mtime))
-    } else {
+    if !is_glob(&pattern) {
         let metadata = sftp.metadata(source.path.clone()).await.map_err(|e| {
             Error::input(format!(
                 "SFTP server {server}: cannot read {}: {e}; check `source.path`",
                 source.path
             ))
         })?;
-        (source.path.clone(), metadata.mtime)
-    };
-    let bytes = sftp.read(remote_path.clone()).await.map_err(|e| {
+        return Ok((source.path.clone(), metadata.mtime));
+    }
+    let entries = sftp.read_dir(dir.clone()).await.map_err(|e| {
         Error::input(format!(
-            "SFTP server {server}: cannot read {remote_path}: {e}"
+            "SFTP server {server}: cannot list {dir}: {e}; check `source.path`"
         ))
     })?;
-    let _ = sftp.close().await;
-    let _ = session
-        .disconnect(russh::Disconnect::ByApplication, "", "en")
-        .await;
-
-    let modified = mtime.and_then(|t| {
-        jiff::Timestamp::from_second(i64::from(t))
-            .ok()
-            .map(|t| t.to_string())
-    });
-    let file_name = remote_path
-        .rsplit('/')
-        .next()
-        .unwrap_or(&remote_path)
-        .to_string();
-    tracing::info!(
-        "HR export from SFTP: {remote_path} on {server}, modified {}, {} bytes",
-        modified.as_deref().unwrap_or("(unknown)"),
-        bytes.len()
-    );
-    Ok(Fetched {
-        display: format!("sftp://{}@{server}{remote_path}", source.user),
-        file_name,
-        modified,
-        bytes,
-    })
+    let newest = entries
+        .filter(|e| !e.file_type().is_dir() && glob_match(&pattern, &e.file_name()))
+        .map(|e| (e.metadata().mtime.unwrap_or(0), e.file_name()))
+        .max();
+    let Some((mtime, name)) = newest else {
+        return Err(Error::input(format!(
+            "SFTP server {server}: no file in {dir} matches \"{pattern}\"; has the export been uploaded? (`source.path`)"
+        )));
+    };
+    let path = if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    };
+    Ok((path, Some(mtime)))
 }
 
 enum Credential {
