@@ -162,9 +162,10 @@ pub fn read_ledger(repo_root: &Path, network: &str) -> Result<Ledger, Error> {
 }
 
 /// Where apply keeps its lock and journal: `speakap-sync/` in the repository's git directory,
-/// never in the work tree or in what is pushed.
+/// never in the work tree or in what is pushed. The common directory, so that the work trees of
+/// one repository (`git worktree`) share one lock, as they share the state ref.
 pub fn state_dir(repo_root: &Path) -> Result<PathBuf, Error> {
-    Ok(open(repo_root)?.path().join("speakap-sync"))
+    Ok(open(repo_root)?.commondir().join("speakap-sync"))
 }
 
 /// The state ref's tip, if there is a record yet.
@@ -190,7 +191,7 @@ pub fn has_record(repo_root: &Path, network: &str) -> Result<bool, Error> {
 /// directory is read-only, or another process holds the ref's lock file.
 pub fn check_writable(repo_root: &Path) -> Result<(), Error> {
     let repo = open(repo_root)?;
-    let probe = repo.path().join("speakap-sync").join(".write-check");
+    let probe = repo.commondir().join("speakap-sync").join(".write-check");
     std::fs::create_dir_all(probe.parent().expect("has a parent"))
         .and_then(|()| std::fs::write(&probe, b""))
         .and_then(|()| std::fs::remove_file(&probe))
@@ -602,5 +603,28 @@ mod tests {
         // Both runs' people: each run added one to the same (empty) base.
         let merged = read_ledger(root, "n1").unwrap();
         assert_eq!(merged.users.keys().collect::<Vec<_>>(), ["1", "2"]);
+    }
+
+    #[test]
+    fn the_work_trees_of_one_repository_share_the_lock_and_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main");
+        let repo = Repository::init(&main).unwrap();
+        let signature = Signature::now("T", "t@x").unwrap();
+        let tree = repo.find_tree(repo.index().unwrap().write_tree().unwrap()).unwrap();
+        repo.commit(Some("HEAD"), &signature, &signature, "init", &tree, &[])
+            .unwrap();
+        let linked = dir.path().join("linked");
+        repo.worktree("linked", &linked, None).unwrap();
+        assert_eq!(
+            state_dir(&linked).unwrap().canonicalize().ok(),
+            None,
+            "not created yet"
+        );
+        std::fs::create_dir_all(state_dir(&main).unwrap()).unwrap();
+        assert_eq!(
+            state_dir(&linked).unwrap().canonicalize().unwrap(),
+            state_dir(&main).unwrap().canonicalize().unwrap()
+        );
     }
 }
