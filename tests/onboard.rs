@@ -248,7 +248,7 @@ fn init_with_network_matches_codes_to_differently_named_groups() {
         "{mapping}"
     );
     assert!(
-        mapping.contains("\"Logistik\": \"Logistics\"   # 3 people; TODO: confirm"),
+        mapping.contains("\"Logistik\": \"Logistics\"   # TODO: confirm; 3 people"),
         "{mapping}"
     );
     assert!(mapping.contains("# \"XQ9\": ?"), "{mapping}");
@@ -303,4 +303,275 @@ fn a_seed_changed_since_the_state_was_made_is_named_with_its_reset() {
         "{}",
         stderr(&again)
     );
+}
+
+/// A network with every kind of account the seed must carry: XIDs and none, an admin, a local
+/// admin, a suspended account, a second address, a phone.
+fn varied_network() -> serde_json::Value {
+    json!({
+        "groups": seed_groups(),
+        "users": [
+            {"xid": "1000", "email": "p0@example.com", "firstName": "Piet", "familyName": "Smit",
+             "jobTitle": "Store Manager", "phone": "+31 6 1234 5678", "groups": ["Store North", "Bakery"],
+             "adminOf": ["Store North"]},
+            {"xid": "1001", "email": "p1@example.com", "firstName": "Els", "infix": "de", "familyName": "Vries",
+             "jobTitle": "HR Manager", "role": "admin", "groups": ["Store South", "Office", "Book club"],
+             "otherEmails": ["els@private.example"]},
+            {"xid": "1002", "email": "p2@example.com", "firstName": "Old", "familyName": "Timer",
+             "suspended": true, "groups": ["Store North"]},
+            {"email": "p3@example.com", "firstName": "No", "familyName": "Xid", "groups": ["Store South"]}
+        ]
+    })
+}
+
+#[test]
+fn a_plan_against_a_dump_is_the_plan_against_the_live_network() {
+    let sim = Sim::start(&varied_network());
+    let rows = "1000,p0@example.com,Piet,Smit,Store Manager,N,1\n\
+                1001,p1@example.com,Els,Vries,HR Manager,S,2\n\
+                1003,p3@example.com,No,Xid,Baker,S,1\n\
+                1004,p4@example.com,New,Person,Baker,N,1\n";
+    let repo = standard_repo(&sim, rows);
+    let dump = repo.path().join("network.json");
+    let out = run(
+        &["dump", "--repo", ".", "--out", dump.to_str().unwrap()],
+        repo.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("personal data"), "{}", stderr(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dump).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    let plan = |repo: &ConfigRepo| {
+        let out = run(
+            &[
+                "plan",
+                "--repo",
+                ".",
+                "--format",
+                "json",
+                "--now",
+                "2026-12-01",
+            ],
+            repo.path(),
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let mut plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Where the network was read from, and what it cost, may differ; nothing else.
+        for key in [
+            "checksum",
+            "network_fingerprint",
+            "config_commit",
+            "network_read",
+        ] {
+            plan.as_object_mut().unwrap().remove(key);
+        }
+        plan
+    };
+    let live = plan(&repo);
+    let copy = ConfigRepo::new();
+    copy.write("hr.csv", &format!("{HR_HEADER}{rows}"));
+    copy.write("rules.yaml", RULES_YAML);
+    copy.write("seed.json", &std::fs::read_to_string(&dump).unwrap());
+    copy.write(
+        "sync.yaml",
+        &sync_yaml("embedded").replace(
+            "  url: embedded\n",
+            "  url: embedded\n  embedded: { seed: seed.json, state: .speakap-sim/state.json }\n",
+        ),
+    );
+    copy.commit("rehearsal");
+    let rehearsed = plan(&copy);
+    assert_eq!(live, rehearsed);
+    assert!(live.to_string().contains("1004"), "{live}");
+}
+
+#[test]
+fn a_pseudonymized_dump_keeps_xids_and_structure_and_no_personal_data() {
+    let sim = Sim::start(&varied_network());
+    let repo = standard_repo(&sim, "1000,p0@example.com,Piet,Smit,Store Manager,N,1\n");
+    let dump = repo.path().join("network.json");
+    let out = run(
+        &[
+            "dump",
+            "--repo",
+            ".",
+            "--out",
+            dump.to_str().unwrap(),
+            "--pseudonymize",
+        ],
+        repo.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(&dump).unwrap();
+    for personal in [
+        "Piet",
+        "Smit",
+        "Vries",
+        "p0@example.com",
+        "els@private",
+        "1234 5678",
+    ] {
+        assert!(!text.contains(personal), "{personal} in {text}");
+    }
+    let seed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let users = seed["users"].as_array().unwrap();
+    assert_eq!(users.len(), 4);
+    let xids: Vec<&str> = users.iter().filter_map(|u| u["xid"].as_str()).collect();
+    assert_eq!(xids.len(), 3);
+    for xid in ["1000", "1001", "1002"] {
+        assert!(xids.contains(&xid), "{xids:?}");
+    }
+    let admin = users.iter().find(|u| u["role"] == "admin").unwrap();
+    let mut groups: Vec<&str> = admin["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g.as_str())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["Book club", "Office", "Store South"]);
+    assert_ne!(admin["otherEmails"][0], admin["email"]);
+    assert!(users.iter().any(|u| u["suspended"] == true));
+    // The same address twice gets the same made-up one: a second dump names it alike.
+    let again = repo.path().join("again.json");
+    run(
+        &[
+            "dump",
+            "--repo",
+            ".",
+            "--out",
+            again.to_str().unwrap(),
+            "--pseudonymize",
+        ],
+        repo.path(),
+    );
+    assert_eq!(text, std::fs::read_to_string(&again).unwrap());
+    let refused = run(
+        &["dump", "--repo", ".", "--out", dump.to_str().unwrap()],
+        repo.path(),
+    );
+    assert_eq!(code(&refused), 1);
+    assert!(
+        stderr(&refused).contains("never overwrites"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+/// A repository ready to apply against `sim`: HR file, workflows, and the state ref here and on
+/// origin (a bare repository beside it).
+fn ready_repo(sim: &Sim) -> (ConfigRepo, tempfile::TempDir) {
+    let repo = standard_repo(sim, "1000,p0@example.com,Piet,Smit,Store Manager,N,1\n");
+    for workflow in ["speakap-plan.yml", "speakap-apply.yml"] {
+        let text = std::fs::read_to_string(example_repo().join(".github/workflows").join(workflow))
+            .unwrap();
+        repo.write(&format!(".github/workflows/{workflow}"), &text);
+    }
+    repo.commit("workflows");
+    let applied = run(&["apply", "--repo", ".", "--adopt"], repo.path());
+    assert_eq!(code(&applied), 0, "{}", stderr(&applied));
+    let origin = tempfile::tempdir().unwrap();
+    git2::Repository::init_bare(origin.path()).unwrap();
+    let git = git2::Repository::open(repo.path()).unwrap();
+    let mut remote = git
+        .remote("origin", origin.path().to_str().unwrap())
+        .unwrap();
+    remote
+        .push(&["refs/speakap-sync/state:refs/speakap-sync/state"], None)
+        .unwrap();
+    (repo, origin)
+}
+
+fn doctor(repo: &ConfigRepo, env: &[(&str, Option<&str>)]) -> (i32, String) {
+    let mut command = sync_command(&["doctor", "--repo", "."], repo.path());
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let out = command.output().unwrap();
+    (code(&out), stdout(&out))
+}
+
+#[test]
+fn doctor_passes_a_ready_repository_and_fails_one_check_at_a_time() {
+    let sim = Sim::start(&varied_network());
+    let (repo, _origin) = ready_repo(&sim);
+    let (status, report) = doctor(&repo, &[]);
+    assert_eq!(status, 0, "{report}");
+    assert!(report.contains("ready to apply"), "{report}");
+    assert!(report.contains("observed:     XID on accounts"), "{report}");
+    assert!(
+        report.contains("not observed: POST /users/{u}/suspend"),
+        "{report}"
+    );
+    assert!(!report.contains("FAIL"), "{report}");
+
+    let (status, report) = doctor(&repo, &[("SPEAKAP_TOKEN", None)]);
+    assert_eq!(status, 1, "{report}");
+    assert!(
+        report.contains("FAIL token      SPEAKAP_TOKEN is not set"),
+        "{report}"
+    );
+    assert_eq!(report.matches("FAIL").count(), 1, "{report}");
+
+    let (status, report) = doctor(&repo, &[("SPEAKAP_TOKEN", Some("app0000000000001_wrong"))]);
+    assert_eq!(status, 1, "{report}");
+    assert!(
+        report.contains("FAIL token      the API refuses the token"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("wrong"),
+        "the token is not echoed: {report}"
+    );
+    assert_eq!(report.matches("FAIL").count(), 1, "{report}");
+
+    // A plain clone lacks the state ref that origin has.
+    git2::Repository::open(repo.path())
+        .unwrap()
+        .find_reference("refs/speakap-sync/state")
+        .unwrap()
+        .delete()
+        .unwrap();
+    let (status, report) = doctor(&repo, &[]);
+    assert_eq!(status, 1, "{report}");
+    assert!(
+        report
+            .contains("FAIL state ref  origin has refs/speakap-sync/state but this clone does not"),
+        "{report}"
+    );
+    assert!(report.contains("fix: git fetch origin"), "{report}");
+    assert_eq!(report.matches("FAIL").count(), 1, "{report}");
+}
+
+#[test]
+fn doctor_fails_an_sftp_source_whose_host_key_is_unknown() {
+    let sshd = common::sshd::Sshd::start();
+    let sim = Sim::start(&varied_network());
+    let (repo, _origin) = ready_repo(&sim);
+    let sync = sync_yaml(&sim.url);
+    let start = sync.find("source:\n").unwrap();
+    let end = sync.find("policy:\n").unwrap();
+    let source = format!(
+        "source:\n  type: sftp\n  host: 127.0.0.1\n  port: {}\n  user: {}\n  password_env: SFTP_PASSWORD\n  known_hosts: known_hosts\n  path: /drop/hr.csv\n  columns: {{ xid: Employee ID, email: Email, first_name: First name, last_name: Last name, job_title: Job title, locations: Location, departments: Department }}\n",
+        sshd.port,
+        common::sshd::current_user()
+    );
+    repo.write(
+        "sync.yaml",
+        &format!("{}{source}{}", &sync[..start], &sync[end..]),
+    );
+    repo.write("known_hosts", "");
+    repo.commit("sftp");
+    let (status, report) = doctor(&repo, &[("SFTP_PASSWORD", Some("unused"))]);
+    assert_eq!(status, 1, "{report}");
+    assert!(report.contains("FAIL hr source"), "{report}");
+    assert!(report.to_lowercase().contains("host key"), "{report}");
+    assert_eq!(report.matches("FAIL").count(), 1, "{report}");
 }

@@ -398,20 +398,20 @@ fn mapping_yaml(plan: &Plan) -> String {
                 Some(group) => {
                     let _ = writeln!(
                         out,
-                        "    {}: {}   # {people} people{}",
+                        "    {}: {}   {}{people} people",
                         quoted(&m.code.code),
                         quoted(&group.value),
                         if group.confirm.is_some() {
-                            "; TODO: confirm"
+                            "# TODO: confirm; "
                         } else {
-                            ""
+                            "# "
                         }
                     );
                 }
                 None => {
                     let _ = writeln!(
                         out,
-                        "    # {}: ?   # {people} people; TODO: confirm: no group resembles this code",
+                        "    # {}: ?   # TODO: confirm: no group resembles this code; {people} people",
                         quoted(&m.code.code)
                     );
                 }
