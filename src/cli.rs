@@ -274,4 +274,34 @@ mod tests {
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    /// Every argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, undocumented: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undocumented.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), undocumented);
+            }
+        }
+        let mut command = super::Cli::command();
+        command.build();
+        let mut undocumented = Vec::new();
+        walk(&command, "speakap-sync", &mut undocumented);
+        assert!(undocumented.is_empty(), "without help: {undocumented:?}");
+    }
+
+    #[test]
+    fn a_date_that_is_not_iso_names_the_format() {
+        let error = super::parse_date("21-11-2026").unwrap_err();
+        assert!(error.contains("YYYY-MM-DD"), "{error}");
+        assert_eq!(
+            super::parse_date("2026-11-21").unwrap().to_string(),
+            "2026-11-21"
+        );
+    }
 }

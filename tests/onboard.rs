@@ -575,3 +575,27 @@ fn doctor_fails_an_sftp_source_whose_host_key_is_unknown() {
     assert!(report.to_lowercase().contains("host key"), "{report}");
     assert_eq!(report.matches("FAIL").count(), 1, "{report}");
 }
+
+#[test]
+fn explain_suggests_the_xid_with_its_leading_zeros_and_usage_names_dir() {
+    let sim = Sim::start(&json!({"groups": seed_groups(), "users": []}));
+    let repo = standard_repo(&sim, "000004,p4@example.com,Ann,Lee,Baker,N,1\n");
+    let out = run(
+        &["explain", "4", "--repo", ".", "--now", "2026-12-01"],
+        repo.path(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("did you mean `000004`?"),
+        "{}",
+        stdout(&out)
+    );
+    let help = run(&["plan", "--help"], repo.path());
+    assert!(stdout(&help).contains("--repo <DIR>"), "{}", stdout(&help));
+    let bad_date = run(&["plan", "--now", "21-11-2026"], repo.path());
+    assert!(
+        stderr(&bad_date).contains("YYYY-MM-DD"),
+        "{}",
+        stderr(&bad_date)
+    );
+}

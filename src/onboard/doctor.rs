@@ -427,7 +427,7 @@ fn check_state_ref(config: &Config, accounts_with_xids: Option<bool>) -> Check {
         (false, _) if accounts_with_xids == Some(true) => check(
             "state ref",
             Verdict::Fail,
-            format!("no record of earlier applies, yet the network's accounts carry employee IDs"),
+            "no record of earlier applies, yet the network's accounts carry employee IDs",
             Some(format!(
                 "{fetch}; or, if the sync never applied to this network, run the first apply with --adopt"
             )),
