@@ -270,6 +270,14 @@ impl Connection {
                     running.url,
                     embedded.state
                 );
+                if running.seed_changed {
+                    tracing::warn!(
+                        "the simulator seed {} changed since its state {} was made from it: the simulated network does not show the change. Start it again from the seed with `speakap-sync simulator reset --repo {}`",
+                        embedded.seed,
+                        embedded.state,
+                        config.files.config_dir.display()
+                    );
+                }
                 (running.url.clone(), token, Some(running))
             }
             _ => {
@@ -292,6 +300,12 @@ impl Connection {
         )?
         .with_concurrency(settings.concurrency as usize)
         .with_page_size(settings.page_size as usize);
+        // `requests_per_second` protects a real API; the in-process simulator needs no such care.
+        let client = if embedded.is_some() {
+            client.unthrottled()
+        } else {
+            client
+        };
         Ok(Connection {
             client,
             embedded,

@@ -17,6 +17,7 @@ pub mod explain;
 pub mod fields;
 pub mod github;
 pub mod hr;
+pub mod onboard;
 pub mod output;
 pub mod plan;
 pub mod redact;
