@@ -2,6 +2,9 @@
 //! (`resolve`, `plan`), and print. Exit codes: 0 ok, 1 error, 2 changes (with
 //! `--detailed-exitcode`), 3 blocked by a safety threshold.
 
+#[cfg(feature = "simulator")]
+mod embedded;
+
 use std::path::Path;
 
 use jiff::civil::Date;
@@ -23,7 +26,6 @@ use crate::plan::markdown::{self, MarkdownOptions};
 use crate::plan::{self, Plan, PlanInput, render};
 use crate::reviewed;
 use crate::rules;
-use crate::sim::{self, RunningSim, Seed, SimConfig};
 use crate::speakap::{self, ApiError, Client, Observed};
 use crate::state::journal::{self, Journal};
 use crate::state::{self, ApplyRecord, Ledger};
@@ -194,7 +196,8 @@ fn real_today(timezone: &str) -> Result<Date, Error> {
 /// The API connection; for `url: embedded` also the in-process simulator behind it.
 struct Connection {
     client: Client,
-    embedded: Option<RunningSim>,
+    #[cfg(feature = "simulator")]
+    embedded: Option<embedded::Embedded>,
     /// A simulated network (embedded, or `speakap-sim` on this machine): rehearsals over
     /// simulated days may apply as of any date.
     simulated: bool,
@@ -233,77 +236,51 @@ async fn is_local_simulator(url: &str) -> bool {
 impl Connection {
     async fn open(config: &Config) -> Result<Connection, Error> {
         let settings = &config.sync.speakap;
-        let network = &config.sync.network;
-        let (url, token, embedded) = match &settings.embedded {
-            Some(embedded) if settings.url == "embedded" => {
-                let [seed_file, state_file] = config::paths::simulator_files(embedded);
-                let seed_path = config.path_inside(&seed_file)?;
-                let state_path = config.path_inside(&state_file)?;
-                let seed_text = std::fs::read_to_string(&seed_path).map_err(|e| {
-                    Error::input(format!("simulator seed {}: {e}", seed_path.display()))
-                })?;
-                let seed: Seed = serde_json::from_str(&seed_text).map_err(|e| {
-                    Error::input(format!("simulator seed {}: {e}", seed_path.display()))
-                })?;
-                // A fresh token per run: the simulator only listens on loopback for this process.
-                let token = crate::digest::sha256_hex(format!(
-                    "{:?}{}",
-                    std::time::SystemTime::now(),
-                    std::process::id()
-                ));
-                let running = sim::start(
-                    ([127, 0, 0, 1], 0).into(),
-                    SimConfig {
-                        network: network.clone(),
-                        token: token.clone(),
-                        state_file: Some(state_path),
-                        seed: Some(seed),
-                        faults: Default::default(),
-                        fault_seed: 0,
-                        max_page_size: sim::DEFAULT_MAX_PAGE_SIZE,
-                    },
-                )
-                .await
-                .map_err(|e| Error::input(e.to_string()))?;
-                tracing::info!(
-                    "using the embedded Speakap simulator at {} (state: {})",
-                    running.url,
-                    embedded.state
-                );
-                (running.url.clone(), token, Some(running))
-            }
-            _ => {
-                // A token pasted from a file often brings its line end along: never part of it.
-                let token = std::env::var(&settings.token_env)
-                    .ok()
-                    .map(|t| t.trim().to_string())
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| ApiError::MissingToken(settings.token_env.clone()))?;
-                (settings.url.clone(), token, None)
-            }
-        };
-        let simulated = embedded.is_some() || is_local_simulator(&url).await;
-        let client = Client::new(
-            &url,
-            network,
-            &token,
+        #[cfg(feature = "simulator")]
+        if let Some(embedded) = settings
+            .embedded
+            .as_ref()
+            .filter(|_| settings.url == "embedded")
+        {
+            let embedded = embedded::start(config, embedded).await?;
+            let client = Connection::client(config, &embedded.url, &embedded.token)?;
+            return Ok(Connection {
+                client,
+                embedded: Some(embedded),
+                simulated: true,
+            });
+        }
+        // A token pasted from a file often brings its line end along: never part of it.
+        let token = std::env::var(&settings.token_env)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::MissingToken(settings.token_env.clone()))?;
+        Ok(Connection {
+            client: Connection::client(config, &settings.url, &token)?,
+            #[cfg(feature = "simulator")]
+            embedded: None,
+            simulated: is_local_simulator(&settings.url).await,
+        })
+    }
+
+    fn client(config: &Config, url: &str, token: &str) -> Result<Client, Error> {
+        let settings = &config.sync.speakap;
+        Ok(Client::new(
+            url,
+            &config.sync.network,
+            token,
             &settings.api_version,
             settings.requests_per_second,
         )?
         .with_concurrency(settings.concurrency as usize)
-        .with_page_size(settings.page_size as usize);
-        Ok(Connection {
-            client,
-            embedded,
-            simulated,
-        })
+        .with_page_size(settings.page_size as usize))
     }
 
     async fn close(self) -> Result<(), Error> {
-        if let Some(running) = self.embedded {
-            running.stop().await.map_err(|e| {
-                Error::input(format!("embedded simulator: cannot save its state: {e}"))
-            })?;
+        #[cfg(feature = "simulator")]
+        if let Some(embedded) = self.embedded {
+            embedded.stop().await?;
         }
         Ok(())
     }
