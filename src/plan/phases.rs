@@ -288,23 +288,9 @@ impl<'a> Phases<'a> {
             .to_lowercase();
         let owners = owners.of(&email);
         if owners.is_empty()
-            && let Some(account) = self.index.by_other_email.get(email.as_str())
+            && let Some(reason) = self.address_on_the_side(&email)
         {
-            // Speakap would hand that account to the invite: someone else's account, taken
-            // over by an address it has on the side.
-            let holder = match &account.xid {
-                Some(xid) => format!("the account of XID {xid}"),
-                None => format!("account {} (no XID)", account.eid),
-            };
-            skip(
-                draft,
-                desired,
-                format!(
-                    "email address is an address of {holder}, besides its primary one; the sync \
-                     never takes over an account by such an address: remove the address from \
-                     that account in Speakap, or correct the email in HR"
-                ),
-            );
+            skip(draft, desired, reason);
             return;
         }
         match owners.as_slice() {
@@ -350,7 +336,27 @@ impl<'a> Phases<'a> {
                 return;
             }
         };
-        let channel = policy.invite.channel;
+        self.invite(desired, reason, draft);
+    }
+
+    /// Speakap would hand the account that has `email` besides its primary address to the
+    /// invite: someone else's account, taken over by an address it has on the side.
+    fn address_on_the_side(&self, email: &str) -> Option<String> {
+        let account = self.index.by_other_email.get(email)?;
+        let holder = match &account.xid {
+            Some(xid) => format!("the account of XID {xid}"),
+            None => format!("account {} (no XID)", account.eid),
+        };
+        Some(format!(
+            "email address is an address of {holder}, besides its primary one; the sync \
+             never takes over an account by such an address: remove the address from \
+             that account in Speakap, or correct the email in HR"
+        ))
+    }
+
+    /// An invitation by the configured channel, or a skip when it lacks what that needs.
+    fn invite(&self, desired: &DesiredUser, reason: Option<String>, draft: &mut Draft<'a>) {
+        let channel = self.policy.invite.channel;
         let missing = match channel {
             InviteChannel::Sms
                 if desired
