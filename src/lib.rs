@@ -23,6 +23,7 @@ pub mod plan;
 pub mod redact;
 pub mod reviewed;
 pub mod rules;
+#[cfg(feature = "simulator")]
 pub mod sim;
 pub mod speakap;
 pub mod state;

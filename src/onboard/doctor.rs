@@ -238,18 +238,6 @@ fn check_fields(users: &Value, groups: &Value) -> (Check, bool) {
             .unwrap_or_default()
     };
     let (users_list, groups_list) = (list(users, "users"), list(groups, "groups"));
-    let mut missing = Vec::new();
-    for (what, items, fields) in [
-        ("users", &users_list, &["EID", "name", "emailAddresses"][..]),
-        ("groups", &groups_list, &["EID", "name", "type"][..]),
-    ] {
-        for field in fields {
-            let lacking = items.iter().filter(|i| i.get(field).is_none()).count();
-            if lacking > 0 {
-                missing.push(format!("{lacking} {what} without `{field}`"));
-            }
-        }
-    }
     let memberships: Vec<&Value> = users_list
         .iter()
         .filter_map(|u| {
@@ -258,10 +246,54 @@ fn check_fields(users: &Value, groups: &Value) -> (Check, bool) {
         })
         .flatten()
         .collect();
-    if !users_list.is_empty() && memberships.is_empty() {
+    let missing = missing_fields(&users_list, &groups_list, &memberships);
+    let detail = format!(
+        "{} users and {} groups read; INFERRED parts of the API:{}",
+        users_list.len(),
+        groups_list.len(),
+        inferred_parts(users, &users_list, &memberships)
+    );
+    let with_xids = users_list.iter().any(|u| {
+        u.get("XID")
+            .and_then(Value::as_str)
+            .is_some_and(|x| !x.is_empty())
+    });
+    let verdict = if missing.is_empty() {
+        check("fields", Verdict::Ok, detail, None)
+    } else {
+        check(
+            "fields",
+            Verdict::Fail,
+            format!("{}; {detail}", missing.join(", ")),
+            Some("the API answers differently from what speakap-sync reads: report it with `speakap-sync --version`".into()),
+        )
+    };
+    (verdict, with_xids)
+}
+
+/// The documented fields plan and apply rely on that the page lacks, counted.
+fn missing_fields(users: &[Value], groups: &[Value], memberships: &[&Value]) -> Vec<String> {
+    let mut missing = Vec::new();
+    for (what, items, fields) in [
+        ("users", users, &["EID", "name", "emailAddresses"][..]),
+        ("groups", groups, &["EID", "name", "type"][..]),
+    ] {
+        for field in fields {
+            let lacking = items.iter().filter(|i| i.get(field).is_none()).count();
+            if lacking > 0 {
+                missing.push(format!("{lacking} {what} without `{field}`"));
+            }
+        }
+    }
+    if !users.is_empty() && memberships.is_empty() {
         missing.push("no user has `_embedded.memberships` (embed=memberships)".into());
     }
-    let seen = |test: &dyn Fn(&Value) -> bool| users_list.iter().any(test);
+    missing
+}
+
+/// Each INFERRED part of the API, one per line, as observed on the page or not.
+fn inferred_parts(page: &Value, users: &[Value], memberships: &[&Value]) -> String {
+    let seen = |test: &dyn Fn(&Value) -> bool| users.iter().any(test);
     let observed = [
         ("XID on accounts", seen(&|u| u.get("XID").is_some())),
         ("status on accounts", seen(&|u| u.get("status").is_some())),
@@ -277,13 +309,9 @@ fn check_fields(users: &Value, groups: &Value) -> (Check, bool) {
             "the network membership (one without `group`)",
             !memberships.is_empty() && memberships.iter().any(|m| m.get("group").is_none()),
         ),
-        ("`total` on listing pages", users.get("total").is_some()),
+        ("`total` on listing pages", page.get("total").is_some()),
     ];
-    let mut detail = format!(
-        "{} users and {} groups read; INFERRED parts of the API:",
-        users_list.len(),
-        groups_list.len()
-    );
+    let mut detail = String::new();
     for (part, seen) in observed {
         let _ = write!(
             detail,
@@ -301,22 +329,7 @@ fn check_fields(users: &Value, groups: &Value) -> (Check, bool) {
             "\n      not observed: {part} (a read-only check cannot see it)"
         );
     }
-    let with_xids = seen(&|u| {
-        u.get("XID")
-            .and_then(Value::as_str)
-            .is_some_and(|x| !x.is_empty())
-    });
-    let verdict = if missing.is_empty() {
-        check("fields", Verdict::Ok, detail, None)
-    } else {
-        check(
-            "fields",
-            Verdict::Fail,
-            format!("{}; {detail}", missing.join(", ")),
-            Some("the API answers differently from what speakap-sync reads: report it with `speakap-sync --version`".into()),
-        )
-    };
-    (verdict, with_xids)
+    detail
 }
 
 async fn check_hr_source(config: &Config) -> Check {

@@ -98,48 +98,93 @@ fn decide(
         crate::digest::sha256_hex(export.header.join("\u{1f}"))[..16].to_string()
     });
     let mut todos = Vec::new();
-    let mut mapping = |field: FieldName, group_type: &str| -> Vec<CodeMapping> {
-        let Some(column) = proposal.column(&field) else {
-            return Vec::new();
-        };
-        let codes = propose::codes(&export, column, &proposal.multi_value_separator);
-        let mappings = if args.network.is_some() {
-            let names: Vec<String> = live_groups
-                .iter()
-                .filter(|g| g.group_type == group_type)
-                .map(|g| g.name.clone())
-                .collect();
-            propose::match_groups(&codes, &names)
-        } else {
-            propose::name_groups(&codes, &field, proposal.language)
-        };
-        let table = if field == FieldName::Locations {
-            "business_units"
-        } else {
-            "departments"
-        };
-        for m in &mappings {
-            let why = match &m.group {
-                Some(Guess {
-                    confirm: Some(why),
-                    value,
-                }) => format!("{} → {}: {why}", quoted(&m.code.code), quoted(value)),
-                Some(_) => continue,
-                None => format!(
-                    "{}: no {group_type} group resembles it; its {} people are skipped until it is mapped",
-                    quoted(&m.code.code),
-                    m.code.people
-                ),
-            };
-            todos.push(Todo {
-                place: format!("mapping.yaml {table}"),
-                why,
-            });
-        }
-        mappings
+    let business_units = code_mappings(
+        args,
+        (&export, &proposal, &live_groups),
+        FieldName::Locations,
+        &mut todos,
+    );
+    let departments = code_mappings(
+        args,
+        (&export, &proposal, &live_groups),
+        FieldName::Departments,
+        &mut todos,
+    );
+    todos.extend(settings_todos(args, &proposal));
+    let extension = args
+        .hr
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .filter(|e| ["csv", "txt", "xlsx", "xlsm", "xlsb", "xls", "ods"].contains(&e.as_str()))
+        .unwrap_or_else(|| "csv".into());
+    Plan {
+        export,
+        proposal,
+        network,
+        embedded,
+        business_units,
+        departments,
+        live_groups,
+        hr_file: format!("hr/employees.{extension}"),
+        url: args.url.clone(),
+        token_env: args.token_env.clone(),
+        todos,
+    }
+}
+
+/// The code table for `field` (locations → business units, departments → departments): matched
+/// to the live network's groups with `--network`, else named after the codes; every unsure
+/// mapping and every code left unmapped is added to `todos`.
+fn code_mappings(
+    args: &InitArgs,
+    (export, proposal, live_groups): (&Export, &Proposal, &[wire::Group]),
+    field: FieldName,
+    todos: &mut Vec<Todo>,
+) -> Vec<CodeMapping> {
+    let (table, group_type) = if field == FieldName::Locations {
+        ("business_units", "business_unit")
+    } else {
+        ("departments", "department")
     };
-    let business_units = mapping(FieldName::Locations, "business_unit");
-    let departments = mapping(FieldName::Departments, "department");
+    let Some(column) = proposal.column(&field) else {
+        return Vec::new();
+    };
+    let codes = propose::codes(export, column, &proposal.multi_value_separator);
+    let mappings = if args.network.is_some() {
+        let names: Vec<String> = live_groups
+            .iter()
+            .filter(|g| g.group_type == group_type)
+            .map(|g| g.name.clone())
+            .collect();
+        propose::match_groups(&codes, &names)
+    } else {
+        propose::name_groups(&codes, &field, proposal.language)
+    };
+    for m in &mappings {
+        let why = match &m.group {
+            Some(Guess {
+                confirm: Some(why),
+                value,
+            }) => format!("{} → {}: {why}", quoted(&m.code.code), quoted(value)),
+            Some(_) => continue,
+            None => format!(
+                "{}: no {group_type} group resembles it; its {} people are skipped until it is mapped",
+                quoted(&m.code.code),
+                m.code.people
+            ),
+        };
+        todos.push(Todo {
+            place: format!("mapping.yaml {table}"),
+            why,
+        });
+    }
+    mappings
+}
+
+/// The guesses in sync.yaml to confirm: unsure columns, the date format, the time zone and a
+/// made-up network.
+fn settings_todos(args: &InitArgs, proposal: &Proposal) -> Vec<Todo> {
+    let mut todos = Vec::new();
     for column in &proposal.columns {
         if let Some(why) = &column.confirm {
             todos.push(Todo {
@@ -169,25 +214,7 @@ fn decide(
                     .into(),
         });
     }
-    let extension = args
-        .hr
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .filter(|e| ["csv", "txt", "xlsx", "xlsm", "xlsb", "xls", "ods"].contains(&e.as_str()))
-        .unwrap_or_else(|| "csv".into());
-    Plan {
-        export,
-        proposal,
-        network,
-        embedded,
-        business_units,
-        departments,
-        live_groups,
-        hr_file: format!("hr/employees.{extension}"),
-        url: args.url.clone(),
-        token_env: args.token_env.clone(),
-        todos,
-    }
+    todos
 }
 
 /// Every file to write (relative path, contents), the HR copy aside.
