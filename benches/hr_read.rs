@@ -126,7 +126,7 @@ fn phase(name: &str, path: &Path) {
             let snapshot = hr::csv::read(path, "hr.csv", options, layout).unwrap();
             let read = started.elapsed().as_secs_f64();
             let resolution =
-                speakap_sync::desired::resolve(&config, &snapshot, jiff::civil::date(2026, 6, 1));
+                speakap_sync::resolve::resolve(&config, &snapshot, jiff::civil::date(2026, 6, 1));
             // Measured before the result is dropped: the command keeps it to plan with.
             let elapsed = started.elapsed().as_secs_f64();
             let detail = format!(

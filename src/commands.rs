@@ -12,7 +12,6 @@ use crate::cli::{
     PlanFormat, RunArgs, SchemaArgs, ValidateArgs,
 };
 use crate::config::{self, Config, Source};
-use crate::desired::{Resolution, resolve};
 use crate::diag;
 use crate::error::Error;
 use crate::github;
@@ -21,6 +20,7 @@ use crate::output::Paint;
 use crate::plan::impact::{self, Impact};
 use crate::plan::markdown::{self, MarkdownOptions};
 use crate::plan::{self, Plan, PlanInput, render};
+use crate::resolve::{Resolution, resolve};
 use crate::reviewed;
 use crate::rules;
 use crate::sim::{self, RunningSim, Seed, SimConfig};

@@ -5,10 +5,10 @@
 use std::fmt::Write;
 
 use crate::config::Config;
-use crate::desired::{ProfileField, Resolution};
 use crate::hr::Snapshot;
 use crate::output::Paint;
 use crate::plan::{Plan, render};
+use crate::resolve::{ProfileField, Resolution};
 use crate::speakap::Observed;
 use crate::state::Ledger;
 use crate::text::inert;

@@ -99,5 +99,16 @@ fn fields_is_the_leaf() {
         "fields imports {:?}",
         graph.get("fields")
     );
-    assert!(graph.contains_key("desired"), "the walk found the modules");
+    assert!(graph.contains_key("resolve"), "the walk found the modules");
+}
+
+#[test]
+fn the_speakap_client_knows_nothing_of_hr_config_resolve_or_plan() {
+    let reached = reachable(&imports(), "speakap");
+    for above in ["hr", "config", "resolve", "plan"] {
+        assert!(
+            !reached.contains(above),
+            "speakap reaches {above}: {reached:?}"
+        );
+    }
 }

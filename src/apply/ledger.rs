@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::civil::Date;
 
 use crate::config::NetworkRole;
-use crate::desired::Resolution;
 use crate::plan::{Change, Plan, UserAction, UserPlan};
+use crate::resolve::Resolution;
 use crate::speakap::Observed;
 use crate::state::{Ledger, LedgerEntry, OperationResult};
 
