@@ -6,7 +6,7 @@ use jiff::civil::date;
 
 use super::*;
 use crate::config::ConfigFiles;
-use crate::fields::PackedProfile;
+use crate::fields::Profile;
 use crate::hr::{Layout, Records, Snapshot};
 use crate::resolve::resolve;
 use crate::rules::configured_fields;
@@ -85,7 +85,7 @@ fn account(
             .iter()
             .map(|(g, _)| g.to_string())
             .find(|g| g == "gn" || g == "gs"),
-        profile: PackedProfile::new([mail, "", "", name, "", ""]),
+        profile: Profile::new([mail, "", "", name, "", ""]),
         other_emails: Vec::new(),
         network: Some(Membership {
             eid: format!("n{eid}"),
