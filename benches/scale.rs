@@ -5,7 +5,9 @@
 //! 1. `plan EMPLOYEES…` (default 100000 1000000): a network of that size and an HR record with
 //!    500 location codes, planned with no changes and with 1% changes. Each plan runs in its own
 //!    child process — this binary re-executed, calling the same entry point as `speakap-sync plan`
-//!    — so that its peak memory (VmHWM) is its own.
+//!    — so that its peak memory (VmHWM) is its own; three times, and the median is shown. With
+//!    `BENCH_BASELINE` set to this benchmark built from another commit, that build plans the same
+//!    inputs alternately with this one.
 //! 2. `apply EMPLOYEES` (default 10000): that many new employees applied at a 50 req/s limit with
 //!    20 ms latency, once with the client configured for the limit and once for 200 req/s.
 //! 3. `chaos EMPLOYEES TRIALS` (default 10000 20): an apply through 10% 5xx, 5% 429 and 1%
@@ -476,8 +478,13 @@ fn fetch_phase(url: &str, page_size: usize) {
 
 /// Runs this binary as `ARGS` and returns what it measured: (wall seconds, peak MiB).
 fn measure_child(args: &[&str], cwd: &Path) -> (f64, f64) {
+    measure(&std::env::current_exe().unwrap(), args, cwd)
+}
+
+/// Runs `exe` (this benchmark, or another build of it) as `ARGS`: (wall seconds, peak MiB).
+fn measure(exe: &Path, args: &[&str], cwd: &Path) -> (f64, f64) {
     let started = Instant::now();
-    let child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(exe)
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
@@ -497,11 +504,16 @@ fn measure_child(args: &[&str], cwd: &Path) -> (f64, f64) {
     (wall, peak)
 }
 
+/// How many times each plan runs; the median is shown.
+const PLAN_RUNS: usize = 3;
+
 fn plan_bench(sizes: &[usize]) {
+    let this = std::env::current_exe().unwrap();
+    let baseline = std::env::var_os("BENCH_BASELINE").map(PathBuf::from);
     println!(
-        "| employees | HR changes | plan wall time | plan peak memory | plan summary | fetch alone, pages of 100 (first listing) | fetch alone, pages of 1000 | simulator: seed load, peak memory |"
+        "| build | employees | HR changes | plan wall time (median of {PLAN_RUNS}) | plan peak memory | plan summary | fetch alone, pages of 100 (first listing) | fetch alone, pages of 1000 | simulator: seed load, peak memory |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &n in sizes {
         let work = tempfile::tempdir().unwrap();
         let seed = work.path().join("seed.json");
@@ -520,19 +532,32 @@ fn plan_bench(sizes: &[usize]) {
             repo.commit(if changes { "1% changes" } else { "no changes" });
             let out = work.path().join("plan.json");
             let out_str = out.to_string_lossy();
-            let (wall, peak) =
-                measure_child(&["plan-phase", &repo.path_str(), &out_str], repo.path());
+            let args = ["plan-phase", &repo.path_str(), &out_str];
+            let builds: Vec<(&str, &Path)> = std::iter::once(("this", this.as_path()))
+                .chain(baseline.as_deref().map(|b| ("baseline", b)))
+                .collect();
+            // Alternated: the machine's speed drifts from run to run.
+            let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); builds.len()];
+            for _ in 0..PLAN_RUNS {
+                for ((_, exe), runs) in builds.iter().zip(&mut runs) {
+                    runs.push(measure(exe, &args, repo.path()));
+                }
+            }
             let plan: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
             let summary = &plan["summary"];
-            println!(
-                "| {n} | {} | {wall:.2} s | {peak:.0} MiB | {} updates, {} invites, {} skipped | {fetch100_wall:.2} s, {fetch100_peak:.0} MiB | {fetch_wall:.2} s, {fetch_peak:.0} MiB | {:.1} s, {:.0} MiB |",
-                if changes { "1%" } else { "none" },
-                summary["update"],
-                summary["invite"],
-                summary["skipped"],
-                sim.started_in,
-                sim.peak_mib(),
-            );
+            for ((build, _), mut runs) in builds.iter().zip(runs) {
+                runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let (wall, peak) = runs[runs.len() / 2];
+                println!(
+                    "| {build} | {n} | {} | {wall:.2} s | {peak:.0} MiB | {} updates, {} invites, {} skipped | {fetch100_wall:.2} s, {fetch100_peak:.0} MiB | {fetch_wall:.2} s, {fetch_peak:.0} MiB | {:.1} s, {:.0} MiB |",
+                    if changes { "1%" } else { "none" },
+                    summary["update"],
+                    summary["invite"],
+                    summary["skipped"],
+                    sim.started_in,
+                    sim.peak_mib(),
+                );
+            }
         }
     }
 }

@@ -5,11 +5,11 @@
 use std::fmt::Write;
 
 use crate::config::Config;
-use crate::desired::{ProfileField, Resolution};
-use crate::hr::Snapshot;
+use crate::hr::{Locator, Record, Snapshot};
 use crate::output::Paint;
 use crate::plan::{Plan, render};
-use crate::speakap::Observed;
+use crate::resolve::{DesiredUser, ProfileField, Resolution};
+use crate::speakap::{Observed, ObservedUser};
 use crate::state::Ledger;
 use crate::text::inert;
 
@@ -23,49 +23,51 @@ pub struct ExplainInput<'a> {
     pub plan: &'a Plan,
 }
 
+/// The explanation: one section per step of the sync, in the order it decides.
 pub fn explain(input: &ExplainInput, paint: Paint) -> String {
-    let ExplainInput {
-        xid,
-        config,
-        snapshot,
-        resolution,
-        observed,
-        ledger,
-        plan,
-    } = input;
-    let xid = *xid;
     let mut out = String::new();
-    let _ = writeln!(out, "{}", paint.bold(&format!("XID {}", inert(xid))));
-
-    // The HR record.
-    let Some(xid_slot) = snapshot.layout.slot(&crate::rules::FieldName::Xid) else {
+    let _ = writeln!(out, "{}", paint.bold(&format!("XID {}", inert(input.xid))));
+    let Some(rows) = hr_rows(&mut out, input) else {
         return out;
     };
-    let rows: Vec<_> = snapshot
-        .records
-        .iter()
-        .filter(|r| r.value(xid_slot) == xid)
+    exclusions_and_overrides(&mut out, input);
+    if let Some(desired) = input.resolution.desired.get(input.xid) {
+        desired_state(&mut out, desired, &input.snapshot.locator, paint);
+    }
+    let account = account(input);
+    match account {
+        Some(account) => account_state(&mut out, input, account, paint),
+        None => {
+            let _ = writeln!(out, "Speakap account: none with this XID");
+        }
+    }
+    let _ = writeln!(out, "{}", paint.bold("What the sync does:"));
+    let mut operations = String::new();
+    for user in input.plan.users.iter().filter(|u| u.xid == input.xid) {
+        render::render_user(&mut operations, user, &input.plan.hr.locator, paint);
+    }
+    let mut reasons = reasons_in_the_plan(input);
+    if operations.is_empty() && reasons.is_empty() {
+        reasons.push(why_nothing(input, rows.is_empty(), account.is_none()));
+    }
+    out.push_str(&operations);
+    // The reasons quote HR values, rule reasons and API text.
+    for reason in reasons {
+        let _ = writeln!(out, "  {}", inert(&reason));
+    }
+    out
+}
+
+/// The person's HR rows, each value by its column; `None` when the layout has no XID column.
+fn hr_rows<'a>(out: &mut String, input: &ExplainInput<'a>) -> Option<Vec<&'a Record>> {
+    let snapshot = input.snapshot;
+    let xid_slot = snapshot.layout.slot(&crate::rules::FieldName::Xid)?;
+    let rows: Vec<&Record> = (snapshot.records.iter())
+        .filter(|r| r.value(xid_slot) == input.xid)
         .collect();
     if rows.is_empty() {
         let _ = writeln!(out, "HR record: no row in {}", inert(&snapshot.source));
-        // `explain 4` for `000004`: the XID as the record writes it, leading zeros and all.
-        let unpadded = |x: &str| x.trim_start_matches('0').to_string();
-        let mut alike: Vec<&str> = snapshot
-            .records
-            .iter()
-            .map(|r| r.value(xid_slot))
-            .filter(|x| *x != xid && !xid.is_empty() && unpadded(x) == unpadded(xid))
-            .collect();
-        alike.sort_unstable();
-        alike.dedup();
-        if !alike.is_empty() {
-            let quoted: Vec<String> = alike.iter().map(|x| format!("`{}`", inert(x))).collect();
-            let _ = writeln!(
-                out,
-                "  did you mean {}? (XIDs are compared as written)",
-                quoted.join(" or ")
-            );
-        }
+        suggest_as_written(out, snapshot, xid_slot, input.xid);
     }
     for row in &rows {
         let _ = writeln!(
@@ -81,9 +83,34 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
             }
         }
     }
+    Some(rows)
+}
 
-    // What the config makes of it.
-    if let Some(excluded) = resolution.excluded.get(xid) {
+/// `explain 4` for `000004`: the XIDs the record writes that differ only in leading zeros.
+fn suggest_as_written(out: &mut String, snapshot: &Snapshot, xid_slot: usize, xid: &str) {
+    let unpadded = |x: &str| x.trim_start_matches('0').to_string();
+    let mut alike: Vec<&str> = snapshot
+        .records
+        .iter()
+        .map(|r| r.value(xid_slot))
+        .filter(|x| *x != xid && !xid.is_empty() && unpadded(x) == unpadded(xid))
+        .collect();
+    alike.sort_unstable();
+    alike.dedup();
+    if !alike.is_empty() {
+        let quoted: Vec<String> = alike.iter().map(|x| format!("`{}`", inert(x))).collect();
+        let _ = writeln!(
+            out,
+            "  did you mean {}? (XIDs are compared as written)",
+            quoted.join(" or ")
+        );
+    }
+}
+
+/// The exclusion that keeps the sync away from the person, and the overrides for them.
+fn exclusions_and_overrides(out: &mut String, input: &ExplainInput) {
+    let (xid, config) = (input.xid, input.config);
+    if let Some(excluded) = input.resolution.excluded.get(xid) {
         let _ = writeln!(
             out,
             "Excluded: {} ({})",
@@ -99,7 +126,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
     }
     for o in config.overrides.iter().filter(|o| o.xid == xid) {
         let state = match o.until {
-            Some(until) if until < plan.as_of => format!("expired on {until}, ignored"),
+            Some(until) if until < input.plan.as_of => format!("expired on {until}, ignored"),
             Some(until) => format!("in effect until {until}"),
             None => "in effect".to_string(),
         };
@@ -110,126 +137,120 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
             inert(&o.reason)
         );
     }
-    if let Some(desired) = resolution.desired.get(xid) {
-        let _ = writeln!(out, "Desired (from HR and the rules):");
-        for (field, value) in desired.profile() {
-            let from = desired.source(field);
+}
+
+/// What HR and the rules want for the person, each value with where it comes from.
+fn desired_state(out: &mut String, desired: &DesiredUser, locator: &Locator, paint: Paint) {
+    let _ = writeln!(out, "Desired (from HR and the rules):");
+    for (field, value) in desired.profile() {
+        let from = desired.source(field);
+        let _ = writeln!(
+            out,
+            "  {}: {}  {}",
+            field.name(),
+            inert(value),
+            paint.dim(&inert(
+                &from.map(|f| f.describe(locator)).unwrap_or_default()
+            ))
+        );
+    }
+    for (name, m) in desired.memberships().iter() {
+        let _ = writeln!(
+            out,
+            "  {} \"{}\"  {}",
+            m.kind.label(),
+            inert(name),
+            paint.dim(&inert(&m.from.to_string()))
+        );
+        if let Some(admin) = &m.admin {
             let _ = writeln!(
                 out,
-                "  {}: {}  {}",
-                field.name(),
-                inert(value),
-                paint.dim(&inert(
-                    &from
-                        .map(|f| f.describe(&snapshot.locator))
-                        .unwrap_or_default()
-                ))
-            );
-        }
-        for (name, m) in desired.memberships().iter() {
-            let _ = writeln!(
-                out,
-                "  {} \"{}\"  {}",
-                m.kind.label(),
+                "  local admin of \"{}\"  {}",
                 inert(name),
-                paint.dim(&inert(&m.from.to_string()))
+                paint.dim(&inert(&admin.to_string()))
             );
-            if let Some(admin) = &m.admin {
-                let _ = writeln!(
-                    out,
-                    "  local admin of \"{}\"  {}",
-                    inert(name),
-                    paint.dim(&inert(&admin.to_string()))
-                );
-            }
-        }
-        match desired.role() {
-            Some(role) => {
-                let _ = writeln!(
-                    out,
-                    "  network role: {}  {}",
-                    role.value.as_str(),
-                    paint.dim(&inert(&role.from.to_string()))
-                );
-            }
-            None => {
-                let _ = writeln!(out, "  network role: not set by any rule");
-            }
-        }
-        if let Some(start) = desired.start_date() {
-            let _ = writeln!(out, "  start date: {start}");
         }
     }
+    match desired.role() {
+        Some(role) => {
+            let _ = writeln!(
+                out,
+                "  network role: {}  {}",
+                role.value.as_str(),
+                paint.dim(&inert(&role.from.to_string()))
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  network role: not set by any rule");
+        }
+    }
+    if let Some(start) = desired.start_date() {
+        let _ = writeln!(out, "  start date: {start}");
+    }
+}
 
-    // The account as it is: by its XID, or the one the plan links by email address.
+/// The account as it is: by its XID, or the one the plan links by email address.
+fn account<'a>(input: &ExplainInput<'a>) -> Option<&'a ObservedUser> {
+    let (xid, observed) = (input.xid, input.observed);
     let by_xid = observed
         .users
         .iter()
         .find(|u| u.xid.as_deref() == Some(xid));
-    let linked = by_xid.is_none().then(|| {
-        let eid = plan
-            .users
-            .iter()
-            .find(|u| u.xid == xid)
-            .and_then(|u| u.eid.as_deref())?;
+    by_xid.or_else(|| {
+        let planned = input.plan.users.iter().find(|u| u.xid == xid)?;
+        let eid = planned.eid.as_deref()?;
         observed.users.iter().find(|u| u.eid == eid)
-    });
-    let account = by_xid.or(linked.flatten());
-    match account {
-        Some(account) => {
-            let status = if account.suspended {
-                "suspended"
-            } else {
-                "active"
-            };
-            let found = match &account.xid {
-                Some(other) if other != xid => {
-                    format!(", XID {}, found by its email address", inert(other))
-                }
-                Some(_) => String::new(),
-                None => ", no XID yet, found by its email address".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "Speakap account {} ({status}, network role {}{found}):",
-                inert(&account.eid),
-                inert(account.role())
-            );
-            for field in ProfileField::ALL {
-                let _ = writeln!(out, "  {}: {}", field.name(), inert(account.get(field)));
-            }
-            let entry = ledger.users.get(xid);
-            for (group, membership) in &account.groups {
-                let name = observed
-                    .groups
-                    .iter()
-                    .find(|g| &g.eid == group)
-                    .map_or(group.as_str(), |g| g.name.as_str());
-                let managed = entry.is_some_and(|e| e.groups.contains(group));
-                let _ = writeln!(
-                    out,
-                    "  group \"{}\" as {}  {}",
-                    inert(name),
-                    inert(&membership.role.to_string()),
-                    paint.dim(if managed {
-                        "managed by the sync"
-                    } else {
-                        "not managed by the sync (granted by hand or not yet)"
-                    })
-                );
-            }
-        }
-        None => {
-            let _ = writeln!(out, "Speakap account: none with this XID");
-        }
-    }
+    })
+}
 
-    // The verdict.
-    let _ = writeln!(out, "{}", paint.bold("What the sync does:"));
-    let mut operations = String::new();
-    for user in plan.users.iter().filter(|u| u.xid == xid) {
-        render::render_user(&mut operations, user, &plan.hr.locator, paint);
+/// The account's profile and groups, each group as managed by the sync or not.
+fn account_state(out: &mut String, input: &ExplainInput, account: &ObservedUser, paint: Paint) {
+    let xid = input.xid;
+    let status = if account.suspended {
+        "suspended"
+    } else {
+        "active"
+    };
+    let found = match &account.xid {
+        Some(other) if other != xid => {
+            format!(", XID {}, found by its email address", inert(other))
+        }
+        Some(_) => String::new(),
+        None => ", no XID yet, found by its email address".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Speakap account {} ({status}, network role {}{found}):",
+        inert(&account.eid),
+        inert(account.role())
+    );
+    for field in ProfileField::ALL {
+        let _ = writeln!(out, "  {}: {}", field.name(), inert(account.get(field)));
     }
+    let entry = input.ledger.users.get(xid);
+    for (group, membership) in &account.groups {
+        let name = (input.observed.groups.iter())
+            .find(|g| &g.eid == group)
+            .map_or(group.as_str(), |g| g.name.as_str());
+        let managed = entry.is_some_and(|e| e.groups.contains(group));
+        let _ = writeln!(
+            out,
+            "  group \"{}\" as {}  {}",
+            inert(name),
+            inert(&membership.role.to_string()),
+            paint.dim(if managed {
+                "managed by the sync"
+            } else {
+                "not managed by the sync (granted by hand or not yet)"
+            })
+        );
+    }
+}
+
+/// Why the plan does nothing (yet) for the person: a skipped record, a schedule, a record that
+/// holds the account back, a grace period, a deletion by hand, an unmanaged account.
+fn reasons_in_the_plan(input: &ExplainInput) -> Vec<String> {
+    let (xid, plan) = (input.xid, input.plan);
     let mut reasons = Vec::new();
     for s in plan
         .skipped
@@ -286,35 +307,28 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
     for u in plan.unmanaged.iter().filter(|u| u.xid == xid) {
         reasons.push(format!("nothing: unmanaged, {}", u.reason));
     }
-    if operations.is_empty() && reasons.is_empty() {
-        let excluded = resolution
-            .excluded
-            .get(xid)
-            .map(|e| e.reason.clone())
-            .or_else(|| {
-                config
-                    .exclusions
-                    .iter()
-                    .find(|e| e.xid.as_deref() == Some(xid))
-                    .map(|e| e.reason.clone())
-            });
-        reasons.push(if let Some(reason) = excluded {
-            format!("nothing: excluded ({reason}); the sync never invites, changes or removes them")
-        } else if resolution.desired.contains_key(xid) {
-            "nothing: the account matches the HR record and the rules".to_string()
-        } else if rows.is_empty() && account.is_none() {
-            "nothing: not in the HR record and no account".to_string()
-        } else if account.is_none() {
-            "nothing: no account, and the HR record wants none (an end date has passed?)"
-                .to_string()
-        } else {
-            "nothing: the account is left alone".to_string()
+    reasons
+}
+
+/// Why nothing happens when the plan has nothing to say about the person.
+fn why_nothing(input: &ExplainInput, no_rows: bool, no_account: bool) -> String {
+    let xid = input.xid;
+    let excluded = (input.resolution.excluded.get(xid))
+        .map(|e| e.reason.clone())
+        .or_else(|| {
+            (input.config.exclusions.iter())
+                .find(|e| e.xid.as_deref() == Some(xid))
+                .map(|e| e.reason.clone())
         });
+    if let Some(reason) = excluded {
+        format!("nothing: excluded ({reason}); the sync never invites, changes or removes them")
+    } else if input.resolution.desired.contains_key(xid) {
+        "nothing: the account matches the HR record and the rules".to_string()
+    } else if no_rows && no_account {
+        "nothing: not in the HR record and no account".to_string()
+    } else if no_account {
+        "nothing: no account, and the HR record wants none (an end date has passed?)".to_string()
+    } else {
+        "nothing: the account is left alone".to_string()
     }
-    out.push_str(&operations);
-    // The reasons quote HR values, rule reasons and API text.
-    for reason in reasons {
-        let _ = writeln!(out, "  {}", inert(&reason));
-    }
-    out
 }

@@ -142,53 +142,22 @@ impl ProfileField {
     }
 }
 
-/// Text values back to back in one allocation: reading a million people's values then costs
-/// one cache miss each rather than one per value.
+/// The six profile values of an account, in [`ProfileField::ALL`] order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Packed<const N: usize> {
-    text: Box<str>,
-    /// `ends[i]` is where value `i` ends in `text`.
-    ends: [u32; N],
-}
+pub struct Profile([Box<str>; 6]);
 
-impl<const N: usize> Packed<N> {
-    pub(crate) fn new(values: [&str; N]) -> Packed<N> {
-        let mut text = String::with_capacity(values.iter().map(|v| v.len()).sum());
-        let mut ends = [0u32; N];
-        for (end, value) in ends.iter_mut().zip(values) {
-            text.push_str(value);
-            *end = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        }
-        Packed {
-            text: text.into_boxed_str(),
-            ends,
-        }
-    }
-
-    pub(crate) fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        self.text
-            .get(start as usize..self.ends[i] as usize)
-            .unwrap_or_default()
-    }
-}
-
-/// The six profile values of an account, in one allocation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PackedProfile(Packed<6>);
-
-impl PackedProfile {
+impl Profile {
     /// The values in [`ProfileField::ALL`] order.
-    pub fn new(values: [&str; 6]) -> PackedProfile {
-        PackedProfile(Packed::new(values))
+    pub fn new(values: [&str; 6]) -> Profile {
+        Profile(values.map(Box::from))
     }
 
     pub fn get(&self, field: ProfileField) -> &str {
-        self.0.get(field.index())
+        &self.0[field.index()]
     }
 }
 
-impl serde::Serialize for PackedProfile {
+impl serde::Serialize for Profile {
     /// As a map of field name to value, every field included.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(ProfileField::ALL.map(|f| (f, self.get(f))))

@@ -1,6 +1,6 @@
 //! speakap-sync: a GitOps reconciler for Speakap user management.
 //!
-//! The data flows one way: config (git) and HR record → [`desired::resolve`] → desired users;
+//! The data flows one way: config (git) and HR record → [`resolve::resolve`] → desired users;
 //! with the observed network and the ledger → [`plan::plan`] → plan → [`apply::apply`].
 //! `resolve` and `plan` are pure; everything that touches the world lives at the edges
 //! (`config::repo`, `hr`, `speakap`, `state`, `commands`). See ARCHITECTURE.md.
@@ -9,7 +9,6 @@ pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod desired;
 pub mod diag;
 pub mod digest;
 pub mod error;
@@ -21,6 +20,7 @@ pub mod onboard;
 pub mod output;
 pub mod plan;
 pub mod redact;
+pub mod resolve;
 pub mod reviewed;
 pub mod rules;
 #[cfg(feature = "simulator")]

@@ -9,9 +9,9 @@ use proptest::prelude::*;
 
 use speakap_sync::apply;
 use speakap_sync::config::{self, ConfigFiles};
-use speakap_sync::desired::resolve;
 use speakap_sync::hr::{Layout, Records, Snapshot};
 use speakap_sync::plan::{PlanInput, UserAction, plan};
+use speakap_sync::resolve::resolve;
 use speakap_sync::rules::configured_fields;
 use speakap_sync::sim::{self, Seed, SeedGroup, SeedUser, SimConfig};
 use speakap_sync::speakap::{self, Client};

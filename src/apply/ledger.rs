@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::civil::Date;
 
 use crate::config::NetworkRole;
-use crate::desired::{DesiredUser, Resolution};
 use crate::plan::{Change, Plan, UserAction, UserPlan};
+use crate::resolve::{DesiredUser, Resolution};
 use crate::speakap::{Observed, ObservedUser};
 use crate::state::{Ledger, LedgerEntry, OperationResult};
 

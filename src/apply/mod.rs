@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use futures_util::StreamExt;
 
 use crate::config::InviteChannel;
-use crate::desired::ProfileField;
+use crate::resolve::ProfileField;
 
 use crate::output::Progress;
 use crate::plan::{Change, Plan, UserAction, UserPlan};

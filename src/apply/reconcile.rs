@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use crate::desired::ProfileField;
 use crate::plan::{Change, Plan, UserAction, UserPlan};
+use crate::resolve::ProfileField;
 use crate::speakap::{Observed, ObservedUser};
 use crate::state::{OperationResult, Outcome};
 

@@ -8,13 +8,13 @@ use super::inputs::{Inputs, planned, read_hr};
 use super::load_config;
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::config::{self, Config};
-use crate::desired::resolve;
 use crate::error::Error;
 use crate::github;
 use crate::output::Paint;
 use crate::plan::impact::{self, Impact};
 use crate::plan::markdown::{self, MarkdownOptions};
 use crate::plan::{self, Plan, PlanInput, render};
+use crate::resolve::resolve;
 use crate::reviewed;
 
 /// The config at `--base`: what a pull request is compared with, and connects by.

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Layout, Locator, RecordsBuilder, Snapshot, format_date, match_columns, normalize, refuse_empty,
+    Layout, Locator, Record, Records, Snapshot, format_date, match_columns, normalize, refuse_empty,
 };
 use crate::config::{AfasSource, ColumnType};
 use crate::error::Error;
@@ -62,7 +62,7 @@ pub async fn read(
     let max_pages = u64::from(source.max_pages.max(1));
 
     let mut hasher = Sha256::new();
-    let mut records = RecordsBuilder::for_layout(&layout);
+    let mut records = Records::default();
     let mut fields: Option<(Vec<String>, Vec<usize>)> = None;
     let mut skip: u64 = 0;
     let mut page: u64 = 1;
@@ -161,7 +161,7 @@ pub async fn read(
                     value_text(field(row, &names[i]), layout.kinds[slot], date_format)
                 })
                 .collect();
-            records.push(position, values.iter().map(String::as_str));
+            records.push(Record::new(position, values.iter().map(String::as_str)));
         }
         skip += rows.len() as u64;
         page += 1;
@@ -171,7 +171,6 @@ pub async fn read(
             "AFAS connector {endpoint} returned no rows; refusing to plan from it (it would look like everyone left)"
         )));
     }
-    let records = records.finish();
     refuse_empty(&endpoint, &records)?;
     Ok(Snapshot {
         source: endpoint,

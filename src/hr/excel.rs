@@ -8,7 +8,7 @@ use std::path::Path;
 
 use calamine::{Data, Reader, Sheets, StyleRange};
 
-use super::{Layout, Locator, RecordsBuilder, Snapshot, format_date, match_columns, refuse_empty};
+use super::{Layout, Locator, Record, Records, Snapshot, format_date, match_columns, refuse_empty};
 use crate::config::ColumnType;
 use crate::error::Error;
 
@@ -110,7 +110,7 @@ pub fn parse(
         " (or `source.sheet`)",
     )?;
 
-    let mut records = RecordsBuilder::for_layout(&layout);
+    let mut records = Records::default();
     let mut values: Vec<String> = Vec::with_capacity(indexes.len());
     for (i, row) in range.rows().enumerate().skip(header_index + 1) {
         if row.iter().all(cell_is_blank) {
@@ -125,7 +125,7 @@ pub fn parse(
                 .and_then(|s| number_format(s, (first_row + i as u32, first_col + column as u32)));
             values.push(cell_text(cell, layout.kinds[slot], format, date_format));
         }
-        records.push(row_number, values.iter().map(String::as_str));
+        let mut record = Record::new(row_number, values.iter().map(String::as_str));
         let errors: Vec<String> = indexes
             .iter()
             .enumerate()
@@ -136,10 +136,10 @@ pub fn parse(
             .collect();
         if !errors.is_empty() {
             // A formula error is not a value: the row is skipped rather than read as "#N/A".
-            records.set_problem(format!("spreadsheet error {}", errors.join(", ")));
+            record.problem = Some(format!("spreadsheet error {}", errors.join(", ")));
         }
+        records.push(record);
     }
-    let records = records.finish();
     refuse_empty(&place, &records)?;
     Ok(Snapshot {
         source: display.to_string(),

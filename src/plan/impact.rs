@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Summary;
 use crate::config::SourceFile;
-use crate::desired::{DesiredUser, MembershipKind, ProfileField, Resolution};
+use crate::resolve::{DesiredUser, MembershipKind, ProfileField, Resolution};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Impact {

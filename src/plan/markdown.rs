@@ -11,8 +11,8 @@ use super::impact::Impact;
 use super::render::{hr_count, network_count};
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
-use crate::desired::ProfileField;
 use crate::redact::{mask_contacts_in, mask_email, mask_identifier, mask_phone};
+use crate::resolve::ProfileField;
 use crate::text::inert;
 
 /// GitHub refuses issue comments of 65,536 characters and more, counting UTF-16 code units (an

@@ -18,12 +18,12 @@ use serde::{Deserialize, Serialize};
 use crate::config::{
     AfterGrace, Config, InviteChannel, ManualDeletions, NetworkRole, Origin, Safety, XidChange,
 };
-use crate::desired::{
-    DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord,
-};
 use crate::diag::{Diagnostic, Location};
 use crate::hr::{SnapshotInfo, case_folded};
 use crate::redact::mask_email;
+use crate::resolve::{
+    DesiredUser, MembershipKind, ProfileField, Provenance, Resolution, SkippedRecord,
+};
 use crate::speakap::{NetworkRead, Observed, ObservedUser, wire};
 use crate::state::Ledger;
 

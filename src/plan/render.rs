@@ -6,9 +6,9 @@ use similar::{ChangeTag, TextDiff};
 use super::impact::Impact;
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
-use crate::desired::{ProfileField, Provenance};
 use crate::hr::{Locator, SnapshotInfo};
 use crate::output::Paint;
+use crate::resolve::{ProfileField, Provenance};
 use crate::speakap::NetworkRead;
 use crate::text::inert;
 

@@ -6,8 +6,9 @@ use jiff::civil::date;
 
 use super::*;
 use crate::config::ConfigFiles;
-use crate::desired::{PackedProfile, resolve};
+use crate::fields::Profile;
 use crate::hr::{Layout, Records, Snapshot};
+use crate::resolve::resolve;
 use crate::rules::configured_fields;
 use crate::speakap::wire::Membership;
 use crate::state::LedgerEntry;
@@ -84,7 +85,7 @@ fn account(
             .iter()
             .map(|(g, _)| g.to_string())
             .find(|g| g == "gn" || g == "gs"),
-        profile: PackedProfile::new([mail, "", "", name, "", ""]),
+        profile: Profile::new([mail, "", "", name, "", ""]),
         other_emails: Vec::new(),
         network: Some(Membership {
             eid: format!("n{eid}"),
@@ -318,10 +319,10 @@ fn new_people_are_invited_with_their_groups_and_admin_rights() {
     assert!(manager.contains(&Change::AddMembership {
         group: "North".into(),
         group_eid: "gn".into(),
-        kind: crate::desired::MembershipKind::BusinessUnit,
+        kind: crate::resolve::MembershipKind::BusinessUnit,
         admin: true,
         source: Provenance::Rule {
-            list: crate::desired::RuleList::LocalAdmins,
+            list: crate::resolve::RuleList::LocalAdmins,
             at: Origin {
                 file: "sync.yaml".into(),
                 line: 19

@@ -113,7 +113,7 @@ impl CompiledMatcher {
         }
     }
 
-    pub fn holds(&self, record: &Record<'_>, separator: char) -> bool {
+    pub fn holds(&self, record: &Record, separator: char) -> bool {
         match self {
             CompiledMatcher::All(list) => list.iter().all(|m| m.holds(record, separator)),
             CompiledMatcher::Any(list) => list.iter().any(|m| m.holds(record, separator)),
@@ -156,7 +156,7 @@ mod tests {
     fn holds(m: &CompiledMatcher, values: &[&str]) -> bool {
         let records = Records::from_rows(values.len(), [(2, values.to_vec())]);
         let record = records.iter().next().unwrap();
-        m.holds(&record, '|')
+        m.holds(record, '|')
     }
 
     fn matcher(yaml_json: serde_json::Value) -> CompiledMatcher {

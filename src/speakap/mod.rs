@@ -8,7 +8,7 @@ pub mod wire;
 pub use client::{ApiError, Client, DEFAULT_PAGE_SIZE, Listing, MAX_INVITES_PER_CALL};
 pub use small_map::SmallMap;
 
-use crate::fields::{PackedProfile, ProfileField};
+use crate::fields::{Profile, ProfileField};
 
 /// The live network as the API shows it: what `plan` compares the desired state with.
 #[derive(Clone, Debug, Default)]
@@ -34,7 +34,7 @@ pub struct ObservedUser {
     pub xid: Option<String>,
     /// Suspended: cannot log in, recoverable (INFERRED status `suspended`).
     pub suspended: bool,
-    pub profile: PackedProfile,
+    pub profile: Profile,
     /// The network membership: its EID removes the user; its role is the network role.
     pub network: Option<wire::Membership>,
     /// Group EID → membership.
@@ -81,7 +81,7 @@ impl From<wire::User> for ObservedUser {
             .or_else(|| user.email_addresses.first().map(String::as_str))
             .unwrap_or_default();
         // In `ProfileField::ALL` order.
-        let profile = PackedProfile::new([
+        let profile = Profile::new([
             email,
             &user.name.first_name,
             &user.name.infix,

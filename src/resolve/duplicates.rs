@@ -1,0 +1,90 @@
+//! Duplicates: an employee ID or email address (in any case) on more than one row. Every row
+//! holding one is skipped, and its XID held, since which row is the person cannot be known.
+
+use std::borrow::Cow;
+
+use foldhash::HashMap;
+
+use crate::fields::FieldName;
+use crate::hr::{Layout, Records, case_folded};
+
+/// The employee IDs and email addresses on more than one row, with the lines of those rows.
+pub(super) struct Duplicates<'r> {
+    xids: HashMap<&'r str, Vec<u64>>,
+    emails: HashMap<Cow<'r, str>, Vec<u64>>,
+}
+
+impl<'r> Duplicates<'r> {
+    pub fn find(records: &'r Records, layout: &Layout) -> Duplicates<'r> {
+        let slot = |field| {
+            layout
+                .slot(&field)
+                .expect("xid and email are always configured")
+        };
+        let (xid, email) = (slot(FieldName::Xid), slot(FieldName::Email));
+        Duplicates {
+            xids: repeated(records.iter().map(|r| (r.value(xid), r.line))),
+            emails: repeated(
+                records
+                    .iter()
+                    .map(|r| (case_folded(r.value(email)), r.line)),
+            ),
+        }
+    }
+
+    /// The lines of an employee ID on several rows.
+    pub fn xid(&self, xid: &str) -> Option<&[u64]> {
+        self.xids.get(xid).map(Vec::as_slice)
+    }
+
+    /// The lines of an email address on several rows (in any case).
+    pub fn email(&self, email: &str) -> Option<&[u64]> {
+        self.emails
+            .get(case_folded(email).as_ref())
+            .map(Vec::as_slice)
+    }
+}
+
+/// The keys (other than empty ones) on more than one line, with those lines in order.
+fn repeated<K: AsRef<str> + Eq + std::hash::Hash>(
+    keys: impl Iterator<Item = (K, u64)>,
+) -> HashMap<K, Vec<u64>> {
+    let mut lines: HashMap<K, Vec<u64>> = HashMap::default();
+    for (key, line) in keys.filter(|(key, _)| !key.as_ref().is_empty()) {
+        lines.entry(key).or_default().push(line);
+    }
+    lines.retain(|_, lines| lines.len() > 1);
+    lines.shrink_to_fit();
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_ids_and_addresses_in_any_case_are_found_with_all_their_lines() {
+        let layout = Layout::new(vec![
+            (FieldName::Xid, "id".into()),
+            (FieldName::Email, "mail".into()),
+        ]);
+        let records = Records::from_rows(
+            2,
+            [
+                (2, vec!["1", "a@x.nl"]),
+                (3, vec!["2", "A@X.nl"]),
+                (4, vec!["1", "b@x.nl"]),
+                (5, vec!["", ""]),
+                (6, vec!["", "c@x.nl"]),
+                (7, vec!["1", "a@x.NL"]),
+            ],
+        );
+        let duplicates = Duplicates::find(&records, &layout);
+        assert_eq!(duplicates.xid("1"), Some(&[2, 4, 7][..]));
+        assert_eq!(duplicates.xid("2"), None);
+        assert_eq!(duplicates.xid(""), None);
+        assert_eq!(duplicates.email("a@x.nl"), Some(&[2, 3, 7][..]));
+        assert_eq!(duplicates.email("A@x.NL"), Some(&[2, 3, 7][..]));
+        assert_eq!(duplicates.email("c@x.nl"), None);
+    }
+}

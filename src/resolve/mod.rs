@@ -1,0 +1,443 @@
+//! `resolve`: HR records + config → the desired users, each value with its provenance, plus the
+//! records that could not be processed. Pure: no I/O, the date is a parameter, and the outcome
+//! is sorted.
+//!
+//! Each record in turn is excluded ([`exclusions`]), or validated ([`validate`], with
+//! [`duplicates`] found beforehand over all records), mapped through the lookup tables
+//! ([`mapping`]) and the rules ([`rules`]); a record with a problem is skipped and its XID held,
+//! one whose end date has passed is a leaver, and anyone else is a desired user, to whom an
+//! override may apply ([`overrides`]).
+
+mod desired;
+mod duplicates;
+mod exclusions;
+mod mapping;
+mod overrides;
+mod rules;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use foldhash::HashMap;
+use jiff::civil::Date;
+use serde::Serialize;
+
+pub use self::desired::{
+    DesiredMembership, DesiredUser, DesiredUsers, MappingSource, MembershipKind, Memberships,
+    Provenance, RuleList, Sourced,
+};
+use crate::config::{Config, Origin};
+use crate::fields::FieldName;
+pub use crate::fields::ProfileField;
+use crate::hr::{Layout, Record, Snapshot, case_folded};
+
+/// A record that could not be processed: reported, skipped, and its account left alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SkippedRecord {
+    pub line: u64,
+    pub xid: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Excluded {
+    pub xid: String,
+    pub reason: String,
+    pub at: Origin,
+}
+
+/// Where a word of HR input that was not read as a person stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadAt {
+    pub line: u64,
+    /// The line the row holding it starts on: earlier than `line` when it is inside a value
+    /// running over several lines.
+    pub row_line: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub desired: DesiredUsers,
+    pub skipped: Vec<SkippedRecord>,
+    /// XIDs excluded by an exclusion that occur in the HR record.
+    pub excluded: BTreeMap<String, Excluded>,
+    /// XIDs with an input problem: their accounts must not be touched, least of all offboarded.
+    pub held: BTreeSet<String>,
+    /// The words (case-folded) of HR input that was not read as a person: records with an input
+    /// problem and the file's unread text, with where each was first seen. An account whose
+    /// XID or email address is among them is not offboarded: the problem may be its row's XID,
+    /// or a quote not closed where it should be may have hidden its row.
+    pub unread_words: HashMap<String, UnreadAt>,
+    /// XIDs whose end date has passed: leavers, with that date.
+    pub ended: BTreeMap<String, Date>,
+    pub warnings: Vec<String>,
+    pub record_count: usize,
+}
+
+/// Turns HR records into desired users under the config, as of `today`.
+pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution {
+    let records = &snapshot.records;
+    let resolver = Resolver::new(config, &snapshot.layout, today);
+    let duplicates = duplicates::Duplicates::find(records, &snapshot.layout);
+    let mut resolution = Resolution {
+        record_count: records.len(),
+        ..Resolution::default()
+    };
+    // The file's unread text first: its lines say where a hidden row is more precisely than the
+    // record holding it does.
+    for unread in records.unread() {
+        let at = UnreadAt {
+            line: unread.line,
+            row_line: unread.row_line,
+        };
+        note_words(&mut resolution.unread_words, &unread.text, at);
+    }
+    let mut users = Vec::with_capacity(records.len());
+    let mut shared = rules::SharedLists::default();
+    let mut ignored_codes: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    for record in records.iter() {
+        let xid = record.value(resolver.xid_slot);
+        if let Some(excluded) = resolver.exclusions.of(xid, record) {
+            resolution.excluded.insert(xid.to_string(), excluded);
+            continue;
+        }
+        let mut problems = Vec::new();
+        let dates = resolver.checks.check(record, &duplicates, &mut problems);
+        let mapped = resolver.tables.map(record);
+        problems.extend(mapped.problems);
+        for (table, code) in mapped.ignored {
+            *ignored_codes.entry((table, code)).or_default() += 1;
+        }
+        if !problems.is_empty() {
+            skip(&mut resolution, record, xid, problems);
+            continue;
+        }
+        // Offboarded the day after the last working day; an end before the start is a hire
+        // called off: never invited (and offboarded if an account exists).
+        let ended = |end: &Date| *end < today || dates.start.is_some_and(|start| *end < start);
+        if let Some(end) = dates.end.filter(ended) {
+            resolution.ended.insert(xid.to_string(), end);
+            continue;
+        }
+        let mut memberships = mapped.memberships;
+        resolver.rules.add_groups(record, &mut memberships);
+        let mut user = DesiredUser {
+            xid: xid.to_string(),
+            line: record.line,
+            profile: resolver.profile(record),
+            upn: resolver.upn(record),
+            start_date: dates.start,
+            memberships: shared.share(memberships),
+            primary_business_unit: mapped.primary_business_unit,
+            role: resolver.rules.role(record),
+            restore: false,
+            withdrawn: BTreeMap::new(),
+        };
+        resolver
+            .overrides
+            .apply(&mut user, &mut resolution.warnings);
+        users.push(user);
+    }
+    resolution.desired = DesiredUsers::new(users);
+    resolution.held = (resolution.skipped.iter())
+        .filter_map(|s| s.xid.clone())
+        .collect();
+    for ((table, code), count) in ignored_codes {
+        resolution.warnings.push(format!(
+            "{table}: code \"{code}\" is not mapped and was ignored ({count} record(s))"
+        ));
+    }
+    warn_of_overrides_without_record(config, &mut resolution);
+    resolution.skipped.sort_by_key(|s| s.line);
+    resolution
+}
+
+/// The config compiled for the records of one layout.
+struct Resolver<'c> {
+    xid_slot: usize,
+    upn_slot: Option<usize>,
+    /// The slot and column of each profile field the layout has, in [`ProfileField::ALL`] order.
+    profile_columns: [Option<(usize, Arc<str>)>; 6],
+    exclusions: exclusions::Exclusions<'c>,
+    checks: validate::Checks<'c>,
+    tables: mapping::Tables<'c>,
+    rules: rules::Rules,
+    overrides: overrides::Overrides<'c>,
+}
+
+impl<'c> Resolver<'c> {
+    fn new(config: &'c Config, layout: &'c Layout, today: Date) -> Resolver<'c> {
+        Resolver {
+            xid_slot: layout
+                .slot(&FieldName::Xid)
+                .expect("xid is always configured"),
+            upn_slot: layout.slot(&FieldName::Upn),
+            profile_columns: ProfileField::ALL.map(|field| {
+                let slot = layout.slot(&field.hr_field())?;
+                Some((slot, Arc::from(layout.columns[slot].as_str())))
+            }),
+            exclusions: exclusions::Exclusions::new(config, layout),
+            checks: validate::Checks::new(config, layout),
+            tables: mapping::Tables::new(config, layout),
+            rules: rules::Rules::new(config, layout),
+            overrides: overrides::Overrides::new(config, today),
+        }
+    }
+
+    /// The profile values of a record, each from its HR column (where the layout has one).
+    fn profile(&self, record: &Record) -> [Option<Sourced<String>>; 6] {
+        self.profile_columns.clone().map(|column| {
+            let (slot, column) = column?;
+            Some(Sourced {
+                value: record.value(slot).to_string(),
+                from: Provenance::Hr {
+                    column,
+                    line: record.line,
+                },
+            })
+        })
+    }
+
+    fn upn(&self, record: &Record) -> Option<String> {
+        let upn = record.value(self.upn_slot?);
+        (!upn.is_empty()).then(|| upn.to_string())
+    }
+}
+
+/// Skips a record with problems: its XID is held, and the words of its values protect the
+/// accounts they may name.
+fn skip(resolution: &mut Resolution, record: &Record, xid: &str, reasons: Vec<String>) {
+    let at = UnreadAt {
+        line: record.line,
+        row_line: record.line,
+    };
+    for value in record.values() {
+        note_words(&mut resolution.unread_words, value, at);
+    }
+    resolution.skipped.push(SkippedRecord {
+        line: record.line,
+        xid: (!xid.is_empty()).then(|| xid.to_string()),
+        reasons,
+    });
+}
+
+/// Notes the words of `text` (where not seen before) as HR input not read as a person.
+fn note_words(words_seen: &mut HashMap<String, UnreadAt>, text: &str, at: UnreadAt) {
+    for word in words(text) {
+        words_seen.entry(word).or_insert(at);
+    }
+}
+
+/// The words of a text that could name an account: split at spaces, control characters,
+/// quotes and the delimiters CSV files use, case-folded.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    // A control character splits too: `1003` in an ID `1003\n…` is the account to leave alone.
+    text.split(|c: char| {
+        c.is_whitespace()
+            || matches!(c, ',' | ';' | '|' | '"')
+            || crate::text::disguises_the_line(c)
+    })
+    .filter(|word| !word.is_empty())
+    .map(|word| case_folded(word).into_owned())
+}
+
+fn warn_of_overrides_without_record(config: &Config, resolution: &mut Resolution) {
+    for o in &config.overrides {
+        let known = resolution.desired.contains_key(&o.xid)
+            || resolution.held.contains(&o.xid)
+            || resolution.excluded.contains_key(&o.xid);
+        if !known {
+            resolution.warnings.push(format!(
+                "override for XID {} ({}) has no record in the HR file",
+                o.xid, o.origin
+            ));
+        }
+    }
+}
+
+/// The separator of the values in one multi-valued cell.
+fn separator(config: &Config) -> char {
+    let format = config.sync.source.format();
+    format.multi_value_separator.chars().next().unwrap_or('|')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFiles;
+    use crate::hr::{Layout, Records};
+    use crate::rules::configured_fields;
+
+    const CONFIG: &str = r#"apiVersion: speakap-sync/v1
+kind: SyncConfig
+network: "0123456789abcdef"
+speakap: { url: "http://127.0.0.1:9" }
+source:
+  type: csv
+  path: hr.csv
+  date_format: "%Y-%m-%d"
+  columns: { xid: id, email: mail, last_name: name, job_title: job, locations: loc, departments: dep, end_date: end }
+---
+apiVersion: speakap-sync/v1
+kind: MappingRules
+business_units: { map: { N: North, S: South } }
+departments: { map: { "1": Bakery }, unknown: ignore }
+groups:
+  - { group: Managers, when: { field: job_title, matches: "Manager$" } }
+local_admins:
+  - { of: business_unit, when: { field: job_title, equals: Store Manager } }
+---
+apiVersion: speakap-sync/v1
+kind: Exclusions
+exclude:
+  - { xid: "17", reason: board member }
+  - { when: { field: job_title, equals: Contractor }, reason: not employed }
+---
+apiVersion: speakap-sync/v1
+kind: Overrides
+overrides:
+  - { xid: "5", reason: known by her maiden name, set: { last_name: Jansen }, add_groups: [Social], remove_groups: [North] }
+  - { xid: "6", reason: ended trial, until: 2020-01-01, set: { last_name: Old } }
+  - { xid: "404", reason: left already }
+"#;
+
+    fn config() -> Config {
+        crate::config::load(ConfigFiles::in_memory("c0ffee", CONFIG)).unwrap()
+    }
+
+    /// Rows of (id, mail, name, job, loc, dep, end), on lines from 2.
+    fn resolved(rows: &[[&str; 7]]) -> Resolution {
+        let config = config();
+        let snapshot = Snapshot::new(
+            "hr.csv".into(),
+            "0".repeat(64),
+            Layout::new(configured_fields(&config.sync)),
+            Records::from_rows(
+                7,
+                (rows.iter().enumerate()).map(|(i, row)| (i as u64 + 2, row.to_vec())),
+            ),
+        );
+        resolve(&config, &snapshot, jiff::civil::date(2026, 6, 1))
+    }
+
+    #[test]
+    fn each_record_is_a_desired_user_excluded_skipped_or_ended() {
+        let resolution = resolved(&[
+            ["9", "p9@x.nl", "Nine", "Baker", "N|S", "1", ""],
+            ["5", "p5@x.nl", "Five", "Store Manager", "N|S", "2", ""],
+            ["6", "p6@x.nl", "Six", "Baker", "S", "", ""],
+            ["17", "p17@x.nl", "Board", "Baker", "N", "", ""],
+            ["18", "p18@x.nl", "Temp", "Contractor", "N", "", ""],
+            ["42", "a@x.nl", "Dup", "Baker", "N", "", ""],
+            ["42", "b@x.nl", "Dup", "Baker", "N", "", ""],
+            ["7", "SAME@x.nl", "Same", "Baker", "N", "", ""],
+            ["8", "same@x.nl", "Same", "Baker", "N", "", ""],
+            ["10", "not-an-address", "Bad", "Baker", "X", "", "someday"],
+            ["11", "p11@x.nl", "Gone", "Baker", "N", "", "2021-05-01"],
+        ]);
+        assert_eq!(resolution.record_count, 11);
+        assert_eq!(
+            resolution.desired.keys().collect::<Vec<_>>(),
+            ["5", "6", "9"]
+        );
+        assert_eq!(resolution.excluded.keys().collect::<Vec<_>>(), ["17", "18"]);
+        assert_eq!(
+            resolution.held.iter().collect::<Vec<_>>(),
+            ["10", "42", "7", "8"]
+        );
+        assert_eq!(
+            resolution.ended.get("11"),
+            Some(&jiff::civil::date(2021, 5, 1))
+        );
+        let reasons = |line| {
+            let skipped = resolution.skipped.iter().find(|s| s.line == line).unwrap();
+            skipped.reasons.join("; ")
+        };
+        assert_eq!(reasons(7), "duplicate employee ID, on lines 7, 8");
+        assert_eq!(reasons(9), "duplicate email address, on lines 9, 10");
+        assert_eq!(
+            reasons(11),
+            "invalid email address n***; unparseable end date \"someday\" (column \"end\"; \
+             expected the format %Y-%m-%d); unknown location code \"X\" (column \"loc\"; not in \
+             business_units.map)"
+        );
+        // The words of a skipped record protect the accounts they may name.
+        assert_eq!(
+            resolution.unread_words.get("same@x.nl"),
+            Some(&UnreadAt {
+                line: 9,
+                row_line: 9
+            })
+        );
+        assert_eq!(
+            resolution.warnings,
+            [
+                "override for XID 6 (sync.yaml:30) expired on 2020-01-01 and is ignored",
+                "departments: code \"2\" is not mapped and was ignored (1 record(s))",
+                "override for XID 404 (sync.yaml:31) has no record in the HR file",
+            ]
+        );
+    }
+
+    #[test]
+    fn values_memberships_and_roles_come_with_where_they_come_from() {
+        let resolution = resolved(&[
+            ["9", "p9@x.nl", "Nine", "Store Manager", "S|N", "1", ""],
+            ["5", "p5@x.nl", "Five", "Store Manager", "N|S", "1", ""],
+            ["6", "p6@x.nl", "Six", "Baker", "S", "", ""],
+        ]);
+        let nine = resolution.desired.get("9").unwrap();
+        assert_eq!(nine.get(ProfileField::LastName), Some("Nine"));
+        assert_eq!(nine.get(ProfileField::FirstName), None, "not managed");
+        assert_eq!(
+            nine.source(ProfileField::LastName),
+            Some(Provenance::Hr {
+                column: "name".into(),
+                line: 2
+            })
+        );
+        let names: Vec<&str> = nine.memberships().names().collect();
+        assert_eq!(names, ["North", "South", "Bakery", "Managers"]);
+        let south = nine.memberships().get("South").unwrap();
+        assert!(matches!(&south.from, Provenance::Mapping(m) if m.code == "S"));
+        assert!(matches!(
+            &south.admin,
+            Some(Provenance::Rule {
+                list: RuleList::LocalAdmins,
+                ..
+            })
+        ));
+        assert_eq!(nine.memberships().get("Bakery").unwrap().admin, None);
+        assert_eq!(&*nine.primary_business_unit().unwrap().value, "South");
+
+        // The override's values, groups and the primary business unit it leaves.
+        let five = resolution.desired.get("5").unwrap();
+        assert_eq!(five.get(ProfileField::LastName), Some("Jansen"));
+        assert!(matches!(
+            five.source(ProfileField::LastName),
+            Some(Provenance::Override { .. })
+        ));
+        assert!(five.memberships().contains("Social") && !five.memberships().contains("North"));
+        assert!(five.withdrawn("North").is_some());
+        assert_eq!(&*five.primary_business_unit().unwrap().value, "South");
+        // An expired override changes nothing.
+        let six = resolution.desired.get("6").unwrap();
+        assert_eq!(six.get(ProfileField::LastName), Some("Six"));
+        assert_eq!(six.display_name(), "Six");
+    }
+
+    #[test]
+    fn people_with_the_same_memberships_for_the_same_reasons_share_one_list() {
+        let resolution = resolved(&[
+            ["1", "p1@x.nl", "One", "Baker", "N", "1", ""],
+            ["2", "p2@x.nl", "Two", "Baker", "N", "1", ""],
+            ["3", "p3@x.nl", "Three", "Store Manager", "N", "1", ""],
+        ]);
+        let list = |xid| &resolution.desired.get(xid).unwrap().memberships().0;
+        assert!(std::sync::Arc::ptr_eq(list("1"), list("2")));
+        // A manager, local admin of North: a list of their own.
+        assert!(!std::sync::Arc::ptr_eq(list("1"), list("3")));
+        assert_eq!(list("1").len(), 2);
+    }
+}
