@@ -25,7 +25,8 @@ pub enum FieldName {
 }
 
 impl FieldName {
-    const BUILTIN: [FieldName; 12] = [
+    /// Every field the config can name a column for, in the order of the column table.
+    pub const BUILTIN: [FieldName; 12] = [
         FieldName::Xid,
         FieldName::Email,
         FieldName::FirstName,

@@ -466,27 +466,12 @@ impl Proposal {
     }
 }
 
-const FIELDS: [FieldName; 12] = [
-    FieldName::Xid,
-    FieldName::Email,
-    FieldName::FirstName,
-    FieldName::Infix,
-    FieldName::LastName,
-    FieldName::JobTitle,
-    FieldName::Phone,
-    FieldName::Locations,
-    FieldName::Departments,
-    FieldName::StartDate,
-    FieldName::EndDate,
-    FieldName::Upn,
-];
-
 /// Proposes the column mapping and the record format for an export.
 pub fn propose(export: &Export) -> Result<Proposal, String> {
     let language = language(&export.header);
     let mut taken = vec![false; export.header.len()];
     let mut columns = Vec::new();
-    for field in FIELDS {
+    for field in FieldName::BUILTIN {
         if let Some(choice) = choose_column(export, &field, &taken) {
             taken[choice.index] = true;
             columns.push(choice);
