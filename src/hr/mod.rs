@@ -10,6 +10,7 @@ pub mod excel;
 pub mod sftp;
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -79,7 +80,8 @@ pub fn case_folded(email: &str) -> std::borrow::Cow<'_, str> {
 /// row but was not read as one.
 #[derive(Clone, Debug, Default)]
 pub struct Records {
-    rows: Vec<Record>,
+    /// Shared, so that a desired person holds their row rather than a copy of its values.
+    rows: Vec<Arc<Record>>,
     unread: Vec<UnreadText>,
 }
 
@@ -114,7 +116,7 @@ impl Records {
     }
 
     pub fn push(&mut self, record: Record) {
-        self.rows.push(record);
+        self.rows.push(Arc::new(record));
     }
 
     /// Notes text that may be a person's row but was not read as one (see [`UnreadText`]).
@@ -130,8 +132,13 @@ impl Records {
         self.rows.is_empty()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Record> {
-        self.rows.iter()
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Record> + Clone {
+        self.rows.iter().map(|row| &**row)
+    }
+
+    /// The rows, each for a desired person to hold.
+    pub fn shared(&self) -> &[Arc<Record>] {
+        &self.rows
     }
 
     /// Text that may be a person's row but was not read as one (see [`UnreadText`]).
@@ -156,20 +163,25 @@ pub struct Record {
 
 impl Record {
     /// A row of `values` in layout order, each trimmed.
-    pub fn new<'v>(line: u64, values: impl IntoIterator<Item = &'v str>) -> Record {
-        let mut text = String::new();
-        let ends = values
-            .into_iter()
-            .map(|value| {
-                text.push_str(value.trim());
-                u32::try_from(text.len()).expect("a row of the HR record under 4 GB")
-            })
-            .collect();
+    pub fn new<'v, I>(line: u64, values: I) -> Record
+    where
+        I: IntoIterator<Item = &'v str>,
+        I::IntoIter: Clone,
+    {
+        let values = values.into_iter().map(str::trim);
+        // Sized up front: a million rows grown value by value cost a copy or two each.
+        let length = values.clone().map(str::len).sum();
+        let mut text = String::with_capacity(length);
+        let mut ends = Vec::with_capacity(values.clone().count());
+        for value in values {
+            text.push_str(value);
+            ends.push(u32::try_from(text.len()).expect("a row of the HR record under 4 GB"));
+        }
         Record {
             line,
             problem: None,
             text: text.into_boxed_str(),
-            ends,
+            ends: ends.into_boxed_slice(),
         }
     }
 

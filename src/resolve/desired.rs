@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::{NetworkRole, Origin};
 use crate::fields::ProfileField;
+use crate::hr::Record;
 
 /// Where a desired value comes from. Cheap to clone: the shared parts are reference counted.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Hash)]
@@ -140,45 +141,64 @@ impl Memberships {
     }
 }
 
-/// A person as HR and the config want them.
+/// Where a person's values are in their HR row, and the HR column of each profile field: one
+/// for everyone read with the same layout.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RowFields {
+    pub xid: usize,
+    pub upn: Option<usize>,
+    /// The slot and column of each profile field, in [`ProfileField::ALL`] order (`None`: no
+    /// column).
+    pub profile: [Option<(usize, Arc<str>)>; 6],
+}
+
+/// A person as HR and the config want them. Their XID, profile values and SSO login are read
+/// from their HR row, which they hold rather than copy: copies of a million people's values
+/// more than doubled the memory and time of resolving (BENCHMARKS.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredUser {
-    pub xid: String,
-    /// The HR line (or position) this person was read from.
-    pub line: u64,
-    /// The value of each profile field, in [`ProfileField::ALL`] order, from its HR column or
-    /// from an override; `None` when the field is not managed (neither sets it).
-    pub profile: [Option<Sourced<String>>; 6],
-    /// Single-sign-on login name, for SSO accounts.
-    pub upn: Option<String>,
+    pub record: Arc<Record>,
+    pub fields: Arc<RowFields>,
     /// First working day, when the HR record has one.
     pub start_date: Option<Date>,
     pub memberships: Memberships,
     /// The first business unit of the record (or the next one an override keeps).
     pub primary_business_unit: Option<Sourced<Arc<str>>>,
     pub role: Option<Sourced<NetworkRole>>,
-    /// An override asks to recreate the account even though it was deleted by hand.
+    /// The override in effect for this person, if any (boxed: few people have one).
+    pub overridden: Option<Box<Overridden>>,
+}
+
+/// What an override in effect did to a person beyond their groups and role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overridden {
+    pub at: Origin,
+    /// The profile values it sets, in [`ProfileField::ALL`] order.
+    pub values: [Option<Box<str>>; 6],
+    /// Recreate the account even though it was deleted by hand.
     pub restore: bool,
-    /// Groups an override takes away, even when they were granted by hand (a deliberate,
-    /// reasoned instruction about this person), and why.
+    /// Groups it takes away, even when they were granted by hand (a deliberate, reasoned
+    /// instruction about this person).
     pub withdrawn: BTreeMap<String, Provenance>,
 }
 
 impl DesiredUser {
     pub fn xid(&self) -> &str {
-        &self.xid
+        self.record.value(self.fields.xid)
     }
 
+    /// The HR line (or position) this person was read from.
     pub fn line(&self) -> u64 {
-        self.line
+        self.record.line
     }
 
     pub fn start_date(&self) -> Option<Date> {
         self.start_date
     }
 
+    /// Single-sign-on login name, for SSO accounts.
     pub fn upn(&self) -> Option<&str> {
-        self.upn.as_deref()
+        Some(self.record.value(self.fields.upn?)).filter(|upn| !upn.is_empty())
     }
 
     pub fn memberships(&self) -> &Memberships {
@@ -198,25 +218,42 @@ impl DesiredUser {
         self.role().is_some_and(|r| r.value == NetworkRole::Admin)
     }
 
+    /// An override asks to recreate the account even though it was deleted by hand.
     pub fn restore(&self) -> bool {
-        self.restore
+        self.overridden.as_ref().is_some_and(|o| o.restore)
     }
 
     /// Why `group` is taken away from this person by an override, if it is.
     pub fn withdrawn(&self, group: &str) -> Option<&Provenance> {
-        self.withdrawn.get(group)
+        self.overridden.as_ref()?.withdrawn.get(group)
     }
 
-    /// The value of `field`; `None` when the field is not managed.
+    /// The value an override in effect sets for `field`, if it sets one.
+    fn overridden(&self, field: ProfileField) -> Option<(&str, &Origin)> {
+        let o = self.overridden.as_ref()?;
+        Some((o.values[field.index()].as_deref()?, &o.at))
+    }
+
+    /// The value of `field`: the override's when it sets it, else the HR column's; `None`
+    /// when the field is not managed (neither sets it).
     pub fn get(&self, field: ProfileField) -> Option<&str> {
-        let value = self.profile[field.index()].as_ref()?;
-        Some(&value.value)
+        if let Some((value, _)) = self.overridden(field) {
+            return Some(value);
+        }
+        let (slot, _) = self.fields.profile[field.index()].as_ref()?;
+        Some(self.record.value(*slot))
     }
 
     /// Where the value of `field` comes from; `None` when the field is not managed.
     pub fn source(&self, field: ProfileField) -> Option<Provenance> {
-        let value = self.profile[field.index()].as_ref()?;
-        Some(value.from.clone())
+        if let Some((_, at)) = self.overridden(field) {
+            return Some(Provenance::Override { at: at.clone() });
+        }
+        let (_, column) = self.fields.profile[field.index()].as_ref()?;
+        Some(Provenance::Hr {
+            column: column.clone(),
+            line: self.record.line,
+        })
     }
 
     /// The managed profile fields and their values, in [`ProfileField::ALL`] order.
@@ -235,7 +272,7 @@ impl DesiredUser {
             "role": self.role.as_ref().map(|r| r.value),
             "primary_business_unit": self.primary_business_unit.as_ref().map(|p| &p.value),
             "start_date": self.start_date,
-            "upn": self.upn,
+            "upn": self.upn(),
         });
         crate::digest::sha256_hex(outcome.to_string())
     }
@@ -252,7 +289,7 @@ impl DesiredUser {
         .collect::<Vec<_>>();
         if parts.is_empty() {
             self.get(ProfileField::Email)
-                .unwrap_or(&self.xid)
+                .unwrap_or(self.xid())
                 .to_string()
         } else {
             parts.join(" ")
@@ -260,19 +297,32 @@ impl DesiredUser {
     }
 }
 
-/// The desired users in XID order (XIDs are unique: duplicates are skipped).
+/// The desired users (XIDs are unique: duplicates are skipped), in record order with their
+/// positions in XID order beside them: sorting the positions moves four bytes a person, where
+/// sorting the users would move each whole.
 #[derive(Debug, Default)]
-pub struct DesiredUsers(Vec<DesiredUser>);
+pub struct DesiredUsers {
+    users: Vec<DesiredUser>,
+    by_xid: Vec<u32>,
+}
 
 impl DesiredUsers {
-    pub(super) fn new(mut users: Vec<DesiredUser>) -> DesiredUsers {
-        users.sort_unstable_by(|a, b| a.xid.cmp(&b.xid));
-        DesiredUsers(users)
+    pub(super) fn new(users: Vec<DesiredUser>) -> DesiredUsers {
+        let count = u32::try_from(users.len()).expect("fewer than 4 billion people");
+        // Sorted with the XIDs beside the positions: each comparison then reads two XIDs
+        // instead of first finding each one's user.
+        let mut order: Vec<(&str, u32)> =
+            users.iter().map(DesiredUser::xid).zip(0..count).collect();
+        order.sort_unstable();
+        let by_xid = order.into_iter().map(|(_, u)| u).collect();
+        DesiredUsers { users, by_xid }
     }
 
     pub fn get(&self, xid: &str) -> Option<&DesiredUser> {
-        let at = self.0.binary_search_by(|u| u.xid.as_str().cmp(xid)).ok()?;
-        Some(&self.0[at])
+        let at = (self.by_xid)
+            .binary_search_by(|&u| self.users[u as usize].xid().cmp(xid))
+            .ok()?;
+        Some(&self.users[self.by_xid[at] as usize])
     }
 
     pub fn contains_key(&self, xid: &str) -> bool {
@@ -280,20 +330,20 @@ impl DesiredUsers {
     }
 
     /// The users in XID order.
-    pub fn values(&self) -> std::slice::Iter<'_, DesiredUser> {
-        self.0.iter()
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &DesiredUser> {
+        self.by_xid.iter().map(|&u| &self.users[u as usize])
     }
 
     /// The XIDs in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|u| u.xid.as_str())
+        self.values().map(DesiredUser::xid)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.users.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.users.is_empty()
     }
 }

@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use std::collections::hash_map::Entry;
+
 use foldhash::HashMap;
 
 use crate::fields::FieldName;
@@ -46,16 +48,23 @@ impl<'r> Duplicates<'r> {
 }
 
 /// The keys (other than empty ones) on more than one line, with those lines in order.
-fn repeated<K: AsRef<str> + Eq + std::hash::Hash>(
-    keys: impl Iterator<Item = (K, u64)>,
+fn repeated<K: AsRef<str> + Eq + std::hash::Hash + Clone>(
+    keys: impl ExactSizeIterator<Item = (K, u64)>,
 ) -> HashMap<K, Vec<u64>> {
-    let mut lines: HashMap<K, Vec<u64>> = HashMap::default();
+    let mut first_line: HashMap<K, u64> =
+        HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+    let mut repeated: HashMap<K, Vec<u64>> = HashMap::default();
     for (key, line) in keys.filter(|(key, _)| !key.as_ref().is_empty()) {
-        lines.entry(key).or_default().push(line);
+        match first_line.entry(key) {
+            Entry::Occupied(first) => (repeated.entry(first.key().clone()))
+                .or_insert_with(|| vec![*first.get()])
+                .push(line),
+            Entry::Vacant(new) => {
+                new.insert(line);
+            }
+        }
     }
-    lines.retain(|_, lines| lines.len() > 1);
-    lines.shrink_to_fit();
-    lines
+    repeated
 }
 
 #[cfg(test)]

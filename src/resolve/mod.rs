@@ -25,7 +25,7 @@ use serde::Serialize;
 
 pub use self::desired::{
     DesiredMembership, DesiredUser, DesiredUsers, MappingSource, MembershipKind, Memberships,
-    Provenance, RuleList, Sourced,
+    Overridden, Provenance, RowFields, RuleList, Sourced,
 };
 use crate::config::{Config, Origin};
 use crate::fields::FieldName;
@@ -75,69 +75,65 @@ pub struct Resolution {
     pub record_count: usize,
 }
 
+/// Below this many records one thread resolves them all; threads would cost more than they save.
+const PARALLEL_FROM: usize = 20_000;
+
 /// Turns HR records into desired users under the config, as of `today`.
 pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution {
-    let records = &snapshot.records;
+    let workers = match snapshot.records.len() {
+        n if n < PARALLEL_FROM => 1,
+        _ => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    resolve_on(config, snapshot, today, workers)
+}
+
+/// [`resolve`] with the records split between `workers` threads: the outcome is the same for
+/// any number of them, since each resolves a run of consecutive records and the runs are
+/// joined in order.
+fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize) -> Resolution {
+    let records = snapshot.records.shared();
     let resolver = Resolver::new(config, &snapshot.layout, today);
-    let duplicates = duplicates::Duplicates::find(records, &snapshot.layout);
+    let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout);
+    let run = records.len().div_ceil(workers.max(1)).max(1);
+    let parts: Vec<Part> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (records.chunks(run))
+            .map(|run| scope.spawn(|| resolver.resolve_run(run, &duplicates)))
+            .collect();
+        let joined = threads.into_iter().map(|thread| thread.join());
+        joined
+            .map(|part| part.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+
     let mut resolution = Resolution {
         record_count: records.len(),
         ..Resolution::default()
     };
     // The file's unread text first: its lines say where a hidden row is more precisely than the
     // record holding it does.
-    for unread in records.unread() {
+    for unread in snapshot.records.unread() {
         let at = UnreadAt {
             line: unread.line,
             row_line: unread.row_line,
         };
-        note_words(&mut resolution.unread_words, &unread.text, at);
+        for word in words(&unread.text) {
+            resolution.unread_words.entry(word).or_insert(at);
+        }
     }
-    let mut users = Vec::with_capacity(records.len());
-    let mut shared = rules::SharedLists::default();
+    let mut users = Vec::with_capacity(parts.iter().map(|p| p.users.len()).sum());
     let mut ignored_codes: BTreeMap<(&str, String), usize> = BTreeMap::new();
-    for record in records.iter() {
-        let xid = record.value(resolver.xid_slot);
-        if let Some(excluded) = resolver.exclusions.of(xid, record) {
-            resolution.excluded.insert(xid.to_string(), excluded);
-            continue;
+    for part in parts {
+        users.extend(part.users);
+        resolution.skipped.extend(part.skipped);
+        resolution.excluded.extend(part.excluded);
+        resolution.ended.extend(part.ended);
+        resolution.warnings.extend(part.warnings);
+        for (word, at) in part.unread_words {
+            resolution.unread_words.entry(word).or_insert(at);
         }
-        let mut problems = Vec::new();
-        let dates = resolver.checks.check(record, &duplicates, &mut problems);
-        let mapped = resolver.tables.map(record);
-        problems.extend(mapped.problems);
-        for (table, code) in mapped.ignored {
-            *ignored_codes.entry((table, code)).or_default() += 1;
+        for (code, count) in part.ignored_codes {
+            *ignored_codes.entry(code).or_default() += count;
         }
-        if !problems.is_empty() {
-            skip(&mut resolution, record, xid, problems);
-            continue;
-        }
-        // Offboarded the day after the last working day; an end before the start is a hire
-        // called off: never invited (and offboarded if an account exists).
-        let ended = |end: &Date| *end < today || dates.start.is_some_and(|start| *end < start);
-        if let Some(end) = dates.end.filter(ended) {
-            resolution.ended.insert(xid.to_string(), end);
-            continue;
-        }
-        let mut memberships = mapped.memberships;
-        resolver.rules.add_groups(record, &mut memberships);
-        let mut user = DesiredUser {
-            xid: xid.to_string(),
-            line: record.line,
-            profile: resolver.profile(record),
-            upn: resolver.upn(record),
-            start_date: dates.start,
-            memberships: shared.share(memberships),
-            primary_business_unit: mapped.primary_business_unit,
-            role: resolver.rules.role(record),
-            restore: false,
-            withdrawn: BTreeMap::new(),
-        };
-        resolver
-            .overrides
-            .apply(&mut user, &mut resolution.warnings);
-        users.push(user);
     }
     resolution.desired = DesiredUsers::new(users);
     resolution.held = (resolution.skipped.iter())
@@ -153,12 +149,25 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
     resolution
 }
 
+/// What a run of consecutive records resolves to, in record order.
+#[derive(Default)]
+struct Part {
+    users: Vec<DesiredUser>,
+    skipped: Vec<SkippedRecord>,
+    excluded: Vec<(String, Excluded)>,
+    ended: Vec<(String, Date)>,
+    warnings: Vec<String>,
+    /// Codes a table ignores, as (table, code), with the records they are on.
+    ignored_codes: BTreeMap<(&'static str, String), usize>,
+    /// The words of skipped records (see [`Resolution::unread_words`]).
+    unread_words: Vec<(String, UnreadAt)>,
+}
+
 /// The config compiled for the records of one layout.
 struct Resolver<'c> {
+    today: Date,
     xid_slot: usize,
-    upn_slot: Option<usize>,
-    /// The slot and column of each profile field the layout has, in [`ProfileField::ALL`] order.
-    profile_columns: [Option<(usize, Arc<str>)>; 6],
+    fields: Arc<RowFields>,
     exclusions: exclusions::Exclusions<'c>,
     checks: validate::Checks<'c>,
     tables: mapping::Tables<'c>,
@@ -169,13 +178,19 @@ struct Resolver<'c> {
 impl<'c> Resolver<'c> {
     fn new(config: &'c Config, layout: &'c Layout, today: Date) -> Resolver<'c> {
         Resolver {
+            today,
             xid_slot: layout
                 .slot(&FieldName::Xid)
                 .expect("xid is always configured"),
-            upn_slot: layout.slot(&FieldName::Upn),
-            profile_columns: ProfileField::ALL.map(|field| {
-                let slot = layout.slot(&field.hr_field())?;
-                Some((slot, Arc::from(layout.columns[slot].as_str())))
+            fields: Arc::new(RowFields {
+                xid: layout
+                    .slot(&FieldName::Xid)
+                    .expect("xid is always configured"),
+                upn: layout.slot(&FieldName::Upn),
+                profile: ProfileField::ALL.map(|field| {
+                    let slot = layout.slot(&field.hr_field())?;
+                    Some((slot, Arc::from(layout.columns[slot].as_str())))
+                }),
             }),
             exclusions: exclusions::Exclusions::new(config, layout),
             checks: validate::Checks::new(config, layout),
@@ -185,48 +200,75 @@ impl<'c> Resolver<'c> {
         }
     }
 
-    /// The profile values of a record, each from its HR column (where the layout has one).
-    fn profile(&self, record: &Record) -> [Option<Sourced<String>>; 6] {
-        self.profile_columns.clone().map(|column| {
-            let (slot, column) = column?;
-            Some(Sourced {
-                value: record.value(slot).to_string(),
-                from: Provenance::Hr {
-                    column,
-                    line: record.line,
-                },
-            })
-        })
-    }
-
-    fn upn(&self, record: &Record) -> Option<String> {
-        let upn = record.value(self.upn_slot?);
-        (!upn.is_empty()).then(|| upn.to_string())
+    /// Resolves a run of consecutive records: each is excluded, skipped, ended or a desired user.
+    fn resolve_run(
+        &self,
+        records: &[Arc<Record>],
+        duplicates: &duplicates::Duplicates<'_>,
+    ) -> Part {
+        let mut part = Part {
+            users: Vec::with_capacity(records.len()),
+            ..Part::default()
+        };
+        let mut shared = rules::SharedLists::default();
+        for record in records {
+            let xid = record.value(self.xid_slot);
+            if let Some(excluded) = self.exclusions.of(xid, record) {
+                part.excluded.push((xid.to_string(), excluded));
+                continue;
+            }
+            let mut problems = Vec::new();
+            let dates = self.checks.check(record, duplicates, &mut problems);
+            let mapped = self.tables.map(record);
+            problems.extend(mapped.problems);
+            for code in mapped.ignored {
+                *part.ignored_codes.entry(code).or_default() += 1;
+            }
+            if !problems.is_empty() {
+                skip(&mut part, record, xid, problems);
+                continue;
+            }
+            // Offboarded the day after the last working day; an end before the start is a
+            // hire called off: never invited (and offboarded if an account exists).
+            let ended = |end: &Date| *end < self.today || dates.start.is_some_and(|s| *end < s);
+            if let Some(end) = dates.end.filter(ended) {
+                part.ended.push((xid.to_string(), end));
+                continue;
+            }
+            let mut memberships = mapped.memberships;
+            self.rules.add_groups(record, &mut memberships);
+            let mut user = DesiredUser {
+                record: record.clone(),
+                fields: self.fields.clone(),
+                start_date: dates.start,
+                memberships: shared.share(memberships),
+                primary_business_unit: mapped.primary_business_unit,
+                role: self.rules.role(record),
+                overridden: None,
+            };
+            self.overrides.apply(&mut user, &mut part.warnings);
+            part.users.push(user);
+        }
+        part
     }
 }
 
 /// Skips a record with problems: its XID is held, and the words of its values protect the
 /// accounts they may name.
-fn skip(resolution: &mut Resolution, record: &Record, xid: &str, reasons: Vec<String>) {
+fn skip(part: &mut Part, record: &Record, xid: &str, reasons: Vec<String>) {
     let at = UnreadAt {
         line: record.line,
         row_line: record.line,
     };
     for value in record.values() {
-        note_words(&mut resolution.unread_words, value, at);
+        part.unread_words
+            .extend(words(value).map(|word| (word, at)));
     }
-    resolution.skipped.push(SkippedRecord {
+    part.skipped.push(SkippedRecord {
         line: record.line,
         xid: (!xid.is_empty()).then(|| xid.to_string()),
         reasons,
     });
-}
-
-/// Notes the words of `text` (where not seen before) as HR input not read as a person.
-fn note_words(words_seen: &mut HashMap<String, UnreadAt>, text: &str, at: UnreadAt) {
-    for word in words(text) {
-        words_seen.entry(word).or_insert(at);
-    }
 }
 
 /// The words of a text that could name an account: split at spaces, control characters,
@@ -439,5 +481,64 @@ overrides:
         // A manager, local admin of North: a list of their own.
         assert!(!std::sync::Arc::ptr_eq(list("1"), list("3")));
         assert_eq!(list("1").len(), 2);
+    }
+
+    #[test]
+    fn the_outcome_does_not_depend_on_the_number_of_threads() {
+        let jobs = ["Baker", "Store Manager", "Contractor", "Driver"];
+        let rows: Vec<[String; 7]> = (0..5_000)
+            .map(|i| {
+                let xid = if i % 997 == 3 {
+                    "42".into()
+                } else {
+                    i.to_string()
+                };
+                let mail = match i % 1013 {
+                    7 => "not-an-address".into(),
+                    8 => "SHARED@x.nl".into(),
+                    9 => "shared@x.nl".into(),
+                    _ => format!("p{i}@x.nl"),
+                };
+                let end = match i {
+                    _ if i % 89 == 0 => "2021-05-01",
+                    _ if i % 701 == 11 => "someday",
+                    _ => "",
+                };
+                [
+                    xid,
+                    mail,
+                    format!("Name{i}"),
+                    jobs[i % jobs.len()].into(),
+                    ["N", "S", "N|S", "X"][i % 4].into(),
+                    ["1", "2", ""][i % 3].into(),
+                    end.into(),
+                ]
+            })
+            .collect();
+        let config = config();
+        let snapshot = Snapshot::new(
+            "hr.csv".into(),
+            "0".repeat(64),
+            Layout::new(configured_fields(&config.sync)),
+            Records::from_rows(
+                7,
+                (rows.iter().enumerate()).map(|(i, row)| (i as u64 + 2, row.to_vec())),
+            ),
+        );
+        let today = jiff::civil::date(2026, 6, 1);
+        let one = resolve_on(&config, &snapshot, today, 1);
+        assert!(one.desired.len() > 2_000);
+        assert!(!one.skipped.is_empty() && !one.excluded.is_empty() && !one.ended.is_empty());
+        for workers in [2, 3, 7] {
+            let many = resolve_on(&config, &snapshot, today, workers);
+            let users = |r: &Resolution| r.desired.values().cloned().collect::<Vec<_>>();
+            assert_eq!(users(&one), users(&many), "{workers} workers");
+            assert_eq!(one.skipped, many.skipped);
+            assert_eq!(one.excluded, many.excluded);
+            assert_eq!(one.held, many.held);
+            assert_eq!(one.ended, many.ended);
+            assert_eq!(one.warnings, many.warnings);
+            assert_eq!(one.unread_words, many.unread_words);
+        }
     }
 }

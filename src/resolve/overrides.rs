@@ -9,7 +9,7 @@ use foldhash::HashMap;
 use jiff::civil::Date;
 
 use super::desired::{
-    DesiredMembership, DesiredUser, MembershipKind, Memberships, Provenance, Sourced,
+    DesiredMembership, DesiredUser, MembershipKind, Memberships, Overridden, Provenance, Sourced,
 };
 use super::rules::MembershipList;
 use crate::config::{Config, Override, ProfileValues};
@@ -33,38 +33,42 @@ impl<'c> Overrides<'c> {
     /// Applies the override for `user`'s XID, if there is one in effect; one that expired adds
     /// a warning instead.
     pub fn apply(&self, user: &mut DesiredUser, warnings: &mut Vec<String>) {
-        let Some(o) = self.by_xid.get(user.xid.as_str()) else {
+        let Some(o) = self.by_xid.get(user.xid()) else {
             return;
         };
         if let Some(until) = o.until.filter(|until| *until < self.today) {
             warnings.push(format!(
                 "override for XID {} ({}) expired on {until} and is ignored",
-                user.xid, o.origin
+                user.xid(),
+                o.origin
             ));
             return;
         }
         let from = Provenance::Override {
             at: o.origin.clone(),
         };
-        for field in ProfileField::ALL {
-            if let Some(value) = overridden(field, &o.set) {
-                user.profile[field.index()] = Some(Sourced {
-                    value: value.to_string(),
-                    from: from.clone(),
-                });
-            }
-        }
-        change_groups(user, o, &from);
+        let values = ProfileField::ALL.map(|field| Some(overridden(field, &o.set)?.into()));
+        let withdrawn = change_groups(user, o, &from);
         if let Some(role) = o.role {
             user.role = Some(Sourced { value: role, from });
         }
-        user.restore = o.restore;
+        user.overridden = Some(Box::new(Overridden {
+            at: o.origin.clone(),
+            values,
+            restore: o.restore,
+            withdrawn,
+        }));
     }
 }
 
 /// Adds the override's groups and takes away those it removes. The primary business unit must
-/// be one the person keeps: the next one, if any, once the override takes it away.
-fn change_groups(user: &mut DesiredUser, o: &Override, from: &Provenance) {
+/// be one the person keeps: the next one, if any, once the override takes it away. Returns the
+/// groups taken away.
+fn change_groups(
+    user: &mut DesiredUser,
+    o: &Override,
+    from: &Provenance,
+) -> BTreeMap<String, Provenance> {
     let mut list = MembershipList(user.memberships.0.to_vec());
     for group in &o.add_groups {
         let membership = DesiredMembership {
@@ -89,7 +93,7 @@ fn change_groups(user: &mut DesiredUser, o: &Override, from: &Provenance) {
                 from: m.from.clone(),
             });
     }
-    user.withdrawn = withdrawn;
+    withdrawn
 }
 
 /// The value an override sets for `field`, if it sets one (never the address: that is HR's).

@@ -116,7 +116,7 @@ impl MembershipList {
     }
 }
 
-/// One shared copy of each list of memberships: most of a store has the same memberships for
+/// One shared copy of each list of memberships (per run of records resolved on one thread): most of a store has the same memberships for
 /// the same reasons, and a million people with a list each would hold hundreds of MB.
 #[derive(Default)]
 pub(super) struct SharedLists(HashSet<Memberships>);
