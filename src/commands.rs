@@ -33,6 +33,11 @@ pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
     let files = read_files(&args.config, args.worktree)?;
     note_uncommitted(&files);
     let sources = files.files.clone();
+    // Where GitLab shows a problem that has no place of its own: the config directory.
+    let config_dir = match files.prefix.as_str() {
+        "" => ".".to_string(),
+        prefix => prefix.to_string(),
+    };
     let (diagnostics, ok) = match config::load(files) {
         Ok(config) => (config.warnings, true),
         Err(diagnostics) => (diagnostics, false),
@@ -47,6 +52,7 @@ pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
             serde_json::to_string_pretty(&diagnostics).expect("diagnostics serialize")
         ),
         DiagnosticFormat::Github => diag::render_github(&diagnostics),
+        DiagnosticFormat::Gitlab => crate::gitlab::code_quality(&diagnostics, &config_dir),
     };
     print!("{rendered}");
     Ok(if ok { 0 } else { 1 })
@@ -513,7 +519,7 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
                 unit: limit.unit,
             },
             marker,
-            full_plan: &github::full_plan_location(),
+            full_plan: &crate::ci::full_plan_location(),
             impact: impact.as_ref(),
         };
         markdown::markdown(&plan, &options) + &pending_note
@@ -535,15 +541,7 @@ pub async fn plan(args: &PlanArgs) -> Result<i32, Error> {
     }
     if args.comment {
         let marker = markdown::comment_marker(&inputs.config.files.prefix);
-        let body = markdown(markdown::GITHUB_COMMENT_LIMIT, Some(&marker));
-        let number = github::GitHub::pull_request_number()?;
-        match github::GitHub::from_env()?
-            .upsert_comment(number, &marker, &body)
-            .await?
-        {
-            github::Posted::Created(url) => tracing::info!("plan comment created: {url}"),
-            github::Posted::Updated(url) => tracing::info!("plan comment updated: {url}"),
-        }
+        crate::ci::post_plan(&marker, |limit| markdown(limit, Some(&marker))).await?;
     }
     let code = if plan.safety.blocked {
         3
@@ -634,9 +632,21 @@ pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
         .as_deref()
         .map(apply::CredentialsFile::open)
         .transpose()?;
-    let connection = Connection::open(&config).await?;
-    let outcome = apply_with(args, config, &connection, credentials.as_mut()).await;
-    connection.close().await?;
+    let notify = args
+        .notify
+        .then(|| (config.sync.notify.clone(), config.files.prefix.clone()));
+    let mut facts = None;
+    let outcome = match Connection::open(&config).await {
+        Ok(connection) => {
+            let outcome =
+                apply_with(args, config, &connection, credentials.as_mut(), &mut facts).await;
+            connection.close().await.and(outcome)
+        }
+        Err(e) => Err(e),
+    };
+    if let Some((settings, prefix)) = notify {
+        crate::notify::after_apply(settings.as_ref(), &prefix, facts.as_ref(), &outcome).await;
+    }
     outcome
 }
 
@@ -705,7 +715,7 @@ fn refuse_other_date(
 fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
-    let saved: render::SavedPlan = serde_json::from_str(&text).map_err(|e| {
+    let saved = render::SavedPlan::parse(&text).map_err(|e| {
         Error::input(format!(
             "{} is not a plan written by `plan --out`: {e}",
             path.display()
@@ -814,6 +824,7 @@ async fn apply_with(
     config: Config,
     connection: &Connection,
     credentials: Option<&mut apply::CredentialsFile>,
+    facts: &mut Option<crate::notify::ApplyFacts>,
 ) -> Result<i32, Error> {
     let base_tip = state::tip(&config.files.repo_root)?;
     let inputs = gather(config, &args.run, connection).await?;
@@ -824,6 +835,13 @@ async fn apply_with(
         None => make_plan(&inputs)?,
     };
     let checksum = plan.checksum();
+    let facts = facts.insert(crate::notify::ApplyFacts {
+        network: plan.network.clone(),
+        checksum: checksum.clone(),
+        plan_summary: plan.summary.line(),
+        violations: plan.safety.violations.clone(),
+        applied: None,
+    });
     let config_commit = plan.config_commit.clone().ok_or_else(|| {
         Error::input("the config is not committed; apply only applies committed config")
     })?;
@@ -904,6 +922,7 @@ async fn apply_with(
     let ledger = ledger_after_run(&inputs, &plan, connection, &mut results, &mut notes).await;
     let counts = apply::counts(&plan, &results, connection.client.retries());
     let summary = apply::summary(&counts);
+    facts.applied = Some(summary.clone());
     let record = ApplyRecord {
         counts,
         results,

@@ -6,6 +6,7 @@
 //! (`config::repo`, `hr`, `speakap`, `state`, `commands`). See ARCHITECTURE.md.
 
 pub mod apply;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -15,8 +16,11 @@ pub mod digest;
 pub mod error;
 pub mod explain;
 pub mod fields;
+pub mod forge;
 pub mod github;
+pub mod gitlab;
 pub mod hr;
+pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod redact;

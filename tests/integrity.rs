@@ -302,7 +302,7 @@ fn an_edited_plan_with_its_checksum_recomputed_is_refused_and_the_true_plan_appl
     let reviewed = std::fs::read_to_string(&plan_path).unwrap();
 
     // Someone makes a baker network admin and recomputes the checksum, as anyone can.
-    let mut saved: SavedPlan = serde_json::from_str(&reviewed).unwrap();
+    let mut saved = SavedPlan::parse(&reviewed).unwrap();
     let baker = saved
         .plan
         .users

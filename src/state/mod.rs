@@ -611,7 +611,9 @@ mod tests {
         let main = dir.path().join("main");
         let repo = Repository::init(&main).unwrap();
         let signature = Signature::now("T", "t@x").unwrap();
-        let tree = repo.find_tree(repo.index().unwrap().write_tree().unwrap()).unwrap();
+        let tree = repo
+            .find_tree(repo.index().unwrap().write_tree().unwrap())
+            .unwrap();
         repo.commit(Some("HEAD"), &signature, &signature, "init", &tree, &[])
             .unwrap();
         let linked = dir.path().join("linked");
