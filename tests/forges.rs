@@ -567,3 +567,133 @@ fn a_failed_apply_opens_an_issue_and_the_webhook_url_is_never_printed() {
     assert!(!stderr(&failed).contains("/hook"), "{}", stderr(&failed));
     assert_eq!(fake.webhook().len(), 1);
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {}", stderr(&output));
+    stdout(&output).trim().to_string()
+}
+
+/// The GitLab template run by gitlab-ci-local (an independent implementation of GitLab CI's
+/// semantics, from npm; `.ci/run` installs it and sets GITLAB_CI_LOCAL) with the shell executor,
+/// against a local bare origin and the fake GitLab API: the merge-request pipeline notes the plan,
+/// the default-branch pipeline applies and pushes the state ref.
+#[test]
+fn the_gitlab_template_plans_merge_requests_and_applies_the_default_branch() {
+    let Some(runner) = std::env::var_os("GITLAB_CI_LOCAL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide gitlab-ci-local (GITLAB_CI_LOCAL)"
+        );
+        eprintln!("skipped: set GITLAB_CI_LOCAL to the gitlab-ci-local executable");
+        return;
+    };
+    let sim = Sim::start(&seed());
+    let fake = Fake::start();
+    let origin = tempfile::tempdir().unwrap();
+    git(origin.path(), &["init", "-q", "--bare", "-b", "main"]);
+    let repo = ConfigRepo::new();
+    let config = standard_repo(&sim, HR);
+    for file in ["sync.yaml", "rules.yaml", "hr.csv"] {
+        repo.write(
+            &format!("config/{file}"),
+            &std::fs::read_to_string(config.path().join(file)).unwrap(),
+        );
+    }
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    repo.write(
+        "ci/speakap-sync.gitlab-ci.yml",
+        &std::fs::read_to_string(manifest.join("ci/gitlab/speakap-sync.gitlab-ci.yml")).unwrap(),
+    );
+    repo.write(
+        ".gitlab-ci.yml",
+        "include:\n  - local: ci/speakap-sync.gitlab-ci.yml\n",
+    );
+    repo.write(".gitignore", ".gitlab-ci-local/\n");
+    let base = repo.commit("config");
+    let work = repo.path();
+    git(work, &["branch", "-M", "main"]);
+    git(work, &["remote", "add", "origin", &path_str(origin.path())]);
+    git(work, &["push", "-q", "origin", "main"]);
+    git(work, &["fetch", "-q", "origin"]);
+    git(work, &["remote", "set-head", "origin", "main"]);
+
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_speakap-sync"))
+        .parent()
+        .unwrap();
+    let run_job = |job: &str, variables: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(&runner);
+        command
+            .arg(job)
+            .current_dir(work)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("GCL_IGNORE_PREDEFINED_VARS", "CI_PIPELINE_SOURCE,GITLAB_CI,CI_API_V4_URL,CI_PROJECT_ID,CI_MERGE_REQUEST_IID,CI_MERGE_REQUEST_DIFF_BASE_SHA,CI_DEFAULT_BRANCH");
+        let api = format!("{}/api/v4", fake.url);
+        let origin = path_str(origin.path());
+        let common = [
+            ("SPEAKAP_SYNC_SCRIPTS", path_str(&manifest.join("ci"))),
+            ("SPEAKAP_SYNC_REMOTE", origin),
+            ("SPEAKAP_SYNC_CONFIG_DIR", "config".into()),
+            ("SPEAKAP_TOKEN", TOKEN.into()),
+            ("GITLAB_CI", "true".into()),
+            ("CI_API_V4_URL", api),
+            ("CI_PROJECT_ID", "42".into()),
+            ("GITLAB_TOKEN", BOT_TOKEN.into()),
+        ];
+        for (name, value) in common
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .chain(variables.iter().copied())
+        {
+            command.arg("--variable").arg(format!("{name}={value}"));
+        }
+        command.output().unwrap()
+    };
+
+    // A merge request: the plan is noted on it.
+    git(work, &["checkout", "-q", "-b", "feature"]);
+    let output = run_job(
+        "speakap-sync-plan",
+        &[
+            ("CI_PIPELINE_SOURCE", "merge_request_event"),
+            ("CI_MERGE_REQUEST_IID", "5"),
+            ("CI_MERGE_REQUEST_DIFF_BASE_SHA", &base),
+        ],
+    );
+    let log = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(output.status.success(), "{log}");
+    let notes = fake.items("mr_note");
+    assert_eq!(notes.len(), 1, "{log}");
+    assert!(
+        notes[0].body.contains("| ➕ Invite | 4 |"),
+        "{}",
+        notes[0].body
+    );
+
+    // The default branch: applied, and the record pushed to origin.
+    git(work, &["checkout", "-q", "main"]);
+    let output = run_job(
+        "speakap-sync-apply",
+        &[
+            ("CI_PIPELINE_SOURCE", "push"),
+            ("SPEAKAP_SYNC_ADOPT", "true"),
+        ],
+    );
+    let log = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("Applied:"), "{log}");
+    assert!(sim.user_by_xid("100").is_some(), "{log}");
+    let pushed = git(origin.path(), &["for-each-ref", "refs/speakap-sync/state"]);
+    assert!(!pushed.is_empty(), "the state ref is on origin: {log}");
+    assert!(
+        fake.items("issue").is_empty(),
+        "a good apply opens no issue"
+    );
+}
