@@ -163,21 +163,42 @@ pub enum Posted {
     Updated(String),
 }
 
-/// Where a sticky post lives: listed and created at `list`, updated at `update(id)` with
-/// `update_method`; the body goes in the field `body_field`.
+/// Where a sticky post lives: listed (with `query`) and created at `list`, updated at
+/// `{items}/{id}` with `update_method`; the body goes in the field `body_field`.
 pub struct Thread<'a> {
     pub list: String,
-    pub query: &'a [(&'a str, &'a str)],
-    pub update: &'a dyn Fn(u64) -> String,
+    pub query: Vec<(&'a str, &'a str)>,
+    pub items: String,
     pub update_method: Method,
     pub body_field: &'static str,
     /// Further fields of a new post (a title, labels).
     pub create_fields: serde_json::Value,
 }
 
+/// An alert issue: its `thread`; comments go to `{items}/{id}/{comments}` as `{"body": …}`, and
+/// `closed` is the update that closes it.
+pub struct Tracker<'a> {
+    pub thread: Thread<'a>,
+    pub comments: &'static str,
+    pub closed: serde_json::Value,
+}
+
 impl Api {
-    /// Creates the post, or updates the one carrying `marker` that `ours` says this token
-    /// wrote: anyone may write the marker, and someone else's post is never taken for ours.
+    /// The post in `thread` carrying `marker` that `ours` says this token wrote: anyone may write
+    /// the marker, and someone else's post is never taken for ours.
+    async fn ours<T: Post>(
+        &self,
+        thread: &Thread<'_>,
+        marker: &str,
+        ours: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, Error> {
+        self.find(&thread.list, &thread.query, "list", |post: &T| {
+            post.body().contains(marker) && ours(post)
+        })
+        .await
+    }
+
+    /// Updates our post carrying `marker`, or creates one.
     pub async fn upsert<T: Post>(
         &self,
         thread: &Thread<'_>,
@@ -185,16 +206,12 @@ impl Api {
         body: &str,
         ours: impl Fn(&T) -> bool,
     ) -> Result<Posted, Error> {
-        let existing: Option<T> = self
-            .find(&thread.list, thread.query, "list", |post: &T| {
-                post.body().contains(marker) && ours(post)
-            })
-            .await?;
-        match existing {
+        match self.ours(thread, marker, ours).await? {
             Some(post) => {
                 let payload = serde_json::json!({ thread.body_field: body });
+                let path = format!("{}/{}", thread.items, post.id());
                 let request = self
-                    .request(thread.update_method.clone(), &(thread.update)(post.id()))
+                    .request(thread.update_method.clone(), &path)
                     .json(&payload);
                 let (status, text) = self.send(request, "update").await?;
                 if !status.is_success() {
@@ -215,5 +232,33 @@ impl Api {
                 Ok(Posted::Created(created.link()))
             }
         }
+    }
+
+    /// Comments on our open issue carrying `marker` and closes it; its link, if there was one.
+    pub async fn close<T: Post>(
+        &self,
+        tracker: &Tracker<'_>,
+        marker: &str,
+        comment: &str,
+        ours: impl Fn(&T) -> bool,
+    ) -> Result<Option<String>, Error> {
+        let Some(issue) = self.ours(&tracker.thread, marker, ours).await? else {
+            return Ok(None);
+        };
+        let path = format!("{}/{}", tracker.thread.items, issue.id());
+        let comments = format!("{path}/{}", tracker.comments);
+        self.call::<serde_json::Value>(
+            self.request(Method::POST, &comments)
+                .json(&serde_json::json!({ "body": comment })),
+            "comment on the issue",
+        )
+        .await?;
+        self.call::<serde_json::Value>(
+            self.request(tracker.thread.update_method.clone(), &path)
+                .json(&tracker.closed),
+            "close the issue",
+        )
+        .await?;
+        Ok(Some(issue.link()))
     }
 }

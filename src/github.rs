@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::forge::{Api, Post, Posted, Thread};
+use crate::forge::{Api, Post, Posted, Thread, Tracker};
 
 pub struct GitHub {
     api: Api,
@@ -157,8 +157,8 @@ impl GitHub {
         let repository = &self.repository;
         let thread = Thread {
             list: format!("/repos/{repository}/issues/{number}/comments"),
-            query: &[],
-            update: &|id| format!("/repos/{repository}/issues/comments/{id}"),
+            query: Vec::new(),
+            items: format!("/repos/{repository}/issues/comments"),
             update_method: Method::PATCH,
             body_field: "body",
             create_fields: serde_json::json!({}),
@@ -168,6 +168,23 @@ impl GitHub {
                 written_by(&c.user, &login)
             })
             .await
+    }
+
+    /// The open issues labelled `label`.
+    fn alerts<'a>(&self, label: &'a str, title: &str) -> Tracker<'a> {
+        let issues = format!("/repos/{}/issues", self.repository);
+        Tracker {
+            thread: Thread {
+                list: issues.clone(),
+                query: vec![("labels", label), ("state", "open")],
+                items: issues,
+                update_method: Method::PATCH,
+                body_field: "body",
+                create_fields: serde_json::json!({ "title": title, "labels": [label] }),
+            },
+            comments: "comments",
+            closed: serde_json::json!({ "state": "closed", "state_reason": "completed" }),
+        }
     }
 
     /// Opens the alert issue (labelled `label`, carrying `marker`), or updates the open one this
@@ -180,17 +197,9 @@ impl GitHub {
         body: &str,
     ) -> Result<Posted, Error> {
         let login = self.login().await?;
-        let repository = &self.repository;
-        let thread = Thread {
-            list: format!("/repos/{repository}/issues"),
-            query: &[("labels", label), ("state", "open")],
-            update: &|number| format!("/repos/{repository}/issues/{number}"),
-            update_method: Method::PATCH,
-            body_field: "body",
-            create_fields: serde_json::json!({ "title": title, "labels": [label] }),
-        };
+        let alerts = self.alerts(label, title);
         self.api
-            .upsert(&thread, marker, body, |i: &Issue| {
+            .upsert(&alerts.thread, marker, body, |i: &Issue| {
                 written_by(&i.user, &login)
             })
             .await
@@ -204,43 +213,11 @@ impl GitHub {
         comment: &str,
     ) -> Result<Option<String>, Error> {
         let login = self.login().await?;
-        let repository = &self.repository;
-        let open: Option<Issue> = self
-            .api
-            .find(
-                &format!("/repos/{repository}/issues"),
-                &[("labels", label), ("state", "open")],
-                "list issues",
-                |i: &Issue| i.body().contains(marker) && written_by(&i.user, &login),
-            )
-            .await?;
-        let Some(issue) = open else {
-            return Ok(None);
-        };
-        let number = issue.number;
         self.api
-            .call::<serde_json::Value>(
-                self.api
-                    .request(
-                        Method::POST,
-                        &format!("/repos/{repository}/issues/{number}/comments"),
-                    )
-                    .json(&serde_json::json!({ "body": comment })),
-                "comment on the issue",
-            )
-            .await?;
-        self.api
-            .call::<serde_json::Value>(
-                self.api
-                    .request(
-                        Method::PATCH,
-                        &format!("/repos/{repository}/issues/{number}"),
-                    )
-                    .json(&serde_json::json!({ "state": "closed", "state_reason": "completed" })),
-                "close the issue",
-            )
-            .await?;
-        Ok(Some(issue.html_url))
+            .close(&self.alerts(label, ""), marker, comment, |i: &Issue| {
+                written_by(&i.user, &login)
+            })
+            .await
     }
 }
 

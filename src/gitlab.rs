@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diagnostic, Severity};
 use crate::error::Error;
-use crate::forge::{Api, Post, Posted, Thread};
+use crate::forge::{Api, Post, Posted, Thread, Tracker};
 use crate::plan::markdown::{Limit, Unit};
 
 /// GitLab refuses notes over 1,000,000 characters; UTF-16 units are never fewer than characters.
@@ -140,12 +140,11 @@ impl GitLab {
     /// Creates the plan note, or updates the one carrying `marker` that this token's user wrote.
     pub async fn upsert_note(&self, iid: u64, marker: &str, body: &str) -> Result<Posted, Error> {
         let user = self.user().await?;
-        let project = &self.project;
-        let list = format!("/projects/{project}/merge_requests/{iid}/notes");
+        let notes = format!("/projects/{}/merge_requests/{iid}/notes", self.project);
         let thread = Thread {
-            list: list.clone(),
-            query: &[("sort", "asc"), ("order_by", "created_at")],
-            update: &|id| format!("{list}/{id}"),
+            list: notes.clone(),
+            query: vec![("sort", "asc"), ("order_by", "created_at")],
+            items: notes,
             update_method: Method::PUT,
             body_field: "body",
             create_fields: serde_json::json!({}),
@@ -157,6 +156,23 @@ impl GitLab {
             .await
     }
 
+    /// The open issues labelled `label`.
+    fn alerts<'a>(&self, label: &'a str, title: &str) -> Tracker<'a> {
+        let issues = format!("/projects/{}/issues", self.project);
+        Tracker {
+            thread: Thread {
+                list: issues.clone(),
+                query: vec![("labels", label), ("state", "opened")],
+                items: issues,
+                update_method: Method::PUT,
+                body_field: "description",
+                create_fields: serde_json::json!({ "title": title, "labels": label }),
+            },
+            comments: "notes",
+            closed: serde_json::json!({ "state_event": "close" }),
+        }
+    }
+
     /// Opens the alert issue, or updates the open one this token's user wrote.
     pub async fn upsert_issue(
         &self,
@@ -166,17 +182,9 @@ impl GitLab {
         body: &str,
     ) -> Result<Posted, Error> {
         let user = self.user().await?;
-        let project = &self.project;
-        let thread = Thread {
-            list: format!("/projects/{project}/issues"),
-            query: &[("labels", label), ("state", "opened")],
-            update: &|iid| format!("/projects/{project}/issues/{iid}"),
-            update_method: Method::PUT,
-            body_field: "description",
-            create_fields: serde_json::json!({ "title": title, "labels": label }),
-        };
+        let alerts = self.alerts(label, title);
         self.api
-            .upsert(&thread, marker, body, |i: &Issue| {
+            .upsert(&alerts.thread, marker, body, |i: &Issue| {
                 written_by(&i.author, user)
             })
             .await
@@ -190,40 +198,11 @@ impl GitLab {
         comment: &str,
     ) -> Result<Option<String>, Error> {
         let user = self.user().await?;
-        let project = &self.project;
-        let open: Option<Issue> = self
-            .api
-            .find(
-                &format!("/projects/{project}/issues"),
-                &[("labels", label), ("state", "opened")],
-                "list issues",
-                |i: &Issue| i.body().contains(marker) && written_by(&i.author, user),
-            )
-            .await?;
-        let Some(issue) = open else {
-            return Ok(None);
-        };
-        let iid = issue.iid;
         self.api
-            .call::<serde_json::Value>(
-                self.api
-                    .request(
-                        Method::POST,
-                        &format!("/projects/{project}/issues/{iid}/notes"),
-                    )
-                    .json(&serde_json::json!({ "body": comment })),
-                "comment on the issue",
-            )
-            .await?;
-        self.api
-            .call::<serde_json::Value>(
-                self.api
-                    .request(Method::PUT, &format!("/projects/{project}/issues/{iid}"))
-                    .json(&serde_json::json!({ "state_event": "close" })),
-                "close the issue",
-            )
-            .await?;
-        Ok(Some(issue.web_url))
+            .close(&self.alerts(label, ""), marker, comment, |i: &Issue| {
+                written_by(&i.author, user)
+            })
+            .await
     }
 }
 
