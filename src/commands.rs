@@ -619,9 +619,27 @@ pub async fn explain(args: &ExplainArgs) -> Result<i32, Error> {
 }
 
 pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
+    let mut facts = None;
+    let mut webhook = None;
+    let outcome = apply_checked(args, &mut facts, &mut webhook).await;
+    if args.notify {
+        // Keyed by the config directory as given: known also when the config does not load.
+        let config_dir = args.config.repo.display().to_string();
+        crate::notify::after_apply(webhook.as_ref(), &config_dir, facts.as_ref(), &outcome).await;
+    }
+    outcome
+}
+
+/// The preconditions, all before the first request (a failed one means nothing is applied),
+/// then the apply; `facts` and `webhook` are filled in for `--notify` as they become known.
+async fn apply_checked(
+    args: &ApplyArgs,
+    facts: &mut Option<crate::notify::ApplyFacts>,
+    webhook: &mut Option<config::NotifySettings>,
+) -> Result<i32, Error> {
     let config = load_config(&args.config, false)?;
+    webhook.clone_from(&config.sync.notify);
     refuse_unreviewed(&config, args)?;
-    // Preconditions, all before the first request: a failed one means nothing is applied.
     let repo_root = config.files.repo_root.clone();
     let network = config.sync.network.clone();
     let _lock = state::ApplyLock::acquire(&state::state_dir(&repo_root)?, &network, args.wait)?;
@@ -632,21 +650,9 @@ pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
         .as_deref()
         .map(apply::CredentialsFile::open)
         .transpose()?;
-    let notify = args
-        .notify
-        .then(|| (config.sync.notify.clone(), config.files.prefix.clone()));
-    let mut facts = None;
-    let outcome = match Connection::open(&config).await {
-        Ok(connection) => {
-            let outcome =
-                apply_with(args, config, &connection, credentials.as_mut(), &mut facts).await;
-            connection.close().await.and(outcome)
-        }
-        Err(e) => Err(e),
-    };
-    if let Some((settings, prefix)) = notify {
-        crate::notify::after_apply(settings.as_ref(), &prefix, facts.as_ref(), &outcome).await;
-    }
+    let connection = Connection::open(&config).await?;
+    let outcome = apply_with(args, config, &connection, credentials.as_mut(), facts).await;
+    connection.close().await?;
     outcome
 }
 
