@@ -27,17 +27,32 @@ pub enum Command {
     Explain(ExplainArgs),
     /// List the recorded applies (from refs/speakap-sync/state).
     Audit(AuditArgs),
-    /// Write the JSON schemas of the config documents.
+    /// Write the JSON schemas of the config documents and of the simulator seed.
     Schema(SchemaArgs),
+    /// Write a ready config repository from an HR export (and the live network's groups).
+    Init(InitArgs),
+    /// Write the live network as a simulator seed, to rehearse plans against a copy (read-only).
+    Dump(DumpArgs),
+    /// Check whether this repository is ready to apply, and say what to fix (read-only).
+    Doctor(DoctorArgs),
+    /// The embedded simulator (`speakap.url: embedded`).
+    #[command(subcommand)]
+    Simulator(SimulatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulatorCommand {
+    /// Start the embedded simulator again from its seed: its kept state is removed.
+    Reset(SimulatorResetArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// The config directory (inside a git repository).
-    #[arg(long, default_value = ".")]
+    #[arg(long, value_name = "DIR", default_value = ".")]
     pub repo: PathBuf,
     /// The commit to read the config from (default HEAD).
-    #[arg(long)]
+    #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
 }
 
@@ -54,6 +69,7 @@ pub struct ValidateArgs {
     /// Read uncommitted files instead of a commit (for local editing).
     #[arg(long)]
     pub worktree: bool,
+    /// How to print the problems: text, JSON, or GitHub workflow annotations.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
 }
@@ -61,10 +77,10 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Read the HR record from this file instead of `source.path`.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub hr: Option<PathBuf>,
     /// The date to plan for (YYYY-MM-DD); default today.
-    #[arg(long)]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
     pub now: Option<Date>,
 }
 
@@ -77,10 +93,11 @@ pub struct PlanArgs {
     pub worktree: bool,
     #[command(flatten)]
     pub run: RunArgs,
+    /// How to print the plan: text, JSON, or Markdown (for pull-request comments).
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
     /// Also write the plan as JSON to this file (for `apply --plan`).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Also show what the config change since this commit does on its own (for pull requests).
     #[arg(long, value_name = "REV")]
@@ -152,7 +169,7 @@ pub struct ExplainArgs {
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The config directory (inside the git repository holding the state ref).
-    #[arg(long, default_value = ".")]
+    #[arg(long, value_name = "DIR", default_value = ".")]
     pub repo: PathBuf,
     /// How to print the records.
     #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
@@ -166,8 +183,70 @@ pub struct AuditArgs {
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
     /// Directory to write the schema files to.
-    #[arg(long, default_value = "schema")]
+    #[arg(long, value_name = "DIR", default_value = "schema")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The directory to write the config repository to (created if missing; existing files are
+    /// never overwritten).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The HR export to start from (CSV in any encoding and delimiter, or a workbook); it is
+    /// copied into DIR/hr/.
+    #[arg(long, value_name = "FILE")]
+    pub hr: PathBuf,
+    /// The network EID: its groups are read (read-only, token from `--token-env`) to propose
+    /// the business units and departments.
+    #[arg(long, value_name = "EID")]
+    pub network: Option<String>,
+    /// Rehearse against the bundled simulator (`speakap.url: embedded`), seeded with the groups
+    /// the mapping names; the default without `--network`.
+    #[arg(long)]
+    pub embedded: bool,
+    /// The Speakap API to read the network from and to write into the config.
+    #[arg(long, value_name = "URL", default_value = crate::config::DEFAULT_URL)]
+    pub url: String,
+    /// The environment variable holding the API token.
+    #[arg(long, value_name = "NAME", default_value = crate::config::DEFAULT_TOKEN_ENV)]
+    pub token_env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Read the SyncConfig from uncommitted files instead of a commit.
+    #[arg(long)]
+    pub worktree: bool,
+    /// The seed file to write (JSON; created readable by you alone, as it holds personal data
+    /// unless `--pseudonymize`).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace names, email addresses and phone numbers by made-up ones (the same person gets
+    /// the same ones throughout); employee IDs, groups and memberships are kept.
+    #[arg(long)]
+    pub pseudonymize: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulatorResetArgs {
+    /// The config directory whose `speakap.embedded` names the seed and the state.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub repo: PathBuf,
+}
+
+/// A `--now` date, with an error that names the format.
+fn parse_date(text: &str) -> Result<Date, String> {
+    text.parse::<Date>()
+        .map_err(|_| format!("`{text}` is not a date written YYYY-MM-DD (for example 2026-11-21)"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -201,5 +280,35 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, undocumented: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undocumented.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), undocumented);
+            }
+        }
+        let mut command = super::Cli::command();
+        command.build();
+        let mut undocumented = Vec::new();
+        walk(&command, "speakap-sync", &mut undocumented);
+        assert!(undocumented.is_empty(), "without help: {undocumented:?}");
+    }
+
+    #[test]
+    fn a_date_that_is_not_iso_names_the_format() {
+        let error = super::parse_date("21-11-2026").unwrap_err();
+        assert!(error.contains("YYYY-MM-DD"), "{error}");
+        assert_eq!(
+            super::parse_date("2026-11-21").unwrap().to_string(),
+            "2026-11-21"
+        );
     }
 }

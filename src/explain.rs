@@ -48,6 +48,24 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
         .collect();
     if rows.is_empty() {
         let _ = writeln!(out, "HR record: no row in {}", inert(&snapshot.source));
+        // `explain 4` for `000004`: the XID as the record writes it, leading zeros and all.
+        let unpadded = |x: &str| x.trim_start_matches('0').to_string();
+        let mut alike: Vec<&str> = snapshot
+            .records
+            .iter()
+            .map(|r| r.value(xid_slot))
+            .filter(|x| *x != xid && !xid.is_empty() && unpadded(x) == unpadded(xid))
+            .collect();
+        alike.sort_unstable();
+        alike.dedup();
+        if !alike.is_empty() {
+            let quoted: Vec<String> = alike.iter().map(|x| format!("`{}`", inert(x))).collect();
+            let _ = writeln!(
+                out,
+                "  did you mean {}? (XIDs are compared as written)",
+                quoted.join(" or ")
+            );
+        }
     }
     for row in &rows {
         let _ = writeln!(

@@ -21,11 +21,13 @@ pub mod github;
 pub mod gitlab;
 pub mod hr;
 pub mod notify;
+pub mod onboard;
 pub mod output;
 pub mod plan;
 pub mod redact;
 pub mod reviewed;
 pub mod rules;
+#[cfg(feature = "simulator")]
 pub mod sim;
 pub mod speakap;
 pub mod state;

@@ -1,7 +1,8 @@
 use clap::Parser;
 
+use speakap_sync::cli::SimulatorCommand;
 use speakap_sync::cli::{Cli, Command};
-use speakap_sync::{commands, output};
+use speakap_sync::{commands, onboard, output};
 
 fn main() {
     // Output piped into `head` and the like: end quietly when the reader goes away, as other
@@ -25,6 +26,10 @@ fn main() {
         Command::Plan(args) => runtime().block_on(commands::plan(args)),
         Command::Apply(args) => runtime().block_on(commands::apply(args)),
         Command::Explain(args) => runtime().block_on(commands::explain(args)),
+        Command::Init(args) => runtime().block_on(onboard::init(args)),
+        Command::Dump(args) => runtime().block_on(onboard::dump(args)),
+        Command::Doctor(args) => runtime().block_on(onboard::doctor(args)),
+        Command::Simulator(SimulatorCommand::Reset(args)) => onboard::simulator::reset(args),
     };
     let code = match result {
         Ok(code) => code,

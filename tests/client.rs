@@ -16,7 +16,9 @@ async fn start_serving_pages_of(users: usize, max_page_size: usize) -> sim::Runn
 
 async fn start_with(users: usize, max_page_size: usize, faults: sim::Faults) -> sim::RunningSim {
     let seed = Seed {
+        schema: None,
         groups: vec![SeedGroup {
+            eid: None,
             name: "Store".into(),
             group_type: "business_unit".into(),
         }],

@@ -1,6 +1,8 @@
 //! The modules form layers: no module reaches another that reaches back to it (through any
 //! number of others). `fields` is the leaf every layer may use; `commands` is on top. A `use` or
-//! path that closes a circle fails this test, naming the modules and files on it.
+//! path that closes a circle fails this test, naming the modules and files on it. Two checks of
+//! the same kind keep the shape: only the simulator and the embedded connection name the
+//! simulator, and no function is longer than a phase should be.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -100,4 +102,161 @@ fn fields_is_the_leaf() {
         graph.get("fields")
     );
     assert!(graph.contains_key("desired"), "the walk found the modules");
+}
+
+/// Every `.rs` file under `src/`, as (path relative to `src/`, text).
+fn sources() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let relative = path.strip_prefix(&src).unwrap().to_string_lossy();
+                let text = std::fs::read_to_string(&path).unwrap();
+                files.push((relative.replace('\\', "/"), text));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The simulator is behind the `simulator` feature: the reconciler builds without it only if
+/// nothing but the simulator itself and the embedded connection names it.
+#[test]
+fn only_the_simulator_and_the_embedded_connection_name_the_simulator() {
+    let allowed = |path: &str| {
+        path.starts_with("sim/") || path == "bin/speakap-sim.rs" || path == "commands/embedded.rs"
+    };
+    let mut naming = Vec::new();
+    for (path, text) in sources().iter().filter(|(path, _)| !allowed(path)) {
+        for (number, line) in text.lines().enumerate() {
+            let names_it = line.contains("crate::sim")
+                || line.contains("speakap_sync::sim")
+                || line.match_indices("sim::").any(|(i, _)| {
+                    i == 0 || !line[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+            if names_it {
+                naming.push(format!("src/{path}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        naming.is_empty(),
+        "only src/sim/, speakap-sim and commands/embedded.rs may name the simulator:\n{}",
+        naming.join("\n")
+    );
+}
+
+/// The longest a function of the crate may be, in lines from `fn` to its closing brace.
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Functions still over the limit, as (file, name): each is to be split into its phases. A
+/// function that is no longer over the limit must leave this list.
+const LONG_FUNCTIONS: &[(&str, &str)] = &[
+    ("desired.rs", "desired_user"),
+    ("desired.rs", "new"),
+    ("desired.rs", "resolve_on"),
+    ("desired.rs", "resolve_one"),
+    ("explain.rs", "explain"),
+    ("hr/afas.rs", "read"),
+    ("hr/csv.rs", "decode"),
+    ("hr/csv.rs", "parse_segments"),
+    ("hr/csv.rs", "take_row"),
+    ("hr/excel.rs", "parse"),
+];
+
+/// Functions outside tests longer than `max` lines, as (file, name, first line, lines). A
+/// function ends at the first line after it that is its closing brace at its own indentation,
+/// as rustfmt writes it.
+fn long_functions(max: usize) -> Vec<(String, String, usize, usize)> {
+    let mut long = Vec::new();
+    for (path, text) in sources() {
+        if path.ends_with("/tests.rs") {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+        let lines: Vec<&str> = code.lines().collect();
+        for (start, line) in lines.iter().enumerate() {
+            let Some(name) = function_name(line) else {
+                continue;
+            };
+            let indent = line.len() - line.trim_start().len();
+            let closing = format!("{}}}", " ".repeat(indent));
+            let Some(length) = lines[start..].iter().position(|l| *l == closing) else {
+                continue; // a declaration without a body, or a body on the `fn` line
+            };
+            if length + 1 > max {
+                long.push((path.clone(), name, start + 1, length + 1));
+            }
+        }
+    }
+    long
+}
+
+/// The name of the function a line starts, if it starts one.
+fn function_name(line: &str) -> Option<String> {
+    let mut rest = line.trim_start();
+    if let Some(after) = rest.strip_prefix("pub") {
+        rest = match after.strip_prefix('(') {
+            Some(scoped) => scoped.split_once(')')?.1,
+            None => after,
+        }
+        .trim_start();
+    }
+    for qualifier in ["const ", "async ", "unsafe "] {
+        rest = rest.strip_prefix(qualifier).unwrap_or(rest);
+    }
+    let name: String = rest
+        .strip_prefix("fn ")?
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+#[test]
+fn no_function_is_longer_than_the_limit() {
+    let long = long_functions(MAX_FUNCTION_LINES);
+    let listed = |path: &str, name: &str| LONG_FUNCTIONS.contains(&(path, name));
+    let unlisted: Vec<String> = long
+        .iter()
+        .filter(|(path, name, _, _)| !listed(path, name))
+        .map(|(path, name, line, length)| format!("src/{path}:{line}: `{name}`, {length} lines"))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines; split each into one function per phase:\n{}",
+        unlisted.join("\n")
+    );
+    let split: Vec<String> = LONG_FUNCTIONS
+        .iter()
+        .filter(|(path, name)| !long.iter().any(|(p, n, _, _)| p == path && n == name))
+        .map(|(path, name)| format!("src/{path}: `{name}`"))
+        .collect();
+    assert!(
+        split.is_empty(),
+        "no longer over {MAX_FUNCTION_LINES} lines (or gone): remove from LONG_FUNCTIONS:\n{}",
+        split.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_finds_long_functions() {
+    // The walk sees this crate's functions: with a low enough limit, `plan` is among them.
+    let long = long_functions(10);
+    assert!(
+        long.iter()
+            .any(|(path, name, _, _)| path == "plan/mod.rs" && name == "plan"),
+        "{long:?}"
+    );
+    assert_eq!(
+        function_name("    pub(super) async fn joiners(&self) {"),
+        Some("joiners".into())
+    );
+    assert_eq!(function_name("    let fn_name = 1;"), None);
 }

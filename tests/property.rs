@@ -114,10 +114,12 @@ fn check(
         .unwrap();
     runtime.block_on(async {
         let group = |name: &str, kind: &str| SeedGroup {
+            eid: None,
             name: name.into(),
             group_type: kind.into(),
         };
         let seed = Seed {
+            schema: None,
             groups: vec![
                 group("North", "business_unit"),
                 group("South", "business_unit"),

@@ -34,3 +34,21 @@ fn the_example_repo_documents_point_editors_at_the_schema() {
         );
     }
 }
+
+#[test]
+fn the_example_seed_matches_the_seed_schema() {
+    let schema = speakap_sync::config::schema::seed_schema();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let seed =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example-repo/simulator/seed.json");
+    let seed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(seed).unwrap()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&seed)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let wrong =
+        serde_json::json!({"groups": [{"name": "X", "type": "club"}], "users": [{"emial": "x"}]});
+    assert!(!validator.is_valid(&wrong));
+}

@@ -248,7 +248,22 @@ impl Run<'_, '_> {
                     .is_some_and(|i| i.channel == InviteChannel::Sso)
             });
         let mut invited = HashMap::new();
-        for user in sso {
+        self.create_sso_accounts(&sso, &mut invited).await;
+        for batch in invitations.chunks(MAX_INVITES_PER_CALL) {
+            if stopped(self.recorder) {
+                break;
+            }
+            self.invite_batch(batch, &mut invited).await;
+        }
+        invited
+    }
+
+    async fn create_sso_accounts<'p>(
+        &self,
+        users: &[&'p UserPlan],
+        invited: &mut HashMap<&'p str, String>,
+    ) {
+        for user in users {
             if stopped(self.recorder) {
                 break;
             }
@@ -270,74 +285,83 @@ impl Run<'_, '_> {
                 invited.insert(user.xid.as_str(), eid.expect("created"));
             }
         }
-        for batch in invitations.chunks(MAX_INVITES_PER_CALL) {
-            if stopped(self.recorder) {
-                break;
-            }
-            for user in batch {
-                self.started(&user.xid, op::INVITE);
-            }
-            let answers = self
-                .client
-                .invite(batch.iter().map(|u| invitee(u)).collect())
-                .await;
-            let mut recorder = self.recorder.lock().expect("not poisoned");
-            let by_email: HashMap<String, &wire::InviteResult> = match &answers {
-                Ok(results) => results
-                    .iter()
-                    .map(|r| (r.email.to_lowercase(), r))
-                    .collect(),
-                Err(_) => HashMap::new(),
+    }
+
+    /// One invite call; each person's answer is found by their address.
+    async fn invite_batch<'p>(
+        &self,
+        batch: &[&'p UserPlan],
+        invited: &mut HashMap<&'p str, String>,
+    ) {
+        for user in batch {
+            self.started(&user.xid, op::INVITE);
+        }
+        let answers = self
+            .client
+            .invite(batch.iter().map(|u| invitee(u)).collect())
+            .await;
+        let mut recorder = self.recorder.lock().expect("not poisoned");
+        let by_email: HashMap<String, &wire::InviteResult> = match &answers {
+            Ok(results) => results
+                .iter()
+                .map(|r| (r.email.to_lowercase(), r))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        for user in batch {
+            let email = planned(user, ProfileField::Email);
+            let answer = by_email.get(&email.to_lowercase()).copied();
+            let outcome = match &answers {
+                Err(e) => Err(e.clone()),
+                Ok(_) => self.invite_outcome(answer),
             };
-            for user in batch {
-                let email = planned(user, ProfileField::Email);
-                let answer = by_email.get(&email.to_lowercase());
-                let outcome = match (&answers, answer) {
-                    (Err(e), _) => Err(e.clone()),
-                    (Ok(_), Some(r))
-                        if r.eid
-                            .as_deref()
-                            .is_some_and(|e| self.accounts.contains_key(e)) =>
-                    {
-                        // Never merge two people: the plan invites only addresses no account
-                        // had, so the address leads to an account that was there before
-                        // (through an address the plan could not see, say).
-                        Err(api_rejection(
-                            "invite",
-                            -9,
-                            "the address belongs to an existing account; plan again",
-                        ))
-                    }
-                    (Ok(_), Some(r)) if r.status != "invalid" && r.eid.is_some() => Ok(()),
-                    (Ok(_), Some(r)) => Err(api_rejection(
-                        "invite",
-                        -8,
-                        &format!("invite status `{}`", r.status),
-                    )),
-                    (Ok(_), None) => Err(api_rejection(
-                        "invite",
-                        -1,
-                        "the invite response does not mention this email address",
-                    )),
-                };
-                let eid = outcome
-                    .is_ok()
-                    .then(|| answer.and_then(|r| r.eid.clone()))
-                    .flatten();
-                if recorder.record(&user.xid, op::INVITE, outcome, eid.clone()) {
-                    invited.insert(user.xid.as_str(), eid.expect("answered"));
-                    if let Some(code) = answer.and_then(|r| r.activation_code.clone()) {
-                        recorder.credential(Credential {
-                            xid: user.xid.clone(),
-                            name: user.name.clone(),
-                            email: email.to_string(),
-                            activation_code: code,
-                        });
-                    }
+            let eid = outcome
+                .is_ok()
+                .then(|| answer.and_then(|r| r.eid.clone()))
+                .flatten();
+            if recorder.record(&user.xid, op::INVITE, outcome, eid.clone()) {
+                invited.insert(user.xid.as_str(), eid.expect("answered"));
+                if let Some(code) = answer.and_then(|r| r.activation_code.clone()) {
+                    recorder.credential(Credential {
+                        xid: user.xid.clone(),
+                        name: user.name.clone(),
+                        email: email.to_string(),
+                        activation_code: code,
+                    });
                 }
             }
         }
-        invited
+    }
+
+    /// Whether the invite call's answer for one address made a new account.
+    fn invite_outcome(&self, answer: Option<&wire::InviteResult>) -> Result<(), ApiError> {
+        match answer {
+            Some(r)
+                if r.eid
+                    .as_deref()
+                    .is_some_and(|e| self.accounts.contains_key(e)) =>
+            {
+                // Never merge two people: the plan invites only addresses no account
+                // had, so the address leads to an account that was there before
+                // (through an address the plan could not see, say).
+                Err(api_rejection(
+                    "invite",
+                    -9,
+                    "the address belongs to an existing account; plan again",
+                ))
+            }
+            Some(r) if r.status != "invalid" && r.eid.is_some() => Ok(()),
+            Some(r) => Err(api_rejection(
+                "invite",
+                -8,
+                &format!("invite status `{}`", r.status),
+            )),
+            None => Err(api_rejection(
+                "invite",
+                -1,
+                "the invite response does not mention this email address",
+            )),
+        }
     }
 
     /// Last. An operation that failed for one person does not hold back the leavers (they would
@@ -409,7 +433,6 @@ impl Run<'_, '_> {
         eid: &str,
         current: Option<&ObservedUser>,
     ) -> Vec<RoleChange> {
-        let client = self.client;
         let xid = user.xid.as_str();
         if stopped(self.recorder) {
             return Vec::new();
@@ -417,12 +440,29 @@ impl Run<'_, '_> {
         // A returning leaver's account is reactivated first; the rest applies to it as to anyone.
         if user.action == UserAction::Restore {
             self.started(xid, op::RESTORE);
-            if !self.record(xid, op::RESTORE, client.restore(eid).await) {
+            if !self.record(xid, op::RESTORE, self.client.restore(eid).await) {
                 return Vec::new();
             }
         }
+        let mut role_changes = self.add_memberships(user, eid).await;
+        // After the additions: the primary business unit must be one the person belongs to.
+        self.update_profile(user, eid, current).await;
+        self.remove_memberships(user, eid).await;
+        role_changes.extend(group_admin_changes(user, current));
+        role_changes.extend(self.network_role_change(user, eid, current).await);
+        role_changes
+            .into_iter()
+            .map(|(membership, role)| RoleChange {
+                xid: user.xid.clone(),
+                membership,
+                role,
+            })
+            .collect()
+    }
 
-        let mut role_changes: Vec<(String, String)> = Vec::new();
+    /// Adds the user to the groups the plan adds; returns (membership, role) for those where
+    /// they are to be an admin, which only the new memberships' EIDs make possible.
+    async fn add_memberships(&self, user: &UserPlan, eid: &str) -> Vec<(String, String)> {
         let additions: Vec<(&String, bool)> = user
             .changes
             .iter()
@@ -433,35 +473,41 @@ impl Run<'_, '_> {
                 _ => None,
             })
             .collect();
-        if !additions.is_empty() {
-            let groups: Vec<String> = additions.iter().map(|(g, _)| (*g).clone()).collect();
-            self.started(xid, op::ADD_MEMBERSHIPS);
-            let added = client.add_to_groups(eid, &groups).await;
-            if let Ok(memberships) = &added {
-                let by_group: HashMap<&str, &wire::Membership> = memberships
-                    .iter()
-                    .filter_map(|m| m.group.as_deref().map(|g| (g, m)))
-                    .collect();
-                for (group, admin) in &additions {
-                    if let (true, Some(m)) = (*admin, by_group.get(group.as_str())) {
-                        role_changes.push((m.eid.clone(), "admin".into()));
-                    }
+        if additions.is_empty() {
+            return Vec::new();
+        }
+        let mut role_changes = Vec::new();
+        let groups: Vec<String> = additions.iter().map(|(g, _)| (*g).clone()).collect();
+        self.started(&user.xid, op::ADD_MEMBERSHIPS);
+        let added = self.client.add_to_groups(eid, &groups).await;
+        if let Ok(memberships) = &added {
+            let by_group: HashMap<&str, &wire::Membership> = memberships
+                .iter()
+                .filter_map(|m| m.group.as_deref().map(|g| (g, m)))
+                .collect();
+            for (group, admin) in &additions {
+                if let (true, Some(m)) = (*admin, by_group.get(group.as_str())) {
+                    role_changes.push((m.eid.clone(), "admin".into()));
                 }
             }
-            self.record(xid, op::ADD_MEMBERSHIPS, added.map(drop));
         }
+        self.record(&user.xid, op::ADD_MEMBERSHIPS, added.map(drop));
+        role_changes
+    }
 
-        // After the additions: the primary business unit must be one the person belongs to.
+    async fn update_profile(&self, user: &UserPlan, eid: &str, current: Option<&ObservedUser>) {
         let update = profile_update(user, current);
         if update != wire::UserUpdate::default() {
-            self.started(xid, op::UPDATE_PROFILE);
+            self.started(&user.xid, op::UPDATE_PROFILE);
             self.record(
-                xid,
+                &user.xid,
                 op::UPDATE_PROFILE,
-                client.update_user(eid, &update).await,
+                self.client.update_user(eid, &update).await,
             );
         }
+    }
 
+    async fn remove_memberships(&self, user: &UserPlan, eid: &str) {
         let removals: Vec<String> = user
             .changes
             .iter()
@@ -471,55 +517,42 @@ impl Run<'_, '_> {
             })
             .collect();
         if !removals.is_empty() {
-            self.started(xid, op::REMOVE_MEMBERSHIPS);
+            self.started(&user.xid, op::REMOVE_MEMBERSHIPS);
             self.record(
-                xid,
+                &user.xid,
                 op::REMOVE_MEMBERSHIPS,
-                client.remove_from_groups(eid, &removals).await,
+                self.client.remove_from_groups(eid, &removals).await,
             );
         }
+    }
 
-        for change in &user.changes {
-            if let Change::SetGroupAdmin {
-                group_eid, admin, ..
-            } = change
-                && let Some(m) = current.and_then(|c| c.groups.get(group_eid))
-            {
-                role_changes.push((
-                    m.eid.clone(),
-                    if *admin { "admin" } else { "member" }.into(),
-                ));
-            }
-        }
-        let network_role = user.changes.iter().find_map(|c| match c {
+    /// The (membership, role) for a network role the plan sets. A new invitee's network
+    /// membership is only known after the invite: it is looked up (a failure is recorded).
+    async fn network_role_change(
+        &self,
+        user: &UserPlan,
+        eid: &str,
+        current: Option<&ObservedUser>,
+    ) -> Option<(String, String)> {
+        let role = user.changes.iter().find_map(|c| match c {
             Change::SetNetworkRole { to, .. } => Some(*to),
             _ => None,
-        });
-        if let Some(role) = network_role {
-            // A new invitee's network membership is only known after the invite: look it up.
-            let membership = match current.and_then(|c| c.network.clone()) {
-                Some(m) => Ok(m.eid),
-                None => client.get_user(eid).await.and_then(|u| {
-                    ObservedUser::from(u).network.map(|m| m.eid).ok_or_else(|| {
-                        api_rejection("changeroles", -4, "the account has no network membership")
-                    })
-                }),
-            };
-            match membership {
-                Ok(m) => role_changes.push((m, role.as_str().to_string())),
-                Err(e) => {
-                    self.record(xid, op::CHANGE_ROLES, Err(e));
-                }
+        })?;
+        let membership = match current.and_then(|c| c.network.clone()) {
+            Some(m) => Ok(m.eid),
+            None => self.client.get_user(eid).await.and_then(|u| {
+                ObservedUser::from(u).network.map(|m| m.eid).ok_or_else(|| {
+                    api_rejection("changeroles", -4, "the account has no network membership")
+                })
+            }),
+        };
+        match membership {
+            Ok(m) => Some((m, role.as_str().to_string())),
+            Err(e) => {
+                self.record(&user.xid, op::CHANGE_ROLES, Err(e));
+                None
             }
         }
-        role_changes
-            .into_iter()
-            .map(|(membership, role)| RoleChange {
-                xid: user.xid.clone(),
-                membership,
-                role,
-            })
-            .collect()
     }
 
     async fn change_roles(&self, changes: Vec<RoleChange>) {
@@ -541,6 +574,24 @@ impl Run<'_, '_> {
             }
         }
     }
+}
+
+/// The (membership, role) for the group admin rights the plan changes on existing memberships.
+fn group_admin_changes(user: &UserPlan, current: Option<&ObservedUser>) -> Vec<(String, String)> {
+    let mut role_changes = Vec::new();
+    for change in &user.changes {
+        if let Change::SetGroupAdmin {
+            group_eid, admin, ..
+        } = change
+            && let Some(m) = current.and_then(|c| c.groups.get(group_eid))
+        {
+            role_changes.push((
+                m.eid.clone(),
+                if *admin { "admin" } else { "member" }.into(),
+            ));
+        }
+    }
+    role_changes
 }
 
 /// A role for one membership, set by the batched `changeroles` calls.

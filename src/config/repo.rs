@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{FileMode, ObjectType, Repository, StatusOptions, TreeWalkMode, TreeWalkResult};
+use git2::{FileMode, ObjectType, Repository, StatusOptions, Tree, TreeWalkMode, TreeWalkResult};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -83,110 +83,20 @@ pub fn read_config_files(dir: &Path, rev: &str, worktree: bool) -> Result<Config
     let config_dir = dir
         .canonicalize()
         .map_err(|e| Error::input(format!("config directory {}: {e}", dir.display())))?;
-    let repo = Repository::discover(&config_dir).map_err(|e| {
-        Error::input(format!(
-            "{} is not inside a git repository ({}); speakap-sync reads config from git commits: run `git init` and commit it",
-            dir.display(),
-            e.message()
-        ))
-    })?;
-    let repo_root = repo
-        .workdir()
-        .ok_or_else(|| Error::input("the config repository is bare; point --repo at a checkout"))?
-        .canonicalize()
-        .map_err(|e| Error::input(format!("repository directory: {e}")))?;
-    let prefix = config_dir
-        .strip_prefix(&repo_root)
-        .expect("a discovered repository contains the directory it was discovered from")
-        .to_string_lossy()
-        .replace('\\', "/");
+    let (repo, repo_root, prefix) = open_repository(dir, &config_dir)?;
     let head = repo
         .head()
         .ok()
         .and_then(|h| h.peel_to_commit().ok())
         .map(|c| c.id().to_string());
-
-    let (revision, files) = if worktree {
+    let (revision, mut files, uncommitted) = if worktree {
         let mut files = Vec::new();
         collect_worktree(&config_dir, &prefix, &mut files)?;
-        (Revision::Worktree { head }, files)
+        (Revision::Worktree { head }, files, Vec::new())
     } else {
-        let commit = repo
-            .revparse_single(rev)
-            .and_then(|o| o.peel_to_commit())
-            .map_err(|e| {
-                let hint = if head.is_none() {
-                    "the repository has no commits yet: commit the config, or try it with --worktree"
-                } else {
-                    "name a commit, branch or tag"
-                };
-                Error::input(format!("cannot read revision `{rev}`: {}; {hint}", e.message()))
-            })?;
-        let tree = commit.tree().map_err(Error::git)?;
-        let subtree = if prefix.is_empty() {
-            tree
-        } else {
-            let entry = tree.get_path(Path::new(&prefix)).map_err(|_| {
-                Error::input(format!(
-                    "{prefix}/ does not exist in commit {}: commit the config directory first, or use --worktree",
-                    short(&commit.id().to_string())
-                ))
-            })?;
-            entry
-                .to_object(&repo)
-                .and_then(|o| o.peel_to_tree())
-                .map_err(Error::git)?
-        };
-        let mut files = Vec::new();
-        let mut failure = None;
-        let walked = subtree.walk(TreeWalkMode::PreOrder, |parent, entry| {
-            let name = entry.name().unwrap_or_default();
-            if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
-                return TreeWalkResult::Skip;
-            }
-            if entry.kind() == Some(ObjectType::Blob) && is_yaml(name) {
-                let path = join(&prefix, &format!("{parent}{name}"));
-                match entry.to_object(&repo).and_then(|o| o.peel_to_blob()) {
-                    // A link's blob holds its target, which is no config.
-                    Ok(blob) if entry.filemode() == i32::from(FileMode::Link) => {
-                        let target = String::from_utf8_lossy(blob.content());
-                        failure = Some(symlinked_config(&path, &target));
-                        return TreeWalkResult::Abort;
-                    }
-                    Ok(blob) => match String::from_utf8(blob.content().to_vec()) {
-                        Ok(text) => files.push(SourceFile { path, text }),
-                        Err(_) => {
-                            failure = Some(Error::input(format!("{path} is not UTF-8 text")));
-                            return TreeWalkResult::Abort;
-                        }
-                    },
-                    Err(e) => {
-                        failure = Some(Error::git(e));
-                        return TreeWalkResult::Abort;
-                    }
-                }
-            }
-            TreeWalkResult::Ok
-        });
-        // An aborted walk is an error of its own; the reason is the one noted.
-        if let Some(failure) = failure {
-            return Err(failure);
-        }
-        walked.map_err(Error::git)?;
-        (
-            Revision::Commit {
-                id: commit.id().to_string(),
-            },
-            files,
-        )
+        let (revision, files) = read_commit(&repo, rev, &prefix, head.is_none())?;
+        (revision, files, uncommitted_yaml(&repo, &prefix))
     };
-
-    let uncommitted = if worktree {
-        Vec::new()
-    } else {
-        uncommitted_yaml(&repo, &prefix)
-    };
-    let mut files = files;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     if files.is_empty() {
         return Err(Error::input(format!(
@@ -203,6 +113,112 @@ pub fn read_config_files(dir: &Path, rev: &str, worktree: bool) -> Result<Config
         files,
         uncommitted,
     })
+}
+
+/// The repository the config directory is in, its work tree, and the directory's path in it.
+fn open_repository(dir: &Path, config_dir: &Path) -> Result<(Repository, PathBuf, String), Error> {
+    let repo = Repository::discover(config_dir).map_err(|e| {
+        Error::input(format!(
+            "{} is not inside a git repository ({}); speakap-sync reads config from git commits: run `git init` and commit it",
+            dir.display(),
+            e.message()
+        ))
+    })?;
+    let repo_root = repo
+        .workdir()
+        .ok_or_else(|| Error::input("the config repository is bare; point --repo at a checkout"))?
+        .canonicalize()
+        .map_err(|e| Error::input(format!("repository directory: {e}")))?;
+    let prefix = config_dir
+        .strip_prefix(&repo_root)
+        .expect("a discovered repository contains the directory it was discovered from")
+        .to_string_lossy()
+        .replace('\\', "/");
+    Ok((repo, repo_root, prefix))
+}
+
+/// The config files as committed at `rev`.
+fn read_commit(
+    repo: &Repository,
+    rev: &str,
+    prefix: &str,
+    no_commits: bool,
+) -> Result<(Revision, Vec<SourceFile>), Error> {
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| {
+            let hint = if no_commits {
+                "the repository has no commits yet: commit the config, or try it with --worktree"
+            } else {
+                "name a commit, branch or tag"
+            };
+            Error::input(format!(
+                "cannot read revision `{rev}`: {}; {hint}",
+                e.message()
+            ))
+        })?;
+    let tree = commit.tree().map_err(Error::git)?;
+    let subtree = if prefix.is_empty() {
+        tree
+    } else {
+        let entry = tree.get_path(Path::new(prefix)).map_err(|_| {
+            Error::input(format!(
+                "{prefix}/ does not exist in commit {}: commit the config directory first, or use --worktree",
+                short(&commit.id().to_string())
+            ))
+        })?;
+        entry
+            .to_object(repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(Error::git)?
+    };
+    let files = collect_tree(repo, &subtree, prefix)?;
+    let revision = Revision::Commit {
+        id: commit.id().to_string(),
+    };
+    Ok((revision, files))
+}
+
+/// The YAML files of a committed tree; a symlink or a file that is not UTF-8 is an error.
+fn collect_tree(repo: &Repository, tree: &Tree, prefix: &str) -> Result<Vec<SourceFile>, Error> {
+    let mut files = Vec::new();
+    let mut failure = None;
+    let walked = tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+        let name = entry.name().unwrap_or_default();
+        if entry.kind() == Some(ObjectType::Tree) && name.starts_with('.') {
+            return TreeWalkResult::Skip;
+        }
+        if entry.kind() == Some(ObjectType::Blob) && is_yaml(name) {
+            let path = join(prefix, &format!("{parent}{name}"));
+            match entry.to_object(repo).and_then(|o| o.peel_to_blob()) {
+                // A link's blob holds its target, which is no config.
+                Ok(blob) if entry.filemode() == i32::from(FileMode::Link) => {
+                    let target = String::from_utf8_lossy(blob.content());
+                    failure = Some(symlinked_config(&path, &target));
+                    return TreeWalkResult::Abort;
+                }
+                Ok(blob) => match String::from_utf8(blob.content().to_vec()) {
+                    Ok(text) => files.push(SourceFile { path, text }),
+                    Err(_) => {
+                        failure = Some(Error::input(format!("{path} is not UTF-8 text")));
+                        return TreeWalkResult::Abort;
+                    }
+                },
+                Err(e) => {
+                    failure = Some(Error::git(e));
+                    return TreeWalkResult::Abort;
+                }
+            }
+        }
+        TreeWalkResult::Ok
+    });
+    // An aborted walk is an error of its own; the reason is the one noted.
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    walked.map_err(Error::git)?;
+    Ok(files)
 }
 
 fn is_yaml(name: &str) -> bool {

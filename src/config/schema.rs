@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::Kind;
 use super::model::{Exclusions, MappingRules, Overrides, SyncConfig};
+use crate::speakap::seed;
 
 pub const API_VERSION: &str = "speakap-sync/v1";
 pub const COMBINED_FILE: &str = "speakap-sync.schema.json";
@@ -119,6 +120,17 @@ pub fn combined_schema() -> Value {
     })
 }
 
+/// The schema of the simulator seed (`speakap.embedded.seed`, `dump --out`).
+pub fn seed_schema() -> Value {
+    let mut schema = body_schema::<seed::Seed>();
+    let object = schema
+        .as_object_mut()
+        .expect("a struct's schema is an object");
+    object.insert("$id".into(), json!(seed::SCHEMA_FILE));
+    object.insert("title".into(), json!("speakap-sim seed"));
+    schema
+}
+
 /// Every schema file with its name, in a stable order.
 pub fn all_files() -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = Kind::ALL
@@ -131,6 +143,7 @@ pub fn all_files() -> Vec<(String, String)> {
         })
         .collect();
     files.push((COMBINED_FILE.to_string(), pretty(&combined_schema())));
+    files.push((seed::SCHEMA_FILE.to_string(), pretty(&seed_schema())));
     files
 }
 

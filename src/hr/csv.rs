@@ -909,7 +909,7 @@ fn refuse_spreadsheet(display: &str, start: &[u8]) -> Result<(), Error> {
 /// The file as text: a BOM decides (UTF-8, UTF-16LE/BE); without one, a configured UTF-16, else
 /// UTF-8 if the bytes are UTF-8, else line by line with the fallback encoding for the lines that
 /// are not (an error when the fallback is UTF-8 itself).
-fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<'a, str>, Error> {
+pub fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<'a, str>, Error> {
     refuse_spreadsheet(display, bytes)?;
     if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
         let (text, had_errors) = encoding.decode_without_bom_handling(&bytes[bom..]);
@@ -1000,7 +1000,7 @@ fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<'a, 
 }
 
 /// The candidate delimiter that splits the header into the most configured column names.
-fn detect_delimiter(header: &str, wanted: &[String]) -> u8 {
+pub fn detect_delimiter(header: &str, wanted: &[String]) -> u8 {
     let wanted: Vec<String> = wanted.iter().map(|w| normalize(w)).collect();
     CANDIDATES
         .into_iter()

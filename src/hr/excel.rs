@@ -13,7 +13,7 @@ use crate::config::ColumnType;
 use crate::error::Error;
 
 /// How many non-empty rows may come before the header (titles, export notes).
-const HEADER_SEARCH_ROWS: usize = 20;
+pub const HEADER_SEARCH_ROWS: usize = 20;
 
 /// Reads the workbook at `path` (shown to people as `display`).
 pub fn read(

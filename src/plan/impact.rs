@@ -172,79 +172,21 @@ pub fn changed_files(base: &[SourceFile], head: &[SourceFile]) -> Vec<FileChange
 
 /// Compares what the base and head configs want for every person in the HR record.
 pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
-    #[derive(PartialEq, Eq, PartialOrd, Ord)]
-    enum Key {
-        Moves(MembershipKind, String, String),
-        Adds(String),
-        Removes(String),
-        GrantsLocalAdmin(String),
-        RevokesLocalAdmin(String),
-        GrantsNetworkAdmin,
-        RevokesNetworkAdmin,
-        ChangesField(ProfileField),
-        StopsManaging,
-        Offboards,
-        StartsManaging,
-    }
     let mut counts: BTreeMap<Key, usize> = BTreeMap::new();
     let xids: BTreeSet<&str> = base.desired.keys().chain(head.desired.keys()).collect();
     let mut people = 0;
     for xid in xids {
-        let mut keys = Vec::new();
-        match (base.desired.get(xid), head.desired.get(xid)) {
+        let keys = match (base.desired.get(xid), head.desired.get(xid)) {
             // Excluded or held back now, the account is left alone; otherwise the person has
             // become a leaver (an end date now read, a filter dropping them).
             (Some(_), None) if head.excluded.contains_key(xid) || head.held.contains(xid) => {
-                keys.push(Key::StopsManaging)
+                vec![Key::StopsManaging]
             }
-            (Some(_), None) => keys.push(Key::Offboards),
-            (None, Some(_)) => keys.push(Key::StartsManaging),
-            (Some(b), Some(h)) => {
-                for kind in [
-                    MembershipKind::BusinessUnit,
-                    MembershipKind::Department,
-                    MembershipKind::Group,
-                ] {
-                    let before = groups_of(b, kind);
-                    let after = groups_of(h, kind);
-                    let removed: Vec<&str> = before.difference(&after).copied().collect();
-                    let added: Vec<&str> = after.difference(&before).copied().collect();
-                    if let ([from], [to], false) = (
-                        removed.as_slice(),
-                        added.as_slice(),
-                        kind == MembershipKind::Group,
-                    ) {
-                        keys.push(Key::Moves(kind, from.to_string(), to.to_string()));
-                    } else {
-                        keys.extend(added.iter().map(|g| Key::Adds(g.to_string())));
-                        keys.extend(removed.iter().map(|g| Key::Removes(g.to_string())));
-                    }
-                }
-                let before = admin_of(b);
-                let after = admin_of(h);
-                keys.extend(
-                    after
-                        .difference(&before)
-                        .map(|g| Key::GrantsLocalAdmin(g.to_string())),
-                );
-                keys.extend(
-                    before
-                        .difference(&after)
-                        .map(|g| Key::RevokesLocalAdmin(g.to_string())),
-                );
-                match (b.wants_network_admin(), h.wants_network_admin()) {
-                    (false, true) => keys.push(Key::GrantsNetworkAdmin),
-                    (true, false) => keys.push(Key::RevokesNetworkAdmin),
-                    _ => {}
-                }
-                for field in ProfileField::ALL {
-                    if b.get(field) != h.get(field) {
-                        keys.push(Key::ChangesField(field));
-                    }
-                }
-            }
-            (None, None) => {}
-        }
+            (Some(_), None) => vec![Key::Offboards],
+            (None, Some(_)) => vec![Key::StartsManaging],
+            (Some(b), Some(h)) => differences(b, h),
+            (None, None) => Vec::new(),
+        };
         if !keys.is_empty() {
             people += 1;
         }
@@ -254,7 +196,30 @@ pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
     }
     let effects = counts
         .into_iter()
-        .map(|(key, people)| match key {
+        .map(|(key, people)| key.effect(people))
+        .collect();
+    (effects, people)
+}
+
+/// One kind of effect, counted over people before it becomes an [`Effect`].
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Moves(MembershipKind, String, String),
+    Adds(String),
+    Removes(String),
+    GrantsLocalAdmin(String),
+    RevokesLocalAdmin(String),
+    GrantsNetworkAdmin,
+    RevokesNetworkAdmin,
+    ChangesField(ProfileField),
+    StopsManaging,
+    Offboards,
+    StartsManaging,
+}
+
+impl Key {
+    fn effect(self, people: usize) -> Effect {
+        match self {
             Key::Moves(kind, from, to) => Effect::Moves {
                 kind,
                 from,
@@ -271,9 +236,57 @@ pub fn compare(base: &Resolution, head: &Resolution) -> (Vec<Effect>, usize) {
             Key::StopsManaging => Effect::StopsManaging { people },
             Key::Offboards => Effect::Offboards { people },
             Key::StartsManaging => Effect::StartsManaging { people },
-        })
-        .collect();
-    (effects, people)
+        }
+    }
+}
+
+/// What differs for one person desired by both configs: a business unit or department
+/// replaced by another is a move; other groups are added and removed.
+fn differences(b: &DesiredUser, h: &DesiredUser) -> Vec<Key> {
+    let mut keys = Vec::new();
+    for kind in [
+        MembershipKind::BusinessUnit,
+        MembershipKind::Department,
+        MembershipKind::Group,
+    ] {
+        let before = groups_of(b, kind);
+        let after = groups_of(h, kind);
+        let removed: Vec<&str> = before.difference(&after).copied().collect();
+        let added: Vec<&str> = after.difference(&before).copied().collect();
+        if let ([from], [to], false) = (
+            removed.as_slice(),
+            added.as_slice(),
+            kind == MembershipKind::Group,
+        ) {
+            keys.push(Key::Moves(kind, from.to_string(), to.to_string()));
+        } else {
+            keys.extend(added.iter().map(|g| Key::Adds(g.to_string())));
+            keys.extend(removed.iter().map(|g| Key::Removes(g.to_string())));
+        }
+    }
+    let before = admin_of(b);
+    let after = admin_of(h);
+    keys.extend(
+        after
+            .difference(&before)
+            .map(|g| Key::GrantsLocalAdmin(g.to_string())),
+    );
+    keys.extend(
+        before
+            .difference(&after)
+            .map(|g| Key::RevokesLocalAdmin(g.to_string())),
+    );
+    match (b.wants_network_admin(), h.wants_network_admin()) {
+        (false, true) => keys.push(Key::GrantsNetworkAdmin),
+        (true, false) => keys.push(Key::RevokesNetworkAdmin),
+        _ => {}
+    }
+    for field in ProfileField::ALL {
+        if b.get(field) != h.get(field) {
+            keys.push(Key::ChangesField(field));
+        }
+    }
+    keys
 }
 
 fn groups_of(user: &DesiredUser, kind: MembershipKind) -> BTreeSet<&str> {

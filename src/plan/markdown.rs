@@ -75,6 +75,31 @@ struct Section {
 }
 
 pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
+    let head = head(plan, options);
+    let truncated_note = format!(
+        "\n> ✂️ This plan is too long for a comment and was cut. The full plan: {}.\n",
+        options.full_plan
+    );
+    let unit = options.limit.unit;
+    let budget = options
+        .limit
+        .max
+        .saturating_sub(unit.len(&head) + unit.len(&truncated_note) + OMITTED_RESERVE);
+    let (body, truncated) = fit_sections(sections(plan, options.redact), budget, unit);
+    let mut out = head;
+    out.push_str(&body);
+    if truncated {
+        out.push_str(&truncated_note);
+    }
+    out
+}
+
+/// Room kept for naming the sections that did not fit.
+const OMITTED_RESERVE: usize = 400;
+
+/// The marker, the summary table, the safety verdict, the inputs, and what the config change
+/// alone does.
+fn head(plan: &Plan, options: &MarkdownOptions) -> String {
     let mut head = String::new();
     if let Some(marker) = options.marker {
         let _ = writeln!(head, "{marker}");
@@ -132,18 +157,12 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
         render_impact(&mut head, impact, plan);
     }
 
-    let sections = sections(plan, options.redact);
-    let truncated_note = format!(
-        "\n> ✂️ This plan is too long for a comment and was cut. The full plan: {}.\n",
-        options.full_plan
-    );
-    // Room kept for naming the sections that did not fit.
-    const OMITTED_RESERVE: usize = 400;
-    let unit = options.limit.unit;
-    let budget = options
-        .limit
-        .max
-        .saturating_sub(unit.len(&head) + unit.len(&truncated_note) + OMITTED_RESERVE);
+    head
+}
+
+/// As many sections, and lines of the last one, as `budget` holds, then the names of the
+/// sections left out; whether anything was left out.
+fn fit_sections(sections: Vec<Section>, budget: usize, unit: Unit) -> (String, bool) {
     let mut body = String::new();
     let mut used = 0;
     let mut truncated = false;
@@ -180,12 +199,7 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
         }
         body.push_str(&line);
     }
-    let mut out = head;
-    out.push_str(&body);
-    if truncated {
-        out.push_str(&truncated_note);
-    }
-    out
+    (body, truncated)
 }
 
 fn render_impact(out: &mut String, impact: &Impact, plan: &Plan) {
@@ -364,135 +378,45 @@ fn change_line(change: &Change, redact: bool) -> Option<String> {
 
 fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
     let mut sections = Vec::new();
-    let of = |action: UserAction| plan.users.iter().filter(move |u| u.action == action);
+    let mut push = |summary: String, lines: Vec<String>| {
+        if !lines.is_empty() {
+            sections.push(Section { summary, lines });
+        }
+    };
     // The riskiest first: if the plan has to be cut, offboarding is what stays visible.
     for (action, label) in [
         (UserAction::Suspend, "⚠️ Suspend"),
         (UserAction::Delete, "⚠️ Delete"),
         (UserAction::Anonymize, "⚠️ Anonymize"),
     ] {
-        let lines: Vec<String> = of(action)
-            .map(|u| {
-                format!(
-                    "- ⚠️ {}: {}",
-                    person(u, redact),
-                    shown(u.reason.as_deref().unwrap_or_default(), redact)
-                )
-            })
-            .collect();
-        if !lines.is_empty() {
-            sections.push(Section {
-                summary: format!("{label} ({})", lines.len()),
-                lines,
-            });
-        }
+        let lines = offboarding_lines(plan, action, redact);
+        push(format!("{label} ({})", lines.len()), lines);
     }
     for (action, label) in [
         (UserAction::Update, "✏️ Update"),
         (UserAction::Restore, "♻️ Restore"),
         (UserAction::Invite, "➕ Invite"),
     ] {
-        let mut lines = Vec::new();
-        for user in of(action) {
-            let changes: Vec<String> = user
-                .changes
-                .iter()
-                .filter_map(|c| change_line(c, redact))
-                .collect();
-            let warn = if user.changes.iter().any(Change::grants_admin) {
-                "⚠️ "
-            } else {
-                ""
-            };
-            if action == UserAction::Invite {
-                // Invitees: one line each; their profile is the HR row.
-                let groups: Vec<String> = user
-                    .changes
-                    .iter()
-                    .filter(|c| {
-                        matches!(
-                            c,
-                            Change::AddMembership { .. } | Change::SetNetworkRole { .. }
-                        )
-                    })
-                    .filter_map(|c| change_line(c, redact))
-                    .collect();
-                lines.push(format!(
-                    "- {warn}{}: {}",
-                    person(user, redact),
-                    groups.join(", ")
-                ));
-            } else {
-                lines.push(format!("- {warn}{}", person(user, redact)));
-                if let Some(reason) = &user.reason {
-                    lines.push(format!("  - _{}_", shown(reason, redact)));
-                }
-                lines.extend(changes.into_iter().map(|c| format!("  - {c}")));
-            }
-        }
-        let count = of(action).count();
-        if count > 0 {
-            sections.push(Section {
-                summary: format!("{label} ({count})"),
-                lines,
-            });
-        }
+        let count = plan.users.iter().filter(|u| u.action == action).count();
+        push(
+            format!("{label} ({count})"),
+            change_lines(plan, action, redact),
+        );
     }
-    let mut push = |summary: String, lines: Vec<String>| {
-        if !lines.is_empty() {
-            sections.push(Section { summary, lines });
-        }
-    };
     push(
         format!(
             "⏭️ Skipped records ({}): their accounts are left untouched",
             plan.skipped.len()
         ),
-        plan.skipped
-            .iter()
-            .map(|s| {
-                let who = s.xid.as_deref().map_or_else(
-                    || "no XID".to_string(),
-                    |x| format!("XID {}", xid(x, redact)),
-                );
-                format!(
-                    "- {} {who}: {}",
-                    code(&format!("{}:{}", plan.hr.source, s.line)),
-                    shown(&s.reasons.join("; "), redact)
-                )
-            })
-            .collect(),
+        skipped_lines(plan, redact),
     );
     push(
         format!("🗓️ Scheduled ({})", plan.scheduled.len()),
-        plan.scheduled
-            .iter()
-            .map(|s| {
-                format!(
-                    "- **{}** {}: {} on {}",
-                    xid(&s.xid, redact),
-                    shown(&s.name, redact),
-                    if s.restore { "restored" } else { "invited" },
-                    s.invite_on
-                )
-            })
-            .collect(),
+        scheduled_lines(plan, redact),
     );
     push(
         format!("Leaving ({}): suspended, recoverable", plan.leaving.len()),
-        plan.leaving
-            .iter()
-            .map(|l| {
-                format!(
-                    "- **{}** {}: suspended since {}, {} on {}",
-                    xid(&l.xid, redact),
-                    shown(&l.name, redact),
-                    l.suspended_since,
-                    l.then.past_tense(),
-                    l.on
-                )
-            })
-            .collect(),
+        leaving_lines(plan, redact),
     );
     push(
         format!(
@@ -506,17 +430,7 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
     );
     push(
         format!("Unmanaged ({})", plan.unmanaged.len()),
-        plan.unmanaged
-            .iter()
-            .map(|u| {
-                let who = if u.xid.is_empty() {
-                    format!("eid {}", inline(&u.eid))
-                } else {
-                    xid(&u.xid, redact)
-                };
-                format!("- **{who}** {}", shown(&u.reason, redact))
-            })
-            .collect(),
+        unmanaged_lines(plan, redact),
     );
     push(
         format!("Warnings ({})", plan.warnings.len()),
@@ -526,4 +440,119 @@ fn sections(plan: &Plan, redact: bool) -> Vec<Section> {
             .collect(),
     );
     sections
+}
+
+fn offboarding_lines(plan: &Plan, action: UserAction, redact: bool) -> Vec<String> {
+    plan.users
+        .iter()
+        .filter(|u| u.action == action)
+        .map(|u| {
+            format!(
+                "- ⚠️ {}: {}",
+                person(u, redact),
+                shown(u.reason.as_deref().unwrap_or_default(), redact)
+            )
+        })
+        .collect()
+}
+
+/// Updates and restores: a line per person with their reason and changes below it. Invitees:
+/// one line each, their groups and role; their profile is the HR row.
+fn change_lines(plan: &Plan, action: UserAction, redact: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    for user in plan.users.iter().filter(|u| u.action == action) {
+        let warn = if user.changes.iter().any(Change::grants_admin) {
+            "⚠️ "
+        } else {
+            ""
+        };
+        if action == UserAction::Invite {
+            let groups: Vec<String> = user
+                .changes
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        c,
+                        Change::AddMembership { .. } | Change::SetNetworkRole { .. }
+                    )
+                })
+                .filter_map(|c| change_line(c, redact))
+                .collect();
+            lines.push(format!(
+                "- {warn}{}: {}",
+                person(user, redact),
+                groups.join(", ")
+            ));
+        } else {
+            lines.push(format!("- {warn}{}", person(user, redact)));
+            if let Some(reason) = &user.reason {
+                lines.push(format!("  - _{}_", shown(reason, redact)));
+            }
+            let changes = user.changes.iter().filter_map(|c| change_line(c, redact));
+            lines.extend(changes.map(|c| format!("  - {c}")));
+        }
+    }
+    lines
+}
+
+fn scheduled_lines(plan: &Plan, redact: bool) -> Vec<String> {
+    plan.scheduled
+        .iter()
+        .map(|s| {
+            format!(
+                "- **{}** {}: {} on {}",
+                xid(&s.xid, redact),
+                shown(&s.name, redact),
+                if s.restore { "restored" } else { "invited" },
+                s.invite_on
+            )
+        })
+        .collect()
+}
+
+fn leaving_lines(plan: &Plan, redact: bool) -> Vec<String> {
+    plan.leaving
+        .iter()
+        .map(|l| {
+            format!(
+                "- **{}** {}: suspended since {}, {} on {}",
+                xid(&l.xid, redact),
+                shown(&l.name, redact),
+                l.suspended_since,
+                l.then.past_tense(),
+                l.on
+            )
+        })
+        .collect()
+}
+
+fn skipped_lines(plan: &Plan, redact: bool) -> Vec<String> {
+    plan.skipped
+        .iter()
+        .map(|s| {
+            let who = s.xid.as_deref().map_or_else(
+                || "no XID".to_string(),
+                |x| format!("XID {}", xid(x, redact)),
+            );
+            format!(
+                "- {} {who}: {}",
+                code(&format!("{}:{}", plan.hr.source, s.line)),
+                shown(&s.reasons.join("; "), redact)
+            )
+        })
+        .collect()
+}
+
+fn unmanaged_lines(plan: &Plan, redact: bool) -> Vec<String> {
+    plan.unmanaged
+        .iter()
+        .map(|u| {
+            let who = if u.xid.is_empty() {
+                format!("eid {}", inline(&u.eid))
+            } else {
+                xid(&u.xid, redact)
+            };
+            format!("- **{who}** {}", shown(&u.reason, redact))
+        })
+        .collect()
 }

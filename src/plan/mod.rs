@@ -405,30 +405,9 @@ impl<'a> Groups<'a> {
 
 /// Checks that every group the config names exists exactly once in the network.
 fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
-    let mut named: Vec<(&str, &Origin, &str)> = Vec::new();
-    for (table, expected) in [
-        (&config.rules.business_units, "business_unit"),
-        (&config.rules.departments, "department"),
-    ] {
-        let Some(table) = table else { continue };
-        for (code, group) in &table.map {
-            named.push((group, &table.origins[code], expected));
-        }
-        if let Some(default) = &table.default {
-            named.push((default, &table.default_origin, expected));
-        }
-    }
-    for rule in &config.rules.groups {
-        named.push((&rule.group, &rule.origin, ""));
-    }
-    for o in &config.overrides {
-        for group in o.add_groups.iter().chain(&o.remove_groups) {
-            named.push((group, &o.origin, ""));
-        }
-    }
     let mut diagnostics = Vec::new();
     let mut seen = BTreeSet::new();
-    for (name, origin, expected_type) in named {
+    for (name, origin, expected_type) in named_groups(config) {
         if !seen.insert((name, origin)) {
             continue;
         }
@@ -438,38 +417,7 @@ fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
             column: 1,
         };
         match groups.by_name.get(name).map(Vec::as_slice) {
-            None | Some([]) => {
-                let mut near: Vec<&str> = groups
-                    .by_name
-                    .keys()
-                    .copied()
-                    .filter(|candidate| {
-                        candidate.eq_ignore_ascii_case(name)
-                            || candidate.to_lowercase().contains(&name.to_lowercase())
-                    })
-                    .collect();
-                near.sort();
-                let hint = if near.is_empty() {
-                    "create the group in Speakap first, or correct the name (names match exactly)"
-                        .to_string()
-                } else {
-                    format!(
-                        "did you mean {}? names match exactly",
-                        near.iter()
-                            .map(|n| format!("\"{n}\""))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    )
-                };
-                diagnostics.push(
-                    Diagnostic::error(
-                        "unknown-group",
-                        format!("group \"{name}\" does not exist in the network"),
-                    )
-                    .at(location)
-                    .hint(hint),
-                );
-            }
+            None | Some([]) => diagnostics.push(unknown_group(groups, name).at(location)),
             Some([one]) => {
                 // A business unit brings local admins and the primary business unit with it: a
                 // mapping onto another kind of group would hand those out wrongly.
@@ -501,6 +449,63 @@ fn check_groups(config: &Config, groups: &Groups) -> Vec<Diagnostic> {
         }
     }
     diagnostics
+}
+
+/// Every group the config names, where, and the type a lookup table's groups must have (empty
+/// for groups of rules and overrides, which may be of any type).
+fn named_groups(config: &Config) -> Vec<(&str, &Origin, &'static str)> {
+    let mut named: Vec<(&str, &Origin, &str)> = Vec::new();
+    for (table, expected) in [
+        (&config.rules.business_units, "business_unit"),
+        (&config.rules.departments, "department"),
+    ] {
+        let Some(table) = table else { continue };
+        for (code, group) in &table.map {
+            named.push((group, &table.origins[code], expected));
+        }
+        if let Some(default) = &table.default {
+            named.push((default, &table.default_origin, expected));
+        }
+    }
+    for rule in &config.rules.groups {
+        named.push((&rule.group, &rule.origin, ""));
+    }
+    for o in &config.overrides {
+        for group in o.add_groups.iter().chain(&o.remove_groups) {
+            named.push((group, &o.origin, ""));
+        }
+    }
+    named
+}
+
+/// A group the network does not have, with the names it may have meant.
+fn unknown_group(groups: &Groups, name: &str) -> Diagnostic {
+    let mut near: Vec<&str> = groups
+        .by_name
+        .keys()
+        .copied()
+        .filter(|candidate| {
+            candidate.eq_ignore_ascii_case(name)
+                || candidate.to_lowercase().contains(&name.to_lowercase())
+        })
+        .collect();
+    near.sort();
+    let hint = if near.is_empty() {
+        "create the group in Speakap first, or correct the name (names match exactly)".to_string()
+    } else {
+        format!(
+            "did you mean {}? names match exactly",
+            near.iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )
+    };
+    Diagnostic::error(
+        "unknown-group",
+        format!("group \"{name}\" does not exist in the network"),
+    )
+    .hint(hint)
 }
 
 /// Computes the plan. Errors (unknown or ambiguous groups) come back as diagnostics; warnings
@@ -709,20 +714,34 @@ fn diff(
     link: Option<Option<String>>,
     warnings: &mut Vec<String>,
 ) -> Vec<Change> {
-    let Network {
-        groups,
-        ledger,
-        address_moves,
-    } = network;
-    let xid = desired.xid();
     let mut changes = Vec::new();
-    let kept_by = address_moves.blocked_by.get(&existing.eid);
     if let Some(from) = link {
         changes.push(Change::SetXid {
             from,
-            to: xid.to_string(),
+            to: desired.xid().to_string(),
         });
     }
+    let kept_by = network.address_moves.blocked_by.get(&existing.eid);
+    profile_changes(desired, existing, kept_by, warnings, &mut changes);
+    membership_changes(desired, existing, network, &mut changes);
+    changes.extend(primary_business_unit(
+        desired,
+        Some(existing),
+        network.groups,
+    ));
+    changes.extend(network_role_change(desired, existing, network.ledger));
+    changes
+}
+
+/// The profile fields that differ. An address another account keeps (`kept_by`) is not taken
+/// from it: a warning says so instead.
+fn profile_changes(
+    desired: &DesiredUser,
+    existing: &ObservedUser,
+    kept_by: Option<&String>,
+    warnings: &mut Vec<String>,
+    changes: &mut Vec<Change>,
+) {
     for (field, value) in desired.profile() {
         let current = existing.get(field);
         let same = if field == ProfileField::Email {
@@ -732,7 +751,8 @@ fn diff(
         };
         if let (false, ProfileField::Email, Some(owner)) = (same, field, kept_by) {
             warnings.push(format!(
-                "XID {xid}: email address not changed to {}: account {owner} keeps it; resolve the duplicate in Speakap",
+                "XID {}: email address not changed to {}: account {owner} keeps it; resolve the duplicate in Speakap",
+                desired.xid(),
                 mask_email(value),
             ));
             continue;
@@ -746,7 +766,18 @@ fn diff(
             });
         }
     }
+}
 
+/// Memberships and local admin rights to add, and those to take away: the sync's own that are
+/// no longer desired, or those an override withdraws.
+fn membership_changes(
+    desired: &DesiredUser,
+    existing: &ObservedUser,
+    network: &Network,
+    changes: &mut Vec<Change>,
+) {
+    let Network { groups, ledger, .. } = network;
+    let xid = desired.xid();
     let mut desired_eids = Vec::with_capacity(desired.memberships().len());
     for (name, m) in desired.memberships().iter() {
         let group = groups
@@ -796,24 +827,32 @@ fn diff(
             });
         }
     }
+}
 
-    changes.extend(primary_business_unit(desired, Some(existing), groups));
+/// Network admin granted when desired; taken away only when the sync granted it.
+fn network_role_change(
+    desired: &DesiredUser,
+    existing: &ObservedUser,
+    ledger: &Ledger,
+) -> Option<Change> {
     let wants_admin = desired.wants_network_admin();
     let is_admin = existing.role() == "admin";
+    let source = || desired.role().map(|r| r.from.clone());
     if wants_admin && !is_admin {
-        changes.push(Change::SetNetworkRole {
+        Some(Change::SetNetworkRole {
             from: existing.role().to_string(),
             to: NetworkRole::Admin,
-            source: desired.role().map(|r| r.from.clone()),
-        });
-    } else if !wants_admin && is_admin && ledger.granted_network_admin(xid) {
-        changes.push(Change::SetNetworkRole {
+            source: source(),
+        })
+    } else if !wants_admin && is_admin && ledger.granted_network_admin(desired.xid()) {
+        Some(Change::SetNetworkRole {
             from: "admin".into(),
             to: NetworkRole::Member,
-            source: desired.role().map(|r| r.from.clone()),
-        });
+            source: source(),
+        })
+    } else {
+        None
     }
-    changes
 }
 
 #[cfg(test)]

@@ -266,285 +266,220 @@ impl<'a> Phases<'a> {
     /// The desired people without an account by XID: linked by address, refused as an XID
     /// change, scheduled, left deleted, or invited.
     pub(super) fn joiners(&self, draft: &mut Draft<'a>) {
-        let Phases {
-            input,
-            network,
-            policy,
-            today,
-            ..
-        } = *self;
-        let PlanInput {
-            resolution,
-            observed,
-            ledger,
-            ..
-        } = *input;
-        let groups = network.groups;
-        let Index {
-            by_email,
-            by_other_email,
-            accounts,
-            excluded_ids,
-            ..
-        } = self.index;
-        let Draft {
-            warnings,
-            users,
-            scheduled,
-            deleted_outside,
-            skipped,
-            hold,
-            ..
-        } = draft;
-        let user_plan = |desired, account, action, changes, reason| {
-            self.user_plan(desired, account, action, changes, reason)
-        };
-        // Addresses as they will be once those changes are applied (apply updates accounts before
-        // it invites anyone), so that a joiner can take an address another account gives up.
-        // Kept as the changes to `by_email` (a few) rather than a copy of it (a million).
-        let new_addresses: HashMap<&str, &str> = users
-            .iter()
-            .flat_map(|user| {
-                user.changes.iter().filter_map(|change| match change {
-                    Change::SetProfile {
-                        field: ProfileField::Email,
-                        to,
-                        ..
-                    } => Some((user.eid.as_deref()?, to.as_str())),
-                    _ => None,
-                })
-            })
-            .collect();
-        let mut moving: HashSet<&str> = HashSet::new();
-        let mut arriving: HashMap<String, Vec<&ObservedUser>> = HashMap::new();
-        if !new_addresses.is_empty() {
-            for account in &observed.users {
-                if let Some(to) = new_addresses.get(account.eid.as_str()) {
-                    moving.insert(account.eid.as_str());
-                    arriving.entry(to.to_lowercase()).or_default().push(account);
-                }
-            }
-        }
-        let final_owners = |email: &str| -> Vec<&ObservedUser> {
-            let staying = by_email
-                .get(email)
-                .into_iter()
-                .flatten()
-                .filter(|o| !moving.contains(o.eid.as_str()));
-            staying
-                .chain(arriving.get(email).into_iter().flatten())
-                .copied()
-                .collect()
-        };
-        let unknown = resolution
+        let owners = AddressOwners::after_updates(self.index, self.input.observed, &draft.users);
+        let unknown = self
+            .input
+            .resolution
             .desired
             .values()
-            .zip(accounts)
+            .zip(&self.index.accounts)
             .filter_map(|(d, a)| a.is_none().then_some(d));
         for desired in unknown {
-            let email = desired
-                .get(ProfileField::Email)
-                .unwrap_or_default()
-                .to_lowercase();
-            let owners = final_owners(&email);
-            if owners.is_empty()
-                && let Some(account) = by_other_email.get(email.as_str())
-            {
-                // Speakap would hand that account to the invite: someone else's account, taken
-                // over by an address it has on the side.
-                let holder = match &account.xid {
-                    Some(xid) => format!("the account of XID {xid}"),
-                    None => format!("account {} (no XID)", account.eid),
-                };
-                skipped.push(SkippedRecord {
-                    line: desired.line(),
-                    xid: Some(desired.xid().to_string()),
-                    reasons: vec![format!(
-                        "email address is an address of {holder}, besides its primary one; the sync \
-                         never takes over an account by such an address: remove the address from \
-                         that account in Speakap, or correct the email in HR"
-                    )],
-                });
-                continue;
+            self.joiner(desired, &owners, draft);
+        }
+    }
+
+    /// One joiner, in order: an address another account has on the side, an account that has
+    /// the address, a later start date, a deletion by hand, an invitation that cannot be sent.
+    fn joiner(&self, desired: &DesiredUser, owners: &AddressOwners, draft: &mut Draft<'a>) {
+        let email = desired
+            .get(ProfileField::Email)
+            .unwrap_or_default()
+            .to_lowercase();
+        let owners = owners.of(&email);
+        if owners.is_empty()
+            && let Some(reason) = self.address_on_the_side(&email)
+        {
+            skip(draft, desired, reason);
+            return;
+        }
+        match owners.as_slice() {
+            [account] if account.xid.is_none() => {
+                // An account made by hand (or an invite whose XID was not set yet): link it.
+                let changes = diff(
+                    desired,
+                    account,
+                    self.network,
+                    Some(None),
+                    &mut draft.warnings,
+                );
+                let plan = self.user_plan(desired, account, UserAction::Update, changes, None);
+                draft.users.push(plan);
+                return;
             }
-            match owners.as_slice() {
-                [account] if account.xid.is_none() => {
-                    // An account made by hand (or an invite whose XID was not set yet): link it.
-                    let changes = diff(desired, account, network, Some(None), warnings);
-                    users.push(user_plan(
-                        desired,
-                        account,
-                        UserAction::Update,
-                        changes,
-                        None,
-                    ));
-                    continue;
-                }
-                [account, ..] => {
-                    let other = account.xid.clone().unwrap_or_default();
-                    let other_in_record = resolution.desired.contains_key(&other)
-                        || resolution.held.contains(&other)
-                        || resolution.ended.contains_key(&other)
-                        || excluded_ids.contains_key(other.as_str());
-                    let reason = if other_in_record {
-                        format!(
-                            "email address already belongs to the account of XID {other}, who is also in the HR record"
-                        )
-                    } else if policy.xid_change == XidChange::Relink
-                        && (!account.suspended || ledger.suspended_since(&other).is_some())
-                    {
-                        hold.insert(other.clone());
-                        let changes = diff(
-                            desired,
-                            account,
-                            network,
-                            Some(Some(other.clone())),
-                            warnings,
-                        );
-                        // A leaver the sync suspended comes back under the new XID: restored.
-                        let (action, reason) = if account.suspended {
-                            (
-                                UserAction::Restore,
-                                format!(
-                                    "XID change: the suspended account of XID {other} (no longer in the HR record) has this email address"
-                                ),
-                            )
-                        } else {
-                            (
-                                UserAction::Update,
-                                format!(
-                                    "XID change: the account of XID {other} (no longer in the HR record) has this email address"
-                                ),
-                            )
-                        };
-                        users.push(user_plan(desired, account, action, changes, Some(reason)));
-                        continue;
-                    } else if account.suspended && policy.xid_change == XidChange::Relink {
-                        hold.insert(other.clone());
-                        format!(
-                            "XID change: the account with this email address has XID {other} and was suspended outside the sync; reactivate it in Speakap to have it relinked"
-                        )
-                    } else {
-                        hold.insert(other.clone());
-                        format!(
-                            "looks like an XID change: the account with this email address has XID {other}, which is no longer in the HR record; \
-                             correct the XID in HR or in Speakap, or set policy.xid_change: relink (neither account is invited or removed meanwhile)"
-                        )
-                    };
-                    skipped.push(SkippedRecord {
-                        line: desired.line(),
-                        xid: Some(desired.xid().to_string()),
-                        reasons: vec![reason],
-                    });
-                    continue;
-                }
-                _ => {}
-            }
-            if let Some(start) = desired
-                .start_date()
-                .filter(|start| policy.invite.on_start_date && *start > today)
-            {
-                scheduled.push(Scheduled {
+            [account, ..] => return self.address_of_another_xid(desired, account, draft),
+            [] => {}
+        }
+        let policy = self.policy;
+        if let Some(start) = desired
+            .start_date()
+            .filter(|start| policy.invite.on_start_date && *start > self.today)
+        {
+            draft.scheduled.push(Scheduled {
+                xid: desired.xid().to_string(),
+                name: desired.display_name(),
+                line: desired.line(),
+                invite_on: start,
+                restore: false,
+            });
+            return;
+        }
+        let reason = match self.deleted_by_hand(desired) {
+            DeletedByHand::No => None,
+            DeletedByHand::Recreate(why) => Some(why.to_string()),
+            DeletedByHand::Respected => {
+                draft.deleted_outside.push(DeletedOutside {
                     xid: desired.xid().to_string(),
                     name: desired.display_name(),
                     line: desired.line(),
-                    invite_on: start,
-                    restore: false,
                 });
-                continue;
+                return;
             }
-            let mut reason = None;
-            if let Some(entry) = ledger.users.get(desired.xid()) {
-                let unchanged = entry.digest.as_deref() == Some(desired.digest().as_str());
-                if policy.manual_deletions == ManualDeletions::Respect
-                    && unchanged
-                    && !desired.restore()
-                {
-                    deleted_outside.push(DeletedOutside {
-                        xid: desired.xid().to_string(),
-                        name: desired.display_name(),
-                        line: desired.line(),
-                    });
-                    continue;
-                }
-                reason = Some(
-                    if desired.restore() {
-                        "recreated: deleted outside the sync; an override says restore: true"
-                    } else if unchanged {
-                        "recreated: deleted outside the sync (policy.manual_deletions: recreate)"
-                    } else {
-                        "recreated: deleted outside the sync, and the HR record or the rules' outcome changed since"
-                    }
-                    .to_string(),
-                );
+        };
+        self.invite(desired, reason, draft);
+    }
+
+    /// Speakap would hand the account that has `email` besides its primary address to the
+    /// invite: someone else's account, taken over by an address it has on the side.
+    fn address_on_the_side(&self, email: &str) -> Option<String> {
+        let account = self.index.by_other_email.get(email)?;
+        let holder = match &account.xid {
+            Some(xid) => format!("the account of XID {xid}"),
+            None => format!("account {} (no XID)", account.eid),
+        };
+        Some(format!(
+            "email address is an address of {holder}, besides its primary one; the sync \
+             never takes over an account by such an address: remove the address from \
+             that account in Speakap, or correct the email in HR"
+        ))
+    }
+
+    /// An invitation by the configured channel, or a skip when it lacks what that needs.
+    fn invite(&self, desired: &DesiredUser, reason: Option<String>, draft: &mut Draft<'a>) {
+        let channel = self.policy.invite.channel;
+        let missing = match channel {
+            InviteChannel::Sms
+                if desired
+                    .get(ProfileField::Phone)
+                    .unwrap_or_default()
+                    .is_empty() =>
+            {
+                Some("cannot invite by SMS: no phone number")
             }
-            let channel = policy.invite.channel;
-            let missing = match channel {
-                InviteChannel::Sms
-                    if desired
-                        .get(ProfileField::Phone)
-                        .unwrap_or_default()
-                        .is_empty() =>
-                {
-                    Some("cannot invite by SMS: no phone number")
-                }
-                InviteChannel::Sso if desired.upn().is_none() => {
-                    Some("cannot create an SSO account: no UPN")
-                }
-                _ => None,
+            InviteChannel::Sso if desired.upn().is_none() => {
+                Some("cannot create an SSO account: no UPN")
+            }
+            _ => None,
+        };
+        if let Some(problem) = missing {
+            skip(draft, desired, problem.to_string());
+            return;
+        }
+        let mut plan = invite(desired, self.network.groups, channel);
+        plan.reason = reason;
+        draft.users.push(plan);
+    }
+
+    /// A joiner whose address belongs to the account of another XID: someone else in the HR
+    /// record, or an XID change (relinked with `xid_change: relink`, else held and skipped).
+    fn address_of_another_xid(
+        &self,
+        desired: &DesiredUser,
+        account: &ObservedUser,
+        draft: &mut Draft<'a>,
+    ) {
+        let resolution = self.input.resolution;
+        let relink = self.policy.xid_change == XidChange::Relink;
+        let other = account.xid.clone().unwrap_or_default();
+        let other_in_record = resolution.desired.contains_key(&other)
+            || resolution.held.contains(&other)
+            || resolution.ended.contains_key(&other)
+            || self.index.excluded_ids.contains_key(other.as_str());
+        let reason = if other_in_record {
+            format!(
+                "email address already belongs to the account of XID {other}, who is also in the HR record"
+            )
+        } else if relink
+            && (!account.suspended || self.input.ledger.suspended_since(&other).is_some())
+        {
+            draft.hold.insert(other.clone());
+            let changes = diff(
+                desired,
+                account,
+                self.network,
+                Some(Some(other.clone())),
+                &mut draft.warnings,
+            );
+            // A leaver the sync suspended comes back under the new XID: restored.
+            let (action, reason) = if account.suspended {
+                (
+                    UserAction::Restore,
+                    format!(
+                        "XID change: the suspended account of XID {other} (no longer in the HR record) has this email address"
+                    ),
+                )
+            } else {
+                (
+                    UserAction::Update,
+                    format!(
+                        "XID change: the account of XID {other} (no longer in the HR record) has this email address"
+                    ),
+                )
             };
-            if let Some(problem) = missing {
-                skipped.push(SkippedRecord {
-                    line: desired.line(),
-                    xid: Some(desired.xid().to_string()),
-                    reasons: vec![problem.to_string()],
-                });
-                continue;
-            }
-            let mut plan = invite(desired, groups, channel);
-            plan.reason = reason;
-            users.push(plan);
+            let plan = self.user_plan(desired, account, action, changes, Some(reason));
+            draft.users.push(plan);
+            return;
+        } else if account.suspended && relink {
+            draft.hold.insert(other.clone());
+            format!(
+                "XID change: the account with this email address has XID {other} and was suspended outside the sync; reactivate it in Speakap to have it relinked"
+            )
+        } else {
+            draft.hold.insert(other.clone());
+            format!(
+                "looks like an XID change: the account with this email address has XID {other}, which is no longer in the HR record; \
+                 correct the XID in HR or in Speakap, or set policy.xid_change: relink (neither account is invited or removed meanwhile)"
+            )
+        };
+        skip(draft, desired, reason);
+    }
+
+    /// Whether a joiner's account was deleted outside the sync (the ledger knows them), and if
+    /// so, whether that deletion stands.
+    fn deleted_by_hand(&self, desired: &DesiredUser) -> DeletedByHand {
+        let Some(entry) = self.input.ledger.users.get(desired.xid()) else {
+            return DeletedByHand::No;
+        };
+        let unchanged = entry.digest.as_deref() == Some(desired.digest().as_str());
+        if desired.restore() {
+            DeletedByHand::Recreate(
+                "recreated: deleted outside the sync; an override says restore: true",
+            )
+        } else if !unchanged {
+            DeletedByHand::Recreate(
+                "recreated: deleted outside the sync, and the HR record or the rules' outcome changed since",
+            )
+        } else if self.policy.manual_deletions == ManualDeletions::Respect {
+            DeletedByHand::Respected
+        } else {
+            DeletedByHand::Recreate(
+                "recreated: deleted outside the sync (policy.manual_deletions: recreate)",
+            )
         }
     }
 
     /// Accounts whose XID is no longer desired: suspended, deleted after the grace period, or
     /// left alone (excluded, held, named by unread HR input, without an XID).
     pub(super) fn leavers(&self, draft: &mut Draft<'a>) {
-        let Phases {
-            input,
-            policy,
-            today,
-            grace,
-            ..
-        } = *self;
-        let PlanInput {
-            resolution,
-            observed,
-            ledger,
-            ..
-        } = *input;
-        let excluded_ids = &self.index.excluded_ids;
-        let Draft {
-            users,
-            unmanaged,
-            skipped,
-            hold,
-            rehired_after_grace,
-            ..
-        } = &mut *draft;
-        let mut leaving = Vec::new();
-        let mut offboards = 0;
-        let final_action = match policy.offboarding.then {
-            AfterGrace::Delete => UserAction::Delete,
-            AfterGrace::Anonymize => UserAction::Anonymize,
-        };
+        let resolution = self.input.resolution;
         // Accounts without an XID that no one is linked to are listed too: left alone, but the
         // reviewer sees the whole network.
-        let linked_eids: HashSet<String> = users.iter().filter_map(|u| u.eid.clone()).collect();
-        for account in &observed.users {
+        let linked_eids: HashSet<String> =
+            draft.users.iter().filter_map(|u| u.eid.clone()).collect();
+        for account in &self.input.observed.users {
             let Some(xid) = &account.xid else {
                 if !account.suspended && !linked_eids.contains(&account.eid) {
-                    unmanaged.push(Unmanaged {
+                    draft.unmanaged.push(Unmanaged {
                         xid: String::new(),
                         eid: account.eid.clone(),
                         reason: format!(
@@ -555,123 +490,120 @@ impl<'a> Phases<'a> {
                 }
                 continue;
             };
-            if let Some(reason) = excluded_ids.get(xid.as_str()) {
-                unmanaged.push(Unmanaged {
+            if let Some(reason) = self.index.excluded_ids.get(xid.as_str()) {
+                draft.unmanaged.push(Unmanaged {
                     xid: xid.clone(),
                     eid: account.eid.clone(),
                     reason: reason.clone(),
                 });
                 continue;
             }
-            if (resolution.desired.contains_key(xid) && !rehired_after_grace.contains(xid.as_str()))
-                || hold.contains(xid)
-            {
+            let desired = resolution.desired.contains_key(xid)
+                && !draft.rehired_after_grace.contains(xid.as_str());
+            if desired || draft.hold.contains(xid) {
                 continue;
             }
-            // HR input that was not read as a person names this account: its row may be the one
-            // that could not be read, so the account is left alone, and the plan says why.
-            let unread_at = |text: &str| {
-                let word = case_folded(text);
-                resolution.unread_words.get(word.as_ref()).copied()
-            };
-            if let Some(at) = unread_at(xid).or_else(|| unread_at(account.get(ProfileField::Email)))
-            {
-                let why = if at.row_line == at.line {
-                    "whose row could not be read".to_string()
-                } else {
-                    format!(
-                        "which is inside a value that starts on line {} and runs over several lines \
-                         (a quote not closed where it should be?)",
-                        at.row_line
-                    )
-                };
-                skipped.push(SkippedRecord {
-                    line: at.line,
-                    xid: Some(xid.clone()),
-                    reasons: vec![format!(
-                        "not offboarded: this account's XID or email address is on this line, {why}; \
-                         the account is left alone until the line is fixed"
-                    )],
-                });
-                continue;
-            }
-            let offboard = |action, reason: String| UserPlan {
-                xid: xid.clone(),
-                eid: Some(account.eid.clone()),
-                name: account.display_name(),
-                line: None,
-                action,
-                changes: Vec::new(),
-                reason: Some(reason),
-                invitation: None,
-                after: None,
-            };
-            if account.suspended {
-                match ledger.suspended_since(xid) {
-                    Some(since) => {
-                        let due = since.saturating_add(grace);
-                        if today >= due {
-                            let reason =
-                                format!("suspended since {since}; the grace period ended on {due}");
-                            users.push(offboard(final_action, reason));
-                        } else {
-                            leaving.push(Leaving {
-                                xid: xid.clone(),
-                                eid: account.eid.clone(),
-                                name: account.display_name(),
-                                suspended_since: since,
-                                then: policy.offboarding.then,
-                                on: due,
-                            });
-                        }
-                    }
-                    // Suspended by hand, or by a run that was stopped before it could record it: the
-                    // person has left HR either way, so the grace period starts now.
-                    None => leaving.push(Leaving {
-                        xid: xid.clone(),
-                        eid: account.eid.clone(),
-                        name: account.display_name(),
-                        suspended_since: today,
-                        then: policy.offboarding.then,
-                        on: today.saturating_add(grace),
-                    }),
-                }
-                continue;
-            }
-            let why = match resolution.ended.get(xid) {
-                Some(end) => format!("end date {end} has passed"),
-                None => "not in the HR record".to_string(),
-            };
-            offboards += 1;
-            if policy.offboarding.grace_days == 0 {
-                users.push(offboard(final_action, why));
+            if let Some(skipped) = self.named_by_unread_input(xid, account) {
+                draft.skipped.push(skipped);
+            } else if account.suspended {
+                self.suspended_leaver(xid, account, draft);
             } else {
-                let until = today.saturating_add(grace);
-                users.push(offboard(
-                    UserAction::Suspend,
-                    format!("{why}; recoverable until {until}"),
-                ));
+                self.offboard(xid, account, draft);
             }
         }
-        draft.leaving = leaving;
-        draft.offboards = offboards;
+    }
+
+    /// HR input that was not read as a person names this account: its row may be the one that
+    /// could not be read, so the account is left alone, and the plan says why.
+    fn named_by_unread_input(&self, xid: &str, account: &ObservedUser) -> Option<SkippedRecord> {
+        let unread_at = |text: &str| {
+            let word = case_folded(text);
+            self.input
+                .resolution
+                .unread_words
+                .get(word.as_ref())
+                .copied()
+        };
+        let at = unread_at(xid).or_else(|| unread_at(account.get(ProfileField::Email)))?;
+        let why = if at.row_line == at.line {
+            "whose row could not be read".to_string()
+        } else {
+            format!(
+                "which is inside a value that starts on line {} and runs over several lines \
+                 (a quote not closed where it should be?)",
+                at.row_line
+            )
+        };
+        Some(SkippedRecord {
+            line: at.line,
+            xid: Some(xid.to_string()),
+            reasons: vec![format!(
+                "not offboarded: this account's XID or email address is on this line, {why}; \
+                 the account is left alone until the line is fixed"
+            )],
+        })
+    }
+
+    /// A suspended leaver: deleted or anonymized once the grace period is over, else listed as
+    /// leaving on the day it ends.
+    fn suspended_leaver(&self, xid: &str, account: &ObservedUser, draft: &mut Draft<'a>) {
+        let (today, then) = (self.today, self.policy.offboarding.then);
+        let leaving = |since: Date, on: Date| Leaving {
+            xid: xid.to_string(),
+            eid: account.eid.clone(),
+            name: account.display_name(),
+            suspended_since: since,
+            then,
+            on,
+        };
+        match self.input.ledger.suspended_since(xid) {
+            Some(since) => {
+                let due = since.saturating_add(self.grace);
+                if today >= due {
+                    let reason =
+                        format!("suspended since {since}; the grace period ended on {due}");
+                    let action = self.final_action();
+                    draft.users.push(offboarding(xid, account, action, reason));
+                } else {
+                    draft.leaving.push(leaving(since, due));
+                }
+            }
+            // Suspended by hand, or by a run that was stopped before it could record it: the
+            // person has left HR either way, so the grace period starts now.
+            None => draft
+                .leaving
+                .push(leaving(today, today.saturating_add(self.grace))),
+        }
+    }
+
+    /// An active account whose person has left: suspended for the grace period, or at once
+    /// deleted or anonymized when there is none.
+    fn offboard(&self, xid: &str, account: &ObservedUser, draft: &mut Draft<'a>) {
+        let why = match self.input.resolution.ended.get(xid) {
+            Some(end) => format!("end date {end} has passed"),
+            None => "not in the HR record".to_string(),
+        };
+        draft.offboards += 1;
+        let plan = if self.policy.offboarding.grace_days == 0 {
+            offboarding(xid, account, self.final_action(), why)
+        } else {
+            let until = self.today.saturating_add(self.grace);
+            let reason = format!("{why}; recoverable until {until}");
+            offboarding(xid, account, UserAction::Suspend, reason)
+        };
+        draft.users.push(plan);
+    }
+
+    /// What happens to an account once the grace period is over.
+    fn final_action(&self) -> UserAction {
+        match self.policy.offboarding.then {
+            AfterGrace::Delete => UserAction::Delete,
+            AfterGrace::Anonymize => UserAction::Anonymize,
+        }
     }
 
     /// Sorted, counted and weighed against the safety thresholds.
     pub(super) fn finish(&self, draft: Draft<'a>) -> Plan {
-        let Phases {
-            input,
-            policy,
-            today,
-            ..
-        } = *self;
-        let PlanInput {
-            config,
-            resolution,
-            observed,
-            ..
-        } = *input;
-        let excluded_ids = &self.index.excluded_ids;
         let Draft {
             warnings,
             mut users,
@@ -707,6 +639,31 @@ impl<'a> Phases<'a> {
                 .filter(|c| c.grants_admin())
                 .count(),
         };
+        let safety = safety(&self.policy.safety, self.counts(&users, offboards));
+        let (input, config) = (self.input, self.input.config);
+        Plan {
+            format_version: FORMAT_VERSION,
+            network: config.sync.network.clone(),
+            config_commit: config.files.revision.commit_id().map(str::to_string),
+            hr: input.hr.clone(),
+            network_fingerprint: String::new(),
+            network_read: input.observed.read,
+            as_of: self.today,
+            users,
+            scheduled,
+            leaving,
+            deleted_outside,
+            skipped,
+            unmanaged,
+            warnings,
+            safety,
+            summary,
+        }
+    }
+
+    /// What the safety thresholds weigh.
+    fn counts(&self, users: &[UserPlan], offboards: usize) -> Counts {
+        let observed = self.input.observed;
         let managed_users = observed
             .users
             .iter()
@@ -714,7 +671,7 @@ impl<'a> Phases<'a> {
                 !u.suspended
                     && u.xid
                         .as_deref()
-                        .is_some_and(|x| !excluded_ids.contains_key(x))
+                        .is_some_and(|x| !self.index.excluded_ids.contains_key(x))
             })
             .count();
         let linked = users
@@ -735,34 +692,103 @@ impl<'a> Phases<'a> {
             .filter(|u| u.action != UserAction::Invite)
             .filter(|u| u.eid.as_deref().is_some_and(|eid| !suspended.contains(eid)))
             .count();
-        let safety = safety(
-            &policy.safety,
-            Counts {
-                offboards,
-                changed,
-                managed: managed_users,
-                linked,
-                records: resolution.record_count,
-            },
-        );
-
-        Plan {
-            format_version: FORMAT_VERSION,
-            network: config.sync.network.clone(),
-            config_commit: config.files.revision.commit_id().map(str::to_string),
-            hr: input.hr.clone(),
-            network_fingerprint: String::new(),
-            network_read: input.observed.read,
-            as_of: today,
-            users,
-            scheduled,
-            leaving,
-            deleted_outside,
-            skipped,
-            unmanaged,
-            warnings,
-            safety,
-            summary,
+        Counts {
+            offboards,
+            changed,
+            managed: managed_users,
+            linked,
+            records: self.input.resolution.record_count,
         }
+    }
+}
+
+enum DeletedByHand {
+    /// The ledger does not know the joiner: never had an account the sync made.
+    No,
+    /// Deleted by hand, and left so (`manual_deletions: respect`, nothing changed since).
+    Respected,
+    /// Deleted by hand, invited again: why.
+    Recreate(&'static str),
+}
+
+/// A leaver's account offboarded by `action`.
+fn offboarding(xid: &str, account: &ObservedUser, action: UserAction, reason: String) -> UserPlan {
+    UserPlan {
+        xid: xid.to_string(),
+        eid: Some(account.eid.clone()),
+        name: account.display_name(),
+        line: None,
+        action,
+        changes: Vec::new(),
+        reason: Some(reason),
+        invitation: None,
+        after: None,
+    }
+}
+
+/// A desired person's record skipped, with why.
+fn skip(draft: &mut Draft, desired: &DesiredUser, reason: String) {
+    draft.skipped.push(SkippedRecord {
+        line: desired.line(),
+        xid: Some(desired.xid().to_string()),
+        reasons: vec![reason],
+    });
+}
+
+/// Who has an address once the plan's updates are applied (apply updates accounts before it
+/// invites anyone), so that a joiner can take an address another account gives up. Kept as the
+/// changes to `by_email` (a few) rather than a copy of it (a million).
+struct AddressOwners<'a> {
+    by_email: &'a HashMap<Cow<'a, str>, Vec<&'a ObservedUser>>,
+    /// Accounts whose address the plan changes, by EID.
+    moving: HashSet<&'a str>,
+    /// Those accounts by their new address.
+    arriving: HashMap<String, Vec<&'a ObservedUser>>,
+}
+
+impl<'a> AddressOwners<'a> {
+    fn after_updates(index: &'a Index<'a>, observed: &'a Observed, users: &[UserPlan]) -> Self {
+        let new_addresses: HashMap<&str, &str> = users
+            .iter()
+            .flat_map(|user| {
+                user.changes.iter().filter_map(|change| match change {
+                    Change::SetProfile {
+                        field: ProfileField::Email,
+                        to,
+                        ..
+                    } => Some((user.eid.as_deref()?, to.as_str())),
+                    _ => None,
+                })
+            })
+            .collect();
+        let mut moving: HashSet<&str> = HashSet::new();
+        let mut arriving: HashMap<String, Vec<&ObservedUser>> = HashMap::new();
+        if !new_addresses.is_empty() {
+            for account in &observed.users {
+                if let Some(to) = new_addresses.get(account.eid.as_str()) {
+                    moving.insert(account.eid.as_str());
+                    arriving.entry(to.to_lowercase()).or_default().push(account);
+                }
+            }
+        }
+        AddressOwners {
+            by_email: &index.by_email,
+            moving,
+            arriving,
+        }
+    }
+
+    /// The accounts that have `email` (lower case) once the updates are applied.
+    fn of(&self, email: &str) -> Vec<&'a ObservedUser> {
+        let staying = self
+            .by_email
+            .get(email)
+            .into_iter()
+            .flatten()
+            .filter(|o| !self.moving.contains(o.eid.as_str()));
+        staying
+            .chain(self.arriving.get(email).into_iter().flatten())
+            .copied()
+            .collect()
     }
 }

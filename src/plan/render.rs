@@ -88,6 +88,46 @@ fn counted(n: usize, noun: &str) -> String {
 }
 
 pub fn text(plan: &Plan, paint: Paint) -> String {
+    let mut out = text_head(plan, paint);
+    for action in [
+        UserAction::Invite,
+        UserAction::Restore,
+        UserAction::Update,
+        UserAction::Suspend,
+        UserAction::Delete,
+        UserAction::Anonymize,
+    ] {
+        for user in plan.users.iter().filter(|u| u.action == action) {
+            render_user(&mut out, user, &plan.hr.locator, paint);
+        }
+    }
+    if !plan.users.is_empty() {
+        out.push('\n');
+    }
+    people_lists(&mut out, plan, paint);
+    record_lists(&mut out, plan, paint);
+    if plan.safety.blocked {
+        out.push_str(&format!(
+            "{} {}\n\n",
+            paint.red("Blocked:"),
+            blocked_message(plan)
+        ));
+    }
+    if plan.summary.has_changes() {
+        out.push_str(&paint.bold(&format!("Plan: {}.\n", plan.summary.line())));
+    } else {
+        out.push_str(&paint.bold(&format!(
+            "No changes: the network matches the HR record ({} record{} skipped).\n",
+            plan.summary.skipped,
+            if plan.summary.skipped == 1 { "" } else { "s" }
+        )));
+    }
+    out.push_str(&format!("Checksum: {}\n", plan.checksum()));
+    out
+}
+
+/// The network, the config commit, the HR snapshot and the day the plan is for.
+fn text_head(plan: &Plan, paint: Paint) -> String {
     let mut out = String::new();
     out.push_str(&paint.bold(&format!(
         "Plan for network {} ({})\n",
@@ -115,130 +155,125 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
         &plan.hr.sha256[..12.min(plan.hr.sha256.len())],
         plan.as_of
     ));
+    out
+}
 
-    for action in [
-        UserAction::Invite,
-        UserAction::Restore,
-        UserAction::Update,
-        UserAction::Suspend,
-        UserAction::Delete,
-        UserAction::Anonymize,
-    ] {
-        for user in plan.users.iter().filter(|u| u.action == action) {
-            render_user(&mut out, user, &plan.hr.locator, paint);
+/// A list under its heading, indented, with a blank line after it; nothing when empty.
+fn list(out: &mut String, paint: Paint, heading: String, lines: Vec<String>) {
+    if !lines.is_empty() {
+        out.push_str(&paint.bold(&heading));
+        for line in lines {
+            out.push_str(&format!("  {line}\n"));
         }
-    }
-    if !plan.users.is_empty() {
         out.push('\n');
     }
+}
 
-    if !plan.scheduled.is_empty() {
-        out.push_str(&paint.bold(&format!(
+/// Scheduled joiners, leavers in their grace period, and accounts deleted by hand.
+fn people_lists(out: &mut String, plan: &Plan, paint: Paint) {
+    let locator = &plan.hr.locator;
+    list(
+        out,
+        paint,
+        format!(
             "Scheduled ({}): start date still to come\n",
             plan.scheduled.len()
-        )));
-        for s in &plan.scheduled {
-            out.push_str(&format!(
-                "  {} {}  {} on {}  (HR {})\n",
-                inert(&s.xid),
-                inert(&s.name),
-                if s.restore { "restore" } else { "invite" },
-                s.invite_on,
-                plan.hr.locator.short(s.line)
-            ));
-        }
-        out.push('\n');
-    }
-    if !plan.leaving.is_empty() {
-        out.push_str(&paint.bold(&format!(
+        ),
+        plan.scheduled
+            .iter()
+            .map(|s| {
+                let what = if s.restore { "restore" } else { "invite" };
+                let (xid, name) = (inert(&s.xid), inert(&s.name));
+                let line = locator.short(s.line);
+                format!("{xid} {name}  {what} on {}  (HR {line})", s.invite_on)
+            })
+            .collect(),
+    );
+    list(
+        out,
+        paint,
+        format!(
             "Leaving ({}): suspended, recoverable until the grace period ends\n",
             plan.leaving.len()
-        )));
-        for l in &plan.leaving {
-            let then = l.then.past_tense();
-            out.push_str(&format!(
-                "  {} {}  suspended since {}, {then} on {}\n",
-                inert(&l.xid),
-                inert(&l.name),
-                l.suspended_since,
-                l.on
-            ));
-        }
-        out.push('\n');
-    }
-    if !plan.deleted_outside.is_empty() {
-        out.push_str(&paint.bold(&format!(
+        ),
+        plan.leaving
+            .iter()
+            .map(|l| {
+                let then = l.then.past_tense();
+                let (xid, name) = (inert(&l.xid), inert(&l.name));
+                format!(
+                    "{xid} {name}  suspended since {}, {then} on {}",
+                    l.suspended_since, l.on
+                )
+            })
+            .collect(),
+    );
+    list(
+        out,
+        paint,
+        format!(
             "Deleted outside sync ({}): not recreated until their HR record or the rules' outcome changes, or an override says restore: true\n",
             plan.deleted_outside.len()
-        )));
-        for d in &plan.deleted_outside {
-            out.push_str(&format!(
-                "  {} {}  (HR {})\n",
-                inert(&d.xid),
-                inert(&d.name),
-                plan.hr.locator.short(d.line)
-            ));
-        }
-        out.push('\n');
-    }
-    if !plan.skipped.is_empty() {
-        out.push_str(&paint.bold(&format!(
+        ),
+        plan.deleted_outside
+            .iter()
+            .map(|d| {
+                let (xid, name) = (inert(&d.xid), inert(&d.name));
+                format!("{xid} {name}  (HR {})", locator.short(d.line))
+            })
+            .collect(),
+    );
+}
+
+/// Skipped records, unmanaged accounts and warnings.
+fn record_lists(out: &mut String, plan: &Plan, paint: Paint) {
+    list(
+        out,
+        paint,
+        format!(
             "Skipped records ({}): not processed; their accounts are left untouched\n",
             plan.skipped.len()
-        )));
-        for s in &plan.skipped {
-            let who = s
-                .xid
-                .as_deref()
-                .map_or_else(|| "no XID".to_string(), |x| format!("XID {}", inert(x)));
-            out.push_str(&format!(
-                "  {}  {who}: {}\n",
-                inert(&plan.hr.origin(s.line).to_string()),
-                inert(&s.reasons.join("; "))
-            ));
-        }
-        out.push('\n');
-    }
-    if !plan.unmanaged.is_empty() {
-        out.push_str(&paint.bold(&format!(
+        ),
+        plan.skipped
+            .iter()
+            .map(|s| {
+                let who = s
+                    .xid
+                    .as_deref()
+                    .map_or_else(|| "no XID".to_string(), |x| format!("XID {}", inert(x)));
+                let at = inert(&plan.hr.origin(s.line).to_string()).into_owned();
+                format!("{at}  {who}: {}", inert(&s.reasons.join("; ")))
+            })
+            .collect(),
+    );
+    list(
+        out,
+        paint,
+        format!(
             "Unmanaged ({}): in the network, left alone\n",
             plan.unmanaged.len()
-        )));
-        for u in &plan.unmanaged {
-            let who = if u.xid.is_empty() {
-                format!("({})", inert(&u.label()))
-            } else {
-                inert(&u.label()).into_owned()
-            };
-            out.push_str(&format!("  {who}  {}\n", inert(&u.reason)));
-        }
-        out.push('\n');
-    }
-    if !plan.warnings.is_empty() {
-        out.push_str(&paint.bold(&format!("Warnings ({})\n", plan.warnings.len())));
-        for w in &plan.warnings {
-            out.push_str(&format!("  {} {}\n", paint.yellow("!"), inert(w)));
-        }
-        out.push('\n');
-    }
-    if plan.safety.blocked {
-        out.push_str(&format!(
-            "{} {}\n\n",
-            paint.red("Blocked:"),
-            blocked_message(plan)
-        ));
-    }
-    if plan.summary.has_changes() {
-        out.push_str(&paint.bold(&format!("Plan: {}.\n", plan.summary.line())));
-    } else {
-        out.push_str(&paint.bold(&format!(
-            "No changes: the network matches the HR record ({} record{} skipped).\n",
-            plan.summary.skipped,
-            if plan.summary.skipped == 1 { "" } else { "s" }
-        )));
-    }
-    out.push_str(&format!("Checksum: {}\n", plan.checksum()));
-    out
+        ),
+        plan.unmanaged
+            .iter()
+            .map(|u| {
+                let who = if u.xid.is_empty() {
+                    format!("({})", inert(&u.label()))
+                } else {
+                    inert(&u.label()).into_owned()
+                };
+                format!("{who}  {}", inert(&u.reason))
+            })
+            .collect(),
+    );
+    list(
+        out,
+        paint,
+        format!("Warnings ({})\n", plan.warnings.len()),
+        plan.warnings
+            .iter()
+            .map(|w| format!("{} {}", paint.yellow("!"), inert(w)))
+            .collect(),
+    );
 }
 
 pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, paint: Paint) {
@@ -272,87 +307,95 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
     }
     render_profile_diff(out, user, locator, paint);
     for change in &user.changes {
+        let Some(line) = change_line(change, locator, paint) else {
+            continue;
+        };
         let marker = if change.grants_admin() {
             paint.yellow("⚠")
         } else {
             " ".to_string()
         };
-        let line = match change {
-            Change::SetXid { .. } | Change::SetProfile { .. } => continue,
-            Change::AddMembership {
-                group,
-                kind,
-                admin,
-                source,
-                ..
-            } => {
-                let role = if *admin { " as local admin" } else { "" };
-                format!(
-                    "{} {} \"{}\"{role}  {}",
-                    paint.green("+"),
-                    kind.label(),
-                    inert(group),
-                    paint.dim(&inert(&source.describe(locator)))
-                )
-            }
-            Change::RemoveMembership { group, source, .. } => {
-                format!(
-                    "{} group \"{}\"  {}",
-                    paint.red("-"),
-                    inert(group),
-                    paint.dim(&describe(source))
-                )
-            }
-            Change::SetGroupAdmin {
-                group,
-                admin: true,
-                source,
-                ..
-            } => {
-                format!(
-                    "{} local admin of \"{}\"  {}",
-                    paint.green("+"),
-                    inert(group),
-                    paint.dim(&describe(source))
-                )
-            }
-            Change::SetGroupAdmin {
-                group,
-                admin: false,
-                ..
-            } => {
-                format!(
-                    "{} local admin of \"{}\"  {}",
-                    paint.red("-"),
-                    inert(group),
-                    paint.dim("granted by the sync, no longer desired")
-                )
-            }
-            Change::SetPrimaryBusinessUnit {
-                from, to, source, ..
-            } => {
-                let was = from
-                    .as_ref()
-                    .map_or(String::new(), |f| format!(" (was \"{}\")", inert(f)));
-                format!(
-                    "{} primary business unit \"{}\"{was}  {}",
-                    paint.yellow("~"),
-                    inert(to),
-                    paint.dim(&inert(&source.to_string()))
-                )
-            }
-            Change::SetNetworkRole { from, to, source } => {
-                format!(
-                    "{} network role {} → {}  {}",
-                    paint.yellow("~"),
-                    inert(&from.to_string()),
-                    to.as_str(),
-                    paint.dim(&describe(source))
-                )
-            }
-        };
         out.push_str(&format!("    {marker} {line}\n"));
     }
+}
+
+/// A membership or role change as a line; profile and XID changes are shown as a diff instead.
+fn change_line(change: &Change, locator: &Locator, paint: Paint) -> Option<String> {
+    let line = match change {
+        Change::SetXid { .. } | Change::SetProfile { .. } => return None,
+        Change::AddMembership {
+            group,
+            kind,
+            admin,
+            source,
+            ..
+        } => {
+            let role = if *admin { " as local admin" } else { "" };
+            format!(
+                "{} {} \"{}\"{role}  {}",
+                paint.green("+"),
+                kind.label(),
+                inert(group),
+                paint.dim(&inert(&source.describe(locator)))
+            )
+        }
+        Change::RemoveMembership { group, source, .. } => {
+            format!(
+                "{} group \"{}\"  {}",
+                paint.red("-"),
+                inert(group),
+                paint.dim(&describe(source))
+            )
+        }
+        Change::SetGroupAdmin {
+            group,
+            admin: true,
+            source,
+            ..
+        } => {
+            format!(
+                "{} local admin of \"{}\"  {}",
+                paint.green("+"),
+                inert(group),
+                paint.dim(&describe(source))
+            )
+        }
+        Change::SetGroupAdmin {
+            group,
+            admin: false,
+            ..
+        } => {
+            format!(
+                "{} local admin of \"{}\"  {}",
+                paint.red("-"),
+                inert(group),
+                paint.dim("granted by the sync, no longer desired")
+            )
+        }
+        Change::SetPrimaryBusinessUnit {
+            from, to, source, ..
+        } => {
+            let was = from
+                .as_ref()
+                .map_or(String::new(), |f| format!(" (was \"{}\")", inert(f)));
+            format!(
+                "{} primary business unit \"{}\"{was}  {}",
+                paint.yellow("~"),
+                inert(to),
+                paint.dim(&inert(&source.to_string()))
+            )
+        }
+        Change::SetNetworkRole { from, to, source } => {
+            format!(
+                "{} network role {} → {}  {}",
+                paint.yellow("~"),
+                inert(&from.to_string()),
+                to.as_str(),
+                paint.dim(&describe(source))
+            )
+        }
+    };
+    Some(line)
 }
 
 fn describe(source: &Option<Provenance>) -> String {

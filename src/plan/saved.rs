@@ -394,72 +394,7 @@ impl<'a> User<'a> {
         let changes = user
             .changes
             .iter()
-            .map(|change| match change {
-                Change::SetXid { from, to } => Step::SetXid {
-                    from: from.as_deref().map(Cow::Borrowed),
-                    to: Cow::Borrowed(to),
-                },
-                Change::SetProfile {
-                    field,
-                    from,
-                    to,
-                    source,
-                } => Step::SetProfile {
-                    field: *field,
-                    from: Cow::Borrowed(from),
-                    to: Cow::Borrowed(to),
-                    cite: cite(source),
-                },
-                Change::AddMembership {
-                    group,
-                    group_eid,
-                    kind,
-                    admin,
-                    source,
-                } => Step::AddMembership {
-                    group: Cow::Borrowed(group),
-                    group_eid: Cow::Borrowed(group_eid),
-                    kind: *kind,
-                    admin: *admin,
-                    cite: cite(source),
-                },
-                Change::RemoveMembership {
-                    group,
-                    group_eid,
-                    source,
-                } => Step::RemoveMembership {
-                    group: Cow::Borrowed(group),
-                    group_eid: Cow::Borrowed(group_eid),
-                    cite: source.as_ref().map(&mut cite),
-                },
-                Change::SetGroupAdmin {
-                    group,
-                    group_eid,
-                    admin,
-                    source,
-                } => Step::SetGroupAdmin {
-                    group: Cow::Borrowed(group),
-                    group_eid: Cow::Borrowed(group_eid),
-                    admin: *admin,
-                    cite: source.as_ref().map(&mut cite),
-                },
-                Change::SetNetworkRole { from, to, source } => Step::SetNetworkRole {
-                    from: Cow::Borrowed(from),
-                    to: *to,
-                    cite: source.as_ref().map(&mut cite),
-                },
-                Change::SetPrimaryBusinessUnit {
-                    from,
-                    to,
-                    group_eid,
-                    source,
-                } => Step::SetPrimaryBusinessUnit {
-                    from: from.as_deref().map(Cow::Borrowed),
-                    to: Cow::Borrowed(to),
-                    group_eid: Cow::Borrowed(group_eid),
-                    cite: cite(source),
-                },
-            })
+            .map(|change| Step::encode(change, &mut cite))
             .collect();
         User {
             xid: Cow::Borrowed(&user.xid),
@@ -495,78 +430,10 @@ impl<'a> User<'a> {
                 other => other.clone(),
             })
         };
-        let optional = |cite: Option<Cite>| cite.map(provenance).transpose();
         let changes = self
             .changes
             .into_iter()
-            .map(|step| {
-                Ok(match step {
-                    Step::SetXid { from, to } => Change::SetXid {
-                        from: from.map(Cow::into_owned),
-                        to: to.into_owned(),
-                    },
-                    Step::SetProfile {
-                        field,
-                        from,
-                        to,
-                        cite,
-                    } => Change::SetProfile {
-                        field,
-                        from: from.into_owned(),
-                        to: to.into_owned(),
-                        source: provenance(cite)?,
-                    },
-                    Step::AddMembership {
-                        group,
-                        group_eid,
-                        kind,
-                        admin,
-                        cite,
-                    } => Change::AddMembership {
-                        group: group.into_owned(),
-                        group_eid: group_eid.into_owned(),
-                        kind,
-                        admin,
-                        source: provenance(cite)?,
-                    },
-                    Step::RemoveMembership {
-                        group,
-                        group_eid,
-                        cite,
-                    } => Change::RemoveMembership {
-                        group: group.into_owned(),
-                        group_eid: group_eid.into_owned(),
-                        source: optional(cite)?,
-                    },
-                    Step::SetGroupAdmin {
-                        group,
-                        group_eid,
-                        admin,
-                        cite,
-                    } => Change::SetGroupAdmin {
-                        group: group.into_owned(),
-                        group_eid: group_eid.into_owned(),
-                        admin,
-                        source: optional(cite)?,
-                    },
-                    Step::SetNetworkRole { from, to, cite } => Change::SetNetworkRole {
-                        from: from.into_owned(),
-                        to,
-                        source: optional(cite)?,
-                    },
-                    Step::SetPrimaryBusinessUnit {
-                        from,
-                        to,
-                        group_eid,
-                        cite,
-                    } => Change::SetPrimaryBusinessUnit {
-                        from: from.map(Cow::into_owned),
-                        to: to.into_owned(),
-                        group_eid: group_eid.into_owned(),
-                        source: provenance(cite)?,
-                    },
-                })
-            })
+            .map(|step| step.decode(&provenance))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(UserPlan {
             xid,
@@ -578,6 +445,150 @@ impl<'a> User<'a> {
             reason: self.reason.map(Cow::into_owned),
             invitation: self.invitation.map(Cow::into_owned),
             after: self.after.map(Cow::into_owned),
+        })
+    }
+}
+
+impl<'a> Step<'a> {
+    fn encode(change: &'a Change, cite: &mut impl FnMut(&'a Provenance) -> Cite) -> Step<'a> {
+        match change {
+            Change::SetXid { from, to } => Step::SetXid {
+                from: from.as_deref().map(Cow::Borrowed),
+                to: Cow::Borrowed(to),
+            },
+            Change::SetProfile {
+                field,
+                from,
+                to,
+                source,
+            } => Step::SetProfile {
+                field: *field,
+                from: Cow::Borrowed(from),
+                to: Cow::Borrowed(to),
+                cite: cite(source),
+            },
+            Change::AddMembership {
+                group,
+                group_eid,
+                kind,
+                admin,
+                source,
+            } => Step::AddMembership {
+                group: Cow::Borrowed(group),
+                group_eid: Cow::Borrowed(group_eid),
+                kind: *kind,
+                admin: *admin,
+                cite: cite(source),
+            },
+            Change::RemoveMembership {
+                group,
+                group_eid,
+                source,
+            } => Step::RemoveMembership {
+                group: Cow::Borrowed(group),
+                group_eid: Cow::Borrowed(group_eid),
+                cite: source.as_ref().map(&mut *cite),
+            },
+            Change::SetGroupAdmin {
+                group,
+                group_eid,
+                admin,
+                source,
+            } => Step::SetGroupAdmin {
+                group: Cow::Borrowed(group),
+                group_eid: Cow::Borrowed(group_eid),
+                admin: *admin,
+                cite: source.as_ref().map(&mut *cite),
+            },
+            Change::SetNetworkRole { from, to, source } => Step::SetNetworkRole {
+                from: Cow::Borrowed(from),
+                to: *to,
+                cite: source.as_ref().map(&mut *cite),
+            },
+            Change::SetPrimaryBusinessUnit {
+                from,
+                to,
+                group_eid,
+                source,
+            } => Step::SetPrimaryBusinessUnit {
+                from: from.as_deref().map(Cow::Borrowed),
+                to: Cow::Borrowed(to),
+                group_eid: Cow::Borrowed(group_eid),
+                cite: cite(source),
+            },
+        }
+    }
+
+    fn decode(
+        self,
+        provenance: &impl Fn(Cite) -> Result<Provenance, String>,
+    ) -> Result<Change, String> {
+        let optional = |cite: Option<Cite>| cite.map(provenance).transpose();
+        Ok(match self {
+            Step::SetXid { from, to } => Change::SetXid {
+                from: from.map(Cow::into_owned),
+                to: to.into_owned(),
+            },
+            Step::SetProfile {
+                field,
+                from,
+                to,
+                cite,
+            } => Change::SetProfile {
+                field,
+                from: from.into_owned(),
+                to: to.into_owned(),
+                source: provenance(cite)?,
+            },
+            Step::AddMembership {
+                group,
+                group_eid,
+                kind,
+                admin,
+                cite,
+            } => Change::AddMembership {
+                group: group.into_owned(),
+                group_eid: group_eid.into_owned(),
+                kind,
+                admin,
+                source: provenance(cite)?,
+            },
+            Step::RemoveMembership {
+                group,
+                group_eid,
+                cite,
+            } => Change::RemoveMembership {
+                group: group.into_owned(),
+                group_eid: group_eid.into_owned(),
+                source: optional(cite)?,
+            },
+            Step::SetGroupAdmin {
+                group,
+                group_eid,
+                admin,
+                cite,
+            } => Change::SetGroupAdmin {
+                group: group.into_owned(),
+                group_eid: group_eid.into_owned(),
+                admin,
+                source: optional(cite)?,
+            },
+            Step::SetNetworkRole { from, to, cite } => Change::SetNetworkRole {
+                from: from.into_owned(),
+                to,
+                source: optional(cite)?,
+            },
+            Step::SetPrimaryBusinessUnit {
+                from,
+                to,
+                group_eid,
+                cite,
+            } => Change::SetPrimaryBusinessUnit {
+                from: from.map(Cow::into_owned),
+                to: to.into_owned(),
+                group_eid: group_eid.into_owned(),
+                source: provenance(cite)?,
+            },
         })
     }
 }

@@ -94,6 +94,9 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
 /// A simulator serving on a loopback port.
 pub struct RunningSim {
     pub url: String,
+    /// The network came from a state file made from another seed than the one given: edits to
+    /// the seed are not in it until the state file is removed.
+    pub seed_changed: bool,
     shared: Arc<Shared>,
     shutdown: oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -112,30 +115,10 @@ impl RunningSim {
 
 /// Loads the network (state file, else seed, else empty) and serves it on `addr`.
 pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, SimError> {
-    let network = match &config.state_file {
-        Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
-            let mut network: Network = serde_json::from_str(&text)
-                .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
-            network.reindex();
-            if network.network != config.network {
-                return Err(SimError::State(format!(
-                    "{} holds network {}, not {}; delete it to start again",
-                    path.display(),
-                    network.network,
-                    config.network
-                )));
-            }
-            network
-        }
-        _ => {
-            let mut network = Network::new(&config.network);
-            if let Some(seed) = &config.seed {
-                network.apply_seed(seed)?;
-            }
-            network
-        }
+    let network = load_network(&config)?;
+    let seed_changed = match (&network.seed_digest, &config.seed) {
+        (Some(recorded), Some(seed)) => *recorded != seed.digest(),
+        _ => false,
     };
     let shared = Arc::new(Shared {
         network: Mutex::new(network),
@@ -180,10 +163,40 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
     };
     Ok(RunningSim {
         url: format!("http://{local}"),
+        seed_changed,
         shared,
         shutdown,
         server,
         flusher,
+    })
+}
+
+/// The network from the state file, else from the seed, else empty.
+fn load_network(config: &SimConfig) -> Result<Network, SimError> {
+    Ok(match &config.state_file {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
+            let mut network: Network = serde_json::from_str(&text)
+                .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
+            network.reindex();
+            if network.network != config.network {
+                return Err(SimError::State(format!(
+                    "{} holds network {}, not {}; delete it to start again",
+                    path.display(),
+                    network.network,
+                    config.network
+                )));
+            }
+            network
+        }
+        _ => {
+            let mut network = Network::new(&config.network);
+            if let Some(seed) = &config.seed {
+                network.apply_seed(seed)?;
+            }
+            network
+        }
     })
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub use crate::speakap::seed::{Seed, SeedGroup, SeedUser};
 use crate::speakap::wire;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,10 @@ pub struct Network {
     groups: BTreeMap<String, wire::Group>,
     #[serde(serialize_with = "sorted")]
     memberships: HashMap<String, SimMembership>,
+    /// The digest of the seed the network was made from ([`Seed::digest`]): a seed edited
+    /// since is noticed. Absent in state files from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_digest: Option<String>,
     #[serde(skip)]
     dirty: bool,
     /// Derived from the maps above (rebuilt by `reindex` after loading), so that a request costs
@@ -110,54 +115,6 @@ fn index_remove(map: &mut HashMap<String, BTreeSet<String>>, key: &str, eid: &st
     }
 }
 
-/// A human-writable starting network (see example-repo/simulator/seed.json).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Seed {
-    #[serde(default)]
-    pub groups: Vec<SeedGroup>,
-    #[serde(default)]
-    pub users: Vec<SeedUser>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedGroup {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub group_type: String,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SeedUser {
-    #[serde(default)]
-    pub xid: Option<String>,
-    pub email: String,
-    /// Addresses besides the primary one.
-    #[serde(default)]
-    pub other_emails: Vec<String>,
-    #[serde(default)]
-    pub first_name: String,
-    #[serde(default)]
-    pub infix: String,
-    #[serde(default)]
-    pub family_name: String,
-    #[serde(default)]
-    pub job_title: Option<String>,
-    #[serde(default)]
-    pub phone: Option<String>,
-    /// `member` (default), `admin` or `invitee`.
-    #[serde(default)]
-    pub role: Option<String>,
-    /// Group names.
-    #[serde(default)]
-    pub groups: Vec<String>,
-    /// Group names where the user is a local admin.
-    #[serde(default)]
-    pub admin_of: Vec<String>,
-}
-
 /// Suspended accounts can be restored for 30 days.
 const RECOVERABLE_SECONDS: i64 = 30 * 24 * 3600;
 
@@ -186,6 +143,7 @@ impl Network {
             users: HashMap::new(),
             groups: BTreeMap::new(),
             memberships: HashMap::new(),
+            seed_digest: None,
             dirty: true,
             index: Index::default(),
         }
@@ -282,76 +240,126 @@ impl Network {
         digest[..16].to_string()
     }
 
+    /// Adds a seed's groups and accounts, and records the seed's digest.
     pub fn apply_seed(&mut self, seed: &Seed) -> Result<(), SimError> {
         for g in &seed.groups {
-            self.create_group(&g.name, &g.group_type)?;
+            self.insert_group(g.eid.as_deref(), &g.name, &g.group_type)?;
         }
         // Name → groups in EID order, looked up once per seeded membership.
         let mut by_name: HashMap<String, Vec<wire::Group>> = HashMap::new();
         for g in self.groups.values() {
             by_name.entry(g.name.clone()).or_default().push(g.clone());
         }
+        let now = jiff::Timestamp::now().as_second();
         for u in &seed.users {
-            let eid = self.new_eid("user");
-            let role = u.role.clone().unwrap_or_else(|| "member".into());
-            if !ROLES.contains(&role.as_str()) {
-                return Err(SimError::Invalid(format!(
-                    "seed user {}: role `{role}`",
-                    u.email
-                )));
-            }
-            self.users.insert(
-                eid.clone(),
-                SimUser {
-                    eid: eid.clone(),
-                    xid: u.xid.clone(),
-                    name: wire::Name {
-                        first_name: u.first_name.clone(),
-                        infix: u.infix.clone(),
-                        family_name: u.family_name.clone(),
-                    },
-                    job_title: u.job_title.clone(),
-                    telephone_numbers: u.phone.iter().cloned().collect(),
-                    email_addresses: std::iter::once(&u.email)
-                        .chain(&u.other_emails)
-                        .cloned()
-                        .collect(),
-                    primary_email: u.email.clone(),
-                    deleted: false,
-                    suspended_at: None,
-                    primary_business_unit: None,
-                },
-            );
-            self.index_user(&eid);
-            self.add_membership(&eid, None, &role);
-            for name in u.groups.iter().chain(&u.admin_of) {
-                let group = by_name
-                    .get(name)
-                    .and_then(|groups| groups.first())
-                    .map(|g| g.eid.clone())
-                    .ok_or_else(|| SimError::Invalid(format!("no group named `{name}`")))?;
-                if self.membership_of(&eid, Some(&group)).is_none() {
-                    let role = if u.admin_of.contains(name) {
-                        "admin"
-                    } else {
-                        "member"
-                    };
-                    self.add_membership(&eid, Some(group), role);
-                }
-            }
-            // A seeded user's first business unit is their primary one.
-            let primary = u.groups.iter().chain(&u.admin_of).find_map(|name| {
-                by_name
-                    .get(name)?
-                    .iter()
-                    .find(|g| g.group_type == "business_unit")
-                    .map(|g| g.eid.clone())
-            });
-            if let Some(user) = self.users.get_mut(&eid) {
-                user.primary_business_unit = primary;
+            self.seed_user(u, &by_name, now)?;
+        }
+        self.seed_digest = Some(seed.digest());
+        Ok(())
+    }
+
+    /// The group a seed names: by name (the first in EID order), else by EID.
+    fn seed_group<'a>(
+        &'a self,
+        by_name: &'a HashMap<String, Vec<wire::Group>>,
+        reference: &str,
+    ) -> Result<&'a wire::Group, SimError> {
+        by_name
+            .get(reference)
+            .and_then(|groups| groups.first())
+            .or_else(|| self.groups.get(reference))
+            .ok_or_else(|| SimError::Invalid(format!("no group named `{reference}`")))
+    }
+
+    fn seed_user(
+        &mut self,
+        u: &SeedUser,
+        by_name: &HashMap<String, Vec<wire::Group>>,
+        now: i64,
+    ) -> Result<(), SimError> {
+        let eid = match &u.eid {
+            Some(eid) => self.unused_eid(eid, "user")?,
+            None => self.new_eid("user"),
+        };
+        let role = u.role.clone().unwrap_or_else(|| "member".into());
+        if !ROLES.contains(&role.as_str()) {
+            return Err(SimError::Invalid(format!(
+                "seed user {}: role `{role}`",
+                u.email
+            )));
+        }
+        let mut memberships = Vec::new();
+        for reference in u.groups.iter().chain(&u.admin_of) {
+            let group = self.seed_group(by_name, reference)?.eid.clone();
+            let role = if u.admin_of.contains(reference) {
+                "admin"
+            } else {
+                "member"
+            };
+            if !memberships.iter().any(|(g, _)| *g == group) {
+                memberships.push((group, role));
             }
         }
+        // The primary business unit: as given, else the first business unit named.
+        let primary = match &u.primary_business_unit {
+            Some(reference) => Some(self.seed_group(by_name, reference)?.eid.clone()),
+            None => u.groups.iter().chain(&u.admin_of).find_map(|reference| {
+                by_name
+                    .get(reference)
+                    .into_iter()
+                    .flatten()
+                    .chain(self.groups.get(reference))
+                    .find(|g| g.group_type == "business_unit")
+                    .map(|g| g.eid.clone())
+            }),
+        };
+        self.users.insert(
+            eid.clone(),
+            SimUser {
+                eid: eid.clone(),
+                xid: u.xid.clone(),
+                name: wire::Name {
+                    first_name: u.first_name.clone(),
+                    infix: u.infix.clone(),
+                    family_name: u.family_name.clone(),
+                },
+                job_title: u.job_title.clone(),
+                telephone_numbers: u.phone.iter().cloned().collect(),
+                email_addresses: std::iter::once(&u.email)
+                    .chain(&u.other_emails)
+                    .cloned()
+                    .collect(),
+                primary_email: u.email.clone(),
+                deleted: false,
+                suspended_at: u.suspended.then_some(now),
+                primary_business_unit: primary,
+            },
+        );
+        self.index_user(&eid);
+        self.add_membership(&eid, None, &role);
+        for (group, role) in memberships {
+            self.add_membership(&eid, Some(group), role);
+        }
         Ok(())
+    }
+
+    /// A seed's own EID for a `kind`, refused when malformed or already taken.
+    fn unused_eid(&self, eid: &str, kind: &str) -> Result<String, SimError> {
+        let well_formed = eid.len() == 16
+            && eid
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !well_formed {
+            return Err(SimError::Invalid(format!(
+                "seed {kind} EID `{eid}`: 16 lowercase hexadecimal characters"
+            )));
+        }
+        if self.users.contains_key(eid) || self.groups.contains_key(eid) {
+            return Err(SimError::Invalid(format!(
+                "seed {kind} EID `{eid}` is given twice"
+            )));
+        }
+        Ok(eid.to_string())
     }
 
     fn add_membership(&mut self, user: &str, group: Option<String>, role: &str) -> SimMembership {
@@ -496,6 +504,16 @@ impl Network {
     }
 
     pub fn create_group(&mut self, name: &str, group_type: &str) -> Result<wire::Group, SimError> {
+        self.insert_group(None, name, group_type)
+    }
+
+    /// A new group, with the given EID or a made-up one.
+    fn insert_group(
+        &mut self,
+        eid: Option<&str>,
+        name: &str,
+        group_type: &str,
+    ) -> Result<wire::Group, SimError> {
         if !GROUP_TYPES.contains(&group_type) {
             return Err(SimError::Invalid(format!(
                 "group type `{group_type}`: one of {}",
@@ -505,7 +523,10 @@ impl Network {
         if name.trim().is_empty() {
             return Err(SimError::Invalid("group name is empty".into()));
         }
-        let eid = self.new_eid("group");
+        let eid = match eid {
+            Some(eid) => self.unused_eid(eid, "group")?,
+            None => self.new_eid("group"),
+        };
         let group = wire::Group {
             eid: eid.clone(),
             name: name.to_string(),

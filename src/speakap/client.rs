@@ -177,8 +177,9 @@ pub struct Client {
     token: Arc<str>,
     base: String,
     network: String,
-    /// Shared by clones, so concurrent tasks together stay under `requests_per_second`.
-    limiter: Arc<DefaultDirectRateLimiter>,
+    /// Shared by clones, so concurrent tasks together stay under `requests_per_second`; none
+    /// for the in-process simulator, which has no rate limit to respect.
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
     /// Retries made so far, by all clones (reported by apply).
     retries: Arc<AtomicU64>,
     concurrency: usize,
@@ -244,9 +245,9 @@ impl Client {
             // Evenly spaced, without the burst governor allows by default: an API counting
             // requests per window must never see more than the rate, even when the moment its
             // window starts differs from ours (a burst at the edge was answered with 429).
-            limiter: Arc::new(RateLimiter::direct(
+            limiter: Some(Arc::new(RateLimiter::direct(
                 Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
-            )),
+            ))),
             retries: Arc::default(),
             concurrency: 4,
             page_size: DEFAULT_PAGE_SIZE,
@@ -256,6 +257,13 @@ impl Client {
     /// How many requests may be under way at once (pages fetched in parallel).
     pub fn with_concurrency(mut self, concurrency: usize) -> Client {
         self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sends as fast as answers come: for the in-process simulator only, which has no rate
+    /// limit (a real API's limit is respected through `requests_per_second`).
+    pub fn unthrottled(mut self) -> Client {
+        self.limiter = None;
         self
     }
 
@@ -290,7 +298,9 @@ impl Client {
         build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
     ) -> Result<String, Failure> {
         let url = format!("{}{path}", self.base);
-        self.limiter.until_ready().await;
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
         let unreachable = |e: reqwest::Error| Failure {
             transient: !e.is_builder(),
             error: ApiError::Unreachable {
@@ -480,6 +490,22 @@ impl Client {
                 (page.total, users)
             },
         )
+        .await
+    }
+
+    /// The first page of a listing (`users/` with memberships, or `groups/`) as the API sends
+    /// it, for checking its fields (`doctor`).
+    pub async fn first_page_json(&self, collection: &str) -> Result<serde_json::Value, ApiError> {
+        let path = self.path(collection);
+        let embed: &[(&str, &str)] = if collection == "users/" {
+            &[("embed", "memberships")]
+        } else {
+            &[]
+        };
+        self.send(Method::GET, &path, |r| {
+            r.query(embed)
+                .query(&[("offset", 0), ("limit", self.page_size)])
+        })
         .await
     }
 

@@ -1,6 +1,7 @@
 //! The Speakap side: the REST client, its wire types, and the observed network built from it.
 
 mod client;
+pub mod seed;
 mod small_map;
 pub mod wire;
 

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod sshd;
+
 pub const NETWORK: &str = "0123456789abcdef";
 pub const TOKEN: &str = "app0000000000001_secret";
 
