@@ -8,6 +8,7 @@
 use crate::ci::Host;
 use crate::config::NotifySettings;
 use crate::error::Error;
+use crate::forge::Posted;
 use crate::plan::markdown::{code, inline};
 use crate::redact::{mask_contacts_in, redact_credentials};
 
@@ -76,56 +77,74 @@ pub async fn after_apply(
     let outcome = outcome(result, facts);
     let marker = marker(config_dir);
     let network = facts.map(|f| f.network.as_str()).unwrap_or("?");
-    let host = Host::from_env();
-    let issue = match (&host, &outcome) {
-        (Err(e), _) => {
+    let issue = match Host::from_env() {
+        Err(e) => {
             tracing::error!("--notify: no issue can be opened or closed: {e}");
             None
         }
-        (Ok(host), Outcome::Succeeded) => {
-            let comment = format!(
-                "The apply of network {} succeeded{}{}: resolved.",
-                code(network),
-                facts
-                    .and_then(|f| f.applied.as_deref())
-                    .map(|a| format!(" ({})", inline(a)))
-                    .unwrap_or_default(),
-                run_link().map(|l| format!(" in {l}")).unwrap_or_default()
-            );
-            match host.close_issue(LABEL, &marker, &comment).await {
-                Ok(Some(url)) => {
-                    tracing::info!("alert issue closed: {url}");
-                    Some(url)
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::error!("--notify: the alert issue could not be closed: {e}");
-                    return;
-                }
-            }
+        Ok(host) if matches!(outcome, Outcome::Succeeded) => {
+            resolve(&host, &marker, network, facts).await
         }
-        (Ok(host), _) => {
-            let (title, body) = issue_text(host, &marker, network, facts, &outcome);
-            match host.upsert_issue(LABEL, &marker, &title, &body).await {
-                Ok(posted) => {
-                    let url = match posted {
-                        crate::forge::Posted::Created(url) => url,
-                        crate::forge::Posted::Updated(url) => url,
-                    };
-                    tracing::info!("alert issue: {url}");
-                    Some(url)
-                }
-                Err(e) => {
-                    tracing::error!("--notify: the alert issue could not be written: {e}");
-                    None
-                }
-            }
-        }
+        Ok(host) => raise(&host, &marker, network, facts, &outcome).await,
     };
+    // A success is news only when it resolves an alert.
+    if matches!(outcome, Outcome::Succeeded) && issue.is_none() {
+        return;
+    }
     if let Some(settings) = settings {
         let message = webhook_text(network, facts, &outcome, issue.as_deref());
         if let Err(e) = send_webhook(&settings.webhook_env, &message).await {
             tracing::error!("--notify: {e}");
+        }
+    }
+}
+
+/// Comments on the open alert issue and closes it; its link, if one was open.
+async fn resolve(
+    host: &Host,
+    marker: &str,
+    network: &str,
+    facts: Option<&ApplyFacts>,
+) -> Option<String> {
+    let comment = format!(
+        "The apply of network {} succeeded{}{}: resolved.",
+        code(network),
+        facts
+            .and_then(|f| f.applied.as_deref())
+            .map(|a| format!(" ({})", inline(a)))
+            .unwrap_or_default(),
+        run_link().map(|l| format!(" in {l}")).unwrap_or_default()
+    );
+    match host.close_issue(LABEL, marker, &comment).await {
+        Ok(Some(url)) => {
+            tracing::info!("alert issue closed: {url}");
+            Some(url)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!("--notify: the alert issue could not be closed: {e}");
+            None
+        }
+    }
+}
+
+/// Opens the alert issue or updates the open one; its link.
+async fn raise(
+    host: &Host,
+    marker: &str,
+    network: &str,
+    facts: Option<&ApplyFacts>,
+    outcome: &Outcome,
+) -> Option<String> {
+    let (title, body) = issue_text(host, marker, network, facts, outcome);
+    match host.upsert_issue(LABEL, marker, &title, &body).await {
+        Ok(Posted::Created(url) | Posted::Updated(url)) => {
+            tracing::info!("alert issue: {url}");
+            Some(url)
+        }
+        Err(e) => {
+            tracing::error!("--notify: the alert issue could not be written: {e}");
+            None
         }
     }
 }

@@ -533,10 +533,14 @@ fn a_blocked_apply_opens_one_gitlab_issue_and_the_next_good_apply_closes_it() {
     assert_eq!(code(&forced), 0, "{}", stderr(&forced));
     assert!(!fake.items("issue")[0].open);
     assert_eq!(fake.items("issue_note").len(), 1);
-    // A good run with nothing open opens nothing.
+    let messages = fake.webhook();
+    assert_eq!(messages.len(), 2, "blocked, then resolved: {messages:?}");
+    assert!(messages[1]["text"].as_str().unwrap().contains("succeeded again"));
+    // A good run with nothing open opens nothing and says nothing.
     let quiet = in_gitlab(&["apply", "--repo", &dir, "--notify"], &repo, &fake);
     assert_eq!(code(&quiet), 0, "{}", stderr(&quiet));
     assert_eq!(fake.items("issue").len(), 1);
+    assert_eq!(fake.webhook().len(), 2);
 }
 
 #[test]
