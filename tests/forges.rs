@@ -535,7 +535,12 @@ fn a_blocked_apply_opens_one_gitlab_issue_and_the_next_good_apply_closes_it() {
     assert_eq!(fake.items("issue_note").len(), 1);
     let messages = fake.webhook();
     assert_eq!(messages.len(), 2, "blocked, then resolved: {messages:?}");
-    assert!(messages[1]["text"].as_str().unwrap().contains("succeeded again"));
+    assert!(
+        messages[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("succeeded again")
+    );
     // A good run with nothing open opens nothing and says nothing.
     let quiet = in_gitlab(&["apply", "--repo", &dir, "--notify"], &repo, &fake);
     assert_eq!(code(&quiet), 0, "{}", stderr(&quiet));

@@ -163,3 +163,88 @@ fn no_release_or_no_binary_for_this_machine_asks_for_a_source_build() {
     assert!(stderr(&missing).contains("no release v0.8.0"));
     assert!(!dir.path().join("speakap-sync").exists());
 }
+
+/// The action's install step, run as the runner would (bash, `GITHUB_PATH`, `GITHUB_OUTPUT`)
+/// with no speakap-sync on PATH: (succeeded, GITHUB_PATH, GITHUB_OUTPUT, log).
+fn action_install_step(releases: &Releases, temp: &Path) -> (bool, String, String, String) {
+    use saphyr::LoadableYamlNode;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(manifest.join("action.yml")).unwrap();
+    let docs = saphyr::Yaml::load_from_str(&text).unwrap();
+    let step = docs[0]["runs"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str() == Some("Install speakap-sync"))
+        .unwrap();
+    let script = step["run"].as_str().unwrap();
+    let (path_file, output_file) = (temp.join("path"), temp.join("output"));
+    let output = Command::new("bash")
+        .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("VERSION", "")
+        .env("ACTION_PATH", manifest)
+        .env("RUNNER_TEMP", temp)
+        .env("RUNNER_OS", "Linux")
+        .env("RUNNER_ARCH", "X64")
+        .env("GITHUB_PATH", &path_file)
+        .env("GITHUB_OUTPUT", &output_file)
+        .env("SPEAKAP_SYNC_TEST_RELEASE_BASE", &releases.url)
+        .output()
+        .unwrap();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    (
+        output.status.success(),
+        read(&path_file),
+        read(&output_file),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        ),
+    )
+}
+
+#[test]
+fn the_action_installs_the_release_of_its_own_version_or_asks_for_a_source_build() {
+    assert!(
+        !Path::new("/usr/local/bin/speakap-sync").exists()
+            && !Path::new("/usr/bin/speakap-sync").exists(),
+        "this test needs a PATH without speakap-sync"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    let bytes = std::fs::read(env!("CARGO_BIN_EXE_speakap-sync")).unwrap();
+    let serve = |sums: String| {
+        let mut files = HashMap::new();
+        files.insert(format!("v{version}/SHA256SUMS"), sums.into_bytes());
+        files.insert(format!("v{version}/{}", asset()), bytes.clone());
+        Releases::start(files)
+    };
+
+    let good = serve(format!("{}  {}\n", sha256(&bytes), asset()));
+    let runner = tempfile::tempdir().unwrap();
+    let (ok, path, output, log) = action_install_step(&good, runner.path());
+    assert!(ok, "{log}");
+    assert!(path.trim_end().ends_with("/speakap-sync/bin"), "{path}");
+    assert!(Path::new(path.trim_end()).join("speakap-sync").exists());
+    assert!(!output.contains("source=true"), "{output}");
+
+    let tampered = serve(format!("{}  {}\n", "cd".repeat(32), asset()));
+    let runner = tempfile::tempdir().unwrap();
+    let (ok, path, output, log) = action_install_step(&tampered, runner.path());
+    assert!(!ok, "a checksum mismatch fails the step: {log}");
+    assert!(path.is_empty() && output.is_empty(), "{path}{output}");
+
+    let none = Releases::start(HashMap::new());
+    let runner = tempfile::tempdir().unwrap();
+    let (ok, _, output, log) = action_install_step(&none, runner.path());
+    assert!(ok, "{log}");
+    assert!(output.contains("source=true\n"), "{output}");
+    let lock =
+        sha256(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap());
+    assert!(
+        output.contains(&format!("cache-key=speakap-sync-Linux-X64-{lock}")),
+        "{output}"
+    );
+}
