@@ -1,7 +1,8 @@
 //! The plan as JSON, format 2: what `plan --format json` prints, `plan --out` writes, and
 //! `apply --plan` and the apply journal read back. Each provenance is named once, in `sources`,
-//! and a change refers to it by index; an HR value's line is the person's own and is written
-//! only where it differs (`hr_line`). Values a change starts from are left out when empty (an
+//! and each group (name and EID) once, in `groups`; a change refers to them by index. An HR
+//! value's line is the person's own and is written only where it differs (`hr_line`), and so is
+//! a `set_xid` target (`to`). Values a change starts from are left out when empty (an
 //! invitee has none), and so are an invitee's missing EID and `admin: false`. The document is
 //! indented down to its lists and no deeper: one person, source or skipped record per line.
 //!
@@ -124,6 +125,8 @@ struct Document<'a> {
     as_of: Date,
     /// Every provenance the changes cite, each once.
     sources: Vec<Source<'a>>,
+    /// Every group the changes name, each once.
+    groups: Vec<Group<'a>>,
     users: Vec<User<'a>>,
     scheduled: Cow<'a, [Scheduled]>,
     leaving: Cow<'a, [Leaving]>,
@@ -158,6 +161,13 @@ enum Source<'a> {
     },
 }
 
+/// A group as the table holds it.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+struct Group<'a> {
+    name: Cow<'a, str>,
+    eid: Cow<'a, str>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct User<'a> {
     xid: Cow<'a, str>,
@@ -185,13 +195,16 @@ struct Cite {
     hr_line: Option<u64>,
 }
 
+/// A change; `group` is an index into `groups`, and `set_xid` leaves out a `to` that is the
+/// person's own XID.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Step<'a> {
     SetXid {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Cow<'a, str>>,
-        to: Cow<'a, str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<Cow<'a, str>>,
     },
     SetProfile {
         field: ProfileField,
@@ -202,8 +215,7 @@ enum Step<'a> {
         cite: Cite,
     },
     AddMembership {
-        group: Cow<'a, str>,
-        group_eid: Cow<'a, str>,
+        group: u32,
         kind: MembershipKind,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         admin: bool,
@@ -211,14 +223,12 @@ enum Step<'a> {
         cite: Cite,
     },
     RemoveMembership {
-        group: Cow<'a, str>,
-        group_eid: Cow<'a, str>,
+        group: u32,
         #[serde(flatten)]
         cite: Option<Cite>,
     },
     SetGroupAdmin {
-        group: Cow<'a, str>,
-        group_eid: Cow<'a, str>,
+        group: u32,
         admin: bool,
         #[serde(flatten)]
         cite: Option<Cite>,
@@ -233,22 +243,53 @@ enum Step<'a> {
     SetPrimaryBusinessUnit {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Cow<'a, str>>,
-        to: Cow<'a, str>,
-        group_eid: Cow<'a, str>,
+        group: u32,
         #[serde(flatten)]
         cite: Cite,
     },
 }
 
-/// Builds the source table while the users are encoded, in order of first citation.
-#[derive(Default)]
-struct Sources<'a> {
-    index: HashMap<Source<'a>, u32>,
-    table: Vec<Source<'a>>,
+/// Items numbered in order of first use.
+struct Table<T> {
+    index: HashMap<T, u32>,
+    items: Vec<T>,
 }
 
-impl<'a> Sources<'a> {
-    fn cite(&mut self, provenance: &'a Provenance, person_line: Option<u64>) -> Cite {
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            index: HashMap::with_capacity(64),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + std::hash::Hash> Table<T> {
+    fn number(&mut self, item: T) -> u32 {
+        let next = self.items.len() as u32;
+        *self.index.entry(item).or_insert_with_key(|item| {
+            self.items.push(item.clone());
+            next
+        })
+    }
+}
+
+/// The tables built while the users are encoded.
+#[derive(Default)]
+struct Tables<'a> {
+    sources: Table<Source<'a>>,
+    groups: Table<Group<'a>>,
+}
+
+/// The person a change belongs to: what a change may leave to them.
+#[derive(Clone, Copy)]
+struct Person<'p> {
+    xid: &'p str,
+    line: Option<u64>,
+}
+
+impl<'a> Tables<'a> {
+    fn cite(&mut self, provenance: &'a Provenance, person: Person) -> Cite {
         let (source, line) = match provenance {
             Provenance::Hr { column, line } => (
                 Source::Hr {
@@ -278,28 +319,73 @@ impl<'a> Sources<'a> {
                 None,
             ),
         };
-        let next = self.table.len() as u32;
-        let index = *self.index.entry(source).or_insert_with_key(|source| {
-            self.table.push(source.clone());
-            next
-        });
         Cite {
-            source: index,
-            hr_line: line.filter(|line| Some(*line) != person_line),
+            source: self.sources.number(source),
+            hr_line: line.filter(|line| Some(*line) != person.line),
         }
+    }
+
+    fn group(&mut self, name: &'a str, eid: &'a str) -> u32 {
+        self.groups.number(Group {
+            name: Cow::Borrowed(name),
+            eid: Cow::Borrowed(eid),
+        })
+    }
+}
+
+/// The tables read back.
+struct Lookup {
+    /// An HR source's line is 0 here: it is the citing person's, filled in per change.
+    sources: Vec<Provenance>,
+    groups: Vec<(String, String)>,
+}
+
+impl Lookup {
+    fn provenance(&self, cite: Cite, person: Person) -> Result<Provenance, String> {
+        let source = self.sources.get(cite.source as usize).ok_or_else(|| {
+            format!(
+                "a change of {} cites source {}, and there are {}",
+                person.xid,
+                cite.source,
+                self.sources.len()
+            )
+        })?;
+        Ok(match source {
+            Provenance::Hr { column, .. } => Provenance::Hr {
+                column: column.clone(),
+                line: cite.hr_line.or(person.line).ok_or_else(|| {
+                    format!(
+                        "a change of {} cites an HR column without a line",
+                        person.xid
+                    )
+                })?,
+            },
+            other => other.clone(),
+        })
+    }
+
+    fn optional(&self, cite: Option<Cite>, person: Person) -> Result<Option<Provenance>, String> {
+        cite.map(|cite| self.provenance(cite, person)).transpose()
+    }
+
+    fn group(&self, group: u32, person: Person) -> Result<(String, String), String> {
+        self.groups.get(group as usize).cloned().ok_or_else(|| {
+            format!(
+                "a change of {} names group {group}, and there are {}",
+                person.xid,
+                self.groups.len()
+            )
+        })
     }
 }
 
 impl<'a> Document<'a> {
     fn encode(plan: &'a Plan) -> Document<'a> {
-        let mut sources = Sources {
-            index: HashMap::with_capacity(64),
-            table: Vec::new(),
-        };
+        let mut tables = Tables::default();
         let users = plan
             .users
             .iter()
-            .map(|user| User::encode(user, &mut sources))
+            .map(|user| User::encode(user, &mut tables))
             .collect();
         Document {
             checksum: None,
@@ -310,7 +396,8 @@ impl<'a> Document<'a> {
             network_fingerprint: Cow::Borrowed(&plan.network_fingerprint),
             network_read: plan.network_read,
             as_of: plan.as_of,
-            sources: sources.table,
+            sources: tables.sources.items,
+            groups: tables.groups.items,
             users,
             scheduled: Cow::Borrowed(&plan.scheduled),
             leaving: Cow::Borrowed(&plan.leaving),
@@ -333,11 +420,18 @@ impl<'a> Document<'a> {
     }
 
     fn decode(self) -> Result<SavedPlan, String> {
-        let sources: Vec<Provenance> = self.sources.into_iter().map(Source::decode).collect();
+        let lookup = Lookup {
+            sources: self.sources.into_iter().map(Source::decode).collect(),
+            groups: self
+                .groups
+                .into_iter()
+                .map(|g| (g.name.into_owned(), g.eid.into_owned()))
+                .collect(),
+        };
         let users = self
             .users
             .into_iter()
-            .map(|user| user.decode(&sources))
+            .map(|user| user.decode(&lookup))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SavedPlan {
             checksum: self.checksum.map(Cow::into_owned).unwrap_or_default(),
@@ -388,19 +482,21 @@ impl Source<'_> {
 }
 
 impl<'a> User<'a> {
-    fn encode(user: &'a UserPlan, sources: &mut Sources<'a>) -> User<'a> {
-        let line = user.line;
-        let mut cite = |provenance: &'a Provenance| sources.cite(provenance, line);
+    fn encode(user: &'a UserPlan, tables: &mut Tables<'a>) -> User<'a> {
+        let person = Person {
+            xid: &user.xid,
+            line: user.line,
+        };
         let changes = user
             .changes
             .iter()
-            .map(|change| Step::encode(change, &mut cite))
+            .map(|change| Step::encode(change, person, tables))
             .collect();
         User {
             xid: Cow::Borrowed(&user.xid),
             eid: user.eid.as_deref().map(Cow::Borrowed),
             name: Cow::Borrowed(&user.name),
-            line,
+            line: user.line,
             action: user.action,
             changes,
             reason: user.reason.as_deref().map(Cow::Borrowed),
@@ -409,37 +505,21 @@ impl<'a> User<'a> {
         }
     }
 
-    fn decode(self, sources: &[Provenance]) -> Result<UserPlan, String> {
-        let xid = self.xid.into_owned();
-        let line = self.line;
-        let provenance = |cite: Cite| -> Result<Provenance, String> {
-            let source = sources.get(cite.source as usize).ok_or_else(|| {
-                format!(
-                    "a change of {xid} cites source {}, and there are {}",
-                    cite.source,
-                    sources.len()
-                )
-            })?;
-            Ok(match source {
-                Provenance::Hr { column, .. } => Provenance::Hr {
-                    column: column.clone(),
-                    line: cite.hr_line.or(line).ok_or_else(|| {
-                        format!("a change of {xid} cites an HR column without a line")
-                    })?,
-                },
-                other => other.clone(),
-            })
+    fn decode(self, lookup: &Lookup) -> Result<UserPlan, String> {
+        let person = Person {
+            xid: &self.xid,
+            line: self.line,
         };
         let changes = self
             .changes
             .into_iter()
-            .map(|step| step.decode(&provenance))
+            .map(|step| step.decode(person, lookup))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(UserPlan {
-            xid,
+            xid: self.xid.into_owned(),
             eid: self.eid.map(Cow::into_owned),
             name: self.name.into_owned(),
-            line,
+            line: self.line,
             action: self.action,
             changes,
             reason: self.reason.map(Cow::into_owned),
@@ -450,11 +530,11 @@ impl<'a> User<'a> {
 }
 
 impl<'a> Step<'a> {
-    fn encode(change: &'a Change, cite: &mut impl FnMut(&'a Provenance) -> Cite) -> Step<'a> {
+    fn encode(change: &'a Change, person: Person, tables: &mut Tables<'a>) -> Step<'a> {
         match change {
             Change::SetXid { from, to } => Step::SetXid {
                 from: from.as_deref().map(Cow::Borrowed),
-                to: Cow::Borrowed(to),
+                to: (to != person.xid).then_some(Cow::Borrowed(to)),
             },
             Change::SetProfile {
                 field,
@@ -465,7 +545,7 @@ impl<'a> Step<'a> {
                 field: *field,
                 from: Cow::Borrowed(from),
                 to: Cow::Borrowed(to),
-                cite: cite(source),
+                cite: tables.cite(source, person),
             },
             Change::AddMembership {
                 group,
@@ -474,20 +554,18 @@ impl<'a> Step<'a> {
                 admin,
                 source,
             } => Step::AddMembership {
-                group: Cow::Borrowed(group),
-                group_eid: Cow::Borrowed(group_eid),
+                group: tables.group(group, group_eid),
                 kind: *kind,
                 admin: *admin,
-                cite: cite(source),
+                cite: tables.cite(source, person),
             },
             Change::RemoveMembership {
                 group,
                 group_eid,
                 source,
             } => Step::RemoveMembership {
-                group: Cow::Borrowed(group),
-                group_eid: Cow::Borrowed(group_eid),
-                cite: source.as_ref().map(&mut *cite),
+                group: tables.group(group, group_eid),
+                cite: source.as_ref().map(|s| tables.cite(s, person)),
             },
             Change::SetGroupAdmin {
                 group,
@@ -495,15 +573,14 @@ impl<'a> Step<'a> {
                 admin,
                 source,
             } => Step::SetGroupAdmin {
-                group: Cow::Borrowed(group),
-                group_eid: Cow::Borrowed(group_eid),
+                group: tables.group(group, group_eid),
                 admin: *admin,
-                cite: source.as_ref().map(&mut *cite),
+                cite: source.as_ref().map(|s| tables.cite(s, person)),
             },
             Change::SetNetworkRole { from, to, source } => Step::SetNetworkRole {
                 from: Cow::Borrowed(from),
                 to: *to,
-                cite: source.as_ref().map(&mut *cite),
+                cite: source.as_ref().map(|s| tables.cite(s, person)),
             },
             Change::SetPrimaryBusinessUnit {
                 from,
@@ -512,22 +589,17 @@ impl<'a> Step<'a> {
                 source,
             } => Step::SetPrimaryBusinessUnit {
                 from: from.as_deref().map(Cow::Borrowed),
-                to: Cow::Borrowed(to),
-                group_eid: Cow::Borrowed(group_eid),
-                cite: cite(source),
+                group: tables.group(to, group_eid),
+                cite: tables.cite(source, person),
             },
         }
     }
 
-    fn decode(
-        self,
-        provenance: &impl Fn(Cite) -> Result<Provenance, String>,
-    ) -> Result<Change, String> {
-        let optional = |cite: Option<Cite>| cite.map(provenance).transpose();
+    fn decode(self, person: Person, lookup: &Lookup) -> Result<Change, String> {
         Ok(match self {
             Step::SetXid { from, to } => Change::SetXid {
                 from: from.map(Cow::into_owned),
-                to: to.into_owned(),
+                to: to.map_or_else(|| person.xid.to_string(), Cow::into_owned),
             },
             Step::SetProfile {
                 field,
@@ -538,57 +610,54 @@ impl<'a> Step<'a> {
                 field,
                 from: from.into_owned(),
                 to: to.into_owned(),
-                source: provenance(cite)?,
+                source: lookup.provenance(cite, person)?,
             },
             Step::AddMembership {
                 group,
-                group_eid,
                 kind,
                 admin,
                 cite,
-            } => Change::AddMembership {
-                group: group.into_owned(),
-                group_eid: group_eid.into_owned(),
-                kind,
-                admin,
-                source: provenance(cite)?,
-            },
-            Step::RemoveMembership {
-                group,
-                group_eid,
-                cite,
-            } => Change::RemoveMembership {
-                group: group.into_owned(),
-                group_eid: group_eid.into_owned(),
-                source: optional(cite)?,
-            },
-            Step::SetGroupAdmin {
-                group,
-                group_eid,
-                admin,
-                cite,
-            } => Change::SetGroupAdmin {
-                group: group.into_owned(),
-                group_eid: group_eid.into_owned(),
-                admin,
-                source: optional(cite)?,
-            },
+            } => {
+                let (group, group_eid) = lookup.group(group, person)?;
+                Change::AddMembership {
+                    group,
+                    group_eid,
+                    kind,
+                    admin,
+                    source: lookup.provenance(cite, person)?,
+                }
+            }
+            Step::RemoveMembership { group, cite } => {
+                let (group, group_eid) = lookup.group(group, person)?;
+                Change::RemoveMembership {
+                    group,
+                    group_eid,
+                    source: lookup.optional(cite, person)?,
+                }
+            }
+            Step::SetGroupAdmin { group, admin, cite } => {
+                let (group, group_eid) = lookup.group(group, person)?;
+                Change::SetGroupAdmin {
+                    group,
+                    group_eid,
+                    admin,
+                    source: lookup.optional(cite, person)?,
+                }
+            }
             Step::SetNetworkRole { from, to, cite } => Change::SetNetworkRole {
                 from: from.into_owned(),
                 to,
-                source: optional(cite)?,
+                source: lookup.optional(cite, person)?,
             },
-            Step::SetPrimaryBusinessUnit {
-                from,
-                to,
-                group_eid,
-                cite,
-            } => Change::SetPrimaryBusinessUnit {
-                from: from.map(Cow::into_owned),
-                to: to.into_owned(),
-                group_eid: group_eid.into_owned(),
-                source: provenance(cite)?,
-            },
+            Step::SetPrimaryBusinessUnit { from, group, cite } => {
+                let (to, group_eid) = lookup.group(group, person)?;
+                Change::SetPrimaryBusinessUnit {
+                    from: from.map(Cow::into_owned),
+                    to,
+                    group_eid,
+                    source: lookup.provenance(cite, person)?,
+                }
+            }
         })
     }
 }
