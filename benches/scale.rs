@@ -50,6 +50,7 @@ fn main() {
         Some("fetch-phase") => fetch_phase(&args[1], args[2].parse().unwrap()),
         Some("plan") => plan_bench(&numbers(1, &[100_000, 1_000_000])),
         Some("apply") => apply_bench(numbers(1, &[10_000])[0]),
+        Some("invites") => invites_bench(numbers(1, &[100_000])[0]),
         Some("chaos") => {
             let n = numbers(1, &[10_000, 20]);
             chaos_bench(n[0], n.get(1).copied().unwrap_or(20));
@@ -560,6 +561,55 @@ fn plan_bench(sizes: &[usize]) {
             }
         }
     }
+}
+
+/// The saved plan of N invites (an HR record of N people, a network of groups only): its size per
+/// invite, and the time to render and write it (median of 5, in this process, after the plan
+/// was made by the real `plan --out` in a child); format 1's size for comparison.
+fn invites_bench(n: usize) {
+    use speakap_sync::plan::render;
+    let work = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&seed_groups_only(work.path()), &["--max-page-size", "1000"]);
+    let repo = Repo::new(&sim.url, 1000, 8, 1000);
+    write_csv(&repo.hr(), 0..n, false);
+    repo.commit("everyone new");
+    let out = work.path().join("plan.json");
+    let (wall, peak) = measure_child(
+        &["plan-phase", &repo.path_str(), &out.to_string_lossy()],
+        repo.path(),
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let started = Instant::now();
+    let saved = render::SavedPlan::parse(&text).unwrap();
+    let read = started.elapsed().as_secs_f64();
+    assert_eq!(saved.plan.summary.invite, n);
+    let mut writes: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            std::fs::write(&out, render::json(&saved.plan, None)).unwrap();
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    writes.sort_by(f64::total_cmp);
+    let format_1 = {
+        let mut value = serde_json::to_value(&saved.plan).unwrap();
+        value["checksum"] = saved.checksum.clone().into();
+        serde_json::to_string_pretty(&value).unwrap().len()
+    };
+    println!(
+        "| invites | plan file | per invite | render + write (median of 5; runs) | read back | format 1 file | plan (child) wall, peak |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {n} | {:.1} MB | {:.0} bytes | {:.2} s ({:.2}–{:.2} s) | {read:.2} s | {:.1} MB ({:.0} bytes per invite) | {wall:.2} s, {peak:.0} MiB |",
+        text.len() as f64 / 1e6,
+        text.len() as f64 / n as f64,
+        writes[2],
+        writes[0],
+        writes[4],
+        format_1 as f64 / 1e6,
+        format_1 as f64 / n as f64,
+    );
 }
 
 // ---- 2. apply at a rate limit ------------------------------------------------------------------

@@ -106,7 +106,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub no_redact: bool,
     /// Post the plan as the pull request's sticky comment (in GitHub Actions: GITHUB_TOKEN,
-    /// GITHUB_REPOSITORY, GITHUB_EVENT_PATH).
+    /// GITHUB_REPOSITORY, GITHUB_EVENT_PATH), or in GitLab CI as the merge request's note
+    /// (GITLAB_TOKEN).
     #[arg(long)]
     pub comment: bool,
     /// Exit 2 when the plan has changes (0 when none), for drift checks.
@@ -146,6 +147,10 @@ pub struct ApplyArgs {
     /// (leavers would be deleted, and joiners invited, on the wrong day).
     #[arg(long)]
     pub allow_other_date: bool,
+    /// When the apply is blocked or fails, open (or update) an issue labelled `speakap-sync` on
+    /// GitHub or GitLab, and message `notify.webhook_env`; a later successful apply closes it.
+    #[arg(long)]
+    pub notify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -250,6 +255,8 @@ pub enum DiagnosticFormat {
     Json,
     /// GitHub workflow commands: errors show inline on a pull request.
     Github,
+    /// A GitLab Code Quality report (JSON): problems show on the merge request.
+    Gitlab,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,27 +1,20 @@
 //! GitHub Actions integration: one sticky plan comment per pull request (found again by a hidden
-//! marker) through the REST API, and the job summary. Everything comes from the environment
+//! marker) through the REST API, the alert issue of `apply --notify`, and the job summary. Everything comes from the environment
 //! GitHub Actions sets: `GITHUB_TOKEN`, `GITHUB_REPOSITORY`, `GITHUB_API_URL`, `GITHUB_EVENT_PATH`,
 //! `GITHUB_STEP_SUMMARY`, `GITHUB_SERVER_URL`, `GITHUB_RUN_ID`.
 
 use std::io::Write;
-use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::AUTHORIZATION;
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::redact::redact_credentials;
-
-/// Comments are listed in pages of this size; at most this many pages are read.
-const PAGE_SIZE: usize = 100;
-const MAX_PAGES: usize = 50;
+use crate::forge::{Api, Post, Posted, Thread, Tracker};
 
 pub struct GitHub {
-    http: reqwest::Client,
-    api: String,
+    api: Api,
     repository: String,
-    /// Only to redact it from what GitHub (or a proxy) quotes back.
-    token: String,
 }
 
 #[derive(Deserialize)]
@@ -35,63 +28,90 @@ struct Comment {
     user: Option<Account>,
 }
 
+/// An issue (the alert of a blocked or failed apply).
+#[derive(Deserialize)]
+struct Issue {
+    number: u64,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    html_url: String,
+    #[serde(default)]
+    user: Option<Account>,
+}
+
 #[derive(Deserialize)]
 struct Account {
     login: String,
 }
 
+impl Post for Comment {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn body(&self) -> &str {
+        &self.body
+    }
+    fn link(&self) -> String {
+        self.html_url.clone()
+    }
+}
+
+impl Post for Issue {
+    fn id(&self) -> u64 {
+        self.number
+    }
+    fn body(&self) -> &str {
+        self.body.as_deref().unwrap_or_default()
+    }
+    fn link(&self) -> String {
+        self.html_url.clone()
+    }
+}
+
+fn written_by(user: &Option<Account>, login: &str) -> bool {
+    user.as_ref()
+        .is_some_and(|user| user.login.eq_ignore_ascii_case(login))
+}
+
 /// Who writes the comments of an Actions `GITHUB_TOKEN`, which may not read `GET /user`.
 const ACTIONS_BOT: &str = "github-actions[bot]";
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Posted {
-    Created(String),
-    Updated(String),
+fn env(name: &str) -> Result<String, Error> {
+    crate::forge::env(
+        name,
+        "--comment and --notify run in GitHub Actions (or set it by hand)",
+    )
 }
 
-fn env(name: &str) -> Result<String, Error> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            Error::input(format!(
-                "{name} is not set; --comment runs in GitHub Actions (or set it by hand)"
-            ))
-        })
+fn hint(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "; check GITHUB_TOKEN",
+        403 | 404 => {
+            "; the workflow needs `permissions: pull-requests: write` (comments) or `issues: write` (alerts)"
+        }
+        _ => "",
+    }
 }
 
 impl GitHub {
     pub fn from_env() -> Result<GitHub, Error> {
         let token = env("GITHUB_TOKEN")?;
         let repository = env("GITHUB_REPOSITORY")?;
-        let api =
+        let base =
             std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
-        let mut headers = HeaderMap::new();
-        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            Error::input("GITHUB_TOKEN contains characters not allowed in an HTTP header")
-        })?;
-        auth.set_sensitive(true);
-        headers.insert(AUTHORIZATION, auth);
-        headers.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/vnd.github+json"),
-        );
-        headers.insert(
-            "X-GitHub-Api-Version",
-            HeaderValue::from_static("2022-11-28"),
-        );
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .user_agent(concat!("speakap-sync/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::input(format!("GitHub client: {e}")))?;
-        Ok(GitHub {
-            http,
-            api: api.trim_end_matches('/').to_string(),
-            repository,
+        let api = Api::new(
+            "GitHub",
+            &base,
+            (AUTHORIZATION, format!("Bearer {token}")),
             token,
-        })
+            &[
+                ("accept", "application/vnd.github+json"),
+                ("x-github-api-version", "2022-11-28"),
+            ],
+            hint,
+        )?;
+        Ok(GitHub { api, repository })
     }
 
     /// The pull request of the event that started the workflow.
@@ -107,62 +127,26 @@ impl GitHub {
             .ok_or_else(|| Error::input("the workflow event is not about a pull request: --comment runs on pull_request events"))
     }
 
-    async fn call(&self, request: reqwest::RequestBuilder, what: &str) -> Result<String, Error> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::input(format!("GitHub API ({what}): {e}")))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(self.failure(status, &text, what));
-        }
-        Ok(text)
-    }
-
-    fn failure(&self, status: reqwest::StatusCode, text: &str, what: &str) -> Error {
-        let hint = match status.as_u16() {
-            401 => "; check GITHUB_TOKEN",
-            403 | 404 => "; the workflow needs `permissions: pull-requests: write`",
-            _ => "",
-        };
-        // Redacted before it is cut: a proxy may echo the request's Authorization header.
-        let message: String = redact_credentials(text, &[&self.token])
-            .chars()
-            .take(200)
-            .collect();
-        Error::input(format!(
-            "GitHub API ({what}): HTTP {status}: {message}{hint}"
-        ))
-    }
-
     /// The login the token's comments are written by: `GET /user`, or `github-actions[bot]` when
     /// that answers 403, as it does for the installation token Actions hands out. (A token of
     /// another GitHub App gets no comment it recognises as its own: it adds one per run rather
     /// than edit someone else's.)
     async fn login(&self) -> Result<String, Error> {
         let what = "who the token is";
-        let response = self
-            .http
-            .get(format!("{}/user", self.api))
-            .send()
-            .await
-            .map_err(|e| Error::input(format!("GitHub API ({what}): {e}")))?;
-        let status = response.status();
-        if status == reqwest::StatusCode::FORBIDDEN {
+        let (status, text) = self
+            .api
+            .send(self.api.request(Method::GET, "/user"), what)
+            .await?;
+        if status == StatusCode::FORBIDDEN {
             return Ok(ACTIONS_BOT.into());
         }
-        let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(self.failure(status, &text, what));
+            return Err(self.api.failure(status, &text, what));
         }
-        let account: Account = serde_json::from_str(&text)
-            .map_err(|e| Error::input(format!("GitHub API ({what}): {e}")))?;
-        Ok(account.login)
+        Ok(self.api.parse::<Account>(&text, what)?.login)
     }
 
-    /// Creates the plan comment, or updates the one carrying `marker` that this token wrote:
-    /// anyone may write the marker, and a comment of someone else's is never taken for ours.
+    /// Creates the plan comment, or updates the one carrying `marker` that this token wrote.
     pub async fn upsert_comment(
         &self,
         number: u64,
@@ -170,54 +154,70 @@ impl GitHub {
         body: &str,
     ) -> Result<Posted, Error> {
         let login = self.login().await?;
-        let ours = |comment: &Comment| {
-            comment.body.contains(marker)
-                && comment
-                    .user
-                    .as_ref()
-                    .is_some_and(|user| user.login.eq_ignore_ascii_case(&login))
+        let repository = &self.repository;
+        let thread = Thread {
+            list: format!("/repos/{repository}/issues/{number}/comments"),
+            query: Vec::new(),
+            items: format!("/repos/{repository}/issues/comments"),
+            update_method: Method::PATCH,
+            body_field: "body",
+            create_fields: serde_json::json!({}),
         };
-        let list_url = format!(
-            "{}/repos/{}/issues/{number}/comments",
-            self.api, self.repository
-        );
-        let mut existing = None;
-        for page in 1..=MAX_PAGES {
-            let request = self
-                .http
-                .get(&list_url)
-                .query(&[("per_page", PAGE_SIZE), ("page", page)]);
-            let text = self.call(request, "list comments").await?;
-            let comments: Vec<Comment> = serde_json::from_str(&text)
-                .map_err(|e| Error::input(format!("GitHub API (list comments): {e}")))?;
-            let count = comments.len();
-            existing = comments.into_iter().find(ours);
-            if existing.is_some() || count < PAGE_SIZE {
-                break;
-            }
+        self.api
+            .upsert(&thread, marker, body, |c: &Comment| {
+                written_by(&c.user, &login)
+            })
+            .await
+    }
+
+    /// The open issues labelled `label`.
+    fn alerts<'a>(&self, label: &'a str, title: &str) -> Tracker<'a> {
+        let issues = format!("/repos/{}/issues", self.repository);
+        Tracker {
+            thread: Thread {
+                list: issues.clone(),
+                query: vec![("labels", label), ("state", "open")],
+                items: issues,
+                update_method: Method::PATCH,
+                body_field: "body",
+                create_fields: serde_json::json!({ "title": title, "labels": [label] }),
+            },
+            comments: "comments",
+            closed: serde_json::json!({ "state": "closed", "state_reason": "completed" }),
         }
-        let payload = serde_json::json!({ "body": body });
-        match existing {
-            Some(comment) => {
-                let url = format!(
-                    "{}/repos/{}/issues/comments/{}",
-                    self.api, self.repository, comment.id
-                );
-                let text = self
-                    .call(self.http.patch(url).json(&payload), "update comment")
-                    .await?;
-                let updated: Comment = serde_json::from_str(&text).unwrap_or(comment);
-                Ok(Posted::Updated(updated.html_url))
-            }
-            None => {
-                let text = self
-                    .call(self.http.post(&list_url).json(&payload), "create comment")
-                    .await?;
-                let created: Comment = serde_json::from_str(&text)
-                    .map_err(|e| Error::input(format!("GitHub API (create comment): {e}")))?;
-                Ok(Posted::Created(created.html_url))
-            }
-        }
+    }
+
+    /// Opens the alert issue (labelled `label`, carrying `marker`), or updates the open one this
+    /// token wrote.
+    pub async fn upsert_issue(
+        &self,
+        label: &str,
+        marker: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<Posted, Error> {
+        let login = self.login().await?;
+        let alerts = self.alerts(label, title);
+        self.api
+            .upsert(&alerts.thread, marker, body, |i: &Issue| {
+                written_by(&i.user, &login)
+            })
+            .await
+    }
+
+    /// Comments on the open alert issue this token wrote and closes it; its link, if there was one.
+    pub async fn close_issue(
+        &self,
+        label: &str,
+        marker: &str,
+        comment: &str,
+    ) -> Result<Option<String>, Error> {
+        let login = self.login().await?;
+        self.api
+            .close(&self.alerts(label, ""), marker, comment, |i: &Issue| {
+                written_by(&i.user, &login)
+            })
+            .await
     }
 }
 

@@ -6,6 +6,7 @@
 //! (`config::repo`, `hr`, `speakap`, `state`, `commands`). See ARCHITECTURE.md.
 
 pub mod apply;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -14,8 +15,11 @@ pub mod digest;
 pub mod error;
 pub mod explain;
 pub mod fields;
+pub mod forge;
 pub mod github;
+pub mod gitlab;
 pub mod hr;
+pub mod notify;
 pub mod onboard;
 pub mod output;
 pub mod plan;

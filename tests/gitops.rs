@@ -673,6 +673,29 @@ fn action_steps() -> Vec<ActionStep> {
         .collect()
 }
 
+/// The inputs of action.yml and their defaults.
+fn action_input_defaults() -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
+    let docs = saphyr::Yaml::load_from_str(&text).unwrap();
+    docs[0]["inputs"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(name, input)| {
+            let default = input
+                .as_mapping()
+                .and_then(|m| {
+                    m.iter()
+                        .find(|(k, _)| k.as_str() == Some("default"))
+                        .map(|(_, v)| v.as_str().unwrap_or_default().to_string())
+                })
+                .unwrap_or_default();
+            (name.as_str().unwrap().to_string(), default)
+        })
+        .collect()
+}
+
 /// Runs the action's `run` steps the way the runner would, with `${{ … }}` expressions filled in.
 fn run_action(
     workspace: &Path,
@@ -690,9 +713,14 @@ fn run_action(
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    let defaults = action_input_defaults();
     let expand = |text: &str| {
         let mut text = text.to_string();
         for (name, value) in inputs {
+            text = text.replace(&format!("${{{{ inputs.{name} }}}}"), value);
+        }
+        // Inputs not given take their default, as the runner does.
+        for (name, value) in &defaults {
             text = text.replace(&format!("${{{{ inputs.{name} }}}}"), value);
         }
         for (name, value) in contexts {
@@ -707,8 +735,10 @@ fn run_action(
         .unwrap_or("plan");
     for (name, condition, step_env, script) in action_steps() {
         let Some(script) = script else { continue }; // `uses:` steps run on GitHub only
+        // speakap-sync is on PATH, so the install step finds it and builds nothing.
         if condition.contains("inputs.mode == 'plan'") && mode != "plan"
             || condition.contains("inputs.mode == 'apply'") && mode != "apply"
+            || condition.contains("steps.install.outputs.source == 'true'")
         {
             continue;
         }
@@ -852,7 +882,7 @@ fn the_action_plans_pull_requests_and_applies_main_with_the_audit_ref_pushed_to_
     assert!(log.contains("No changes"), "{log}");
 }
 
-/// actionlint checks the example workflows, and the action's steps as a `workflow_call` job
+/// actionlint checks the example workflows, the release workflow, and the action's steps as a `workflow_call` job
 /// (actionlint lints workflows, not action metadata). It comes from the npm registry as WASM;
 /// `.ci/run` fetches it and sets ACTIONLINT_DIR.
 #[test]
@@ -919,6 +949,7 @@ fn the_workflows_and_the_action_pass_actionlint() {
         .arg(package)
         .arg(manifest.join("example-repo/.github/workflows/speakap-plan.yml"))
         .arg(manifest.join("example-repo/.github/workflows/speakap-apply.yml"))
+        .arg(manifest.join(".github/workflows/release.yml"))
         .arg(&as_workflow)
         .output()
         .expect("node runs actionlint");

@@ -302,7 +302,7 @@ fn an_edited_plan_with_its_checksum_recomputed_is_refused_and_the_true_plan_appl
     let reviewed = std::fs::read_to_string(&plan_path).unwrap();
 
     // Someone makes a baker network admin and recomputes the checksum, as anyone can.
-    let mut saved: SavedPlan = serde_json::from_str(&reviewed).unwrap();
+    let mut saved = SavedPlan::parse(&reviewed).unwrap();
     let baker = saved
         .plan
         .users
@@ -581,4 +581,80 @@ fn git_in(dir: &Path, args: &[&str]) -> String {
 
 fn git_rev(dir: &Path, rev: &str) -> String {
     git_in(dir, &["rev-parse", rev]).trim().to_string()
+}
+
+#[test]
+fn a_plan_saved_in_format_1_still_applies_and_an_unknown_format_is_refused_clearly() {
+    use speakap_sync::plan::render::SavedPlan;
+
+    let sim = Sim::start(&empty_network());
+    let repo = standard_repo(&sim, &numbered_rows(4));
+    let dir = path_str(repo.path());
+    let out = tempfile::tempdir().unwrap();
+    let plan_path = out.path().join("plan.json");
+    let plan = run(
+        &["plan", "--repo", &dir, "--out", &path_str(&plan_path)],
+        repo.path(),
+    );
+    assert_eq!(code(&plan), 0, "{}", stderr(&plan));
+    let text = std::fs::read_to_string(&plan_path).unwrap();
+    let apply = |path: &std::path::Path| {
+        run(
+            &["apply", "--repo", &dir, "--plan", &path_str(path)],
+            repo.path(),
+        )
+    };
+
+    // A newer format than this version knows.
+    let newer = out.path().join("newer.json");
+    std::fs::write(
+        &newer,
+        text.replace("\"format_version\": 2", "\"format_version\": 3"),
+    )
+    .unwrap();
+    let refused = apply(&newer);
+    assert_eq!(code(&refused), 1);
+    assert!(
+        stderr(&refused)
+            .contains("it is in plan format 3, and this speakap-sync reads formats 1 and 2"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Format 1, as earlier versions wrote it: every provenance in full, the checksum over the
+    // plan's own serialization.
+    let mut plan = SavedPlan::parse(&text).unwrap().plan;
+    plan.format_version = 1;
+    let format_1 = |plan: &speakap_sync::plan::Plan| {
+        let mut value = serde_json::to_value(plan).unwrap();
+        value["checksum"] = format!(
+            "sha256:{}",
+            speakap_sync::digest::sha256_hex(serde_json::to_vec(plan).unwrap())
+        )
+        .into();
+        serde_json::to_string_pretty(&value).unwrap()
+    };
+    let old = out.path().join("format-1.json");
+    let edited = out.path().join("format-1-edited.json");
+    std::fs::write(&old, format_1(&plan)).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&format_1(&plan)).unwrap();
+    value["users"][0]["name"] = "Someone Else".into();
+    std::fs::write(&edited, value.to_string()).unwrap();
+    let refused = apply(&edited);
+    assert_eq!(code(&refused), 1);
+    assert!(
+        stderr(&refused).contains("was edited after it was written"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(sim.users().is_empty(), "nothing applied");
+    let applied = apply(&old);
+    assert_eq!(
+        code(&applied),
+        0,
+        "{}{}",
+        stdout(&applied),
+        stderr(&applied)
+    );
+    assert_eq!(sim.users().len(), 4);
 }

@@ -91,7 +91,7 @@ fn from_results(repo_root: &Path, pending: &journal::Pending) -> Result<Finished
     let plan = pending
         .plan_json
         .as_deref()
-        .and_then(|text| serde_json::from_str::<SavedPlan>(text).ok())
+        .and_then(|text| SavedPlan::parse(text).ok())
         .map(|saved| saved.plan);
     let ledger = match &plan {
         Some(plan) => super::ledger_from_results(&previous, plan, &results, &|xid| {

@@ -11,6 +11,7 @@ use crate::apply;
 use crate::cli::ApplyArgs;
 use crate::config::{self, Config};
 use crate::error::Error;
+use crate::notify::ApplyFacts;
 use crate::output::Paint;
 use crate::plan::{Plan, render};
 use crate::speakap;
@@ -19,9 +20,27 @@ use crate::state::{self, ApplyRecord, Ledger};
 use crate::text::inert;
 
 pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
+    let mut facts = None;
+    let mut webhook = None;
+    let outcome = apply_checked(args, &mut facts, &mut webhook).await;
+    if args.notify {
+        // Keyed by the config directory as given: known also when the config does not load.
+        let config_dir = args.config.repo.display().to_string();
+        crate::notify::after_apply(webhook.as_ref(), &config_dir, facts.as_ref(), &outcome).await;
+    }
+    outcome
+}
+
+/// The preconditions, all before the first request (a failed one means nothing is applied),
+/// then the apply; `facts` and `webhook` are filled in for `--notify` as they become known.
+async fn apply_checked(
+    args: &ApplyArgs,
+    facts: &mut Option<ApplyFacts>,
+    webhook: &mut Option<config::NotifySettings>,
+) -> Result<i32, Error> {
     let config = load_config(&args.config, false)?;
+    webhook.clone_from(&config.sync.notify);
     refuse_unreviewed(&config, args)?;
-    // Preconditions, all before the first request: a failed one means nothing is applied.
     let repo_root = config.files.repo_root.clone();
     let network = config.sync.network.clone();
     let _lock = state::ApplyLock::acquire(&state::state_dir(&repo_root)?, &network, args.wait)?;
@@ -33,7 +52,7 @@ pub async fn apply(args: &ApplyArgs) -> Result<i32, Error> {
         .map(apply::CredentialsFile::open)
         .transpose()?;
     let connection = Connection::open(&config).await?;
-    let outcome = apply_with(args, config, &connection, credentials.as_mut()).await;
+    let outcome = apply_with(args, config, &connection, credentials.as_mut(), facts).await;
     connection.close().await?;
     outcome
 }
@@ -103,7 +122,7 @@ fn refuse_other_date(
 fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
-    let saved: render::SavedPlan = serde_json::from_str(&text).map_err(|e| {
+    let saved = render::SavedPlan::parse(&text).map_err(|e| {
         Error::input(format!(
             "{} is not a plan written by `plan --out`: {e}",
             path.display()
@@ -213,6 +232,7 @@ async fn apply_with(
     config: Config,
     connection: &Connection,
     credentials: Option<&mut apply::CredentialsFile>,
+    facts: &mut Option<ApplyFacts>,
 ) -> Result<i32, Error> {
     let base_tip = state::tip(&config.files.repo_root)?;
     let inputs = gather(config, &args.run, connection).await?;
@@ -222,6 +242,13 @@ async fn apply_with(
         Some(path) => reviewed_plan(path, &inputs)?,
         None => make_plan(&inputs)?,
     };
+    *facts = Some(ApplyFacts {
+        network: plan.network.clone(),
+        checksum: plan.checksum(),
+        plan_summary: plan.summary.line(),
+        violations: plan.safety.violations.clone(),
+        applied: None,
+    });
     let config_commit = refuse_unfit_plan(&plan, args, credentials.is_some())?;
     if nothing_to_apply(&inputs, &plan) {
         println!("No changes: nothing to apply.");
@@ -270,7 +297,7 @@ async fn apply_with(
         connection,
         args,
     };
-    run.record(started, report, journal, base_tip.as_deref())
+    run.record(started, report, journal, base_tip.as_deref(), facts)
         .await
 }
 
@@ -337,6 +364,7 @@ impl Run<'_> {
         report: apply::ApplyReport,
         mut journal: Journal,
         base_tip: Option<&str>,
+        facts: &mut Option<ApplyFacts>,
     ) -> Result<i32, Error> {
         let repo_root = &self.inputs.config.files.repo_root;
         let mut results = report.results;
@@ -351,6 +379,9 @@ impl Run<'_> {
         .await;
         let counts = apply::counts(self.plan, &results, self.connection.client.retries());
         let summary = apply::summary(&counts);
+        if let Some(facts) = facts {
+            facts.applied = Some(summary.clone());
+        }
         let record = ApplyRecord {
             counts,
             results,

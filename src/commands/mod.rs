@@ -30,6 +30,11 @@ pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
     let files = read_files(&args.config, args.worktree)?;
     note_uncommitted(&files);
     let sources = files.files.clone();
+    // Where GitLab shows a problem that has no place of its own: the config directory.
+    let config_dir = match files.prefix.as_str() {
+        "" => ".".to_string(),
+        prefix => prefix.to_string(),
+    };
     let (diagnostics, ok) = match config::load(files) {
         Ok(config) => (config.warnings, true),
         Err(diagnostics) => (diagnostics, false),
@@ -44,6 +49,7 @@ pub fn validate(args: &ValidateArgs) -> Result<i32, Error> {
             serde_json::to_string_pretty(&diagnostics).expect("diagnostics serialize")
         ),
         DiagnosticFormat::Github => diag::render_github(&diagnostics),
+        DiagnosticFormat::Gitlab => crate::gitlab::code_quality(&diagnostics, &config_dir),
     };
     print!("{rendered}");
     Ok(if ok { 0 } else { 1 })

@@ -176,28 +176,20 @@ impl Shown<'_> {
                 unit: limit.unit,
             },
             marker,
-            full_plan: &github::full_plan_location(),
+            full_plan: &crate::ci::full_plan_location(),
             impact: self.impact,
         };
         markdown::markdown(self.plan, &options) + &pending_note
     }
 
-    /// The job summary (in GitHub Actions), and with `--comment` the pull request's comment.
+    /// The job summary (in GitHub Actions), and with `--comment` the pull or merge request's comment.
     async fn publish(&self, inputs: &Inputs) -> Result<(), Error> {
         if github::append_step_summary(&self.markdown(STEP_SUMMARY_LIMIT, None))? {
             tracing::info!("plan added to the job summary");
         }
         if self.args.comment {
             let marker = markdown::comment_marker(&inputs.config.files.prefix);
-            let body = self.markdown(markdown::GITHUB_COMMENT_LIMIT, Some(&marker));
-            let number = github::GitHub::pull_request_number()?;
-            match github::GitHub::from_env()?
-                .upsert_comment(number, &marker, &body)
-                .await?
-            {
-                github::Posted::Created(url) => tracing::info!("plan comment created: {url}"),
-                github::Posted::Updated(url) => tracing::info!("plan comment updated: {url}"),
-            }
+            crate::ci::post_plan(&marker, |limit| self.markdown(limit, Some(&marker))).await?;
         }
         Ok(())
     }

@@ -33,6 +33,20 @@ pub struct SyncConfig {
     pub source: Source,
     #[serde(default)]
     pub policy: Policy,
+    /// Where `apply --notify` also reports a blocked or failed apply, besides the issue it opens.
+    #[serde(default)]
+    pub notify: Option<NotifySettings>,
+}
+
+/// Alerts beyond the code host's issue.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// Name of the environment variable holding an incoming-webhook URL (Slack, Microsoft Teams, or
+    /// any endpoint taking JSON `{"text": …}`): a short, redacted message goes there when an apply
+    /// is blocked or fails. The URL is a secret: keep it in CI secrets, never in the repository.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub webhook_env: String,
 }
 
 /// How to reach the Speakap API.

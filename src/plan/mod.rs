@@ -5,6 +5,7 @@ pub mod impact;
 pub mod markdown;
 mod phases;
 pub mod render;
+mod saved;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -27,7 +28,8 @@ use crate::resolve::{
 use crate::speakap::{NetworkRead, Observed, ObservedUser, wire};
 use crate::state::Ledger;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: provenances in a table, cited by index (`saved`).
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -268,8 +270,7 @@ impl Summary {
 impl Plan {
     /// sha256 of the canonical JSON: identifies exactly this plan (for `apply --force`).
     pub fn checksum(&self) -> String {
-        let json = serde_json::to_vec(self).expect("a plan serializes");
-        format!("sha256:{}", crate::digest::sha256_hex(json))
+        saved::checksum(self)
     }
 
     pub fn applicable(&self) -> bool {

@@ -1,6 +1,5 @@
 //! Plan renderers: a readable text plan for people and JSON for machines.
 
-use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
 use super::impact::Impact;
@@ -12,34 +11,7 @@ use crate::resolve::{ProfileField, Provenance};
 use crate::speakap::NetworkRead;
 use crate::text::inert;
 
-/// The plan as JSON, with its checksum: what `plan --format json` prints and `--out` writes.
-#[derive(Serialize)]
-pub struct PlanDocument<'a> {
-    pub checksum: String,
-    #[serde(flatten)]
-    pub plan: &'a Plan,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub impact: Option<&'a Impact>,
-}
-
-/// A plan read back from `plan --out` (for `apply --plan`).
-#[derive(Deserialize)]
-pub struct SavedPlan {
-    pub checksum: String,
-    #[serde(flatten)]
-    pub plan: Plan,
-}
-
-pub fn json(plan: &Plan, impact: Option<&Impact>) -> String {
-    let document = PlanDocument {
-        checksum: plan.checksum(),
-        plan,
-        impact,
-    };
-    let mut text = serde_json::to_string_pretty(&document).expect("a plan serializes");
-    text.push('\n');
-    text
-}
+pub use super::saved::{SavedPlan, json};
 
 /// What the config change alone does, for the text plan.
 pub fn impact_text(impact: &Impact, plan: &Plan, paint: Paint) -> String {
