@@ -24,10 +24,10 @@ use super::{
     Summary, Unmanaged, UserAction, UserPlan,
 };
 use crate::config::{NetworkRole, Origin};
+use crate::hr::SnapshotInfo;
 use crate::resolve::{
     MappingSource, MembershipKind, ProfileField, Provenance, RuleList, SkippedRecord,
 };
-use crate::hr::SnapshotInfo;
 use crate::speakap::NetworkRead;
 
 /// The plan as JSON with its checksum, and what the config change alone does (not covered by
