@@ -6,8 +6,11 @@
 //! [`duplicates`] found beforehand over all records), mapped through the lookup tables
 //! ([`mapping`]) and the rules ([`rules`]); a record with a problem is skipped and its XID held,
 //! one whose end date has passed is a leaver, and anyone else is a desired user, to whom an
-//! override may apply ([`overrides`]).
+//! override may apply ([`overrides`]). With `policy.duplicate_xids: merge`, the rows of one
+//! employee ID are that person's contracts: set aside by the runs and merged into one person
+//! afterwards ([`contracts`]), as is the check every person meets last (`policy.require_*`).
 
+mod contracts;
 mod desired;
 mod duplicates;
 mod exclusions;
@@ -24,8 +27,8 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 pub use self::desired::{
-    DesiredMembership, DesiredUser, DesiredUsers, MappingSource, MembershipKind, Memberships,
-    Overridden, Provenance, RowFields, RuleList, Sourced,
+    ContractRow, ContractStatus, DesiredMembership, DesiredUser, DesiredUsers, MappingSource,
+    MembershipKind, Memberships, Overridden, Provenance, RowFields, RuleList, Sourced,
 };
 use crate::config::{Config, Origin};
 use crate::fields::FieldName;
@@ -93,9 +96,10 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
 fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize) -> Resolution {
     let records = snapshot.records.shared();
     let resolver = Resolver::new(config, &snapshot.layout, today);
-    let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout);
+    let merging = resolver.policy.merging;
+    let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout, merging);
     let run = records.len().div_ceil(workers.max(1)).max(1);
-    let parts: Vec<Part> = std::thread::scope(|scope| {
+    let mut parts: Vec<Part> = std::thread::scope(|scope| {
         let threads: Vec<_> = (records.chunks(run))
             .map(|run| scope.spawn(|| resolver.resolve_run(run, &duplicates)))
             .collect();
@@ -104,6 +108,8 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
             .map(|part| part.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
     });
+    let merged = resolver.merge_contracts(&mut parts, &duplicates);
+    parts.push(merged);
 
     let mut resolution = Resolution {
         record_count: records.len(),
@@ -161,6 +167,9 @@ struct Part {
     ignored_codes: BTreeMap<(&'static str, String), usize>,
     /// The words of skipped records (see [`Resolution::unread_words`]).
     unread_words: Vec<(String, UnreadAt)>,
+    /// Records of an employee ID on several rows, set aside to be merged as one person's
+    /// contracts ([`contracts`]).
+    contracts: Vec<Arc<Record>>,
 }
 
 /// The config compiled for the records of one layout.
@@ -173,6 +182,7 @@ struct Resolver<'c> {
     tables: mapping::Tables<'c>,
     rules: rules::Rules,
     overrides: overrides::Overrides<'c>,
+    policy: contracts::Policy<'c>,
 }
 
 impl<'c> Resolver<'c> {
@@ -197,6 +207,7 @@ impl<'c> Resolver<'c> {
             tables: mapping::Tables::new(config, layout),
             rules: rules::Rules::new(config, layout),
             overrides: overrides::Overrides::new(config, today),
+            policy: contracts::Policy::new(config, layout),
         }
     }
 
@@ -213,6 +224,10 @@ impl<'c> Resolver<'c> {
         let mut shared = rules::SharedLists::default();
         for record in records {
             let xid = record.value(self.xid_slot);
+            if self.policy.sets_aside(xid, duplicates) {
+                part.contracts.push(record.clone());
+                continue;
+            }
             if let Some(excluded) = self.exclusions.of(xid, record) {
                 part.excluded.push((xid.to_string(), excluded));
                 continue;
@@ -237,7 +252,7 @@ impl<'c> Resolver<'c> {
             }
             let mut memberships = mapped.memberships;
             self.rules.add_groups(record, &mut memberships);
-            let mut user = DesiredUser {
+            let user = DesiredUser {
                 record: record.clone(),
                 fields: self.fields.clone(),
                 start_date: dates.start,
@@ -245,9 +260,12 @@ impl<'c> Resolver<'c> {
                 primary_business_unit: mapped.primary_business_unit,
                 role: self.rules.role(record),
                 overridden: None,
+                contracts: Box::default(),
             };
-            self.overrides.apply(&mut user, &mut part.warnings);
-            part.users.push(user);
+            match self.settle(user, &mut part.warnings) {
+                Ok(user) => part.users.push(user),
+                Err(reason) => skip(&mut part, record, xid, vec![reason]),
+            }
         }
         part
     }
