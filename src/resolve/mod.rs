@@ -501,10 +501,12 @@ overrides:
         assert_eq!(list("1").len(), 2);
     }
 
-    #[test]
-    fn the_outcome_does_not_depend_on_the_number_of_threads() {
+    /// 5,000 rows of every kind: people, exclusions, duplicates, problems, leavers; with
+    /// `contracts`, people of two and three contracts, a merge refused and people without any
+    /// membership among them.
+    fn rows_of_every_kind(contracts: bool) -> Vec<[String; 7]> {
         let jobs = ["Baker", "Store Manager", "Contractor", "Driver"];
-        let rows: Vec<[String; 7]> = (0..5_000)
+        let mut rows: Vec<[String; 7]> = (0..5_000)
             .map(|i| {
                 let xid = if i % 997 == 3 {
                     "42".into()
@@ -533,7 +535,30 @@ overrides:
                 ]
             })
             .collect();
-        let config = config();
+        if contracts {
+            for i in 0..rows.len() {
+                if i % 100 == 32 {
+                    // No location or department: no business unit, department or group.
+                    (rows[i][4], rows[i][5]) = (String::new(), String::new());
+                }
+                // Another contract of the person on the row before (four rows before: a third).
+                let of = match i {
+                    _ if i % 50 == 7 => Some(i - 1),
+                    _ if i % 40 == 8 => Some(i - 4),
+                    _ if i % 10 == 5 => Some(i - 1),
+                    _ => None,
+                };
+                let Some(of) = of else { continue };
+                let identity = if i % 50 == 7 { 1 } else { 3 };
+                let copied = rows[of][..identity].to_vec();
+                rows[i][..identity].clone_from_slice(&copied);
+            }
+        }
+        rows
+    }
+
+    /// Resolves `rows` on 1, 2, 3 and 7 threads, checks the outcomes are the same, and returns it.
+    fn resolved_on_any_number_of_threads(config: &Config, rows: &[[String; 7]]) -> Resolution {
         let snapshot = Snapshot::new(
             "hr.csv".into(),
             "0".repeat(64),
@@ -544,11 +569,9 @@ overrides:
             ),
         );
         let today = jiff::civil::date(2026, 6, 1);
-        let one = resolve_on(&config, &snapshot, today, 1);
-        assert!(one.desired.len() > 2_000);
-        assert!(!one.skipped.is_empty() && !one.excluded.is_empty() && !one.ended.is_empty());
+        let one = resolve_on(config, &snapshot, today, 1);
         for workers in [2, 3, 7] {
-            let many = resolve_on(&config, &snapshot, today, workers);
+            let many = resolve_on(config, &snapshot, today, workers);
             let users = |r: &Resolution| r.desired.values().cloned().collect::<Vec<_>>();
             assert_eq!(users(&one), users(&many), "{workers} workers");
             assert_eq!(one.skipped, many.skipped);
@@ -558,5 +581,36 @@ overrides:
             assert_eq!(one.warnings, many.warnings);
             assert_eq!(one.unread_words, many.unread_words);
         }
+        one
+    }
+
+    #[test]
+    fn the_outcome_does_not_depend_on_the_number_of_threads() {
+        let one = resolved_on_any_number_of_threads(&config(), &rows_of_every_kind(false));
+        assert!(one.desired.len() > 2_000);
+        assert!(!one.skipped.is_empty() && !one.excluded.is_empty() && !one.ended.is_empty());
+    }
+
+    #[test]
+    fn merged_contracts_do_not_depend_on_the_number_of_threads() {
+        let merging = CONFIG.replace(
+            "end_date: end }\n",
+            "end_date: end }\npolicy: { duplicate_xids: merge, require_group: true }\n",
+        );
+        let config = crate::config::load(ConfigFiles::in_memory("c0ffee", &merging)).unwrap();
+        let one = resolved_on_any_number_of_threads(&config, &rows_of_every_kind(true));
+        let merged = (one.desired.values()).filter(|u| !u.contracts.is_empty());
+        let sizes: BTreeSet<usize> = merged.map(|u| u.contracts.len()).collect();
+        assert_eq!(sizes, BTreeSet::from([2, 3]));
+        // Rows on both sides of where two of 7 runs meet (715 records each) are one person,
+        // excluded as a whole when one of them is.
+        assert_eq!(one.desired.get("2144").unwrap().contracts.len(), 2);
+        assert!(one.excluded.contains_key("714") && !one.desired.contains_key("714"));
+        let reasons = |needle| {
+            let mut reasons = one.skipped.iter().flat_map(|s| &s.reasons);
+            reasons.any(|r| r.contains(needle))
+        };
+        assert!(reasons("not merged: the contracts differ in email address"));
+        assert!(reasons("policy.require_group is true"));
     }
 }
