@@ -32,6 +32,7 @@ pub fn explain(input: &ExplainInput, paint: Paint) -> String {
     };
     exclusions_and_overrides(&mut out, input);
     if let Some(desired) = input.resolution.desired.get(input.xid) {
+        contracts(&mut out, desired, &input.snapshot.locator);
         desired_state(&mut out, desired, &input.snapshot.locator, paint);
     }
     let account = account(input);
@@ -140,6 +141,27 @@ fn exclusions_and_overrides(out: &mut String, input: &ExplainInput) {
 }
 
 /// What HR and the rules want for the person, each value with where it comes from.
+/// A merged person's contracts: which one is primary, which count, which do not yet or no more.
+fn contracts(out: &mut String, desired: &DesiredUser, locator: &Locator) {
+    if desired.contracts.is_empty() {
+        return;
+    }
+    let lines = desired.contract_lines();
+    let _ = writeln!(
+        out,
+        "Merged (policy.duplicate_xids: merge): {}",
+        locator.contracts(&lines)
+    );
+    for contract in desired.contracts.iter() {
+        let _ = writeln!(
+            out,
+            "  {}: {}",
+            locator.short(contract.line),
+            contract.status.describe()
+        );
+    }
+}
+
 fn desired_state(out: &mut String, desired: &DesiredUser, locator: &Locator, paint: Paint) {
     let _ = writeln!(out, "Desired (from HR and the rules):");
     for (field, value) in desired.profile() {

@@ -18,8 +18,13 @@ use serde_json::{Value, json};
 fn decisions(plan: &Value) -> String {
     let mut lines = Vec::new();
     for user in plan["users"].as_array().unwrap() {
+        // A merged person's contracts: only they have the field, so other lines stay as they were.
+        let contracts = match user.get("contracts") {
+            Some(lines) => format!(" contracts={lines}"),
+            None => String::new(),
+        };
         lines.push(format!(
-            "{} {} line={} eid={} {}",
+            "{} {} line={}{contracts} eid={} {}",
             user["action"].as_str().unwrap(),
             user["xid"].as_str().unwrap(),
             user["line"],

@@ -799,3 +799,223 @@ fn explain_shows_the_account_found_by_email_for_a_person_without_one_by_xid() {
     );
     assert!(explained.contains("~ update 100 Anna Smit"), "{explained}");
 }
+
+/// Anna's second contract: the same person at store South, from `start` to `end`.
+fn second_contract(start: &str, end: &str) -> String {
+    format!(
+        "100,ANNA@example.com,Anna,Smit,Baker,+31600000001,S,1,{start},{end},anna@corp.example\n"
+    )
+}
+
+fn merging_repo(sim: &Sim, rows: &str) -> ConfigRepo {
+    lifecycle_repo(sim, "  duplicate_xids: merge\n", rows)
+}
+
+#[test]
+fn contracts_that_start_and_end_move_the_person_between_stores() {
+    let sim = Sim::start(&empty_seed());
+    let repo = merging_repo(&sim, &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+
+    // A second contract from 15 November: nothing before that day, then the store is added.
+    day.hr(&format!(
+        "{ANNA}{BERT}{}",
+        second_contract("15-11-2026", "")
+    ));
+    assert!(day.plan("2026-11-10").contains("No changes"));
+    let plan = day.plan("2026-11-15");
+    assert!(
+        plan.contains("~ update 100 Anna Smit") && plan.contains("HR 2 contracts: lines 2 and 4"),
+        "{plan}"
+    );
+    assert!(plan.contains("+ business unit \"Store South\""), "{plan}");
+    let repo_dir = path_str(repo.path());
+    let json = run(
+        &[
+            "plan",
+            "--repo",
+            &repo_dir,
+            "--now",
+            "2026-11-15",
+            "--format",
+            "json",
+        ],
+        repo.path(),
+    );
+    let json: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(json["users"][0]["contracts"], json!([2, 4]));
+    let markdown = run(
+        &[
+            "plan",
+            "--repo",
+            &repo_dir,
+            "--now",
+            "2026-11-15",
+            "--format",
+            "markdown",
+        ],
+        repo.path(),
+    );
+    let markdown = stdout(&markdown);
+    assert!(
+        markdown.contains("Anna Smit (2 contracts") && markdown.contains("lines 2 and 4)"),
+        "{markdown}"
+    );
+    let explained = run(
+        &["explain", "100", "--repo", &repo_dir, "--now", "2026-11-15"],
+        repo.path(),
+    );
+    let explained = stdout(&explained);
+    assert!(
+        explained.contains("Merged (policy.duplicate_xids: merge): 2 contracts: lines 2 and 4")
+            && explained.contains("line 2: primary (the earliest start date")
+            && explained.contains("line 4: active"),
+        "{explained}"
+    );
+    day.apply("2026-11-15");
+    let anna = sim.user_by_xid("100").unwrap();
+    assert_eq!(
+        sim.group_names(&anna),
+        ["Bakery", "Store North", "Store South"]
+    );
+
+    // The first contract ends on 30 November: she loses its store and stays.
+    day.hr(&format!(
+        "{}{BERT}{}",
+        ANNA.replace(",01-01-2020,,", ",01-01-2020,30-11-2026,"),
+        second_contract("15-11-2026", "")
+    ));
+    assert!(day.plan("2026-11-30").contains("No changes"));
+    let plan = day.plan("2026-12-01");
+    assert!(plan.contains("- group \"Store North\""), "{plan}");
+    assert!(!plan.contains("- suspend"), "{plan}");
+    day.apply("2026-12-01");
+    let anna = sim.user_by_xid("100").unwrap();
+    assert_eq!(anna["status"], "active");
+    assert_eq!(sim.group_names(&anna), ["Bakery", "Store South"]);
+
+    // Both ended: the leaver path, suspended and deleted after the grace period.
+    day.hr(&format!(
+        "{}{BERT}{}",
+        ANNA.replace(",01-01-2020,,", ",01-01-2020,30-11-2026,"),
+        second_contract("15-11-2026", "15-12-2026")
+    ));
+    let plan = day.plan("2026-12-16");
+    assert!(plan.contains("- suspend 100 Anna Smit"), "{plan}");
+    assert!(plan.contains("end date 2026-12-15 has passed"), "{plan}");
+    day.apply("2026-12-16");
+    assert_eq!(sim.user_by_xid("100").unwrap()["status"], "suspended");
+    let plan = day.plan("2027-01-15");
+    assert!(plan.contains("- delete 100 Anna Smit"), "{plan}");
+    day.apply("2027-01-15");
+    assert!(sim.user_by_xid("100").is_none(), "deleted");
+    assert_eq!(sim.user_by_xid("101").unwrap()["status"], "active");
+}
+
+#[test]
+fn a_returner_with_a_new_contract_within_the_grace_period_is_restored() {
+    let sim = Sim::start(&empty_seed());
+    let ended = ANNA.replace(",01-01-2020,,", ",01-01-2020,30-11-2026,");
+    let repo = merging_repo(&sim, &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    let eid = sim.user_by_xid("100").unwrap()["EID"].clone();
+    day.hr(&format!("{ended}{BERT}"));
+    day.apply("2026-12-01");
+    assert_eq!(sim.user_by_xid("100").unwrap()["status"], "suspended");
+
+    // A new contract at store South from 10 December, the old row still in the export.
+    day.hr(&format!(
+        "{ended}{BERT}{}",
+        second_contract("10-12-2026", "")
+    ));
+    let plan = day.plan("2026-12-10");
+    assert!(plan.contains("+ restore 100 Anna Smit"), "{plan}");
+    assert!(!plan.contains("invite 100"), "{plan}");
+    day.apply("2026-12-10");
+    let anna = sim.user_by_xid("100").unwrap();
+    assert_eq!(anna["EID"], eid, "the same account");
+    assert_eq!(anna["status"], "active");
+    assert_eq!(sim.group_names(&anna), ["Bakery", "Store South"]);
+}
+
+#[test]
+fn contracts_with_different_addresses_are_not_merged_and_the_account_is_kept() {
+    let sim = Sim::start(&empty_seed());
+    let repo = merging_repo(&sim, &format!("{ANNA}{BERT}"));
+    let day = Day { repo: &repo };
+    day.apply("2026-11-02");
+    let other = second_contract("01-11-2026", "").replace("ANNA@", "anna.smit@");
+    day.hr(&format!("{ANNA}{BERT}{other}"));
+    let plan = day.plan("2026-11-03");
+    assert!(
+        plan.contains(
+            "not merged: the contracts differ in email address (a**a@example.com on line 2, a*******t@example.com on line 4)"
+        ),
+        "{plan}"
+    );
+    assert!(!plan.contains("- suspend"), "{plan}");
+    day.apply("2026-11-03");
+    let anna = sim.user_by_xid("100").unwrap();
+    assert_eq!(anna["status"], "active");
+    assert_eq!(sim.group_names(&anna), ["Bakery", "Store North"]);
+}
+
+#[test]
+fn require_business_unit_invites_without_one_or_skips() {
+    let sim = Sim::start(&empty_seed());
+    let carla = "102,carla@example.com,Carla,Kok,Baker,,,1,01-01-2020,,\n";
+    let repo = lifecycle_repo(
+        &sim,
+        "  require_business_unit: false\n",
+        &format!("{ANNA}{carla}"),
+    );
+    let day = Day { repo: &repo };
+    let plan = day.plan("2026-11-02");
+    assert!(
+        plan.contains("without a business unit (policy.require_business_unit is false)"),
+        "{plan}"
+    );
+    day.apply("2026-11-02");
+    let carla_account = sim.user_by_xid("102").unwrap();
+    assert_eq!(sim.group_names(&carla_account), ["Bakery"]);
+
+    // Required: her record is skipped and her account left alone.
+    let sync = std::fs::read_to_string(repo.path().join("sync.yaml")).unwrap();
+    repo.write(
+        "sync.yaml",
+        &sync.replace(
+            "require_business_unit: false",
+            "require_business_unit: true",
+        ),
+    );
+    repo.commit("require a business unit");
+    let plan = day.plan("2026-11-03");
+    assert!(
+        plan.contains("no business unit: no location code in column \"Location\""),
+        "{plan}"
+    );
+    assert!(!plan.contains("- suspend"), "{plan}");
+    day.apply("2026-11-03");
+    assert_eq!(sim.user_by_xid("102").unwrap()["status"], "active");
+}
+
+#[test]
+fn require_group_skips_a_person_the_rules_give_nothing() {
+    let sim = Sim::start(&empty_seed());
+    let nobody = "102,carla@example.com,Carla,Kok,Baker,,,,01-01-2020,,\n";
+    let repo = lifecycle_repo(&sim, "  require_group: true\n", &format!("{ANNA}{nobody}"));
+    let day = Day { repo: &repo };
+    let plan = day.plan("2026-11-02");
+    assert!(
+        plan.contains(
+            "no business unit, department or group from the mappings, rules or overrides"
+        ),
+        "{plan}"
+    );
+    assert!(plan.contains("+ invite 100 Anna Smit"), "{plan}");
+    day.apply("2026-11-02");
+    assert!(sim.user_by_xid("102").is_none(), "not invited into nothing");
+    assert!(sim.user_by_xid("100").is_some());
+}

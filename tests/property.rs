@@ -26,6 +26,7 @@ struct Row {
     name: String,
     job: &'static str,
     location: &'static str,
+    end: &'static str,
 }
 
 #[derive(Clone, Debug)]
@@ -43,8 +44,39 @@ fn row() -> impl Strategy<Value = Row> {
         prop_oneof![9 => "[A-Z][a-z]{1,5}", 1 => Just(String::new())],
         prop::sample::select(vec!["Baker", "Manager", "Director"]),
         prop::sample::select(vec!["N", "S", "X", "", "N|S"]),
+        end(),
     )
-        .prop_map(|(xid, email, name, job, location)| Row { xid, email, name, job, location })
+        .prop_map(|(xid, email, name, job, location, end)| Row { xid, email, name, job, location, end })
+}
+
+fn end() -> impl Strategy<Value = &'static str> {
+    prop_oneof![6 => Just(""), 1 => Just("2026-01-31"), 1 => Just("2027-01-31")]
+}
+
+/// Rows with, now and then, a person's further contracts: the same employee ID, address and
+/// name with another job, location or end date.
+fn rows_with_contracts() -> impl Strategy<Value = Vec<Row>> {
+    let contract = (
+        any::<prop::sample::Index>(),
+        prop::sample::select(vec!["Baker", "Manager", "Director"]),
+        prop::sample::select(vec!["N", "S", "X", ""]),
+        end(),
+    );
+    (
+        prop::collection::vec(row(), 0..7),
+        prop::collection::vec(contract, 1..5),
+    )
+        .prop_map(|(mut rows, contracts)| {
+            if rows.is_empty() {
+                return rows;
+            }
+            for (of, job, location, end) in contracts {
+                let mut row = of.get(&rows).clone();
+                (row.job, row.location, row.end) = (job, location, end);
+                rows.push(row);
+            }
+            rows
+        })
 }
 
 fn account() -> impl Strategy<Value = Account> {
@@ -77,7 +109,7 @@ fn network() -> impl Strategy<Value = Vec<Account>> {
     })
 }
 
-fn config_text(url: &str, unknown: &str, manager_title: &str) -> String {
+fn config_text(url: &str, unknown: &str, manager_title: &str, duplicate_xids: &str) -> String {
     format!(
         r#"apiVersion: speakap-sync/v1
 kind: SyncConfig
@@ -86,8 +118,12 @@ speakap: {{ url: "{url}", requests_per_second: 1000 }}
 source:
   type: csv
   path: hr.csv
-  columns: {{ xid: id, email: mail, last_name: name, job_title: job, locations: loc }}
-policy: {{ safety: {{ min_records: 0, max_offboard_percent: 100, max_change_percent: 100 }} }}
+  date_format: "%Y-%m-%d"
+  columns: {{ xid: id, email: mail, last_name: name, job_title: job, locations: loc, end_date: end }}
+policy:
+  duplicate_xids: {duplicate_xids}
+  primary_contract: {{ when: {{ field: job_title, equals: Manager }} }}
+  safety: {{ min_records: 0, max_offboard_percent: 100, max_change_percent: 100 }}
 ---
 apiVersion: speakap-sync/v1
 kind: MappingRules
@@ -107,6 +143,7 @@ fn check(
     accounts: Vec<Account>,
     unknown: &str,
     manager_title: &str,
+    duplicate_xids: &str,
 ) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -152,8 +189,10 @@ fn check(
         )
         .await
         .unwrap();
-        let files =
-            ConfigFiles::in_memory("c0ffee", config_text(&running.url, unknown, manager_title));
+        let files = ConfigFiles::in_memory(
+            "c0ffee",
+            config_text(&running.url, unknown, manager_title, duplicate_xids),
+        );
         let config = config::load(files).expect("the generated config is valid");
         let snapshot = Snapshot {
             source: "hr.csv".into(),
@@ -163,9 +202,9 @@ fn check(
             modified: None,
             layout: Layout::new(configured_fields(&config.sync)),
             records: Records::from_rows(
-                5,
+                6,
                 rows.iter().enumerate().map(|(i, r)| {
-                    let values = [&r.xid, &r.email, &r.name, r.job, r.location];
+                    let values = [&r.xid, &r.email, &r.name, r.job, r.location, r.end];
                     (i as u64 + 2, values.to_vec())
                 }),
             ),
@@ -246,11 +285,12 @@ proptest! {
 
     #[test]
     fn plan_after_apply_has_no_changes_and_input_errors_never_offboard(
-        rows in prop::collection::vec(row(), 0..9),
+        rows in rows_with_contracts(),
         accounts in network(),
         unknown in prop::sample::select(vec!["reject", "ignore"]),
         manager_title in prop::sample::select(vec!["Manager", "Baker"]),
+        duplicate_xids in prop::sample::select(vec!["skip", "merge", "merge", "merge"]),
     ) {
-        check(rows, accounts, unknown, manager_title)?;
+        check(rows, accounts, unknown, manager_title, duplicate_xids)?;
     }
 }

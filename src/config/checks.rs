@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use super::tree::Span;
 use super::{
-    AfasSource, Exclusion, InviteChannel, Kind, Loader, LookupTable, MappingRules, Matcher, Merged,
-    Override, SftpSource, Source, SyncConfig, UnknownCode, configured_columns, known_fields, paths,
+    AfasSource, DuplicateXids, Exclusion, InviteChannel, Kind, Loader, LookupTable, MappingRules,
+    Matcher, Merged, Override, SftpSource, Source, SyncConfig, UnknownCode, configured_columns,
+    known_fields, paths,
 };
 use crate::diag::Diagnostic;
 use crate::fields::FieldName;
@@ -167,6 +168,7 @@ impl SemanticChecks<'_> {
         self.check_source(loader);
         self.check_paths(loader);
         self.check_invite_channel(loader);
+        self.check_contract_policy(loader);
         self.check_extra_fields(loader);
         for (table_name, table) in [
             ("business_units", &rules.business_units),
@@ -273,6 +275,30 @@ impl SemanticChecks<'_> {
         }
     }
 
+    /// The contract and business-unit policies need what they read: a primary contract only
+    /// matters when contracts are merged, and a business unit cannot be required without the
+    /// column its codes come from.
+    fn check_contract_policy(&self, loader: &mut Loader) {
+        let policy = &self.sync.policy;
+        if policy.primary_contract.is_some() && policy.duplicate_xids != DuplicateXids::Merge {
+            loader.warning(
+                "policy",
+                self.span(Kind::SyncConfig, &["policy", "primary_contract"]),
+                "`primary_contract` has no effect: rows with one employee ID are skipped",
+                "set `policy.duplicate_xids: merge` to merge a person's contracts",
+            );
+        }
+        let has_locations = self.sync.source.format().columns.locations.is_some();
+        if policy.require_business_unit == Some(true) && !has_locations {
+            loader.error(
+                "policy",
+                self.span(Kind::SyncConfig, &["policy", "require_business_unit"]),
+                "a business unit is required but `source.columns.locations` is not mapped",
+                "map the HR column of the location codes, or drop `require_business_unit`",
+            );
+        }
+    }
+
     /// An extra field may not take the name of a built-in one.
     fn check_extra_fields(&self, loader: &mut Loader) {
         for (name, column) in &self.sync.source.format().columns.extra {
@@ -339,7 +365,7 @@ impl SemanticChecks<'_> {
         }
     }
 
-    /// Every `when` of the rules and exclusions.
+    /// Every `when` of the rules, the primary contract and the exclusions.
     fn check_matchers(&self, loader: &mut Loader, rules: &MappingRules, exclusions: &[Exclusion]) {
         let fields = known_fields(self.sync);
         let rule_matchers = [
@@ -358,6 +384,10 @@ impl SemanticChecks<'_> {
                 let path = vec![section.into(), i.to_string(), "when".into()];
                 self.check_matcher(loader, Kind::MappingRules, path, matcher, &fields);
             }
+        }
+        if let Some(primary) = &self.sync.policy.primary_contract {
+            let path = vec!["policy".into(), "primary_contract".into(), "when".into()];
+            self.check_matcher(loader, Kind::SyncConfig, path, &primary.when, &fields);
         }
         for (i, exclusion) in exclusions.iter().enumerate() {
             if let Some(when) = &exclusion.when {

@@ -35,7 +35,7 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
     let rules: Option<MappingRules> = typed(&mut loader, readable(Kind::MappingRules));
     let exclusions: Option<Exclusions> = typed(&mut loader, readable(Kind::Exclusions));
     let overrides: Option<Overrides> = typed(&mut loader, readable(Kind::Overrides));
-    let Some(sync) = sync.filter(|_| !has_errors(&loader.diagnostics) || !rejected.is_empty())
+    let Some(mut sync) = sync.filter(|_| !has_errors(&loader.diagnostics) || !rejected.is_empty())
     else {
         return Err(finish(loader.diagnostics));
     };
@@ -47,6 +47,10 @@ pub fn load(files: ConfigFiles) -> Result<Config, Vec<Diagnostic>> {
         merged: &merged,
     };
     origins.attach_to_rules(&mut rules);
+    if let Some(primary) = &mut sync.policy.primary_contract {
+        primary.origin =
+            loader.origin(origins.span_at(Kind::SyncConfig, &["policy", "primary_contract"]));
+    }
     origins.attach_to_exclusions_and_overrides(&mut exclusions, &mut overrides);
 
     let checks = SemanticChecks {

@@ -151,6 +151,37 @@ speakap:
 source: { type: csv, path: hr.csv, columns: { xid: id, email: mail, last_name: name } }
 "#;
 
+    #[test]
+    fn the_contract_policies_need_merging_and_a_location_column() {
+        let text = "apiVersion: speakap-sync/v1
+kind: SyncConfig
+network: \"0123456789abcdef\"
+speakap: { url: \"http://127.0.0.1:9\" }
+source: { type: csv, path: hr.csv, columns: { xid: id, email: mail, last_name: name } }
+policy:
+  primary_contract: { when: { field: last_name, equals: X } }
+  require_business_unit: true
+";
+        // Errors first, then warnings.
+        let errors = load(ConfigFiles::in_memory("c0ffee", text)).expect_err("refused");
+        let found: Vec<_> = (errors.iter())
+            .map(|d| (d.message.as_str(), d.location.as_ref().map(|l| l.line)))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "a business unit is required but `source.columns.locations` is not mapped",
+                    Some(8)
+                ),
+                (
+                    "`primary_contract` has no effect: rows with one employee ID are skipped",
+                    Some(7)
+                ),
+            ]
+        );
+    }
+
     /// Run with and without `--no-default-features`: a build without the simulator rejects
     /// `url: embedded` when the configuration loads, before anything is read or sent.
     #[test]

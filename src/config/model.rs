@@ -464,6 +464,44 @@ pub struct Policy {
     /// touch neither) or `relink` (give that account the new XID).
     #[serde(default)]
     pub xid_change: XidChange,
+    /// Several rows with the same employee ID (one per contract, as AFAS exports them): `skip`
+    /// every one of them and leave the account alone, or `merge` them into one person when their
+    /// email address (in any case), first name, infix and last name agree.
+    #[serde(default)]
+    pub duplicate_xids: DuplicateXids,
+    /// Which of a merged person's contracts is primary: the first row this matcher selects
+    /// (else the earliest start date, ties to the first row). Profile values, group rules and
+    /// role rules come from the primary contract.
+    #[serde(default)]
+    pub primary_contract: Option<PrimaryContract>,
+    /// `true`: a person whose location codes give no business unit (no code, or only ignored
+    /// ones) is skipped and reported. `false`: invited without a business unit, and the plan
+    /// says so. Unset: as before the option existed (unknown codes as `business_units.unknown`
+    /// says; a person without a code is invited without a business unit).
+    #[serde(default)]
+    pub require_business_unit: Option<bool>,
+    /// `true`: a person whose mappings, rules and override give no business unit, department or
+    /// group is skipped and reported (their account left alone) rather than invited into nothing.
+    #[serde(default)]
+    pub require_group: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicateXids {
+    #[default]
+    Skip,
+    Merge,
+}
+
+/// The contract that counts for the person as a whole.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrimaryContract {
+    pub when: Matcher,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub origin: Origin,
 }
 
 /// An IANA time zone name such as `Europe/Amsterdam`.

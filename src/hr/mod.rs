@@ -267,6 +267,26 @@ impl Locator {
             RecordOrigin::Page { page, index, .. } => format!("page {page} row {index}"),
         }
     }
+
+    /// A person's contracts (HR positions) in words: `2 contracts: lines 14 and 52`.
+    pub fn contracts(&self, positions: &[u64]) -> String {
+        let each: Vec<String> = match self {
+            Locator::File => positions.iter().map(u64::to_string).collect(),
+            Locator::Sheet { .. } => positions.iter().map(u64::to_string).collect(),
+            Locator::Connector { .. } => positions.iter().map(|p| self.short(*p)).collect(),
+        };
+        let plural = match self {
+            Locator::File => "lines ",
+            Locator::Sheet { .. } => "rows ",
+            Locator::Connector { .. } => "",
+        };
+        let listed = match each.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        format!("{} contracts: {plural}{listed}", positions.len())
+    }
 }
 
 /// Where one HR record came from, for messages and `explain`.
@@ -569,6 +589,21 @@ mod tests {
         assert_eq!(
             (rows[1].line, rows[1].value(0), rows[1].value(1)),
             (9, "d", "")
+        );
+    }
+
+    #[test]
+    fn contracts_are_listed_in_the_words_of_their_source() {
+        assert_eq!(
+            Locator::File.contracts(&[14, 52]),
+            "2 contracts: lines 14 and 52"
+        );
+        let sheet = Locator::Sheet { sheet: "A".into() };
+        assert_eq!(sheet.contracts(&[3, 4, 9]), "3 contracts: rows 3, 4 and 9");
+        let pages = Locator::Connector { page_size: 10 };
+        assert_eq!(
+            pages.contracts(&[3, 14]),
+            "2 contracts: page 1 row 3 and page 2 row 4"
         );
     }
 

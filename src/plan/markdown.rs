@@ -11,6 +11,7 @@ use super::impact::Impact;
 use super::render::{hr_count, network_count};
 use super::{Change, Plan, UserAction, UserPlan};
 use crate::config::repo::short;
+use crate::hr::Locator;
 use crate::redact::{mask_contacts_in, mask_email, mask_identifier, mask_phone};
 use crate::resolve::ProfileField;
 use crate::text::inert;
@@ -324,9 +325,14 @@ fn shown(text: &str, redact: bool) -> String {
     }
 }
 
-fn person(user: &UserPlan, redact: bool) -> String {
+/// A person's XID and name, and the contracts of one merged from several.
+fn person(user: &UserPlan, locator: &Locator, redact: bool) -> String {
+    let contracts = match user.contracts.len() {
+        0 | 1 => String::new(),
+        _ => format!(" ({})", inline(&locator.contracts(&user.contracts))),
+    };
     format!(
-        "**{}** {}",
+        "**{}** {}{contracts}",
         xid(&user.xid, redact),
         shown(&user.name, redact)
     )
@@ -449,7 +455,7 @@ fn offboarding_lines(plan: &Plan, action: UserAction, redact: bool) -> Vec<Strin
         .map(|u| {
             format!(
                 "- ⚠️ {}: {}",
-                person(u, redact),
+                person(u, &plan.hr.locator, redact),
                 shown(u.reason.as_deref().unwrap_or_default(), redact)
             )
         })
@@ -480,11 +486,14 @@ fn change_lines(plan: &Plan, action: UserAction, redact: bool) -> Vec<String> {
                 .collect();
             lines.push(format!(
                 "- {warn}{}: {}",
-                person(user, redact),
+                person(user, &plan.hr.locator, redact),
                 groups.join(", ")
             ));
         } else {
-            lines.push(format!("- {warn}{}", person(user, redact)));
+            lines.push(format!(
+                "- {warn}{}",
+                person(user, &plan.hr.locator, redact)
+            ));
             if let Some(reason) = &user.reason {
                 lines.push(format!("  - _{}_", shown(reason, redact)));
             }

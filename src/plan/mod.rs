@@ -130,6 +130,9 @@ pub struct UserPlan {
     /// The account (EID) that must give up an email address before this one can take it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// The HR lines of a person merged from several contracts (`policy.duplicate_xids: merge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contracts: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -685,6 +688,7 @@ fn invite(desired: &DesiredUser, groups: &Groups, channel: InviteChannel) -> Use
             upn: desired.upn().map(str::to_string),
         }),
         after: None,
+        contracts: desired.contract_lines(),
     }
 }
 

@@ -179,6 +179,7 @@ impl<'a> Phases<'a> {
                 .waits_for
                 .get(&account.eid)
                 .cloned(),
+            contracts: desired.contract_lines(),
         }
     }
 
@@ -376,7 +377,14 @@ impl<'a> Phases<'a> {
             return;
         }
         let mut plan = invite(desired, self.network.groups, channel);
-        plan.reason = reason;
+        let without_business_unit = self.policy.require_business_unit == Some(false)
+            && !(desired.memberships().iter()).any(|(_, m)| m.kind == MembershipKind::BusinessUnit);
+        let note = without_business_unit
+            .then(|| "without a business unit (policy.require_business_unit is false)".to_string());
+        plan.reason = match (reason, note) {
+            (Some(reason), Some(note)) => Some(format!("{reason}; {note}")),
+            (reason, note) => reason.or(note),
+        };
         draft.users.push(plan);
     }
 
@@ -723,6 +731,7 @@ fn offboarding(xid: &str, account: &ObservedUser, action: UserAction, reason: St
         reason: Some(reason),
         invitation: None,
         after: None,
+        contracts: Vec::new(),
     }
 }
 

@@ -289,7 +289,9 @@ pub(crate) fn render_user(out: &mut String, user: &UserPlan, locator: &Locator, 
     if let Some(eid) = &user.eid {
         about.push(format!("eid {eid}"));
     }
-    if let Some(line) = user.line {
+    if user.contracts.len() > 1 {
+        about.push(format!("HR {}", locator.contracts(&user.contracts)));
+    } else if let Some(line) = user.line {
         about.push(format!("HR {}", locator.short(line)));
     }
     let about = if about.is_empty() {

@@ -184,6 +184,9 @@ struct User<'a> {
     invitation: Option<Cow<'a, Invitation>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after: Option<Cow<'a, str>>,
+    /// The HR lines of a person merged from several contracts.
+    #[serde(default, skip_serializing_if = "<[u64]>::is_empty")]
+    contracts: Cow<'a, [u64]>,
 }
 
 /// Where a change's value comes from: an index into `sources`, and the HR line when it is not
@@ -502,6 +505,7 @@ impl<'a> User<'a> {
             reason: user.reason.as_deref().map(Cow::Borrowed),
             invitation: user.invitation.as_ref().map(Cow::Borrowed),
             after: user.after.as_deref().map(Cow::Borrowed),
+            contracts: Cow::Borrowed(&user.contracts),
         }
     }
 
@@ -525,6 +529,7 @@ impl<'a> User<'a> {
             reason: self.reason.map(Cow::into_owned),
             invitation: self.invitation.map(Cow::into_owned),
             after: self.after.map(Cow::into_owned),
+            contracts: self.contracts.into_owned(),
         })
     }
 }

@@ -167,6 +167,9 @@ pub struct DesiredUser {
     pub role: Option<Sourced<NetworkRole>>,
     /// The override in effect for this person, if any (boxed: few people have one).
     pub overridden: Option<Box<Overridden>>,
+    /// Every HR row of a person merged from several contracts (`policy.duplicate_xids: merge`),
+    /// in file order; empty (and not allocated) for a person of one row.
+    pub contracts: Box<[ContractRow]>,
 }
 
 /// What an override in effect did to a person beyond their groups and role.
@@ -182,7 +185,50 @@ pub struct Overridden {
     pub withdrawn: BTreeMap<String, Provenance>,
 }
 
+/// One contract (HR row) of a merged person, and how it counts today.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContractRow {
+    pub line: u64,
+    pub status: ContractStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContractStatus {
+    /// The primary contract: profile, group rules and role rules come from it. Chosen by the
+    /// `policy.primary_contract` matcher written at `chosen_by`, or else as the earliest.
+    Primary { chosen_by: Option<Origin> },
+    /// Running: its business units and departments count.
+    Active,
+    /// Starts on this day; until then it grants nothing.
+    Starts(Date),
+    /// Ended on this day: it grants nothing any more.
+    Ended(Date),
+}
+
+impl ContractStatus {
+    pub fn describe(&self) -> String {
+        match self {
+            ContractStatus::Primary {
+                chosen_by: Some(at),
+            } => {
+                format!("primary (policy.primary_contract, {at})")
+            }
+            ContractStatus::Primary { chosen_by: None } => {
+                "primary (the earliest start date; the first row of equals)".into()
+            }
+            ContractStatus::Active => "active".into(),
+            ContractStatus::Starts(on) => format!("starts {on}, counts from then"),
+            ContractStatus::Ended(on) => format!("ended {on}"),
+        }
+    }
+}
+
 impl DesiredUser {
+    /// The lines of a merged person's contracts; empty for a person of one row.
+    pub fn contract_lines(&self) -> Vec<u64> {
+        self.contracts.iter().map(|c| c.line).collect()
+    }
+
     pub fn xid(&self) -> &str {
         self.record.value(self.fields.xid)
     }

@@ -1,5 +1,7 @@
 //! Duplicates: an employee ID or email address (in any case) on more than one row. Every row
-//! holding one is skipped, and its XID held, since which row is the person cannot be known.
+//! holding one is skipped, and its XID held, since which row is the person cannot be known;
+//! unless `policy.duplicate_xids: merge` reads the rows of one employee ID as one person's
+//! contracts ([`super::contracts`]).
 
 use std::borrow::Cow;
 
@@ -17,20 +19,31 @@ pub(super) struct Duplicates<'r> {
 }
 
 impl<'r> Duplicates<'r> {
-    pub fn find(records: &'r Records, layout: &Layout) -> Duplicates<'r> {
+    /// With `merging`, rows of one employee ID are one person's contracts: their shared address
+    /// is a duplicate only when another employee ID has it too.
+    pub fn find(records: &'r Records, layout: &Layout, merging: bool) -> Duplicates<'r> {
         let slot = |field| {
             layout
                 .slot(&field)
                 .expect("xid and email are always configured")
         };
         let (xid, email) = (slot(FieldName::Xid), slot(FieldName::Email));
+        let mut emails = repeated(
+            records
+                .iter()
+                .map(|r| (case_folded(r.value(email)), r.line)),
+        );
+        if merging {
+            let xid_at: HashMap<u64, &str> =
+                records.iter().map(|r| (r.line, r.value(xid))).collect();
+            emails.retain(|_, lines| {
+                let first = xid_at[&lines[0]];
+                lines.iter().any(|line| xid_at[line] != first)
+            });
+        }
         Duplicates {
             xids: repeated(records.iter().map(|r| (r.value(xid), r.line))),
-            emails: repeated(
-                records
-                    .iter()
-                    .map(|r| (case_folded(r.value(email)), r.line)),
-            ),
+            emails,
         }
     }
 
@@ -88,12 +101,25 @@ mod tests {
                 (7, vec!["1", "a@x.NL"]),
             ],
         );
-        let duplicates = Duplicates::find(&records, &layout);
+        let duplicates = Duplicates::find(&records, &layout, false);
         assert_eq!(duplicates.xid("1"), Some(&[2, 4, 7][..]));
         assert_eq!(duplicates.xid("2"), None);
         assert_eq!(duplicates.xid(""), None);
         assert_eq!(duplicates.email("a@x.nl"), Some(&[2, 3, 7][..]));
         assert_eq!(duplicates.email("A@x.NL"), Some(&[2, 3, 7][..]));
         assert_eq!(duplicates.email("c@x.nl"), None);
+        // Merging, the address of one ID's contracts is a duplicate only with another ID's.
+        let merging = Duplicates::find(&records, &layout, true);
+        assert_eq!(merging.email("a@x.nl"), Some(&[2, 3, 7][..]));
+        assert_eq!(merging.email("b@x.nl"), None);
+        let records = Records::from_rows(2, [(2, vec!["1", "a@x.nl"]), (3, vec!["1", "A@x.nl"])]);
+        assert_eq!(
+            Duplicates::find(&records, &layout, true).email("a@x.nl"),
+            None
+        );
+        assert_eq!(
+            Duplicates::find(&records, &layout, false).email("a@x.nl"),
+            Some(&[2, 3][..])
+        );
     }
 }

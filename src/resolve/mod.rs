@@ -6,8 +6,11 @@
 //! [`duplicates`] found beforehand over all records), mapped through the lookup tables
 //! ([`mapping`]) and the rules ([`rules`]); a record with a problem is skipped and its XID held,
 //! one whose end date has passed is a leaver, and anyone else is a desired user, to whom an
-//! override may apply ([`overrides`]).
+//! override may apply ([`overrides`]). With `policy.duplicate_xids: merge`, the rows of one
+//! employee ID are that person's contracts: set aside by the runs and merged into one person
+//! afterwards ([`contracts`]), as is the check every person meets last (`policy.require_*`).
 
+mod contracts;
 mod desired;
 mod duplicates;
 mod exclusions;
@@ -24,8 +27,8 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 pub use self::desired::{
-    DesiredMembership, DesiredUser, DesiredUsers, MappingSource, MembershipKind, Memberships,
-    Overridden, Provenance, RowFields, RuleList, Sourced,
+    ContractRow, ContractStatus, DesiredMembership, DesiredUser, DesiredUsers, MappingSource,
+    MembershipKind, Memberships, Overridden, Provenance, RowFields, RuleList, Sourced,
 };
 use crate::config::{Config, Origin};
 use crate::fields::FieldName;
@@ -93,9 +96,10 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
 fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize) -> Resolution {
     let records = snapshot.records.shared();
     let resolver = Resolver::new(config, &snapshot.layout, today);
-    let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout);
+    let merging = resolver.policy.merging;
+    let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout, merging);
     let run = records.len().div_ceil(workers.max(1)).max(1);
-    let parts: Vec<Part> = std::thread::scope(|scope| {
+    let mut parts: Vec<Part> = std::thread::scope(|scope| {
         let threads: Vec<_> = (records.chunks(run))
             .map(|run| scope.spawn(|| resolver.resolve_run(run, &duplicates)))
             .collect();
@@ -104,6 +108,8 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
             .map(|part| part.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
     });
+    let merged = resolver.merge_contracts(&mut parts, &duplicates);
+    parts.push(merged);
 
     let mut resolution = Resolution {
         record_count: records.len(),
@@ -161,6 +167,9 @@ struct Part {
     ignored_codes: BTreeMap<(&'static str, String), usize>,
     /// The words of skipped records (see [`Resolution::unread_words`]).
     unread_words: Vec<(String, UnreadAt)>,
+    /// Records of an employee ID on several rows, set aside to be merged as one person's
+    /// contracts ([`contracts`]).
+    contracts: Vec<Arc<Record>>,
 }
 
 /// The config compiled for the records of one layout.
@@ -173,6 +182,7 @@ struct Resolver<'c> {
     tables: mapping::Tables<'c>,
     rules: rules::Rules,
     overrides: overrides::Overrides<'c>,
+    policy: contracts::Policy<'c>,
 }
 
 impl<'c> Resolver<'c> {
@@ -197,6 +207,7 @@ impl<'c> Resolver<'c> {
             tables: mapping::Tables::new(config, layout),
             rules: rules::Rules::new(config, layout),
             overrides: overrides::Overrides::new(config, today),
+            policy: contracts::Policy::new(config, layout),
         }
     }
 
@@ -213,6 +224,10 @@ impl<'c> Resolver<'c> {
         let mut shared = rules::SharedLists::default();
         for record in records {
             let xid = record.value(self.xid_slot);
+            if self.policy.sets_aside(xid, duplicates) {
+                part.contracts.push(record.clone());
+                continue;
+            }
             if let Some(excluded) = self.exclusions.of(xid, record) {
                 part.excluded.push((xid.to_string(), excluded));
                 continue;
@@ -237,7 +252,7 @@ impl<'c> Resolver<'c> {
             }
             let mut memberships = mapped.memberships;
             self.rules.add_groups(record, &mut memberships);
-            let mut user = DesiredUser {
+            let user = DesiredUser {
                 record: record.clone(),
                 fields: self.fields.clone(),
                 start_date: dates.start,
@@ -245,9 +260,12 @@ impl<'c> Resolver<'c> {
                 primary_business_unit: mapped.primary_business_unit,
                 role: self.rules.role(record),
                 overridden: None,
+                contracts: Box::default(),
             };
-            self.overrides.apply(&mut user, &mut part.warnings);
-            part.users.push(user);
+            match self.settle(user, &mut part.warnings) {
+                Ok(user) => part.users.push(user),
+                Err(reason) => skip(&mut part, record, xid, vec![reason]),
+            }
         }
         part
     }
@@ -483,10 +501,12 @@ overrides:
         assert_eq!(list("1").len(), 2);
     }
 
-    #[test]
-    fn the_outcome_does_not_depend_on_the_number_of_threads() {
+    /// 5,000 rows of every kind: people, exclusions, duplicates, problems, leavers; with
+    /// `contracts`, people of two and three contracts, a merge refused and people without any
+    /// membership among them.
+    fn rows_of_every_kind(contracts: bool) -> Vec<[String; 7]> {
         let jobs = ["Baker", "Store Manager", "Contractor", "Driver"];
-        let rows: Vec<[String; 7]> = (0..5_000)
+        let mut rows: Vec<[String; 7]> = (0..5_000)
             .map(|i| {
                 let xid = if i % 997 == 3 {
                     "42".into()
@@ -515,7 +535,30 @@ overrides:
                 ]
             })
             .collect();
-        let config = config();
+        if contracts {
+            for i in 0..rows.len() {
+                if i % 100 == 32 {
+                    // No location or department: no business unit, department or group.
+                    (rows[i][4], rows[i][5]) = (String::new(), String::new());
+                }
+                // Another contract of the person on the row before (four rows before: a third).
+                let of = match i {
+                    _ if i % 50 == 7 => Some(i - 1),
+                    _ if i % 40 == 8 => Some(i - 4),
+                    _ if i % 10 == 5 => Some(i - 1),
+                    _ => None,
+                };
+                let Some(of) = of else { continue };
+                let identity = if i % 50 == 7 { 1 } else { 3 };
+                let copied = rows[of][..identity].to_vec();
+                rows[i][..identity].clone_from_slice(&copied);
+            }
+        }
+        rows
+    }
+
+    /// Resolves `rows` on 1, 2, 3 and 7 threads, checks the outcomes are the same, and returns it.
+    fn resolved_on_any_number_of_threads(config: &Config, rows: &[[String; 7]]) -> Resolution {
         let snapshot = Snapshot::new(
             "hr.csv".into(),
             "0".repeat(64),
@@ -526,11 +569,9 @@ overrides:
             ),
         );
         let today = jiff::civil::date(2026, 6, 1);
-        let one = resolve_on(&config, &snapshot, today, 1);
-        assert!(one.desired.len() > 2_000);
-        assert!(!one.skipped.is_empty() && !one.excluded.is_empty() && !one.ended.is_empty());
+        let one = resolve_on(config, &snapshot, today, 1);
         for workers in [2, 3, 7] {
-            let many = resolve_on(&config, &snapshot, today, workers);
+            let many = resolve_on(config, &snapshot, today, workers);
             let users = |r: &Resolution| r.desired.values().cloned().collect::<Vec<_>>();
             assert_eq!(users(&one), users(&many), "{workers} workers");
             assert_eq!(one.skipped, many.skipped);
@@ -540,5 +581,36 @@ overrides:
             assert_eq!(one.warnings, many.warnings);
             assert_eq!(one.unread_words, many.unread_words);
         }
+        one
+    }
+
+    #[test]
+    fn the_outcome_does_not_depend_on_the_number_of_threads() {
+        let one = resolved_on_any_number_of_threads(&config(), &rows_of_every_kind(false));
+        assert!(one.desired.len() > 2_000);
+        assert!(!one.skipped.is_empty() && !one.excluded.is_empty() && !one.ended.is_empty());
+    }
+
+    #[test]
+    fn merged_contracts_do_not_depend_on_the_number_of_threads() {
+        let merging = CONFIG.replace(
+            "end_date: end }\n",
+            "end_date: end }\npolicy: { duplicate_xids: merge, require_group: true }\n",
+        );
+        let config = crate::config::load(ConfigFiles::in_memory("c0ffee", &merging)).unwrap();
+        let one = resolved_on_any_number_of_threads(&config, &rows_of_every_kind(true));
+        let merged = (one.desired.values()).filter(|u| !u.contracts.is_empty());
+        let sizes: BTreeSet<usize> = merged.map(|u| u.contracts.len()).collect();
+        assert_eq!(sizes, BTreeSet::from([2, 3]));
+        // Rows on both sides of where two of 7 runs meet (715 records each) are one person,
+        // excluded as a whole when one of them is.
+        assert_eq!(one.desired.get("2144").unwrap().contracts.len(), 2);
+        assert!(one.excluded.contains_key("714") && !one.desired.contains_key("714"));
+        let reasons = |needle| {
+            let mut reasons = one.skipped.iter().flat_map(|s| &s.reasons);
+            reasons.any(|r| r.contains(needle))
+        };
+        assert!(reasons("not merged: the contracts differ in email address"));
+        assert!(reasons("policy.require_group is true"));
     }
 }

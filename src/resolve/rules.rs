@@ -49,6 +49,14 @@ impl Rules {
     /// Adds the groups of the group rules that hold for `record` to `memberships`, and makes the
     /// person local admin of their business units if a local-admin rule holds.
     pub fn add_groups(&self, record: &Record, memberships: &mut MembershipList) {
+        self.add_group_rules(record, memberships);
+        if let Some(from) = self.local_admin(record) {
+            memberships.make_admin(from, |_| true);
+        }
+    }
+
+    /// Adds the groups of the group rules that hold for `record` to `memberships`.
+    pub fn add_group_rules(&self, record: &Record, memberships: &mut MembershipList) {
         for (matcher, group, from) in &self.groups {
             if matcher.holds(record, self.separator) {
                 let membership = DesiredMembership {
@@ -59,14 +67,13 @@ impl Rules {
                 memberships.add(group.clone(), membership);
             }
         }
-        let admin = (self.local_admins.iter()).find(|(m, _)| m.holds(record, self.separator));
-        if let Some((_, from)) = admin {
-            for (_, membership) in &mut memberships.0 {
-                if membership.kind == MembershipKind::BusinessUnit {
-                    membership.admin = Some(from.clone());
-                }
-            }
-        }
+    }
+
+    /// The first local-admin rule that holds for `record`.
+    pub fn local_admin(&self, record: &Record) -> Option<&Provenance> {
+        let (_, from) =
+            (self.local_admins.iter()).find(|(m, _)| m.holds(record, self.separator))?;
+        Some(from)
     }
 
     /// The network role of the first role rule that holds for `record`.
@@ -102,6 +109,15 @@ impl MembershipList {
     pub fn remove(&mut self, name: &str) {
         if let Some(i) = self.position(name) {
             self.0.remove(i);
+        }
+    }
+
+    /// Makes the person local admin, for the reason `from`, of each business unit `which` names.
+    pub fn make_admin(&mut self, from: &Provenance, which: impl Fn(&str) -> bool) {
+        for (name, membership) in &mut self.0 {
+            if membership.kind == MembershipKind::BusinessUnit && which(name) {
+                membership.admin = Some(from.clone());
+            }
         }
     }
 

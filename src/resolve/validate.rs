@@ -5,7 +5,7 @@
 use jiff::civil::Date;
 
 use super::duplicates::Duplicates;
-use crate::config::Config;
+use crate::config::{Config, DuplicateXids};
 use crate::fields::{FieldName, parse_date};
 use crate::hr::{Layout, Record};
 use crate::redact::mask_email;
@@ -28,6 +28,8 @@ pub(super) struct Checks<'c> {
     name_slots: Vec<usize>,
     start_slot: Option<usize>,
     end_slot: Option<usize>,
+    /// Rows of one employee ID are one person's contracts, not duplicates.
+    merging: bool,
 }
 
 /// A record's first and last working day, when it has them.
@@ -51,6 +53,7 @@ impl<'c> Checks<'c> {
                 .collect(),
             start_slot: layout.slot(&FieldName::StartDate),
             end_slot: layout.slot(&FieldName::EndDate),
+            merging: config.sync.policy.duplicate_xids == DuplicateXids::Merge,
         }
     }
 
@@ -86,7 +89,7 @@ impl<'c> Checks<'c> {
         if let Some(problem) = unusable_identifier(xid, MAX_XID_CHARS, true) {
             return Some(format!("the employee ID (column \"{column}\") {problem}"));
         }
-        let lines = duplicates.xid(xid)?;
+        let lines = duplicates.xid(xid).filter(|_| !self.merging)?;
         Some(format!(
             "duplicate employee ID, on lines {}",
             join_lines(lines)
@@ -207,7 +210,7 @@ fn plausible_email(email: &str) -> bool {
     local_ok && domain.contains('.') && labels_ok
 }
 
-fn join_lines(lines: &[u64]) -> String {
+pub(super) fn join_lines(lines: &[u64]) -> String {
     lines
         .iter()
         .map(u64::to_string)
