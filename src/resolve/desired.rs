@@ -298,8 +298,7 @@ impl DesiredUser {
 }
 
 /// The desired users (XIDs are unique: duplicates are skipped), in record order with their
-/// positions in XID order beside them: sorting the positions moves four bytes a person, where
-/// sorting the users would move each whole.
+/// positions in XID order beside them.
 #[derive(Debug, Default)]
 pub struct DesiredUsers {
     users: Vec<DesiredUser>,
@@ -307,14 +306,12 @@ pub struct DesiredUsers {
 }
 
 impl DesiredUsers {
-    pub(super) fn new(users: Vec<DesiredUser>) -> DesiredUsers {
-        let count = u32::try_from(users.len()).expect("fewer than 4 billion people");
-        // Sorted with the XIDs beside the positions: each comparison then reads two XIDs
-        // instead of first finding each one's user.
-        let mut order: Vec<(&str, u32)> =
-            users.iter().map(DesiredUser::xid).zip(0..count).collect();
-        order.sort_unstable();
-        let by_xid = order.into_iter().map(|(_, u)| u).collect();
+    /// The users, with `by_xid` their positions in XID order.
+    pub(super) fn new(users: Vec<DesiredUser>, by_xid: Vec<u32>) -> DesiredUsers {
+        debug_assert_eq!(users.len(), by_xid.len());
+        debug_assert!(
+            (by_xid.windows(2)).all(|w| users[w[0] as usize].xid() < users[w[1] as usize].xid())
+        );
         DesiredUsers { users, by_xid }
     }
 

@@ -14,6 +14,9 @@ use crate::hr::{Layout, Records, case_folded};
 pub(super) struct Duplicates<'r> {
     xids: HashMap<&'r str, Vec<u64>>,
     emails: HashMap<Cow<'r, str>, Vec<u64>>,
+    /// The records' indexes in XID order: repeated IDs are found side by side in it, and the
+    /// desired users take their order from it rather than sort again.
+    xid_order: Vec<u32>,
 }
 
 impl<'r> Duplicates<'r> {
@@ -24,13 +27,15 @@ impl<'r> Duplicates<'r> {
                 .expect("xid and email are always configured")
         };
         let (xid, email) = (slot(FieldName::Xid), slot(FieldName::Email));
+        let (xid_order, xids) = sorted_by_xid(records, xid);
         Duplicates {
-            xids: repeated(records.iter().map(|r| (r.value(xid), r.line))),
+            xids,
             emails: repeated(
                 records
                     .iter()
                     .map(|r| (case_folded(r.value(email)), r.line)),
             ),
+            xid_order,
         }
     }
 
@@ -45,6 +50,34 @@ impl<'r> Duplicates<'r> {
             .get(case_folded(email).as_ref())
             .map(Vec::as_slice)
     }
+
+    /// The records' indexes in XID order (the record order among equal XIDs).
+    pub fn xid_order(&self) -> &[u32] {
+        &self.xid_order
+    }
+}
+
+/// The records' indexes in XID order, and the XIDs (other than empty ones) on more than one
+/// record with the lines of those records in order.
+fn sorted_by_xid(records: &Records, slot: usize) -> (Vec<u32>, HashMap<&str, Vec<u64>>) {
+    let count = u32::try_from(records.len()).expect("fewer than 4 billion records");
+    let mut order: Vec<(&str, u32)> = records
+        .iter()
+        .map(|r| r.value(slot))
+        .zip(0..count)
+        .collect();
+    // A stable sort merges the runs already in order: exports are mostly sorted by ID.
+    order.sort();
+    let mut repeated: HashMap<&str, Vec<u64>> = HashMap::default();
+    for run in order.chunk_by(|a, b| a.0 == b.0) {
+        if run.len() > 1 && !run[0].0.is_empty() {
+            let lines = (run.iter())
+                .map(|&(_, r)| records.shared()[r as usize].line)
+                .collect();
+            repeated.insert(run[0].0, lines);
+        }
+    }
+    (order.into_iter().map(|(_, r)| r).collect(), repeated)
 }
 
 /// The keys (other than empty ones) on more than one line, with those lines in order.

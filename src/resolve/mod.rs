@@ -92,12 +92,21 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
 /// joined in order.
 fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize) -> Resolution {
     let records = snapshot.records.shared();
-    let resolver = Resolver::new(config, &snapshot.layout, today);
     let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout);
     let run = records.len().div_ceil(workers.max(1)).max(1);
     let parts: Vec<Part> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (records.chunks(run))
-            .map(|run| scope.spawn(|| resolver.resolve_run(run, &duplicates)))
+        let threads: Vec<_> = (records.chunks(run).enumerate())
+            .map(|(i, records)| {
+                let first = i * run;
+                let duplicates = &duplicates;
+                // A resolver for each thread: the group names and reasons that people share
+                // are reference counted, and a count shared between threads is fought over on
+                // every record.
+                scope.spawn(move || {
+                    let resolver = Resolver::new(config, &snapshot.layout, today);
+                    resolver.resolve_run(first, records, duplicates)
+                })
+            })
             .collect();
         let joined = threads.into_iter().map(|thread| thread.join());
         joined
@@ -121,8 +130,14 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
         }
     }
     let mut users = Vec::with_capacity(parts.iter().map(|p| p.users.len()).sum());
+    // Which user each record became, if any.
+    let mut user_of_record = vec![None; records.len()];
     let mut ignored_codes: BTreeMap<(&str, String), usize> = BTreeMap::new();
     for part in parts {
+        for (user, record) in (users.len()..).zip(part.user_records) {
+            user_of_record[record] =
+                Some(u32::try_from(user).expect("fewer than 4 billion people"));
+        }
         users.extend(part.users);
         resolution.skipped.extend(part.skipped);
         resolution.excluded.extend(part.excluded);
@@ -135,7 +150,10 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
             *ignored_codes.entry(code).or_default() += count;
         }
     }
-    resolution.desired = DesiredUsers::new(users);
+    let by_xid = (duplicates.xid_order().iter())
+        .filter_map(|&record| user_of_record[record as usize])
+        .collect();
+    resolution.desired = DesiredUsers::new(users, by_xid);
     resolution.held = (resolution.skipped.iter())
         .filter_map(|s| s.xid.clone())
         .collect();
@@ -153,6 +171,8 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
 #[derive(Default)]
 struct Part {
     users: Vec<DesiredUser>,
+    /// The index of each user's record among all records.
+    user_records: Vec<usize>,
     skipped: Vec<SkippedRecord>,
     excluded: Vec<(String, Excluded)>,
     ended: Vec<(String, Date)>,
@@ -200,18 +220,21 @@ impl<'c> Resolver<'c> {
         }
     }
 
-    /// Resolves a run of consecutive records: each is excluded, skipped, ended or a desired user.
+    /// Resolves a run of consecutive records, from record `first` on: each is excluded,
+    /// skipped, ended or a desired user.
     fn resolve_run(
         &self,
+        first: usize,
         records: &[Arc<Record>],
         duplicates: &duplicates::Duplicates<'_>,
     ) -> Part {
         let mut part = Part {
             users: Vec::with_capacity(records.len()),
+            user_records: Vec::with_capacity(records.len()),
             ..Part::default()
         };
         let mut shared = rules::SharedLists::default();
-        for record in records {
+        for (index, record) in (first..).zip(records) {
             let xid = record.value(self.xid_slot);
             if let Some(excluded) = self.exclusions.of(xid, record) {
                 part.excluded.push((xid.to_string(), excluded));
@@ -248,6 +271,7 @@ impl<'c> Resolver<'c> {
             };
             self.overrides.apply(&mut user, &mut part.warnings);
             part.users.push(user);
+            part.user_records.push(index);
         }
         part
     }
