@@ -20,21 +20,38 @@ pub(super) struct Duplicates<'r> {
 }
 
 impl<'r> Duplicates<'r> {
-    pub fn find(records: &'r Records, layout: &Layout) -> Duplicates<'r> {
+    /// Finds the duplicates; the IDs and the addresses side by side on two threads when
+    /// `parallel`.
+    pub fn find(records: &'r Records, layout: &Layout, parallel: bool) -> Duplicates<'r> {
         let slot = |field| {
             layout
                 .slot(&field)
                 .expect("xid and email are always configured")
         };
         let (xid, email) = (slot(FieldName::Xid), slot(FieldName::Email));
-        let (xid_order, xids) = sorted_by_xid(records, xid);
-        Duplicates {
-            xids,
-            emails: repeated(
+        let emails = || {
+            repeated(
                 records
                     .iter()
                     .map(|r| (case_folded(r.value(email)), r.line)),
-            ),
+            )
+        };
+        let ((xid_order, xids), emails) = if parallel {
+            std::thread::scope(|scope| {
+                let emails = scope.spawn(emails);
+                let xids = sorted_by_xid(records, xid);
+                let emails = emails.join();
+                (
+                    xids,
+                    emails.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                )
+            })
+        } else {
+            (sorted_by_xid(records, xid), emails())
+        };
+        Duplicates {
+            xids,
+            emails,
             xid_order,
         }
     }
@@ -121,7 +138,20 @@ mod tests {
                 (7, vec!["1", "a@x.NL"]),
             ],
         );
-        let duplicates = Duplicates::find(&records, &layout);
+        let duplicates = Duplicates::find(&records, &layout, false);
+        let parallel = Duplicates::find(&records, &layout, true);
+        assert_eq!(
+            (
+                parallel.xid_order(),
+                parallel.xid("1"),
+                parallel.email("a@x.nl")
+            ),
+            (
+                duplicates.xid_order(),
+                duplicates.xid("1"),
+                duplicates.email("a@x.nl")
+            )
+        );
         assert_eq!(duplicates.xid("1"), Some(&[2, 4, 7][..]));
         assert_eq!(duplicates.xid("2"), None);
         assert_eq!(duplicates.xid(""), None);

@@ -92,7 +92,7 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
 /// joined in order.
 fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize) -> Resolution {
     let records = snapshot.records.shared();
-    let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout);
+    let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout, workers > 1);
     let run = records.len().div_ceil(workers.max(1)).max(1);
     let parts: Vec<Part> = std::thread::scope(|scope| {
         let threads: Vec<_> = (records.chunks(run).enumerate())
