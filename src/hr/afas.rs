@@ -35,35 +35,20 @@ pub async fn read(
     layout: Layout,
     date_format: &str,
 ) -> Result<Snapshot, Error> {
-    let token = std::env::var(&source.token_env).map_err(|_| {
-        Error::input(format!(
-            "the environment variable {} (the AFAS token, named by `source.token_env`) is not set",
-            source.token_env
-        ))
-    })?;
-    let mut auth = HeaderValue::from_str(&authorization(token.trim())).map_err(|_| {
-        Error::input(format!(
-            "the AFAS token in ${} is not valid text",
-            source.token_env
-        ))
-    })?;
-    auth.set_sensitive(true);
-    let endpoint = format!(
-        "{}/connectors/{}",
-        source.url.trim_end_matches('/'),
-        source.connector
-    );
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .connect_timeout(Duration::from_secs(20))
-        .build()
-        .map_err(|e| Error::input(format!("cannot set up HTTPS: {e}")))?;
+    let connector = Connector::new(source)?;
+    let endpoint = &connector.endpoint;
     let take = u64::from(source.page_size.max(1));
     let max_pages = u64::from(source.max_pages.max(1));
 
     let mut hasher = Sha256::new();
-    let mut records = Records::default();
-    let mut fields: Option<(Vec<String>, Vec<usize>)> = None;
+    let mut rows = Rows {
+        endpoint,
+        layout: &layout,
+        date_format,
+        take,
+        fields: None,
+        records: Records::default(),
+    };
     let mut skip: u64 = 0;
     let mut page: u64 = 1;
     loop {
@@ -72,10 +57,91 @@ pub async fn read(
                 "AFAS connector {endpoint}: {max_pages} pages read ({skip} rows) without reaching the empty page that ends the record; stopped at `source.max_pages` ({max_pages}). If the record really is that large, raise `source.max_pages`; otherwise the connector does not page (it may ignore `skip`)"
             )));
         }
+        let answer = connector.get(page, skip, take).await?;
+        let page_rows = connector.rows(page, &answer)?;
+        hasher.update(&answer.body);
+        if page_rows.len() as u64 > take {
+            return Err(Error::input(format!(
+                "AFAS connector {endpoint}: page {page} has {} rows where {take} were asked for; the connector ignores paging",
+                page_rows.len()
+            )));
+        }
+        if page_rows.is_empty() {
+            break;
+        }
+        rows.take_page(page, &page_rows)?;
+        skip += page_rows.len() as u64;
+        page += 1;
+    }
+    let records = rows.records;
+    if records.is_empty() {
+        return Err(Error::input(format!(
+            "AFAS connector {endpoint} returned no rows; refusing to plan from it (it would look like everyone left)"
+        )));
+    }
+    refuse_empty(endpoint, &records)?;
+    Ok(Snapshot {
+        source: connector.endpoint,
+        sha256: crate::digest::hex(&hasher.finalize()),
+        locator: Locator::Connector { page_size: take },
+        pages: Some(page),
+        modified: None,
+        layout,
+        records,
+    })
+}
+
+/// The connector's address and an HTTPS client that sends its token.
+struct Connector<'s> {
+    source: &'s AfasSource,
+    endpoint: String,
+    token: String,
+    auth: HeaderValue,
+    client: reqwest::Client,
+}
+
+impl<'s> Connector<'s> {
+    fn new(source: &'s AfasSource) -> Result<Connector<'s>, Error> {
+        let token = std::env::var(&source.token_env).map_err(|_| {
+            Error::input(format!(
+                "the environment variable {} (the AFAS token, named by `source.token_env`) is not set",
+                source.token_env
+            ))
+        })?;
+        let mut auth = HeaderValue::from_str(&authorization(token.trim())).map_err(|_| {
+            Error::input(format!(
+                "the AFAS token in ${} is not valid text",
+                source.token_env
+            ))
+        })?;
+        auth.set_sensitive(true);
+        let endpoint = format!(
+            "{}/connectors/{}",
+            source.url.trim_end_matches('/'),
+            source.connector
+        );
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .connect_timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| Error::input(format!("cannot set up HTTPS: {e}")))?;
+        Ok(Connector {
+            source,
+            endpoint,
+            token,
+            auth,
+            client,
+        })
+    }
+
+    /// Page `page` (`take` rows from row `skip` on), answered with success.
+    async fn get(&self, page: u64, skip: u64, take: u64) -> Result<Page, Error> {
+        let endpoint = &self.endpoint;
         let url = format!("{endpoint}?skip={skip}&take={take}");
-        let response = client
+        let response = self
+            .client
             .get(&url)
-            .header(AUTHORIZATION, auth.clone())
+            .header(AUTHORIZATION, self.auth.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
@@ -86,101 +152,114 @@ pub async fn read(
                 ))
             })?;
         let status = response.status();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
+        let html = (response.headers().get(reqwest::header::CONTENT_TYPE))
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = response.bytes().await.map_err(|e| {
-            Error::input(format!(
-                "AFAS connector {endpoint}: the answer to page {page} broke off ({})",
-                without_url(&e)
-            ))
-        })?;
+            .is_some_and(|v| v.contains("html"));
+        let body: Vec<u8> = response
+            .bytes()
+            .await
+            .map_err(|e| {
+                Error::input(format!(
+                    "AFAS connector {endpoint}: the answer to page {page} broke off ({})",
+                    without_url(&e)
+                ))
+            })?
+            .into();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(Error::input(format!(
                 "AFAS connector {endpoint}: the token in ${} was refused ({status}); check the token and that it may use connector \"{}\"",
-                source.token_env, source.connector
+                self.source.token_env, self.source.connector
             )));
         }
         if !status.is_success() {
             return Err(Error::input(format!(
                 "AFAS connector {endpoint}: page {page} answered {status}: {}",
-                snippet(&body, &token)
+                snippet(&body, &self.token)
             )));
         }
-        let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
-            let what = if content_type.contains("html") || body.trim_ascii_start().starts_with(b"<") {
+        Ok(Page { body, html })
+    }
+
+    /// The rows of page `page`.
+    fn rows(&self, page: u64, answer: &Page) -> Result<Vec<Value>, Error> {
+        let endpoint = &self.endpoint;
+        let body = &answer.body;
+        let mut parsed: Value = serde_json::from_slice(body).map_err(|_| {
+            let what = if answer.html || body.trim_ascii_start().starts_with(b"<") {
                 "an HTML page instead of JSON (a login or error page? check `source.url`: it ends in /ProfitRestServices)".to_string()
             } else {
-                format!("something that is not JSON ({})", snippet(&body, &token))
+                format!("something that is not JSON ({})", snippet(body, &self.token))
             };
             Error::input(format!("AFAS connector {endpoint}: page {page} is {what}"))
         })?;
-        let Some(rows) = parsed.get("rows").and_then(Value::as_array) else {
-            return Err(Error::input(format!(
+        match parsed.get_mut("rows").and_then(Value::as_array_mut) {
+            Some(rows) => Ok(std::mem::take(rows)),
+            None => Err(Error::input(format!(
                 "AFAS connector {endpoint}: page {page} has no \"rows\" list; is `source.connector` a GetConnector?"
-            )));
-        };
-        hasher.update(&body);
-        if rows.len() as u64 > take {
-            return Err(Error::input(format!(
-                "AFAS connector {endpoint}: page {page} has {} rows where {take} were asked for; the connector ignores paging",
-                rows.len()
-            )));
+            ))),
         }
-        if rows.is_empty() {
-            break;
-        }
+    }
+}
+
+/// A page as the connector answered it.
+struct Page {
+    body: Vec<u8>,
+    /// Said to be HTML by its content type.
+    html: bool,
+}
+
+/// Connector rows to records: the first row's field names are matched to the layout.
+struct Rows<'a> {
+    endpoint: &'a str,
+    layout: &'a Layout,
+    date_format: &'a str,
+    take: u64,
+    /// The first row's field names and, per layout slot, the one it is read from.
+    fields: Option<(Vec<String>, Vec<usize>)>,
+    records: Records,
+}
+
+impl Rows<'_> {
+    /// Takes the rows of page `page` as records.
+    fn take_page(&mut self, page: u64, rows: &[Value]) -> Result<(), Error> {
+        let endpoint = self.endpoint;
         for (index, row) in rows.iter().enumerate() {
             // Page-aligned positions (a page never holds more than `take`), so that
             // `Locator::Connector` names the page and row even when pages are served shorter.
-            let position = (page - 1) * take + index as u64 + 1;
+            let position = (page - 1) * self.take + index as u64 + 1;
             let Some(row) = row.as_object() else {
                 return Err(Error::input(format!(
                     "AFAS connector {endpoint}: page {page} row {} is not an object",
                     index + 1
                 )));
             };
-            if fields.is_none() {
+            if self.fields.is_none() {
                 let names: Vec<String> = row.keys().cloned().collect();
                 let indexes = match_columns(
                     &format!("AFAS connector {endpoint}"),
-                    &layout,
+                    self.layout,
                     &names,
                     " (field names of the GetConnector)",
                 )?;
-                fields = Some((names, indexes));
+                self.fields = Some((names, indexes));
             }
-            let (names, indexes) = fields.as_ref().expect("set above");
+            let (names, indexes) = self.fields.as_ref().expect("set above");
             let values: Vec<String> = indexes
                 .iter()
                 .enumerate()
                 .map(|(slot, &i)| {
-                    value_text(field(row, &names[i]), layout.kinds[slot], date_format)
+                    value_text(
+                        field(row, &names[i]),
+                        self.layout.kinds[slot],
+                        self.date_format,
+                    )
                 })
                 .collect();
-            records.push(Record::new(position, values.iter().map(String::as_str)));
+            self.records
+                .push(Record::new(position, values.iter().map(String::as_str)));
         }
-        skip += rows.len() as u64;
-        page += 1;
+        Ok(())
     }
-    if records.is_empty() {
-        return Err(Error::input(format!(
-            "AFAS connector {endpoint} returned no rows; refusing to plan from it (it would look like everyone left)"
-        )));
-    }
-    refuse_empty(&endpoint, &records)?;
-    Ok(Snapshot {
-        source: endpoint,
-        sha256: crate::digest::hex(&hasher.finalize()),
-        locator: Locator::Connector { page_size: take },
-        pages: Some(page),
-        modified: None,
-        layout,
-        records,
-    })
 }
 
 /// A row's field by its exact name, or ignoring case and spaces.

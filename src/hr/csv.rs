@@ -160,15 +160,20 @@ fn read_rows<R: std::io::Read>(
         header: None,
         records: Records::default(),
     };
-    let mut record = csv::ByteRecord::new();
+    let mut record = csv::StringRecord::new();
     let mut lines = Lines::default();
     // Where the last row starts, its line, and what it was read as.
     let mut last = None;
     loop {
         let start = reader.position().byte();
         let more = reader
-            .read_byte_record(&mut record)
-            .map_err(|e| Stop::Invalid(Error::input(format!("cannot read {display}: {e}"))))?;
+            .read_record(&mut record)
+            .map_err(|e| match e.kind() {
+                // Each field is checked on its own: a character cut by a delimiter is two fields
+                // that are not UTF-8.
+                csv::ErrorKind::Utf8 { .. } => Stop::NotUtf8,
+                _ => Stop::Invalid(Error::input(format!("cannot read {display}: {e}"))),
+            })?;
         if !more {
             break;
         }
@@ -176,8 +181,7 @@ fn read_rows<R: std::io::Read>(
         let tap = reader.get_mut();
         let line = lines.row_starting(tap.between(start, end));
         tap.forget_before(start);
-        let fields = utf8_fields(&record)?;
-        last = Some((start, line, rows.take(line, &fields)?));
+        last = Some((start, line, rows.take(line, &record)?));
     }
     let tap = reader.into_inner();
     if let Some((start, line, taken)) = last {
@@ -193,15 +197,6 @@ fn read_rows<R: std::io::Read>(
         length: tap.length,
     };
     Ok((rows.records, read))
-}
-
-/// The fields of a row as text, or [`Stop::NotUtf8`] when one is not UTF-8 (each is checked on
-/// its own: a character cut by a delimiter is two fields that are not).
-fn utf8_fields(record: &csv::ByteRecord) -> Result<Vec<&str>, Stop> {
-    record
-        .iter()
-        .map(|field| std::str::from_utf8(field).map_err(|_| Stop::NotUtf8))
-        .collect()
 }
 
 /// CSV input on its way to the csv reader: hashed, counted, and kept from the start of the row
@@ -280,12 +275,19 @@ impl Lines {
 /// The line ends in `bytes`: `\n`, `\r\n` and a lone `\r` are one each. `after_cr` says the
 /// bytes before ended with `\r`, and is updated.
 fn line_ends(bytes: &[u8], after_cr: &mut bool) -> u64 {
-    let mut count = 0;
-    for &b in bytes {
-        count += u64::from(b == b'\r' || (b == b'\n' && !*after_cr));
-        *after_cr = b == b'\r';
-    }
-    count
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return 0;
+    };
+    // Every `\r` ends a line, and every `\n` that does not follow one. Counted pair by pair of
+    // neighbouring bytes, with no state carried from one byte to the next: the compiler can then
+    // count many bytes at a time.
+    let ends = |before: u8, b: u8| b == b'\r' || (b == b'\n' && before != b'\r');
+    let first_ends = ends(if *after_cr { b'\r' } else { 0 }, first);
+    let rest = (bytes.iter().zip(&bytes[1..]))
+        .filter(|&(&before, &b)| ends(before, b))
+        .count();
+    *after_cr = last == b'\r';
+    u64::from(first_ends) + rest as u64
 }
 
 /// What a row was read as.
@@ -310,21 +312,24 @@ struct Rows<'a> {
 
 impl Rows<'_> {
     /// A row read (starting on `line`): the header, a record, or nothing (a blank row).
-    fn take(&mut self, line: u64, fields: &[&str]) -> Result<Taken, Stop> {
+    fn take(&mut self, line: u64, fields: &csv::StringRecord) -> Result<Taken, Stop> {
         if fields.iter().all(|f| f.trim_ascii().is_empty()) {
             return Ok(Taken::Blank);
         }
-        let Some((width, columns)) = self.header.clone() else {
+        let Some((width, columns)) = &self.header else {
+            let header: Vec<&str> = fields.iter().collect();
             let columns = match_columns(
                 &format!("{}:{line}", self.display),
                 self.layout,
-                fields,
+                &header,
                 &format!(" (delimiter used: {:?})", self.delimiter as char),
             )
             .map_err(Stop::Invalid)?;
             self.header = Some((fields.len(), columns));
             return Ok(Taken::Header);
         };
+        let width = *width;
+        let mut record = Record::new(line, columns.iter().map(|&i| fields.get(i).unwrap_or("")));
         let mut problems = Vec::new();
         let over_lines = fields.iter().any(|f| f.contains('\n'));
         if fields.len() != width {
@@ -334,22 +339,17 @@ impl Rows<'_> {
             ));
             // Its lines are noted one by one below when it runs over several.
             if !over_lines {
+                let text = fields.iter().collect::<Vec<_>>();
                 self.records.note_unread(UnreadText {
                     line,
                     row_line: line,
-                    text: fields.join(&(self.delimiter as char).to_string()).into(),
+                    text: text.join(&(self.delimiter as char).to_string()).into(),
                 });
             }
         }
         if over_lines {
-            problems.extend(self.note_lines_that_look_like_rows(line, fields, &columns));
+            problems.extend(self.note_lines_that_look_like_rows(line, fields));
         }
-        let mut record = Record::new(
-            line,
-            columns
-                .iter()
-                .map(|&i| fields.get(i).copied().unwrap_or("")),
-        );
         if !problems.is_empty() {
             record.problem = Some(problems.join("; "));
         }
@@ -365,8 +365,7 @@ impl Rows<'_> {
     fn note_lines_that_look_like_rows(
         &mut self,
         line: u64,
-        fields: &[&str],
-        columns: &[usize],
+        fields: &csv::StringRecord,
     ) -> Vec<String> {
         let delimiter = self.delimiter as char;
         let mut value_line = line;
@@ -384,8 +383,10 @@ impl Rows<'_> {
             }
             value_line += value.matches('\n').count() as u64;
         }
-        let layout = self.layout;
-        (columns.iter().zip(&layout.columns))
+        let Some((_, columns)) = &self.header else {
+            return Vec::new();
+        };
+        (columns.iter().zip(&self.layout.columns))
             .filter(|&(&i, _)| holds_rows.get(i) == Some(&true))
             .map(|(_, column)| {
                 format!(
@@ -499,8 +500,17 @@ pub fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<
             bytes[offset]
         )));
     }
-    // Line by line: a line that is UTF-8 stays UTF-8, so one stray byte in an otherwise UTF-8
-    // export cannot turn every accented name in it into another.
+    decode_line_by_line(bytes, display, encoding).map(Cow::Owned)
+}
+
+/// Line by line: a line that is UTF-8 stays UTF-8, so one stray byte in an otherwise UTF-8
+/// export cannot turn every accented name in it into another; the other lines are read as
+/// `encoding`.
+fn decode_line_by_line(
+    bytes: &[u8],
+    display: &str,
+    encoding: &'static encoding_rs::Encoding,
+) -> Result<String, Error> {
     let mut text = String::with_capacity(bytes.len() + bytes.len() / 8);
     let (mut fallback_lines, mut utf8_accents) = (Vec::new(), false);
     for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
@@ -524,25 +534,34 @@ pub fn decode<'a>(bytes: &'a [u8], display: &str, fallback: &str) -> Result<Cow<
         }
     }
     if utf8_accents {
-        let file = display;
-        let shown: Vec<String> = fallback_lines
-            .iter()
-            .take(10)
-            .map(usize::to_string)
-            .collect();
-        tracing::warn!(
-            "{}: the export mixes encodings: line(s) {}{} are not UTF-8 and were read as {}, the rest as UTF-8; check the names on those lines",
-            file,
-            shown.join(", "),
-            if fallback_lines.len() > shown.len() {
-                ", …"
-            } else {
-                ""
-            },
-            encoding.name()
-        );
+        warn_of_mixed_encodings(display, encoding, &fallback_lines);
     }
-    Ok(Cow::Owned(text))
+    Ok(text)
+}
+
+/// An export with accents in UTF-8 and lines in another encoding was written by two programs;
+/// the names on those lines deserve a look.
+fn warn_of_mixed_encodings(
+    file: &str,
+    encoding: &'static encoding_rs::Encoding,
+    fallback_lines: &[usize],
+) {
+    let shown: Vec<String> = fallback_lines
+        .iter()
+        .take(10)
+        .map(usize::to_string)
+        .collect();
+    tracing::warn!(
+        "{}: the export mixes encodings: line(s) {}{} are not UTF-8 and were read as {}, the rest as UTF-8; check the names on those lines",
+        file,
+        shown.join(", "),
+        if fallback_lines.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        },
+        encoding.name()
+    );
 }
 
 /// The candidate delimiter that splits the header into the most configured column names.

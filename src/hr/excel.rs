@@ -6,7 +6,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use calamine::{Data, Reader, Sheets, StyleRange};
+use calamine::{Data, Range, Reader, Sheets, StyleRange};
 
 use super::{Layout, Locator, Record, Records, Snapshot, format_date, match_columns, refuse_empty};
 use crate::config::ColumnType;
@@ -47,24 +47,7 @@ pub fn parse(
             "{display} is not a readable spreadsheet (xlsx, xlsm, xlsb, xls or ods): {e}. Is the file complete (not truncated), and is `source.type` right?"
         ))
     })?;
-    let names = workbook.sheet_names();
-    let sheet_name = match sheet {
-        Some(wanted) => names
-            .iter()
-            .find(|n| n.as_str() == wanted)
-            .or_else(|| names.iter().find(|n| n.eq_ignore_ascii_case(wanted)))
-            .cloned()
-            .ok_or_else(|| {
-                Error::input(format!(
-                    "{display}: no sheet \"{wanted}\"; the workbook has: {}. Fix `source.sheet`",
-                    super::quote_list(&names)
-                ))
-            })?,
-        None => names
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::input(format!("{display}: the workbook has no sheets")))?,
-    };
+    let sheet_name = sheet_name(&workbook, display, sheet)?;
     let range = workbook.worksheet_range(&sheet_name).map_err(|e| {
         Error::input(format!(
             "{display}: cannot read sheet \"{sheet_name}\": {e}. Is the file complete (not truncated)?"
@@ -78,10 +61,57 @@ pub fn parse(
     } else {
         None
     };
+    let (header_index, columns) = header(&range, &place, &layout)?;
+    let sheet = Sheet {
+        range: &range,
+        styles: styles.as_ref(),
+        layout: &layout,
+        columns: &columns,
+        date_format,
+    };
+    let records = sheet.records(header_index + 1);
+    refuse_empty(&place, &records)?;
+    Ok(Snapshot {
+        source: display.to_string(),
+        sha256,
+        locator: Locator::Sheet { sheet: sheet_name },
+        pages: None,
+        modified: None,
+        layout,
+        records,
+    })
+}
 
-    let (first_row, first_col) = range.start().unwrap_or((0, 0));
-    // The header is the first row naming the XID column (exports may start with a title row),
-    // else the first non-empty row (whose cells the error message then lists).
+/// The sheet asked for (by name, else ignoring case), or the first.
+fn sheet_name<R: std::io::Read + std::io::Seek>(
+    workbook: &Sheets<R>,
+    display: &str,
+    sheet: Option<&str>,
+) -> Result<String, Error> {
+    let names = workbook.sheet_names();
+    match sheet {
+        Some(wanted) => names
+            .iter()
+            .find(|n| n.as_str() == wanted)
+            .or_else(|| names.iter().find(|n| n.eq_ignore_ascii_case(wanted)))
+            .cloned()
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "{display}: no sheet \"{wanted}\"; the workbook has: {}. Fix `source.sheet`",
+                    super::quote_list(&names)
+                ))
+            }),
+        None => names
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::input(format!("{display}: the workbook has no sheets"))),
+    }
+}
+
+/// The header's index among the range's rows and, per layout slot, the column it is read
+/// from. The header is the first row naming the XID column (exports may start with a title
+/// row), else the first non-empty row (whose cells the error message then lists).
+fn header(range: &Range<Data>, place: &str, layout: &Layout) -> Result<(usize, Vec<usize>), Error> {
     let xid_column = layout.columns.first().map(|c| super::normalize(c));
     let non_empty = || {
         range
@@ -102,54 +132,70 @@ pub fn parse(
         )));
     };
     let header_names: Vec<String> = header.iter().map(|c| c.to_string()).collect();
+    let (first_row, _) = range.start().unwrap_or((0, 0));
     let header_row = first_row as u64 + header_index as u64 + 1;
-    let indexes = match_columns(
+    let columns = match_columns(
         &format!("{place} row {header_row}"),
-        &layout,
+        layout,
         &header_names,
         " (or `source.sheet`)",
     )?;
+    Ok((header_index, columns))
+}
 
-    let mut records = Records::default();
-    let mut values: Vec<String> = Vec::with_capacity(indexes.len());
-    for (i, row) in range.rows().enumerate().skip(header_index + 1) {
-        if row.iter().all(cell_is_blank) {
-            continue;
+/// A sheet's rows with what is needed to read them as records.
+struct Sheet<'a> {
+    range: &'a Range<Data>,
+    styles: Option<&'a StyleRange>,
+    layout: &'a Layout,
+    /// Per layout slot, the column it is read from.
+    columns: &'a [usize],
+    date_format: &'a str,
+}
+
+impl Sheet<'_> {
+    /// The records of the rows from index `first` on (blank rows left out).
+    fn records(&self, first: usize) -> Records {
+        let (first_row, first_col) = self.range.start().unwrap_or((0, 0));
+        let mut records = Records::default();
+        let mut values: Vec<String> = Vec::with_capacity(self.columns.len());
+        for (i, row) in self.range.rows().enumerate().skip(first) {
+            if row.iter().all(cell_is_blank) {
+                continue;
+            }
+            let row_number = first_row as u64 + i as u64 + 1;
+            values.clear();
+            for (slot, &column) in self.columns.iter().enumerate() {
+                let cell = row.get(column).unwrap_or(&Data::Empty);
+                let format = self.styles.and_then(|s| {
+                    number_format(s, (first_row + i as u32, first_col + column as u32))
+                });
+                values.push(cell_text(
+                    cell,
+                    self.layout.kinds[slot],
+                    format,
+                    self.date_format,
+                ));
+            }
+            let mut record = Record::new(row_number, values.iter().map(String::as_str));
+            record.problem = self.formula_errors(row);
+            records.push(record);
         }
-        let row_number = first_row as u64 + i as u64 + 1;
-        values.clear();
-        for (slot, &column) in indexes.iter().enumerate() {
-            let cell = row.get(column).unwrap_or(&Data::Empty);
-            let format = styles
-                .as_ref()
-                .and_then(|s| number_format(s, (first_row + i as u32, first_col + column as u32)));
-            values.push(cell_text(cell, layout.kinds[slot], format, date_format));
-        }
-        let mut record = Record::new(row_number, values.iter().map(String::as_str));
-        let errors: Vec<String> = indexes
-            .iter()
-            .enumerate()
+        records
+    }
+
+    /// A formula error is not a value: the row is skipped rather than read as "#N/A".
+    fn formula_errors(&self, row: &[Data]) -> Option<String> {
+        let errors: Vec<String> = (self.columns.iter().enumerate())
             .filter_map(|(slot, &column)| match row.get(column) {
-                Some(Data::Error(e)) => Some(format!("{e} in column \"{}\"", layout.columns[slot])),
+                Some(Data::Error(e)) => {
+                    Some(format!("{e} in column \"{}\"", self.layout.columns[slot]))
+                }
                 _ => None,
             })
             .collect();
-        if !errors.is_empty() {
-            // A formula error is not a value: the row is skipped rather than read as "#N/A".
-            record.problem = Some(format!("spreadsheet error {}", errors.join(", ")));
-        }
-        records.push(record);
+        (!errors.is_empty()).then(|| format!("spreadsheet error {}", errors.join(", ")))
     }
-    refuse_empty(&place, &records)?;
-    Ok(Snapshot {
-        source: display.to_string(),
-        sha256,
-        locator: Locator::Sheet { sheet: sheet_name },
-        pages: None,
-        modified: None,
-        layout,
-        records,
-    })
 }
 
 fn cell_is_blank(cell: &Data) -> bool {

@@ -89,18 +89,27 @@ impl Resolver<'_> {
     /// The contracts the runs set aside, merged per employee ID, in the order of the IDs: what
     /// they resolve to, as one more part to join after the runs'.
     pub(super) fn merge_contracts(&self, parts: &mut [Part], duplicates: &Duplicates<'_>) -> Part {
-        let set_aside: Vec<Arc<Record>> = (parts.iter_mut())
+        let set_aside: Vec<(usize, Arc<Record>)> = (parts.iter_mut())
             .flat_map(|part| std::mem::take(&mut part.contracts))
             .collect();
-        let mut by_xid: BTreeMap<&str, Vec<&Arc<Record>>> = BTreeMap::new();
-        for record in &set_aside {
-            let xid = record.value(self.xid_slot);
-            by_xid.entry(xid).or_default().push(record);
+        let mut by_xid: BTreeMap<&str, Vec<&(usize, Arc<Record>)>> = BTreeMap::new();
+        for contract in &set_aside {
+            let xid = contract.1.value(self.xid_slot);
+            by_xid.entry(xid).or_default().push(contract);
         }
         let mut part = Part::default();
         let mut shared = SharedLists::default();
-        for (xid, rows) in by_xid {
+        for (xid, indexed) in by_xid {
+            let rows: Vec<&Arc<Record>> = indexed.iter().map(|(_, record)| record).collect();
+            let users_before = part.users.len();
             self.contracts(xid, &rows, duplicates, (&mut part, &mut shared));
+            // The merged person stands at their primary row in the records' XID order.
+            if let Some(user) = part.users.get(users_before) {
+                let (index, _) = (indexed.iter())
+                    .find(|(_, record)| Arc::ptr_eq(record, &user.record))
+                    .expect("a merged person holds one of their rows");
+                part.user_records.push(*index);
+            }
         }
         part
     }

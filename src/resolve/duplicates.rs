@@ -16,23 +16,47 @@ use crate::hr::{Layout, Records, case_folded};
 pub(super) struct Duplicates<'r> {
     xids: HashMap<&'r str, Vec<u64>>,
     emails: HashMap<Cow<'r, str>, Vec<u64>>,
+    /// The records' indexes in XID order: repeated IDs are found side by side in it, and the
+    /// desired users take their order from it rather than sort again.
+    xid_order: Vec<u32>,
 }
 
 impl<'r> Duplicates<'r> {
     /// With `merging`, rows of one employee ID are one person's contracts: their shared address
-    /// is a duplicate only when another employee ID has it too.
-    pub fn find(records: &'r Records, layout: &Layout, merging: bool) -> Duplicates<'r> {
+    /// is a duplicate only when another employee ID has it too. With `parallel`, the IDs and the
+    /// addresses are searched side by side on two threads.
+    pub fn find(
+        records: &'r Records,
+        layout: &Layout,
+        merging: bool,
+        parallel: bool,
+    ) -> Duplicates<'r> {
         let slot = |field| {
             layout
                 .slot(&field)
                 .expect("xid and email are always configured")
         };
         let (xid, email) = (slot(FieldName::Xid), slot(FieldName::Email));
-        let mut emails = repeated(
-            records
-                .iter()
-                .map(|r| (case_folded(r.value(email)), r.line)),
-        );
+        let emails = || {
+            repeated(
+                records
+                    .iter()
+                    .map(|r| (case_folded(r.value(email)), r.line)),
+            )
+        };
+        let ((xid_order, xids), mut emails) = if parallel {
+            std::thread::scope(|scope| {
+                let emails = scope.spawn(emails);
+                let xids = sorted_by_xid(records, xid);
+                let emails = emails.join();
+                (
+                    xids,
+                    emails.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                )
+            })
+        } else {
+            (sorted_by_xid(records, xid), emails())
+        };
         if merging {
             let xid_at: HashMap<u64, &str> =
                 records.iter().map(|r| (r.line, r.value(xid))).collect();
@@ -42,8 +66,9 @@ impl<'r> Duplicates<'r> {
             });
         }
         Duplicates {
-            xids: repeated(records.iter().map(|r| (r.value(xid), r.line))),
+            xids,
             emails,
+            xid_order,
         }
     }
 
@@ -58,6 +83,34 @@ impl<'r> Duplicates<'r> {
             .get(case_folded(email).as_ref())
             .map(Vec::as_slice)
     }
+
+    /// The records' indexes in XID order (the record order among equal XIDs).
+    pub fn xid_order(&self) -> &[u32] {
+        &self.xid_order
+    }
+}
+
+/// The records' indexes in XID order, and the XIDs (other than empty ones) on more than one
+/// record with the lines of those records in order.
+fn sorted_by_xid(records: &Records, slot: usize) -> (Vec<u32>, HashMap<&str, Vec<u64>>) {
+    let count = u32::try_from(records.len()).expect("fewer than 4 billion records");
+    let mut order: Vec<(&str, u32)> = records
+        .iter()
+        .map(|r| r.value(slot))
+        .zip(0..count)
+        .collect();
+    // A stable sort merges the runs already in order: exports are mostly sorted by ID.
+    order.sort();
+    let mut repeated: HashMap<&str, Vec<u64>> = HashMap::default();
+    for run in order.chunk_by(|a, b| a.0 == b.0) {
+        if run.len() > 1 && !run[0].0.is_empty() {
+            let lines = (run.iter())
+                .map(|&(_, r)| records.shared()[r as usize].line)
+                .collect();
+            repeated.insert(run[0].0, lines);
+        }
+    }
+    (order.into_iter().map(|(_, r)| r).collect(), repeated)
 }
 
 /// The keys (other than empty ones) on more than one line, with those lines in order.
@@ -101,7 +154,20 @@ mod tests {
                 (7, vec!["1", "a@x.NL"]),
             ],
         );
-        let duplicates = Duplicates::find(&records, &layout, false);
+        let duplicates = Duplicates::find(&records, &layout, false, false);
+        let parallel = Duplicates::find(&records, &layout, false, true);
+        assert_eq!(
+            (
+                parallel.xid_order(),
+                parallel.xid("1"),
+                parallel.email("a@x.nl")
+            ),
+            (
+                duplicates.xid_order(),
+                duplicates.xid("1"),
+                duplicates.email("a@x.nl")
+            )
+        );
         assert_eq!(duplicates.xid("1"), Some(&[2, 4, 7][..]));
         assert_eq!(duplicates.xid("2"), None);
         assert_eq!(duplicates.xid(""), None);
@@ -109,16 +175,16 @@ mod tests {
         assert_eq!(duplicates.email("A@x.NL"), Some(&[2, 3, 7][..]));
         assert_eq!(duplicates.email("c@x.nl"), None);
         // Merging, the address of one ID's contracts is a duplicate only with another ID's.
-        let merging = Duplicates::find(&records, &layout, true);
+        let merging = Duplicates::find(&records, &layout, true, false);
         assert_eq!(merging.email("a@x.nl"), Some(&[2, 3, 7][..]));
         assert_eq!(merging.email("b@x.nl"), None);
         let records = Records::from_rows(2, [(2, vec!["1", "a@x.nl"]), (3, vec!["1", "A@x.nl"])]);
         assert_eq!(
-            Duplicates::find(&records, &layout, true).email("a@x.nl"),
+            Duplicates::find(&records, &layout, true, false).email("a@x.nl"),
             None
         );
         assert_eq!(
-            Duplicates::find(&records, &layout, false).email("a@x.nl"),
+            Duplicates::find(&records, &layout, false, false).email("a@x.nl"),
             Some(&[2, 3][..])
         );
     }

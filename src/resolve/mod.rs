@@ -94,23 +94,54 @@ pub fn resolve(config: &Config, snapshot: &Snapshot, today: Date) -> Resolution 
 /// any number of them, since each resolves a run of consecutive records and the runs are
 /// joined in order.
 fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize) -> Resolution {
-    let records = snapshot.records.shared();
     let resolver = Resolver::new(config, &snapshot.layout, today);
     let merging = resolver.policy.merging;
-    let duplicates = duplicates::Duplicates::find(&snapshot.records, &snapshot.layout, merging);
+    let duplicates =
+        duplicates::Duplicates::find(&snapshot.records, &snapshot.layout, merging, workers > 1);
+    let mut parts = resolve_runs(config, snapshot, today, workers, &duplicates);
+    let merged = resolver.merge_contracts(&mut parts, &duplicates);
+    parts.push(merged);
+    join(config, snapshot, parts, &duplicates)
+}
+
+/// The records in consecutive runs, one thread each, in record order.
+fn resolve_runs(
+    config: &Config,
+    snapshot: &Snapshot,
+    today: Date,
+    workers: usize,
+    duplicates: &duplicates::Duplicates<'_>,
+) -> Vec<Part> {
+    let records = snapshot.records.shared();
     let run = records.len().div_ceil(workers.max(1)).max(1);
-    let mut parts: Vec<Part> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (records.chunks(run))
-            .map(|run| scope.spawn(|| resolver.resolve_run(run, &duplicates)))
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (records.chunks(run).enumerate())
+            .map(|(i, records)| {
+                let first = i * run;
+                // A resolver for each thread: the group names and reasons that people share
+                // are reference counted, and a count shared between threads is fought over on
+                // every record.
+                scope.spawn(move || {
+                    let resolver = Resolver::new(config, &snapshot.layout, today);
+                    resolver.resolve_run(first, records, duplicates)
+                })
+            })
             .collect();
         let joined = threads.into_iter().map(|thread| thread.join());
         joined
             .map(|part| part.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
-    });
-    let merged = resolver.merge_contracts(&mut parts, &duplicates);
-    parts.push(merged);
+    })
+}
 
+/// The parts joined in order into one resolution, the desired users in XID order.
+fn join(
+    config: &Config,
+    snapshot: &Snapshot,
+    parts: Vec<Part>,
+    duplicates: &duplicates::Duplicates<'_>,
+) -> Resolution {
+    let records = snapshot.records.shared();
     let mut resolution = Resolution {
         record_count: records.len(),
         ..Resolution::default()
@@ -127,8 +158,14 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
         }
     }
     let mut users = Vec::with_capacity(parts.iter().map(|p| p.users.len()).sum());
+    // Which user each record became, if any.
+    let mut user_of_record = vec![None; records.len()];
     let mut ignored_codes: BTreeMap<(&str, String), usize> = BTreeMap::new();
     for part in parts {
+        for (user, record) in (users.len()..).zip(part.user_records) {
+            user_of_record[record] =
+                Some(u32::try_from(user).expect("fewer than 4 billion people"));
+        }
         users.extend(part.users);
         resolution.skipped.extend(part.skipped);
         resolution.excluded.extend(part.excluded);
@@ -141,7 +178,10 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
             *ignored_codes.entry(code).or_default() += count;
         }
     }
-    resolution.desired = DesiredUsers::new(users);
+    let by_xid = (duplicates.xid_order().iter())
+        .filter_map(|&record| user_of_record[record as usize])
+        .collect();
+    resolution.desired = DesiredUsers::new(users, by_xid);
     resolution.held = (resolution.skipped.iter())
         .filter_map(|s| s.xid.clone())
         .collect();
@@ -159,6 +199,8 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
 #[derive(Default)]
 struct Part {
     users: Vec<DesiredUser>,
+    /// The index of each user's record among all records.
+    user_records: Vec<usize>,
     skipped: Vec<SkippedRecord>,
     excluded: Vec<(String, Excluded)>,
     ended: Vec<(String, Date)>,
@@ -169,7 +211,7 @@ struct Part {
     unread_words: Vec<(String, UnreadAt)>,
     /// Records of an employee ID on several rows, set aside to be merged as one person's
     /// contracts ([`contracts`]).
-    contracts: Vec<Arc<Record>>,
+    contracts: Vec<(usize, Arc<Record>)>,
 }
 
 /// The config compiled for the records of one layout.
@@ -211,21 +253,24 @@ impl<'c> Resolver<'c> {
         }
     }
 
-    /// Resolves a run of consecutive records: each is excluded, skipped, ended or a desired user.
+    /// Resolves a run of consecutive records, from record `first` on: each is excluded,
+    /// skipped, ended or a desired user.
     fn resolve_run(
         &self,
+        first: usize,
         records: &[Arc<Record>],
         duplicates: &duplicates::Duplicates<'_>,
     ) -> Part {
         let mut part = Part {
             users: Vec::with_capacity(records.len()),
+            user_records: Vec::with_capacity(records.len()),
             ..Part::default()
         };
         let mut shared = rules::SharedLists::default();
-        for record in records {
+        for (index, record) in (first..).zip(records) {
             let xid = record.value(self.xid_slot);
             if self.policy.sets_aside(xid, duplicates) {
-                part.contracts.push(record.clone());
+                part.contracts.push((index, record.clone()));
                 continue;
             }
             if let Some(excluded) = self.exclusions.of(xid, record) {
@@ -263,7 +308,10 @@ impl<'c> Resolver<'c> {
                 contracts: Box::default(),
             };
             match self.settle(user, &mut part.warnings) {
-                Ok(user) => part.users.push(user),
+                Ok(user) => {
+                    part.users.push(user);
+                    part.user_records.push(index);
+                }
                 Err(reason) => skip(&mut part, record, xid, vec![reason]),
             }
         }
