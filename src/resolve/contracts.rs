@@ -393,8 +393,6 @@ mod tests {
     use super::super::{Resolution, resolve};
     use super::*;
     use crate::config::{Config, ConfigFiles};
-    use crate::hr::{Layout, Records, Snapshot};
-    use crate::rules::configured_fields;
 
     const CONFIG: &str = r#"apiVersion: speakap-sync/v1
 kind: SyncConfig
@@ -423,15 +421,7 @@ local_admins:
     fn resolved(primary: &str, rows: &[[&str; 9]]) -> Resolution {
         let text = CONFIG.replace("PRIMARY", primary);
         let config: Config = crate::config::load(ConfigFiles::in_memory("c0ffee", &text)).unwrap();
-        let snapshot = Snapshot::new(
-            "hr.csv".into(),
-            "0".repeat(64),
-            Layout::new(configured_fields(&config.sync)),
-            Records::from_rows(
-                9,
-                (rows.iter().enumerate()).map(|(i, row)| (i as u64 + 2, row.to_vec())),
-            ),
-        );
+        let snapshot = super::super::test_snapshot(&config, rows);
         resolve(&config, &snapshot, jiff::civil::date(2026, 6, 1))
     }
 

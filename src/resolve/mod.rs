@@ -370,12 +370,28 @@ fn separator(config: &Config) -> char {
     format.multi_value_separator.chars().next().unwrap_or('|')
 }
 
+/// A snapshot of `rows` in the layout `config` configures, on lines from 2: what resolve's tests
+/// (and its submodules') resolve.
+#[cfg(test)]
+fn test_snapshot<S: AsRef<str> + Clone, const N: usize>(
+    config: &Config,
+    rows: &[[S; N]],
+) -> Snapshot {
+    Snapshot::new(
+        "hr.csv".into(),
+        "0".repeat(64),
+        Layout::new(crate::rules::configured_fields(&config.sync)),
+        crate::hr::Records::from_rows(
+            N,
+            (rows.iter().enumerate()).map(|(i, row)| (i as u64 + 2, row.to_vec())),
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::ConfigFiles;
-    use crate::hr::{Layout, Records};
-    use crate::rules::configured_fields;
 
     const CONFIG: &str = r#"apiVersion: speakap-sync/v1
 kind: SyncConfig
@@ -417,16 +433,11 @@ overrides:
     /// Rows of (id, mail, name, job, loc, dep, end), on lines from 2.
     fn resolved(rows: &[[&str; 7]]) -> Resolution {
         let config = config();
-        let snapshot = Snapshot::new(
-            "hr.csv".into(),
-            "0".repeat(64),
-            Layout::new(configured_fields(&config.sync)),
-            Records::from_rows(
-                7,
-                (rows.iter().enumerate()).map(|(i, row)| (i as u64 + 2, row.to_vec())),
-            ),
-        );
-        resolve(&config, &snapshot, jiff::civil::date(2026, 6, 1))
+        resolve(
+            &config,
+            &test_snapshot(&config, rows),
+            jiff::civil::date(2026, 6, 1),
+        )
     }
 
     #[test]
@@ -607,15 +618,7 @@ overrides:
 
     /// Resolves `rows` on 1, 2, 3 and 7 threads, checks the outcomes are the same, and returns it.
     fn resolved_on_any_number_of_threads(config: &Config, rows: &[[String; 7]]) -> Resolution {
-        let snapshot = Snapshot::new(
-            "hr.csv".into(),
-            "0".repeat(64),
-            Layout::new(configured_fields(&config.sync)),
-            Records::from_rows(
-                7,
-                (rows.iter().enumerate()).map(|(i, row)| (i as u64 + 2, row.to_vec())),
-            ),
-        );
+        let snapshot = test_snapshot(config, rows);
         let today = jiff::civil::date(2026, 6, 1);
         let one = resolve_on(config, &snapshot, today, 1);
         for workers in [2, 3, 7] {
