@@ -199,8 +199,14 @@ fn plausible_email(email: &str) -> bool {
     };
     // Quoted local parts are valid mail addresses but no HR export has them; a quote or comma
     // here is a broken CSV row far more often.
-    let local_ok = !local.is_empty()
-        && !local.contains(|c: char| c.is_whitespace() || "\"(),:;<>[\\]@".contains(c));
+    let special = |c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']' | '@'
+            )
+    };
+    let local_ok = !local.is_empty() && !local.contains(special);
     let labels_ok = domain.split('.').all(|label| {
         !label.is_empty()
             && !label.starts_with('-')

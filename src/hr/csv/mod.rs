@@ -6,12 +6,13 @@
 //! hashed as its bytes pass: it is never held whole in memory. Anything else (a UTF-16 byte
 //! order mark, bytes that are not UTF-8) is read whole and decoded first.
 
+mod rows;
+
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
 
-use sha2::Sha256;
-
+use self::rows::{BLOCK, Parsed, line_ends};
 use super::{
     CsvOptions, Layout, Record, Records, Snapshot, UnreadText, match_columns, normalize,
     refuse_empty,
@@ -19,9 +20,6 @@ use super::{
 use crate::error::Error;
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
-
-/// Bytes read at a time; the start of a file is looked at for its encoding and delimiter.
-const BLOCK: usize = 1 << 20;
 
 /// Reads `path` (shown to people as `display`) into a snapshot with the given layout.
 pub fn read(
@@ -38,6 +36,7 @@ pub fn read(
     if !before.is_file() {
         return parse(&read_whole()?, display, options, layout);
     }
+    // The first block tells the encoding and the delimiter.
     let mut start = Vec::with_capacity(BLOCK);
     (&mut file)
         .take(BLOCK as u64)
@@ -134,25 +133,14 @@ enum Stop {
     Invalid(Error),
 }
 
-/// The sha256 and length of the bytes a CSV reader read.
-struct Digest {
-    sha256: String,
-    length: u64,
-}
-
-/// Reads the rows of CSV `input` with the csv crate: the first row that is not blank is the header, each later one a record or, when blank, nothing.
-fn read_rows<R: std::io::Read>(
+/// Reads the rows of CSV `input` with the csv crate: the first row that is not blank is the
+/// header, each later one a record or, when blank, nothing.
+fn read_rows<R: std::io::Read + Send>(
     input: R,
     display: &str,
     delimiter: u8,
     layout: &Layout,
-) -> Result<(Records, Digest), Stop> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .buffer_capacity(BLOCK)
-        .from_reader(Tap::new(input));
+) -> Result<(Records, Parsed), Stop> {
     let mut rows = Rows {
         display,
         layout,
@@ -160,134 +148,32 @@ fn read_rows<R: std::io::Read>(
         header: None,
         records: Records::default(),
     };
-    let mut record = csv::StringRecord::new();
-    let mut lines = Lines::default();
-    // Where the last row starts, its line, and what it was read as.
+    // What the last row was read as.
     let mut last = None;
-    loop {
-        let start = reader.position().byte();
-        let more = reader
-            .read_record(&mut record)
-            .map_err(|e| match e.kind() {
-                // Each field is checked on its own: a character cut by a delimiter is two fields
-                // that are not UTF-8.
-                csv::ErrorKind::Utf8 { .. } => Stop::NotUtf8,
-                _ => Stop::Invalid(Error::input(format!("cannot read {display}: {e}"))),
-            })?;
-        if !more {
-            break;
+    let parsed = rows::parse_rows(input, delimiter, |line, fields| {
+        // Each field is checked on its own: a character cut by a delimiter is two fields that
+        // are not UTF-8. The record's buffers go back to the parser either way.
+        let fields_read = std::mem::take(fields);
+        let text = csv::StringRecord::from_byte_record(fields_read).map_err(|_| Stop::NotUtf8)?;
+        last = Some(rows.take(line, &text)?);
+        *fields = text.into_byte_record();
+        Ok(())
+    })
+    .map_err(|halt| match halt {
+        rows::Halt::Refused(stop) => stop,
+        rows::Halt::Unreadable(e) => {
+            Stop::Invalid(Error::input(format!("cannot read {display}: {e}")))
         }
-        let end = reader.position().byte();
-        let tap = reader.get_mut();
-        let line = lines.row_starting(tap.between(start, end));
-        tap.forget_before(start);
-        last = Some((start, line, rows.take(line, &record)?));
-    }
-    let tap = reader.into_inner();
-    if let Some((start, line, taken)) = last {
-        rows.check_last_row(tap.between(start, tap.length), line, taken)?;
+    })?;
+    if let (Some((line, bytes)), Some(taken)) = (&parsed.last_row, last) {
+        rows.check_last_row(bytes, *line, taken)?;
     }
     if rows.header.is_none() {
         return Err(Stop::Invalid(Error::input(format!(
             "the HR file {display} is empty; refusing to plan from it (an empty export would look like everyone left)"
         ))));
     }
-    let read = Digest {
-        sha256: crate::digest::hex(&sha2::Digest::finalize(tap.sha256)),
-        length: tap.length,
-    };
-    Ok((rows.records, read))
-}
-
-/// CSV input on its way to the csv reader: hashed, counted, and kept from the start of the row
-/// being read, so that the lines of each row can be counted as they were written.
-struct Tap<R> {
-    input: R,
-    sha256: Sha256,
-    length: u64,
-    kept: Vec<u8>,
-    /// Where `kept` starts in the input.
-    kept_from: u64,
-}
-
-impl<R> Tap<R> {
-    fn new(input: R) -> Tap<R> {
-        Tap {
-            input,
-            sha256: sha2::Digest::new(),
-            length: 0,
-            kept: Vec::new(),
-            kept_from: 0,
-        }
-    }
-
-    /// The input from byte `from` to byte `to`, both read and not forgotten yet.
-    fn between(&self, from: u64, to: u64) -> &[u8] {
-        let at = |byte: u64| usize::try_from(byte - self.kept_from).expect("kept bytes fit memory");
-        &self.kept[at(from)..at(to)]
-    }
-
-    /// Lets go of the input before byte `at` (now and then: not a copy per row).
-    fn forget_before(&mut self, at: u64) {
-        let done = usize::try_from(at - self.kept_from).expect("kept bytes fit memory");
-        if done >= BLOCK {
-            self.kept.drain(..done);
-            self.kept_from = at;
-        }
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for Tap<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.input.read(buffer)?;
-        sha2::Digest::update(&mut self.sha256, &buffer[..n]);
-        self.kept.extend_from_slice(&buffer[..n]);
-        self.length += n as u64;
-        Ok(n)
-    }
-}
-
-/// The line count through the input, as people count lines: `\n`, `\r\n` and a lone `\r` (old
-/// Mac exports) end one each.
-#[derive(Default)]
-struct Lines {
-    /// Line ends so far.
-    ended: u64,
-    /// The input so far ends with `\r` (a `\n` next ends the same line).
-    after_cr: bool,
-}
-
-impl Lines {
-    /// Counts the bytes of a row (with the line ends around it) and returns the line the row
-    /// starts on: that of its first byte that is not a line end.
-    fn row_starting(&mut self, bytes: &[u8]) -> u64 {
-        let first = bytes
-            .iter()
-            .position(|&b| b != b'\n' && b != b'\r')
-            .unwrap_or(bytes.len());
-        self.ended += line_ends(&bytes[..first], &mut self.after_cr);
-        let line = self.ended + 1;
-        self.ended += line_ends(&bytes[first..], &mut self.after_cr);
-        line
-    }
-}
-
-/// The line ends in `bytes`: `\n`, `\r\n` and a lone `\r` are one each. `after_cr` says the
-/// bytes before ended with `\r`, and is updated.
-fn line_ends(bytes: &[u8], after_cr: &mut bool) -> u64 {
-    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
-        return 0;
-    };
-    // Every `\r` ends a line, and every `\n` that does not follow one. Counted pair by pair of
-    // neighbouring bytes, with no state carried from one byte to the next: the compiler can then
-    // count many bytes at a time.
-    let ends = |before: u8, b: u8| b == b'\r' || (b == b'\n' && before != b'\r');
-    let first_ends = ends(if *after_cr { b'\r' } else { 0 }, first);
-    let rest = (bytes.iter().zip(&bytes[1..]))
-        .filter(|&(&before, &b)| ends(before, b))
-        .count();
-    *after_cr = last == b'\r';
-    u64::from(first_ends) + rest as u64
+    Ok((rows.records, parsed))
 }
 
 /// What a row was read as.
