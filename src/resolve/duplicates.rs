@@ -4,8 +4,7 @@
 //! contracts ([`super::contracts`]).
 
 use std::borrow::Cow;
-
-use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
 
 use foldhash::HashMap;
 
@@ -37,13 +36,7 @@ impl<'r> Duplicates<'r> {
                 .expect("xid and email are always configured")
         };
         let (xid, email) = (slot(FieldName::Xid), slot(FieldName::Email));
-        let emails = || {
-            repeated(
-                records
-                    .iter()
-                    .map(|r| (case_folded(r.value(email)), r.line)),
-            )
-        };
+        let emails = || repeated_emails(records, email);
         let ((xid_order, xids), mut emails) = if parallel {
             std::thread::scope(|scope| {
                 let emails = scope.spawn(emails);
@@ -113,22 +106,31 @@ fn sorted_by_xid(records: &Records, slot: usize) -> (Vec<u32>, HashMap<&str, Vec
     (order.into_iter().map(|(_, r)| r).collect(), repeated)
 }
 
-/// The keys (other than empty ones) on more than one line, with those lines in order.
-fn repeated<K: AsRef<str> + Eq + std::hash::Hash + Clone>(
-    keys: impl ExactSizeIterator<Item = (K, u64)>,
-) -> HashMap<K, Vec<u64>> {
-    let mut first_line: HashMap<K, u64> =
-        HashMap::with_capacity_and_hasher(keys.len(), Default::default());
-    let mut repeated: HashMap<K, Vec<u64>> = HashMap::default();
-    for (key, line) in keys.filter(|(key, _)| !key.as_ref().is_empty()) {
-        match first_line.entry(key) {
-            Entry::Occupied(first) => (repeated.entry(first.key().clone()))
-                .or_insert_with(|| vec![*first.get()])
-                .push(line),
-            Entry::Vacant(new) => {
-                new.insert(line);
-            }
+/// The addresses (other than empty ones; in any case) on more than one record, with the lines
+/// of those records in order. Sorted by their hashes, the same addresses lie side by side: a
+/// sort of a million small pairs costs less than a map of a million addresses.
+fn repeated_emails(records: &Records, slot: usize) -> HashMap<Cow<'_, str>, Vec<u64>> {
+    let hasher = foldhash::fast::FixedState::default();
+    let address = |record: u32| case_folded(records.shared()[record as usize].value(slot));
+    let count = u32::try_from(records.len()).expect("fewer than 4 billion records");
+    let mut hashed: Vec<(u64, u32)> = (0..count)
+        .map(|record| (address(record), record))
+        .filter(|(address, _)| !address.is_empty())
+        .map(|(address, record)| (hasher.hash_one(address), record))
+        .collect();
+    hashed.sort_unstable();
+    let mut repeated: HashMap<Cow<'_, str>, Vec<u64>> = HashMap::default();
+    for run in hashed
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+    {
+        // Nearly always one address; two that share a hash are told apart here.
+        let mut lines: HashMap<Cow<'_, str>, Vec<u64>> = HashMap::default();
+        for &(_, record) in run {
+            let line = records.shared()[record as usize].line;
+            lines.entry(address(record)).or_default().push(line);
         }
+        repeated.extend(lines.into_iter().filter(|(_, lines)| lines.len() > 1));
     }
     repeated
 }
