@@ -93,57 +93,87 @@ fn parse<R: Read>(
     full: &mpsc::SyncSender<Result<Vec<Row>, csv::Error>>,
     empty: &mpsc::Receiver<Vec<Row>>,
 ) -> Option<Parsed> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .buffer_capacity(BLOCK)
-        .from_reader(Tap::new(input));
-    let mut lines = Lines::default();
-    // Where the last row starts, and its line.
-    let mut last = None;
+    let mut parser = Parser::new(input, delimiter);
     loop {
         let mut rows = empty.try_recv().unwrap_or_default();
-        let mut filled = 0;
-        while filled < BATCH {
-            if filled == rows.len() {
-                rows.push((0, csv::ByteRecord::new()));
-            }
-            let start = reader.position().byte();
-            let (line, fields) = &mut rows[filled];
-            match reader.read_byte_record(fields) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    rows.truncate(filled);
-                    // The rows before the error first, as a plain loop would take them.
-                    let _ = full.send(Ok(rows));
-                    let _ = full.send(Err(e));
-                    return None;
-                }
-            }
-            let end = reader.position().byte();
-            let tap = reader.get_mut();
-            *line = lines.row_starting(tap.between(start, end));
-            tap.forget_before(start);
-            last = Some((start, *line));
-            filled += 1;
-        }
-        rows.truncate(filled);
-        let ended = filled < BATCH;
+        let read = parser.fill(&mut rows);
+        // The rows before an error first, as a plain loop would take them.
         if full.send(Ok(rows)).is_err() {
             return None;
         }
-        if ended {
-            break;
+        match read {
+            Ok(true) => {}
+            Ok(false) => return Some(parser.finish()),
+            Err(e) => {
+                let _ = full.send(Err(e));
+                return None;
+            }
         }
     }
-    let tap = reader.into_inner();
-    Some(Parsed {
-        sha256: crate::digest::hex(&sha2::Digest::finalize(tap.sha256.clone())),
-        length: tap.length,
-        last_row: last.map(|(start, line)| (line, tap.between(start, tap.length).to_vec())),
-    })
+}
+
+/// The csv reader over the tapped input, and the lines counted so far.
+struct Parser<R> {
+    reader: csv::Reader<Tap<R>>,
+    lines: Lines,
+    /// Where the last row read starts, and its line.
+    last: Option<(u64, u64)>,
+}
+
+impl<R: Read> Parser<R> {
+    fn new(input: R, delimiter: u8) -> Parser<R> {
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .buffer_capacity(BLOCK)
+            .from_reader(Tap::new(input));
+        Parser {
+            reader,
+            lines: Lines::default(),
+            last: None,
+        }
+    }
+
+    /// Reads up to a batch of rows into `rows`, reusing the buffers it has; false once the
+    /// input has ended. On an error `rows` holds the rows read before it.
+    fn fill(&mut self, rows: &mut Vec<Row>) -> Result<bool, csv::Error> {
+        let mut filled = 0;
+        let more = loop {
+            if filled == BATCH {
+                break Ok(true);
+            }
+            if filled == rows.len() {
+                rows.push((0, csv::ByteRecord::new()));
+            }
+            let (line, fields) = &mut rows[filled];
+            let start = self.reader.position().byte();
+            match self.reader.read_byte_record(fields) {
+                Ok(true) => {}
+                Ok(false) => break Ok(false),
+                Err(e) => break Err(e),
+            }
+            let end = self.reader.position().byte();
+            let tap = self.reader.get_mut();
+            *line = self.lines.row_starting(tap.between(start, end));
+            tap.forget_before(start);
+            self.last = Some((start, *line));
+            filled += 1;
+        };
+        rows.truncate(filled);
+        more
+    }
+
+    /// What the parse saw, once the input has ended.
+    fn finish(self) -> Parsed {
+        let tap = self.reader.into_inner();
+        Parsed {
+            last_row: (self.last)
+                .map(|(start, line)| (line, tap.between(start, tap.length).to_vec())),
+            length: tap.length,
+            sha256: crate::digest::hex(&sha2::Digest::finalize(tap.sha256)),
+        }
+    }
 }
 
 /// CSV input on its way to the csv reader: hashed, counted, and kept from the start of the row
