@@ -2,9 +2,10 @@
 //! fallback encoding (Windows-1252 by default) for files that are not UTF-8; delimiter given or
 //! detected; quoted fields with delimiters and newlines; blank lines ignored.
 //!
-//! A UTF-8 file is streamed through the csv crate's reader into one reused `ByteRecord`, and
-//! hashed as its bytes pass: it is never held whole in memory. Anything else (a UTF-16 byte
-//! order mark, bytes that are not UTF-8) is read whole and decoded first.
+//! A UTF-8 file is streamed through the csv crate's reader ([`rows`]: parsed on a thread of its
+//! own, in batches whose buffers are reused) and hashed as its bytes pass: it is never held
+//! whole in memory. Anything else (a UTF-16 byte order mark, bytes that are not UTF-8) is read
+//! whole and decoded first.
 
 mod rows;
 
