@@ -7,51 +7,53 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Top-level module → the modules its (non-test) code names as `crate::<module>`, with files.
-fn imports() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+/// Every `.rs` file under `src/`, as (path relative to `src/`, text).
+fn sources() -> Vec<(String, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut graph: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut files = Vec::new();
     let mut stack = vec![src.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let relative = path.strip_prefix(&src).unwrap().to_string_lossy();
+                let text = std::fs::read_to_string(&path).unwrap();
+                files.push((relative.replace('\\', "/"), text));
             }
-            let relative = path
-                .strip_prefix(&src)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if !relative.ends_with(".rs")
-                || relative.starts_with("bin/")
-                || relative == "main.rs"
-                || relative == "lib.rs"
-            {
-                continue;
-            }
-            let module = relative
-                .split('/')
-                .next()
-                .unwrap()
-                .trim_end_matches(".rs")
-                .to_string();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
-            for (i, _) in code.match_indices("crate::") {
-                let target: String = code[i + 7..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                    .collect();
-                if !target.is_empty() && target != module {
-                    graph
-                        .entry(module.clone())
-                        .or_default()
-                        .entry(target)
-                        .or_default()
-                        .insert(relative.clone());
-                }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Top-level module → the modules its (non-test) code names as `crate::<module>`, with files.
+fn imports() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let mut graph: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (relative, text) in sources() {
+        if relative.starts_with("bin/") || relative == "main.rs" || relative == "lib.rs" {
+            continue;
+        }
+        let module = relative
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+        for (i, _) in code.match_indices("crate::") {
+            let target: String = code[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !target.is_empty() && target != module {
+                graph
+                    .entry(module.clone())
+                    .or_default()
+                    .entry(target)
+                    .or_default()
+                    .insert(relative.clone());
             }
         }
     }
@@ -113,27 +115,6 @@ fn the_speakap_client_knows_nothing_of_hr_config_resolve_or_plan() {
             "speakap reaches {above}: {reached:?}"
         );
     }
-}
-
-/// Every `.rs` file under `src/`, as (path relative to `src/`, text).
-fn sources() -> Vec<(String, String)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let relative = path.strip_prefix(&src).unwrap().to_string_lossy();
-                let text = std::fs::read_to_string(&path).unwrap();
-                files.push((relative.replace('\\', "/"), text));
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The simulator is behind the `simulator` feature: the reconciler builds without it only if
