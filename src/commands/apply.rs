@@ -242,14 +242,16 @@ async fn apply_with(
         Some(path) => reviewed_plan(path, &inputs)?,
         None => make_plan(&inputs)?,
     };
+    // The whole plan encoded and hashed: worked out once.
+    let checksum = plan.checksum();
     *facts = Some(ApplyFacts {
         network: plan.network.clone(),
-        checksum: plan.checksum(),
+        checksum: checksum.clone(),
         plan_summary: plan.summary.line(),
         violations: plan.safety.violations.clone(),
         applied: None,
     });
-    let config_commit = refuse_unfit_plan(&plan, args, credentials.is_some())?;
+    let config_commit = refuse_unfit_plan(&plan, &checksum, args, credentials.is_some())?;
     if nothing_to_apply(&inputs, &plan) {
         println!("No changes: nothing to apply.");
         return Ok(0);
@@ -261,7 +263,7 @@ async fn apply_with(
         network: plan.network.clone(),
         config_commit,
         hr: plan.hr.clone(),
-        plan_checksum: plan.checksum(),
+        plan_checksum: checksum,
         forced: args.force.is_some(),
         as_of: Some(plan.as_of),
         counts: Default::default(),
@@ -301,10 +303,14 @@ async fn apply_with(
         .await
 }
 
-/// The committed config, the plan `--force` names, a file for activation codes, and no safety
-/// threshold crossed unless forced: the config commit applied.
-fn refuse_unfit_plan(plan: &Plan, args: &ApplyArgs, credentials: bool) -> Result<String, Error> {
-    let checksum = plan.checksum();
+/// The committed config, the plan `--force` names (`checksum` is the plan's), a file for
+/// activation codes, and no safety threshold crossed unless forced: the config commit applied.
+fn refuse_unfit_plan(
+    plan: &Plan,
+    checksum: &str,
+    args: &ApplyArgs,
+    credentials: bool,
+) -> Result<String, Error> {
     let config_commit = plan.config_commit.clone().ok_or_else(|| {
         Error::input("the config is not committed; apply only applies committed config")
     })?;
