@@ -191,17 +191,18 @@ pub fn has_record(repo_root: &Path, network: &str) -> Result<bool, Error> {
 /// directory is read-only, or another process holds the ref's lock file.
 pub fn check_writable(repo_root: &Path) -> Result<(), Error> {
     let repo = open(repo_root)?;
-    let probe = repo.commondir().join("speakap-sync").join(".write-check");
+    let probe = state_dir(repo_root)?.join(".write-check");
     std::fs::create_dir_all(probe.parent().expect("has a parent"))
         .and_then(|()| std::fs::write(&probe, b""))
         .and_then(|()| std::fs::remove_file(&probe))
         .map_err(|e| {
             Error::input(format!(
                 "cannot write to the git directory {}: {e}; the audit record could not be kept, so nothing is applied",
-                repo.path().display()
+                repo.commondir().display()
             ))
         })?;
-    let ref_lock = repo.path().join(format!("{STATE_REF}.lock"));
+    // The state ref is shared by all work trees: its lock is in the common directory.
+    let ref_lock = repo.commondir().join(format!("{STATE_REF}.lock"));
     if ref_lock.exists() {
         return Err(Error::input(format!(
             "{} exists: another git process is moving {STATE_REF}; if none is, remove the file",
@@ -628,5 +629,28 @@ mod tests {
             state_dir(&linked).unwrap().canonicalize().unwrap(),
             state_dir(&main).unwrap().canonicalize().unwrap()
         );
+    }
+
+    #[test]
+    fn a_linked_work_tree_sees_the_state_refs_lock_taken_in_the_main_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main");
+        let repo = Repository::init(&main).unwrap();
+        let signature = Signature::now("T", "t@x").unwrap();
+        let tree = repo
+            .find_tree(repo.index().unwrap().write_tree().unwrap())
+            .unwrap();
+        repo.commit(Some("HEAD"), &signature, &signature, "init", &tree, &[])
+            .unwrap();
+        let linked = dir.path().join("linked");
+        repo.worktree("linked", &linked, None).unwrap();
+        assert!(check_writable(&linked).is_ok());
+        let lock = main.join(".git").join(format!("{STATE_REF}.lock"));
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::fs::write(&lock, "").unwrap();
+        for work_tree in [&main, &linked] {
+            let refused = check_writable(work_tree).unwrap_err().to_string();
+            assert!(refused.contains("another git process"), "{refused}");
+        }
     }
 }
