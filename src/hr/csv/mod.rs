@@ -103,10 +103,12 @@ pub fn parse(
         Err(Stop::NotUtf8) => unreachable!("decoded text is UTF-8"),
     };
     refuse_empty(display, &records)?;
-    // The digest is of the bytes as they came, which decoding may have changed.
-    let sha256 = match text {
-        Cow::Borrowed(_) => read.sha256,
-        Cow::Owned(_) => crate::digest::sha256_hex(bytes),
+    // The digest is of the bytes as they came: the reader's own when it read exactly those, not
+    // a text decoding changed or a byte order mark was taken off.
+    let sha256 = if std::ptr::eq(text.as_bytes(), bytes) {
+        read.sha256
+    } else {
+        crate::digest::sha256_hex(bytes)
     };
     Ok(Snapshot::new(display.to_string(), sha256, layout, records))
 }
@@ -846,6 +848,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("delimiter used: ','"), "{error}");
+    }
+
+    #[test]
+    fn a_file_and_the_same_bytes_fetched_have_the_digest_of_all_their_bytes() {
+        for bytes in [
+            &b"Personeelsnummer;E-mail;Vestiging\n1001;a@x.nl;ST001\n"[..],
+            b"\xEF\xBB\xBFPersoneelsnummer;E-mail;Vestiging\n1001;a@x.nl;ST001\n",
+            b"Personeelsnummer;E-mail;Vestiging\n1001;s\xE9b@x.nl;ST001\n",
+        ] {
+            let fetched = parse(bytes, "hr.csv", DEFAULT, fields()).unwrap();
+            assert_eq!(fetched.sha256, crate::digest::sha256_hex(bytes));
+            assert_eq!(read_with(bytes, DEFAULT).unwrap().sha256, fetched.sha256);
+        }
     }
 
     #[test]
