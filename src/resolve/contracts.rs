@@ -69,20 +69,12 @@ impl<'c> Policy<'c> {
     }
 }
 
-/// One HR row as a contract: its dates and what the lookup tables make of its codes.
-struct Contract<'r> {
+/// One HR row read: its dates and what the lookup tables make of its codes. A person's only
+/// row, or one of their contracts.
+pub(super) struct Contract<'r> {
     record: &'r Arc<Record>,
-    dates: validate::Dates,
-    mapped: mapping::Mapped,
-}
-
-impl Contract<'_> {
-    /// The end date, when it has passed: offboarded the day after the last working day. An
-    /// end before the start is a hire called off: never invited (offboarded if an account exists).
-    fn ended(&self, today: Date) -> Option<Date> {
-        let start = self.dates.start;
-        (self.dates.end).filter(|end| *end < today || start.is_some_and(|start| *end < start))
-    }
+    pub dates: validate::Dates,
+    pub mapped: mapping::Mapped,
 }
 
 impl Resolver<'_> {
@@ -142,10 +134,13 @@ impl Resolver<'_> {
             return;
         }
         let active: Vec<&Contract> = (contracts.iter())
-            .filter(|c| c.ended(self.today).is_none())
+            .filter(|c| c.dates.ended(self.today).is_none())
             .collect();
         if active.is_empty() {
-            let last = contracts.iter().filter_map(|c| c.ended(self.today)).max();
+            let last = contracts
+                .iter()
+                .filter_map(|c| c.dates.ended(self.today))
+                .max();
             let last = last.expect("a contract not active has ended");
             part.ended.push((xid.to_string(), last));
             return;
@@ -163,7 +158,7 @@ impl Resolver<'_> {
 
     /// A record validated and mapped, its problems (the row's own first) beside it; ignored
     /// codes are counted.
-    fn read<'r>(
+    pub(super) fn read<'r>(
         &self,
         record: &'r Arc<Record>,
         duplicates: &Duplicates<'_>,
@@ -335,7 +330,7 @@ impl Resolver<'_> {
                     ContractStatus::Primary {
                         chosen_by: chosen_by.clone(),
                     }
-                } else if let Some(end) = c.ended(self.today) {
+                } else if let Some(end) = c.dates.ended(self.today) {
                     ContractStatus::Ended(end)
                 } else if counting.iter().any(|k| std::ptr::eq(*k, c)) {
                     ContractStatus::Active

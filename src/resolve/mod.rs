@@ -277,32 +277,23 @@ impl<'c> Resolver<'c> {
                 part.excluded.push((xid.to_string(), excluded));
                 continue;
             }
-            let mut problems = Vec::new();
-            let dates = self.checks.check(record, duplicates, &mut problems);
-            let mapped = self.tables.map(record);
-            problems.extend(mapped.problems);
-            for code in mapped.ignored {
-                *part.ignored_codes.entry(code).or_default() += 1;
-            }
+            let (row, problems) = self.read(record, duplicates, &mut part);
             if !problems.is_empty() {
                 skip(&mut part, record, xid, problems);
                 continue;
             }
-            // Offboarded the day after the last working day; an end before the start is a
-            // hire called off: never invited (and offboarded if an account exists).
-            let ended = |end: &Date| *end < self.today || dates.start.is_some_and(|s| *end < s);
-            if let Some(end) = dates.end.filter(ended) {
+            if let Some(end) = row.dates.ended(self.today) {
                 part.ended.push((xid.to_string(), end));
                 continue;
             }
-            let mut memberships = mapped.memberships;
+            let mut memberships = row.mapped.memberships;
             self.rules.add_groups(record, &mut memberships);
             let user = DesiredUser {
                 record: record.clone(),
                 fields: self.fields.clone(),
-                start_date: dates.start,
+                start_date: row.dates.start,
                 memberships: shared.share(memberships),
-                primary_business_unit: mapped.primary_business_unit,
+                primary_business_unit: row.mapped.primary_business_unit,
                 role: self.rules.role(record),
                 overridden: None,
                 contracts: Box::default(),

@@ -38,6 +38,15 @@ pub(super) struct Dates {
     pub end: Option<Date>,
 }
 
+impl Dates {
+    /// The end date, when it has passed: offboarded the day after the last working day. An
+    /// end before the start is a hire called off: never invited (offboarded if an account exists).
+    pub fn ended(&self, today: Date) -> Option<Date> {
+        let start = self.start;
+        (self.end).filter(|end| *end < today || start.is_some_and(|start| *end < start))
+    }
+}
+
 impl<'c> Checks<'c> {
     pub fn new(config: &'c Config, layout: &'c Layout) -> Checks<'c> {
         Checks {
