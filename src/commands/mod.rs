@@ -8,7 +8,7 @@
 
 mod apply;
 mod audit;
-mod connection;
+pub(crate) mod connection;
 #[cfg(feature = "simulator")]
 mod embedded;
 mod inputs;

@@ -88,6 +88,8 @@ pub struct SpeakapSettings {
 /// The Speakap API, where the token belongs.
 pub const DEFAULT_URL: &str = "https://api.speakap.io";
 pub const DEFAULT_TOKEN_ENV: &str = "SPEAKAP_TOKEN";
+pub const DEFAULT_API_VERSION: &str = "1.8.2";
+pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 10;
 
 fn default_url() -> String {
     DEFAULT_URL.into()
@@ -96,10 +98,10 @@ fn default_token_env() -> String {
     DEFAULT_TOKEN_ENV.into()
 }
 fn default_api_version() -> String {
-    "1.8.2".into()
+    DEFAULT_API_VERSION.into()
 }
 fn default_rps() -> u32 {
-    10
+    DEFAULT_REQUESTS_PER_SECOND
 }
 fn default_listing_page_size() -> u32 {
     crate::speakap::DEFAULT_PAGE_SIZE as u32

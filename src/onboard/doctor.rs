@@ -113,11 +113,7 @@ async fn check_network(config: &Config, checks: &mut Vec<Check>) -> Option<bool>
         ));
         return None;
     }
-    let token = std::env::var(&settings.token_env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
+    let Ok(token) = crate::speakap::token_from_env(&settings.token_env) else {
         checks.push(check(
             "token",
             Verdict::Fail,

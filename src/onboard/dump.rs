@@ -12,7 +12,7 @@ use crate::cli::DumpArgs;
 use crate::config;
 use crate::error::Error;
 use crate::speakap::seed::{Seed, SeedGroup, SeedUser};
-use crate::speakap::{ApiError, Client, wire};
+use crate::speakap::{Client, token_from_env, wire};
 
 pub async fn dump(args: &DumpArgs) -> Result<i32, Error> {
     let client = live_client(&args.config, args.worktree)?;
@@ -71,20 +71,12 @@ pub fn live_client(args: &crate::cli::ConfigArgs, worktree: bool) -> Result<Clie
             "this config uses the embedded simulator (`speakap.url: embedded`), whose network is its seed: set the real API's url to read the live network",
         ));
     }
-    let token = std::env::var(&settings.token_env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::MissingToken(settings.token_env.clone()))?;
-    Ok(Client::new(
+    let token = token_from_env(&settings.token_env)?;
+    Ok(crate::commands::connection::client(
+        &sync,
         &settings.url,
-        &sync.network,
         &token,
-        &settings.api_version,
-        settings.requests_per_second,
-    )?
-    .with_concurrency(settings.concurrency as usize)
-    .with_page_size(settings.page_size as usize))
+    )?)
 }
 
 /// The network roles a seed can give; another (a custom role's EID) becomes `member`.

@@ -75,12 +75,14 @@ async fn read_groups(args: &InitArgs, network: &str) -> Result<Vec<wire::Group>,
             inert(network)
         )));
     }
-    let token = std::env::var(&args.token_env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| speakap::ApiError::MissingToken(args.token_env.clone()))?;
-    let client = Client::new(&args.url, network, &token, "1.8.2", 10)?;
+    let token = speakap::token_from_env(&args.token_env)?;
+    let client = Client::new(
+        &args.url,
+        network,
+        &token,
+        config::DEFAULT_API_VERSION,
+        config::DEFAULT_REQUESTS_PER_SECOND,
+    )?;
     let groups = client.list_groups().await?.items;
     tracing::info!("read {} groups of network {network}", groups.len());
     Ok(groups)

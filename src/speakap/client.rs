@@ -203,6 +203,16 @@ fn protocol(method: &str, path: &str, detail: impl Into<String>) -> ApiError {
     }
 }
 
+/// The API token in the environment variable `name`. A token pasted from a file often brings
+/// its line end along: never part of it. Unset or empty is [`ApiError::MissingToken`].
+pub fn token_from_env(name: &str) -> Result<String, ApiError> {
+    std::env::var(name)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::MissingToken(name.to_string()))
+}
+
 impl Client {
     pub fn new(
         base_url: &str,

@@ -5,7 +5,9 @@ pub mod seed;
 mod small_map;
 pub mod wire;
 
-pub use client::{ApiError, Client, DEFAULT_PAGE_SIZE, Listing, MAX_INVITES_PER_CALL};
+pub use client::{
+    ApiError, Client, DEFAULT_PAGE_SIZE, Listing, MAX_INVITES_PER_CALL, token_from_env,
+};
 pub use small_map::SmallMap;
 
 use crate::fields::{Profile, ProfileField};
