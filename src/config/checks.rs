@@ -21,10 +21,7 @@ pub(super) struct SemanticChecks<'a> {
 
 impl SemanticChecks<'_> {
     fn span(&self, kind: Kind, path: &[&str]) -> Span {
-        self.merged
-            .get(&kind)
-            .map(|m| m.node.locate(path.iter().copied()).span)
-            .unwrap_or_default()
+        super::span_at(self.merged, kind, path)
     }
 
     fn check_paths(&self, loader: &mut Loader) {

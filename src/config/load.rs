@@ -246,10 +246,7 @@ struct Origins<'a> {
 
 impl Origins<'_> {
     fn span_at(&self, kind: Kind, path: &[&str]) -> Span {
-        self.merged
-            .get(&kind)
-            .map(|m| m.node.locate(path.iter().copied()).span)
-            .unwrap_or_default()
+        super::span_at(self.merged, kind, path)
     }
 
     fn attach_to_rules(&self, rules: &mut MappingRules) {

@@ -80,6 +80,15 @@ struct Merged {
     node: Node,
 }
 
+/// Where the value at `path` in the merged documents of `kind` was written, or the deepest
+/// node on the way to it that was.
+fn span_at(merged: &std::collections::BTreeMap<Kind, Merged>, kind: Kind, path: &[&str]) -> Span {
+    merged
+        .get(&kind)
+        .map(|m| m.node.locate(path.iter().copied()).span)
+        .unwrap_or_default()
+}
+
 struct Loader<'a> {
     files: &'a [SourceFile],
     diagnostics: Vec<Diagnostic>,

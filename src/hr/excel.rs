@@ -242,17 +242,22 @@ fn cell_text(cell: &Data, kind: ColumnType, format: Option<&str>, date_format: &
     }
 }
 
+/// A number as people read it in a cell: whole numbers without `.0`.
+pub(crate) fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
 fn number_text(value: f64, kind: ColumnType, format: Option<&str>, date_format: &str) -> String {
     if kind == ColumnType::Date
         && let Some(date) = super::excel_serial_date(value, false)
     {
         return format_date(date, date_format);
     }
-    let text = if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    };
+    let text = number(value);
     if kind == ColumnType::Text
         && let Some(width) = format.and_then(zero_pad_width)
         && value >= 0.0

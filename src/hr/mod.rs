@@ -271,8 +271,7 @@ impl Locator {
     /// A person's contracts (HR positions) in words: `2 contracts: lines 14 and 52`.
     pub fn contracts(&self, positions: &[u64]) -> String {
         let each: Vec<String> = match self {
-            Locator::File => positions.iter().map(u64::to_string).collect(),
-            Locator::Sheet { .. } => positions.iter().map(u64::to_string).collect(),
+            Locator::File | Locator::Sheet { .. } => positions.iter().map(u64::to_string).collect(),
             Locator::Connector { .. } => positions.iter().map(|p| self.short(*p)).collect(),
         };
         let plural = match self {

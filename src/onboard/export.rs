@@ -198,23 +198,14 @@ fn cell(data: &Data) -> Cell {
             let (y, m, d, ..) = date.to_ymd_hms_milli();
             match jiff::civil::Date::new(y as i16, m as i8, d as i8) {
                 Ok(day) if date.is_datetime() => (day.to_string(), CellKind::Date),
-                _ => (number(date.as_f64()), CellKind::Number),
+                _ => (crate::hr::excel::number(date.as_f64()), CellKind::Number),
             }
         }
         Data::DateTimeIso(text) => (text.chars().take(10).collect(), CellKind::Date),
         Data::Int(n) => (n.to_string(), CellKind::Number),
-        Data::Float(f) => (number(*f), CellKind::Number),
+        Data::Float(f) => (crate::hr::excel::number(*f), CellKind::Number),
         Data::String(text) => (text.trim().to_string(), CellKind::Text),
         _ => (data.to_string(), CellKind::Text),
     };
     Cell { text, kind }
-}
-
-/// A number as the spreadsheet reader writes it: whole numbers without `.0`.
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    }
 }

@@ -229,15 +229,12 @@ struct Resolver<'c> {
 
 impl<'c> Resolver<'c> {
     fn new(config: &'c Config, layout: &'c Layout, today: Date) -> Resolver<'c> {
+        let xid_slot = (layout.slot(&FieldName::Xid)).expect("xid is always configured");
         Resolver {
             today,
-            xid_slot: layout
-                .slot(&FieldName::Xid)
-                .expect("xid is always configured"),
+            xid_slot,
             fields: Arc::new(RowFields {
-                xid: layout
-                    .slot(&FieldName::Xid)
-                    .expect("xid is always configured"),
+                xid: xid_slot,
                 upn: layout.slot(&FieldName::Upn),
                 profile: ProfileField::ALL.map(|field| {
                     let slot = layout.slot(&field.hr_field())?;
