@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use foldhash::HashMap;
 
 use crate::fields::FieldName;
-use crate::hr::{Layout, Records, case_folded};
+use crate::hr::{Layout, Record, Records, case_folded};
 
 /// The employee IDs and email addresses on more than one row, with the lines of those rows.
 pub(super) struct Duplicates<'r> {
@@ -36,8 +36,10 @@ impl<'r> Duplicates<'r> {
                 .expect("xid and email are always configured")
         };
         let (xid, email) = (slot(FieldName::Xid), slot(FieldName::Email));
-        let emails = || repeated_emails(records, email);
-        let ((xid_order, xids), mut emails) = if parallel {
+        // Merging, the rows of one employee ID are one person.
+        let person = merging.then_some(xid);
+        let emails = || repeated_emails(records, email, person);
+        let ((xid_order, xids), emails) = if parallel {
             std::thread::scope(|scope| {
                 let emails = scope.spawn(emails);
                 let xids = sorted_by_xid(records, xid);
@@ -50,14 +52,6 @@ impl<'r> Duplicates<'r> {
         } else {
             (sorted_by_xid(records, xid), emails())
         };
-        if merging {
-            let xid_at: HashMap<u64, &str> =
-                records.iter().map(|r| (r.line, r.value(xid))).collect();
-            emails.retain(|_, lines| {
-                let first = xid_at[&lines[0]];
-                lines.iter().any(|line| xid_at[line] != first)
-            });
-        }
         Duplicates {
             xids,
             emails,
@@ -117,9 +111,15 @@ fn leading_bytes(text: &str) -> u64 {
 }
 
 /// The addresses (other than empty ones; in any case) on more than one record, with the lines
-/// of those records in order. Sorted by their hashes, the same addresses lie side by side: a
-/// sort of a million small pairs costs less than a map of a million addresses.
-fn repeated_emails(records: &Records, slot: usize) -> HashMap<Cow<'_, str>, Vec<u64>> {
+/// of those records in order; with `person` (the slot of the employee ID when rows of one ID
+/// are one person), only the addresses of more than one person. Sorted by their hashes, the
+/// same addresses lie side by side: a sort of a million small pairs costs less than a map of a
+/// million addresses.
+fn repeated_emails(
+    records: &Records,
+    slot: usize,
+    person: Option<usize>,
+) -> HashMap<Cow<'_, str>, Vec<u64>> {
     let hasher = foldhash::fast::FixedState::default();
     let address = |record: u32| case_folded(records.shared()[record as usize].value(slot));
     let count = u32::try_from(records.len()).expect("fewer than 4 billion records");
@@ -135,12 +135,18 @@ fn repeated_emails(records: &Records, slot: usize) -> HashMap<Cow<'_, str>, Vec<
         .filter(|run| run.len() > 1)
     {
         // Nearly always one address; two that share a hash are told apart here.
-        let mut lines: HashMap<Cow<'_, str>, Vec<u64>> = HashMap::default();
+        let mut by_address: HashMap<Cow<'_, str>, Vec<&Record>> = HashMap::default();
         for &(_, record) in run {
-            let line = records.shared()[record as usize].line;
-            lines.entry(address(record)).or_default().push(line);
+            let row = &records.shared()[record as usize];
+            by_address.entry(address(record)).or_default().push(row);
         }
-        repeated.extend(lines.into_iter().filter(|(_, lines)| lines.len() > 1));
+        for (address, rows) in by_address {
+            let one_person =
+                person.is_some_and(|xid| rows.iter().all(|r| r.value(xid) == rows[0].value(xid)));
+            if rows.len() > 1 && !one_person {
+                repeated.insert(address, rows.iter().map(|r| r.line).collect());
+            }
+        }
     }
     repeated
 }
