@@ -115,11 +115,7 @@ impl RunningSim {
 
 /// Loads the network (state file, else seed, else empty) and serves it on `addr`.
 pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, SimError> {
-    let network = load_network(&config)?;
-    let seed_changed = match (&network.seed_digest, &config.seed) {
-        (Some(recorded), Some(seed)) => *recorded != seed.digest(),
-        _ => false,
-    };
+    let (network, seed_changed) = load_network(&config)?;
     let shared = Arc::new(Shared {
         network: Mutex::new(network),
         token: config.token,
@@ -171,8 +167,9 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<RunningSim, Si
     })
 }
 
-/// The network from the state file, else from the seed, else empty.
-fn load_network(config: &SimConfig) -> Result<Network, SimError> {
+/// The network from the state file, else from the seed, else empty; and whether the seed has
+/// changed since the state file's network was made from it.
+fn load_network(config: &SimConfig) -> Result<(Network, bool), SimError> {
     Ok(match &config.state_file {
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path)
@@ -188,14 +185,18 @@ fn load_network(config: &SimConfig) -> Result<Network, SimError> {
                     config.network
                 )));
             }
-            network
+            let seed_changed = match (&network.seed_digest, &config.seed) {
+                (Some(recorded), Some(seed)) => *recorded != seed.digest(),
+                _ => false,
+            };
+            (network, seed_changed)
         }
         _ => {
             let mut network = Network::new(&config.network);
             if let Some(seed) = &config.seed {
                 network.apply_seed(seed)?;
             }
-            network
+            (network, false)
         }
     })
 }

@@ -93,10 +93,17 @@ impl Seed {
     /// The seed's digest as the simulator records it in its state: of its content, not its
     /// layout, so reformatting the file is no change.
     pub fn digest(&self) -> String {
-        let canonical = Seed {
-            schema: None,
-            ..self.clone()
+        /// The seed without `$schema`, serialized as the seed is (a seed of a whole network
+        /// is not copied for it).
+        #[derive(Serialize)]
+        struct Content<'a> {
+            groups: &'a [SeedGroup],
+            users: &'a [SeedUser],
+        }
+        let content = Content {
+            groups: &self.groups,
+            users: &self.users,
         };
-        crate::digest::sha256_hex(serde_json::to_string(&canonical).expect("a seed serializes"))
+        crate::digest::sha256_hex(serde_json::to_string(&content).expect("a seed serializes"))
     }
 }
