@@ -45,6 +45,21 @@ pub async fn post_plan(marker: &str, body: impl Fn(Limit) -> String) -> Result<(
 }
 
 impl Host {
+    /// The run or job this is, as a Markdown link, when its variables say.
+    pub fn run_link(&self) -> Option<String> {
+        match self {
+            Host::GitHub(_) => {
+                let (run, url) = crate::github::run()?;
+                Some(format!("[run {run}]({url})"))
+            }
+            Host::GitLab(_) => {
+                let url = gitlab::job_url()?;
+                let job = std::env::var("CI_JOB_ID").unwrap_or_default();
+                Some(format!("[job {job}]({url})"))
+            }
+        }
+    }
+
     pub fn from_env() -> Result<Host, Error> {
         Ok(if gitlab::detected() {
             Host::GitLab(GitLab::from_env()?)

@@ -221,19 +221,25 @@ impl GitHub {
     }
 }
 
+/// This Actions run: its ID and its page, when the run's variables are set.
+pub fn run() -> Option<(String, String)> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (server, repository, run) = (
+        var("GITHUB_SERVER_URL")?,
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?,
+    );
+    let url = format!("{server}/{repository}/actions/runs/{run}");
+    Some((run, url))
+}
+
 /// Where the full plan is when a comment had to be cut: the run's job summary in Actions.
 pub fn full_plan_location() -> String {
-    match (
-        std::env::var("GITHUB_SERVER_URL"),
-        std::env::var("GITHUB_REPOSITORY"),
-        std::env::var("GITHUB_RUN_ID"),
-    ) {
-        (Ok(server), Ok(repository), Ok(run)) => {
-            format!(
-                "the job summary and the `speakap-sync-plan` artifact of [run {run}]({server}/{repository}/actions/runs/{run})"
-            )
+    match run() {
+        Some((run, url)) => {
+            format!("the job summary and the `speakap-sync-plan` artifact of [run {run}]({url})")
         }
-        _ => "run `speakap-sync plan` for the complete text".into(),
+        None => "run `speakap-sync plan` for the complete text".into(),
     }
 }
 

@@ -206,13 +206,19 @@ impl GitLab {
     }
 }
 
+/// This job's page, when `CI_JOB_URL` holds a web address.
+pub fn job_url() -> Option<String> {
+    (std::env::var("CI_JOB_URL").ok())
+        .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
+}
+
 /// Where the full plan is when a note had to be cut: the job's artifact.
 pub fn full_plan_location() -> String {
-    match std::env::var("CI_JOB_URL") {
-        Ok(url) if url.starts_with("https://") || url.starts_with("http://") => format!(
+    match job_url() {
+        Some(url) => format!(
             "the `speakap-sync-plan.json` artifact of [the job]({url}) (`speakap-sync plan` shows the complete text)"
         ),
-        _ => "run `speakap-sync plan` for the complete text".into(),
+        None => "run `speakap-sync plan` for the complete text".into(),
     }
 }
 

@@ -113,7 +113,9 @@ async fn resolve(
             .and_then(|f| f.applied.as_deref())
             .map(|a| format!(" ({})", inline(a)))
             .unwrap_or_default(),
-        run_link().map(|l| format!(" in {l}")).unwrap_or_default()
+        host.run_link()
+            .map(|l| format!(" in {l}"))
+            .unwrap_or_default()
     );
     match host.close_issue(LABEL, marker, &comment).await {
         Ok(Some(url)) => {
@@ -149,25 +151,6 @@ async fn raise(
     }
 }
 
-/// The run this is, as a Markdown link, in GitHub Actions or GitLab CI.
-fn run_link() -> Option<String> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let Some(url) = var("CI_JOB_URL") {
-        return Some(format!(
-            "[job {}]({url})",
-            var("CI_JOB_ID").unwrap_or_default()
-        ));
-    }
-    let (server, repository, run) = (
-        var("GITHUB_SERVER_URL")?,
-        var("GITHUB_REPOSITORY")?,
-        var("GITHUB_RUN_ID")?,
-    );
-    Some(format!(
-        "[run {run}]({server}/{repository}/actions/runs/{run})"
-    ))
-}
-
 fn issue_text(
     host: &Host,
     marker: &str,
@@ -200,7 +183,7 @@ fn issue_text(
             body.push_str(&format!("**Applied:** {}\n\n", inline(applied)));
         }
     }
-    if let Some(link) = run_link() {
+    if let Some(link) = host.run_link() {
         body.push_str(&format!("**Run:** {link}\n\n"));
     }
     body.push_str("### How to proceed\n\n");
