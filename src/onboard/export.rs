@@ -111,9 +111,10 @@ fn read_csv(bytes: &[u8], display: &str, is_known: &dyn Fn(&str) -> bool) -> Res
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
+    for record in reader.records() {
         let record = record.map_err(|e| Error::input(format!("{display}: {e}")))?;
-        if record.iter().all(|field| field.trim().is_empty()) && i > 0 {
+        // Blank rows are no rows, before the header as after it.
+        if record.iter().all(|field| field.trim().is_empty()) {
             continue;
         }
         rows.push(
@@ -126,9 +127,7 @@ fn read_csv(bytes: &[u8], display: &str, is_known: &dyn Fn(&str) -> bool) -> Res
                 .collect::<Vec<_>>(),
         );
     }
-    let mut rows = rows
-        .into_iter()
-        .skip_while(|row| row.iter().all(|c| c.text.trim().is_empty()));
+    let mut rows = rows.into_iter();
     let header = rows
         .next()
         .map(|row| row.into_iter().map(|c| c.text.trim().to_string()).collect())
