@@ -65,11 +65,7 @@ pub async fn init(args: &InitArgs) -> Result<i32, Error> {
 
 /// The network's groups, read with the token from `--token-env` (nothing is changed).
 async fn read_groups(args: &InitArgs, network: &str) -> Result<Vec<wire::Group>, Error> {
-    if !(network.len() == 16
-        && network
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    {
+    if !wire::is_eid(network) {
         return Err(Error::input(format!(
             "--network {}: a network EID is 16 lowercase hexadecimal characters",
             inert(network)

@@ -345,11 +345,7 @@ impl Network {
 
     /// A seed's own EID for a `kind`, refused when malformed or already taken.
     fn unused_eid(&self, eid: &str, kind: &str) -> Result<String, SimError> {
-        let well_formed = eid.len() == 16
-            && eid
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !well_formed {
+        if !wire::is_eid(eid) {
             return Err(SimError::Invalid(format!(
                 "seed {kind} EID `{eid}`: 16 lowercase hexadecimal characters"
             )));

@@ -6,6 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whether `text` has the shape of an EID (of a network, group or account): 16 lowercase
+/// hexadecimal characters.
+pub fn is_eid(text: &str) -> bool {
+    text.len() == 16 && (text.bytes()).all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Name {
     #[serde(rename = "firstName", default)]
