@@ -1,8 +1,8 @@
 //! The connection to the Speakap API a command plans or applies against.
 
-use crate::config::{Config, SyncConfig};
+use crate::config::Config;
 use crate::error::Error;
-use crate::speakap::{ApiError, Client, token_from_env};
+use crate::speakap::{Client, token_from_env};
 
 /// The API connection; for `url: embedded` also the in-process simulator behind it.
 pub struct Connection {
@@ -12,21 +12,6 @@ pub struct Connection {
     /// A simulated network (embedded, or `speakap-sim` on this machine): rehearsals over
     /// simulated days may apply as of any date.
     pub simulated: bool,
-}
-
-/// A client for the config's network at `url`, with its API version, rate, concurrency and
-/// page size.
-pub(crate) fn client(sync: &SyncConfig, url: &str, token: &str) -> Result<Client, ApiError> {
-    let settings = &sync.speakap;
-    Ok(Client::new(
-        url,
-        &sync.network,
-        token,
-        &settings.api_version,
-        settings.requests_per_second,
-    )?
-    .with_concurrency(settings.concurrency as usize)
-    .with_page_size(settings.page_size as usize))
 }
 
 /// Whether `url` is a `speakap-sim` on a loopback address: only there is a network simulated.
@@ -70,7 +55,10 @@ impl Connection {
         {
             let embedded = super::embedded::start(config, embedded).await?;
             // `requests_per_second` protects a real API; the in-process simulator needs no such care.
-            let client = client(&config.sync, &embedded.url, &embedded.token)?.unthrottled();
+            let client = config
+                .sync
+                .client(&embedded.url, &embedded.token)?
+                .unthrottled();
             return Ok(Connection {
                 client,
                 embedded: Some(embedded),
@@ -79,7 +67,7 @@ impl Connection {
         }
         let token = token_from_env(&settings.token_env)?;
         Ok(Connection {
-            client: client(&config.sync, &settings.url, &token)?,
+            client: config.sync.client(&settings.url, &token)?,
             #[cfg(feature = "simulator")]
             embedded: None,
             simulated: is_local_simulator(&settings.url).await,

@@ -8,7 +8,7 @@
 
 mod apply;
 mod audit;
-pub(crate) mod connection;
+mod connection;
 #[cfg(feature = "simulator")]
 mod embedded;
 mod inputs;

@@ -7,6 +7,8 @@ use jiff::civil::Date;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::speakap::{ApiError, Client};
+
 /// Where a config item was written: used for provenance in plans and `explain`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Origin {
@@ -36,6 +38,23 @@ pub struct SyncConfig {
     /// Where `apply --notify` also reports a blocked or failed apply, besides the issue it opens.
     #[serde(default)]
     pub notify: Option<NotifySettings>,
+}
+
+impl SyncConfig {
+    /// A client for the network at `url` (the configured one, or the embedded simulator's) with
+    /// the configured API version, rate, concurrency and page size.
+    pub fn client(&self, url: &str, token: &str) -> Result<Client, ApiError> {
+        let settings = &self.speakap;
+        Ok(Client::new(
+            url,
+            &self.network,
+            token,
+            &settings.api_version,
+            settings.requests_per_second,
+        )?
+        .with_concurrency(settings.concurrency as usize)
+        .with_page_size(settings.page_size as usize))
+    }
 }
 
 /// Alerts beyond the code host's issue.

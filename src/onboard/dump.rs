@@ -72,11 +72,7 @@ pub fn live_client(args: &crate::cli::ConfigArgs, worktree: bool) -> Result<Clie
         ));
     }
     let token = token_from_env(&settings.token_env)?;
-    Ok(crate::commands::connection::client(
-        &sync,
-        &settings.url,
-        &token,
-    )?)
+    Ok(sync.client(&settings.url, &token)?)
 }
 
 /// The network roles a seed can give; another (a custom role's EID) becomes `member`.
