@@ -155,7 +155,9 @@ fn an_audit_commit_that_cannot_be_written_stays_in_the_journal_until_the_next_ru
 
 #[test]
 fn a_killed_apply_is_recorded_by_the_next_one_with_its_open_operations_unknown() {
-    let sim = Sim::start_with(&empty_network(), &["--latency-ms", "40"]);
+    // At 100 ms a request, the memberships after the invitations take about two seconds, so
+    // the kill 300 ms after the first account lands mid-apply even on a loaded machine.
+    let sim = Sim::start_with(&empty_network(), &["--latency-ms", "100"]);
     let repo = standard_repo(&sim, &numbered_rows(60));
     let dir = path_str(repo.path());
     let mut child = sync_command(&["apply", "--repo", &dir], repo.path())
