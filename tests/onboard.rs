@@ -235,6 +235,7 @@ fn init_with_network_matches_codes_to_differently_named_groups() {
             500 + i
         ));
     }
+    text.push_str("510,p10@firma.de,P10,N10,HAMBURG,Kasse\n");
     let hr = dir.path().join("export.csv");
     std::fs::write(&hr, text).unwrap();
     let (out, init, plan) = init_validate_plan(&hr, &["--network", NETWORK, "--url", &sim.url]);
@@ -244,7 +245,7 @@ fn init_with_network_matches_codes_to_differently_named_groups() {
         "{mapping}"
     );
     assert!(
-        mapping.contains("\"HAMBURG\": \"Standort Hamburg\"   # 3 people\n"),
+        mapping.contains("\"HAMBURG\": \"Standort Hamburg\"   # 4 people\n"),
         "{mapping}"
     );
     assert!(
@@ -252,6 +253,15 @@ fn init_with_network_matches_codes_to_differently_named_groups() {
         "{mapping}"
     );
     assert!(mapping.contains("# \"XQ9\": ?"), "{mapping}");
+    assert!(
+        mapping
+            .contains("# \"Kasse\": ?   # TODO: confirm: no group resembles this code; 1 person\n"),
+        "{mapping}"
+    );
+    assert!(
+        init.contains("\"Kasse\": no department group resembles it; its 1 person is skipped"),
+        "{init}"
+    );
     assert!(
         init.contains("\"XQ9\": no business_unit group resembles it"),
         "{init}"

@@ -166,9 +166,12 @@ fn code_mappings(
             }) => format!("{} → {}: {why}", quoted(&m.code.code), quoted(value)),
             Some(_) => continue,
             None => format!(
-                "{}: no {group_type} group resembles it; its {} people are skipped until it is mapped",
+                "{}: no {group_type} group resembles it; {} skipped until it is mapped",
                 quoted(&m.code.code),
-                m.code.people
+                match m.code.people {
+                    1 => "its 1 person is".to_string(),
+                    n => format!("its {n} people are"),
+                }
             ),
         };
         todos.push(Todo {
@@ -418,12 +421,12 @@ fn mapping_yaml(plan: &Plan) -> String {
             "  map:\n"
         });
         for m in mappings {
-            let people = m.code.people;
+            let people = people(m.code.people);
             match &m.group {
                 Some(group) => {
                     let _ = writeln!(
                         out,
-                        "    {}: {}   {}{people} people",
+                        "    {}: {}   {}{people}",
                         quoted(&m.code.code),
                         quoted(&group.value),
                         if group.confirm.is_some() {
@@ -436,7 +439,7 @@ fn mapping_yaml(plan: &Plan) -> String {
                 None => {
                     let _ = writeln!(
                         out,
-                        "    # {}: ?   # TODO: confirm: no group resembles this code; {people} people",
+                        "    # {}: ?   # TODO: confirm: no group resembles this code; {people}",
                         quoted(&m.code.code)
                     );
                 }
@@ -573,9 +576,9 @@ fn summary(args: &InitArgs, plan: &Plan, files: &[(String, String)]) -> String {
                 .map_or("(no group)".to_string(), |g| quoted(&g.value));
             let _ = writeln!(
                 out,
-                "  {:<16} {:>6} people  → {}",
+                "  {:<16} {:>13}  → {}",
                 inert(&quoted(&m.code.code)),
-                m.code.people,
+                people(m.code.people),
                 inert(&group)
             );
         }
@@ -612,4 +615,12 @@ fn summary(args: &InitArgs, plan: &Plan, files: &[(String, String)]) -> String {
     );
     out.push_str("  speakap-sync validate && speakap-sync plan\n");
     out
+}
+
+/// "1 person", "2 people".
+fn people(count: usize) -> String {
+    match count {
+        1 => "1 person".to_string(),
+        n => format!("{n} people"),
+    }
 }
