@@ -2,7 +2,8 @@
 //! number of others). `fields` is the leaf every layer may use; `commands` is on top. A `use` or
 //! path that closes a circle fails this test, naming the modules and files on it. Two checks of
 //! the same kind keep the shape: only the simulator and the embedded connection name the
-//! simulator, and no function is longer than a phase should be.
+//! simulator, and no function is longer than a phase should be. ARCHITECTURE.md's code map is
+//! kept in layer order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -115,6 +116,52 @@ fn the_speakap_client_knows_nothing_of_hr_config_resolve_or_plan() {
             "speakap reaches {above}: {reached:?}"
         );
     }
+}
+
+/// ARCHITECTURE.md's code map lists the modules from the bottom layer up; this keeps it so.
+/// Every module of the crate has a row, and no module imports one whose first row comes later.
+#[test]
+fn the_code_map_lists_every_module_below_the_modules_that_import_it() {
+    let map =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .unwrap();
+    let mut order: Vec<String> = Vec::new();
+    for row in map.lines().filter(|l| l.starts_with("| `src/")) {
+        let paths = row.split('|').nth(1).unwrap();
+        for path in paths.split('`').filter(|p| p.starts_with("src/")) {
+            let module = path["src/".len()..]
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string();
+            if !order.contains(&module) {
+                order.push(module);
+            }
+        }
+    }
+    let position = |module: &str| order.iter().position(|m| m == module);
+    let mut wrong = Vec::new();
+    for (relative, _) in sources() {
+        let module = relative.split('/').next().unwrap().trim_end_matches(".rs");
+        if module != "lib" && position(module).is_none() {
+            wrong.push(format!("src/{relative} has no row"));
+        }
+    }
+    for (module, targets) in imports() {
+        for (target, files) in targets {
+            if position(&target) > position(&module) {
+                wrong.push(format!(
+                    "{module} imports {target}, which is listed after it (in {files:?})"
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "ARCHITECTURE.md's code map is out of date:\n{}",
+        wrong.join("\n")
+    );
 }
 
 /// The simulator is behind the `simulator` feature: the reconciler builds without it only if
