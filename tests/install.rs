@@ -1,6 +1,7 @@
 //! `ci/install.sh`, the action's download of a released binary, against a fake release server on
 //! 127.0.0.1: a good binary is installed, a checksum mismatch and a listed binary that is missing
-//! fail with nothing installed, and no release at all asks for a source build (exit 2).
+//! fail with nothing installed, and no release at all asks for a source build (exit 2). The GitLab
+//! template runs only the scripts whose sha256 it pins, and pins those in `ci/`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -247,4 +248,123 @@ fn the_action_installs_the_release_of_its_own_version_or_asks_for_a_source_build
         output.contains(&format!("cache-key=speakap-sync-Linux-X64-{lock}")),
         "{output}"
     );
+}
+
+/// The sha256 the GitLab template pins for each script it downloads, by script name.
+fn gitlab_template_pins() -> Vec<(String, String)> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let template =
+        std::fs::read_to_string(manifest.join("ci/gitlab/speakap-sync.gitlab-ci.yml")).unwrap();
+    template
+        .lines()
+        .filter_map(|line| {
+            let pin = line.trim().trim_end_matches("; do").trim_end_matches(" \\");
+            let (script, sha) = pin.strip_prefix('"')?.strip_suffix('"')?.split_once(' ')?;
+            Some((script.to_string(), sha.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_gitlab_template_pins_the_scripts_in_ci() {
+    let pins = gitlab_template_pins();
+    let names: Vec<&str> = pins.iter().map(|(script, _)| script.as_str()).collect();
+    assert_eq!(names, ["install.sh", "state-ref.sh"]);
+    for (script, pinned) in &pins {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("ci")
+                .join(script),
+        )
+        .unwrap();
+        assert_eq!(
+            &sha256(&bytes),
+            pinned,
+            "ci/{script} changed: put its sha256 into ci/gitlab/speakap-sync.gitlab-ci.yml"
+        );
+    }
+}
+
+/// The GitLab template's `before_script`, run as a shell runner would, with the scripts
+/// downloaded from `releases` (no SPEAKAP_SYNC_SCRIPTS) and speakap-sync on PATH, in a git
+/// repository whose origin has no state ref yet: (succeeded, log).
+fn gitlab_before_script(releases: &Releases, temp: &Path) -> (bool, String) {
+    use saphyr::LoadableYamlNode;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(manifest.join("ci/gitlab/speakap-sync.gitlab-ci.yml")).unwrap();
+    let docs = saphyr::Yaml::load_from_str(&text).unwrap();
+    let script = docs[0][".speakap-sync"]["before_script"][0]
+        .as_str()
+        .unwrap();
+    let (work, origin) = (temp.join("work"), temp.join("origin.git"));
+    for (dir, args) in [
+        (temp, vec!["init", "-q", "--bare", "origin.git"]),
+        (temp, vec!["init", "-q", "work"]),
+        (
+            &work,
+            vec!["remote", "add", "origin", &origin.to_string_lossy()],
+        ),
+    ] {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_speakap-sync"))
+        .parent()
+        .unwrap();
+    let output = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(&work)
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        )
+        .env("CI_PROJECT_DIR", &work)
+        .env("SPEAKAP_SYNC_VERSION", "0.9.0")
+        .env("SPEAKAP_SYNC_SCRIPTS", "")
+        .env("SPEAKAP_SYNC_CONFIG_DIR", ".")
+        .env("SPEAKAP_SYNC_REMOTE", "origin")
+        .env("SPEAKAP_SYNC_TEST_RELEASE_BASE", &releases.url)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        ),
+    )
+}
+
+#[test]
+fn the_gitlab_template_runs_only_the_scripts_it_was_released_with() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let serve = |state_ref: Vec<u8>| {
+        let mut files = HashMap::new();
+        let install = std::fs::read(manifest.join("ci/install.sh")).unwrap();
+        files.insert("v0.9.0/install.sh".to_string(), install);
+        files.insert("v0.9.0/state-ref.sh".to_string(), state_ref);
+        Releases::start(files)
+    };
+
+    let released = std::fs::read(manifest.join("ci/state-ref.sh")).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let (ok, log) = gitlab_before_script(&serve(released), temp.path());
+    assert!(ok, "{log}");
+
+    let temp = tempfile::tempdir().unwrap();
+    let marker = temp.path().join("ran");
+    let tampered = format!("touch '{}'\n", marker.display()).into_bytes();
+    let (ok, log) = gitlab_before_script(&serve(tampered), temp.path());
+    assert!(!ok, "a script that differs fails the job: {log}");
+    assert!(
+        log.contains("state-ref.sh of v0.9.0 has sha256") && log.contains("not run"),
+        "{log}"
+    );
+    assert!(!marker.exists(), "the tampered script never ran");
 }
