@@ -129,6 +129,26 @@ fn init_reads_a_dutch_afas_export_and_the_repository_plans_without_edits() {
 }
 
 #[test]
+fn init_says_why_a_column_found_by_its_name_does_not_look_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("Employee ID,Email,First name,Last name,Phone\n");
+    for (i, xid) in ["7", "7", "8", "8", "9", "10"].iter().enumerate() {
+        text.push_str(&format!("{xid},p{i}@example.com,P{i},N{i},ask reception\n"));
+    }
+    let hr = dir.path().join("hr.csv");
+    std::fs::write(&hr, text).unwrap();
+    let (_, init, _) = init_validate_plan(&hr, &[]);
+    assert!(
+        init.contains("the values of \"Employee ID\" do not look like a xid column: 4 distinct values in 6 rows, where employee IDs are unique"),
+        "{init}"
+    );
+    assert!(
+        init.contains("the values of \"Phone\" do not look like a phone column: fewer than 8 in 10 values are phone numbers"),
+        "{init}"
+    );
+}
+
+#[test]
 fn init_reads_an_english_workbook_with_zero_padded_ids_and_date_cells() {
     let dir = tempfile::tempdir().unwrap();
     let hr = dir.path().join("Employees.xlsx");

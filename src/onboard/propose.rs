@@ -569,7 +569,7 @@ fn choose_column(export: &Export, field: &FieldName, taken: &[bool]) -> Option<C
                     field.name()
                 )),
             )
-        } else if content_fits(export, index, field)
+        } else if content_misfit(export, index, field).is_none()
             && matches!(field, FieldName::Xid | FieldName::Email)
         {
             (
@@ -592,10 +592,12 @@ fn choose_column(export: &Export, field: &FieldName, taken: &[bool]) -> Option<C
                 super::yaml::quoted(header)
             ));
         }
-        if score >= 60 && !content_fits(export, index, field) {
+        if score >= 60
+            && let Some(misfit) = content_misfit(export, index, field)
+        {
             score -= 30;
             confirm = Some(format!(
-                "the values of {} do not look like a {} column",
+                "the values of {} do not look like a {} column: {misfit}",
                 super::yaml::quoted(header),
                 field.name()
             ));
@@ -626,35 +628,47 @@ fn contains_words(key: &str, phrase: &str) -> bool {
             .any(|k| phrase.len() == 1 && k.starts_with(phrase[0]))
 }
 
-/// Whether most values of a column look like what `field` holds.
-fn content_fits(export: &Export, index: usize, field: &FieldName) -> bool {
+/// Why the values of a column do not look like what `field` holds, if most of them do not.
+fn content_misfit(export: &Export, index: usize, field: &FieldName) -> Option<String> {
     let values: Vec<&str> = export.column(index).map(|c| c.text.trim()).collect();
     if values.is_empty() {
-        return true;
+        return None;
     }
-    let share = |test: &dyn Fn(&str) -> bool| {
+    let most = |test: &dyn Fn(&str) -> bool| {
         values.iter().filter(|v| test(v)).count() * 10 >= values.len() * 8
     };
+    let fewer = |what: &str| format!("fewer than 8 in 10 values are {what}");
     match field {
-        FieldName::Email => share(&|v| {
+        FieldName::Email => (!most(&|v| {
             v.split_once('@')
                 .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-        }),
+        }))
+        .then(|| fewer("email addresses")),
         FieldName::Xid => {
             let distinct: std::collections::BTreeSet<&str> = values.iter().copied().collect();
-            distinct.len() * 10 >= values.len() * 9
-                && share(&|v| !v.contains(' ') && !v.contains('@'))
+            if distinct.len() * 10 < values.len() * 9 {
+                Some(format!(
+                    "{} distinct values in {} rows, where employee IDs are unique",
+                    distinct.len(),
+                    values.len()
+                ))
+            } else {
+                (!most(&|v| !v.contains(' ') && !v.contains('@')))
+                    .then(|| fewer("without spaces and @"))
+            }
         }
-        FieldName::Phone => share(&|v| {
+        FieldName::Phone => (!most(&|v| {
             v.chars().filter(char::is_ascii_digit).count() >= 6
                 && v.chars()
                     .all(|c| c.is_ascii_digit() || " +-()./".contains(c))
-        }),
+        }))
+        .then(|| fewer("phone numbers")),
         FieldName::StartDate | FieldName::EndDate => {
-            share(&|v| DATE_FORMATS.iter().any(|f| parse_date(f, v).is_some()))
-                || export.column(index).all(|c| c.kind == CellKind::Date)
+            (!most(&|v| DATE_FORMATS.iter().any(|f| parse_date(f, v).is_some()))
+                && !export.column(index).all(|c| c.kind == CellKind::Date))
+            .then(|| fewer("dates"))
         }
-        _ => true,
+        _ => None,
     }
 }
 
