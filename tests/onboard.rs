@@ -146,6 +146,10 @@ fn init_says_why_a_column_found_by_its_name_does_not_look_right() {
         init.contains("the values of \"Phone\" do not look like a phone column: fewer than 8 in 10 values are phone numbers"),
         "{init}"
     );
+    assert!(
+        init.contains("Note: 2 employee IDs are in column \"Employee ID\" on more than one row (4 rows): those records are skipped"),
+        "{init}"
+    );
 }
 
 #[test]

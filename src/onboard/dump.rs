@@ -115,7 +115,8 @@ fn to_seed(mut users: Vec<wire::User>, mut groups: Vec<wire::Group>) -> Seed {
         .collect();
     if custom_roles > 0 {
         tracing::warn!(
-            "{custom_roles} accounts have a custom network role: the seed makes them members"
+            "{} a custom network role: the seed makes them members",
+            super::counted(custom_roles, "account has", "accounts have")
         );
     }
     Seed {

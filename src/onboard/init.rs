@@ -170,7 +170,7 @@ fn code_mappings(
                 quoted(&m.code.code),
                 match m.code.people {
                     1 => "its 1 person is".to_string(),
-                    n => format!("its {n} people are"),
+                    n => format!("its {} are", people(n)),
                 }
             ),
         };
@@ -617,10 +617,6 @@ fn summary(args: &InitArgs, plan: &Plan, files: &[(String, String)]) -> String {
     out
 }
 
-/// "1 person", "2 people".
 fn people(count: usize) -> String {
-    match count {
-        1 => "1 person".to_string(),
-        n => format!("{n} people"),
-    }
+    super::counted(count, "person", "people")
 }

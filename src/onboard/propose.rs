@@ -495,18 +495,24 @@ pub fn propose(export: &Export) -> Result<Proposal, String> {
     let multi_value_separator = "|".to_string();
     if let Some(xid) = columns.iter().find(|c| c.field == FieldName::Xid) {
         let values: Vec<&str> = export.column(xid.index).map(|c| c.text.trim()).collect();
-        let distinct: std::collections::BTreeSet<&str> = values.iter().copied().collect();
-        if distinct.len() < values.len() {
+        let mut rows_per_id: std::collections::BTreeMap<&str, usize> = Default::default();
+        for value in &values {
+            *rows_per_id.entry(value).or_default() += 1;
+        }
+        let repeated: Vec<usize> = rows_per_id.into_values().filter(|&n| n > 1).collect();
+        if !repeated.is_empty() {
             notes.push(format!(
-                "{} employee IDs in column {} appear more than once: those records are skipped until HR fixes them",
-                values.len() - distinct.len(),
-                super::yaml::quoted(&xid.header)
+                "{} in column {} on more than one row ({}): those records are skipped until HR fixes them",
+                super::counted(repeated.len(), "employee ID is", "employee IDs are"),
+                super::yaml::quoted(&xid.header),
+                super::counted(repeated.iter().sum(), "row", "rows"),
             ));
         }
         let blank = export.rows.len() - values.len();
         if blank > 0 {
             notes.push(format!(
-                "{blank} rows have no employee ID: they are skipped"
+                "{} no employee ID: skipped",
+                super::counted(blank, "row has", "rows have")
             ));
         }
     }
@@ -706,7 +712,10 @@ fn date_format(export: &Export, columns: &[ColumnChoice], language: Language) ->
                 .count();
             Guess::unsure(
                 best.to_string(),
-                format!("{unread} dates are not written this way; those records are skipped"),
+                format!(
+                    "{} not written this way; those records are skipped",
+                    super::counted(unread, "date is", "dates are")
+                ),
             )
         }
         several => {
