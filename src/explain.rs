@@ -89,12 +89,12 @@ fn hr_rows<'a>(out: &mut String, input: &ExplainInput<'a>) -> Option<Vec<&'a Rec
 
 /// `explain 4` for `000004`: the XIDs the record writes that differ only in leading zeros.
 fn suggest_as_written(out: &mut String, snapshot: &Snapshot, xid_slot: usize, xid: &str) {
-    let unpadded = |x: &str| x.trim_start_matches('0').to_string();
+    let unpadded = xid.trim_start_matches('0');
     let mut alike: Vec<&str> = snapshot
         .records
         .iter()
         .map(|r| r.value(xid_slot))
-        .filter(|x| *x != xid && !xid.is_empty() && unpadded(x) == unpadded(xid))
+        .filter(|x| *x != xid && !xid.is_empty() && x.trim_start_matches('0') == unpadded)
         .collect();
     alike.sort_unstable();
     alike.dedup();
