@@ -210,6 +210,26 @@ fn init_reads_an_english_workbook_with_zero_padded_ids_and_date_cells() {
 }
 
 #[test]
+fn init_reads_an_excel_unicode_text_export() {
+    // Excel's "Unicode text": UTF-16LE with a byte order mark, tab-delimited, CRLF.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("Employee ID\tFirst name\tLast name\tEmail\tLocation\r\n");
+    for i in 0..4 {
+        text.push_str(&format!(
+            "{}\tZoë{i}\tÇelik{i}\tz{i}@example.com\tNorth\r\n",
+            300 + i
+        ));
+    }
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let hr = dir.path().join("export.txt");
+    std::fs::write(&hr, bytes).unwrap();
+    let (_, init, plan) = init_validate_plan(&hr, &[]);
+    assert!(init.contains("CSV, utf-16le, delimiter tab"), "{init}");
+    assert_eq!(invited(&plan), ["300", "301", "302", "303"], "{plan}");
+}
+
+#[test]
 fn init_reads_a_german_export_with_personalnummer() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from(

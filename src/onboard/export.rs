@@ -84,12 +84,13 @@ pub fn read(path: &Path, is_known: &dyn Fn(&str) -> bool) -> Result<Export, Erro
 }
 
 fn read_csv(bytes: &[u8], display: &str, is_known: &dyn Fn(&str) -> bool) -> Result<Export, Error> {
-    let encoding =
-        if encoding_rs::Encoding::for_bom(bytes).is_some() || std::str::from_utf8(bytes).is_ok() {
-            "utf-8"
-        } else {
-            FALLBACK_ENCODING
-        };
+    let encoding = match encoding_rs::Encoding::for_bom(bytes) {
+        Some((bom, _)) if bom == encoding_rs::UTF_16LE => "utf-16le",
+        Some((bom, _)) if bom == encoding_rs::UTF_16BE => "utf-16be",
+        Some(_) => "utf-8",
+        None if std::str::from_utf8(bytes).is_ok() => "utf-8",
+        None => FALLBACK_ENCODING,
+    };
     let text = hr::csv::decode(bytes, display, FALLBACK_ENCODING)?;
     let text = text.trim_start_matches('\u{feff}');
     // The CSV reader takes the first non-blank line as the header.
