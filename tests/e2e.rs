@@ -430,7 +430,7 @@ fn the_quick_start_plans_and_applies_the_example_repo_on_the_embedded_simulator(
     );
     assert!(text.contains("Unmanaged (2)"), "{text}");
     assert!(
-        text.contains("1057 Frank van den Berg  invite on 2027-06-01"),
+        text.contains("1057 Frank van den Berg  invite on 2029-06-01"),
         "{text}"
     );
 
