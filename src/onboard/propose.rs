@@ -660,7 +660,7 @@ fn content_misfit(export: &Export, index: usize, field: &FieldName) -> Option<St
                 ))
             } else {
                 (!most(&|v| !v.contains(' ') && !v.contains('@')))
-                    .then(|| fewer("without spaces and @"))
+                    .then(|| fewer("free of spaces and @"))
             }
         }
         FieldName::Phone => (!most(&|v| {
