@@ -247,7 +247,9 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
     assert_eq!(code(&plan), 3);
     let text = stdout(&plan);
     assert!(
-        text.contains("Too many offboards: 75.0% is over 50% (3/4)"),
+        text.contains(
+            "Blocked by a safety threshold:\n  Too many offboards: 75.0% is over 50% (3/4)\n"
+        ),
         "{text}"
     );
     let checksum = text
@@ -255,6 +257,12 @@ fn a_plan_over_a_safety_threshold_is_blocked_until_forced_with_its_checksum() {
         .find_map(|l| l.strip_prefix("Checksum: "))
         .unwrap()
         .to_string();
+    assert!(
+        text.contains(&format!(
+            "  To apply exactly this plan once reviewed: speakap-sync apply --force {checksum}\n"
+        )),
+        "{text}"
+    );
 
     let blocked = run(&["apply", "--adopt", "--repo", &dir], repo.path());
     assert_eq!(code(&blocked), 3);

@@ -57,6 +57,21 @@ pub fn blocked_message(plan: &Plan) -> String {
     )
 }
 
+/// The thresholds the plan breaks, one a line, and the reviewed way past them.
+fn blocked_section(out: &mut String, plan: &Plan, paint: Paint) {
+    out.push_str(&format!(
+        "{}\n",
+        paint.red("Blocked by a safety threshold:")
+    ));
+    for violation in &plan.safety.violations {
+        out.push_str(&format!("  {}\n", inert(violation)));
+    }
+    out.push_str(&format!(
+        "  To apply exactly this plan once reviewed: speakap-sync apply --force {}\n\n",
+        plan.checksum()
+    ));
+}
+
 /// `12 records`, or `12 records in 3 pages` from a paged source.
 pub(crate) fn hr_count(hr: &SnapshotInfo) -> String {
     match hr.pages {
@@ -107,11 +122,7 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
     people_lists(&mut out, plan, paint);
     record_lists(&mut out, plan, paint);
     if plan.safety.blocked {
-        out.push_str(&format!(
-            "{} {}\n\n",
-            paint.red("Blocked:"),
-            blocked_message(plan)
-        ));
+        blocked_section(&mut out, plan, paint);
     }
     if plan.summary.has_changes() {
         out.push_str(&paint.bold(&format!("Plan: {}.\n", plan.summary.line())));
