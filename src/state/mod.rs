@@ -606,10 +606,9 @@ mod tests {
         assert_eq!(merged.users.keys().collect::<Vec<_>>(), ["1", "2"]);
     }
 
-    #[test]
-    fn the_work_trees_of_one_repository_share_the_lock_and_journal() {
-        let dir = tempfile::tempdir().unwrap();
-        let main = dir.path().join("main");
+    /// A repository with one commit in `dir/main`, and a linked work tree of it in `dir/linked`.
+    fn main_and_linked_work_tree(dir: &Path) -> (PathBuf, PathBuf) {
+        let main = dir.join("main");
         let repo = Repository::init(&main).unwrap();
         let signature = Signature::now("T", "t@x").unwrap();
         let tree = repo
@@ -617,8 +616,15 @@ mod tests {
             .unwrap();
         repo.commit(Some("HEAD"), &signature, &signature, "init", &tree, &[])
             .unwrap();
-        let linked = dir.path().join("linked");
+        let linked = dir.join("linked");
         repo.worktree("linked", &linked, None).unwrap();
+        (main, linked)
+    }
+
+    #[test]
+    fn the_work_trees_of_one_repository_share_the_lock_and_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (main, linked) = main_and_linked_work_tree(dir.path());
         assert_eq!(
             state_dir(&linked).unwrap().canonicalize().ok(),
             None,
@@ -634,16 +640,7 @@ mod tests {
     #[test]
     fn a_linked_work_tree_sees_the_state_refs_lock_taken_in_the_main_one() {
         let dir = tempfile::tempdir().unwrap();
-        let main = dir.path().join("main");
-        let repo = Repository::init(&main).unwrap();
-        let signature = Signature::now("T", "t@x").unwrap();
-        let tree = repo
-            .find_tree(repo.index().unwrap().write_tree().unwrap())
-            .unwrap();
-        repo.commit(Some("HEAD"), &signature, &signature, "init", &tree, &[])
-            .unwrap();
-        let linked = dir.path().join("linked");
-        repo.worktree("linked", &linked, None).unwrap();
+        let (main, linked) = main_and_linked_work_tree(dir.path());
         assert!(check_writable(&linked).is_ok());
         let lock = main.join(".git").join(format!("{STATE_REF}.lock"));
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
