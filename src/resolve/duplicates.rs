@@ -66,6 +66,10 @@ impl<'r> Duplicates<'r> {
 
     /// The lines of an email address on several rows (in any case).
     pub fn email(&self, email: &str) -> Option<&[u64]> {
+        // Most exports repeat no address: then folding the case of each would be wasted.
+        if self.emails.is_empty() {
+            return None;
+        }
         self.emails
             .get(case_folded(email).as_ref())
             .map(Vec::as_slice)

@@ -98,7 +98,10 @@ impl<'c> Checks<'c> {
         if let Some(problem) = unusable_identifier(xid, MAX_XID_CHARS, true) {
             return Some(format!("the employee ID (column \"{column}\") {problem}"));
         }
-        let lines = duplicates.xid(xid).filter(|_| !self.merging)?;
+        if self.merging {
+            return None;
+        }
+        let lines = duplicates.xid(xid)?;
         Some(format!(
             "duplicate employee ID, on lines {}",
             join_lines(lines)
