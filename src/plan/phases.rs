@@ -378,7 +378,7 @@ impl<'a> Phases<'a> {
         }
         let mut plan = invite(desired, self.network.groups, channel);
         let without_business_unit = self.policy.require_business_unit == Some(false)
-            && !(desired.memberships().iter()).any(|(_, m)| m.kind == MembershipKind::BusinessUnit);
+            && !desired.memberships().has_business_unit();
         let note = without_business_unit
             .then(|| "without a business unit (policy.require_business_unit is false)".to_string());
         plan.reason = match (reason, note) {

@@ -356,9 +356,7 @@ impl Resolver<'_> {
         warnings: &mut Vec<String>,
     ) -> Result<DesiredUser, String> {
         let policy = &self.policy;
-        let has_business_unit =
-            (user.memberships.iter()).any(|(_, m)| m.kind == MembershipKind::BusinessUnit);
-        if !has_business_unit && policy.require_business_unit == Some(true) {
+        if policy.require_business_unit == Some(true) && !user.memberships.has_business_unit() {
             let column = policy.locations_column.unwrap_or("locations");
             return Err(format!(
                 "no business unit: no location code in column \"{column}\" that maps to one \

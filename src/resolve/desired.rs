@@ -125,6 +125,13 @@ impl Memberships {
         self.0.iter().map(|(name, _)| &**name)
     }
 
+    /// Whether one of the groups is a business unit.
+    pub fn has_business_unit(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(_, m)| m.kind == MembershipKind::BusinessUnit)
+    }
+
     pub fn get(&self, name: &str) -> Option<&DesiredMembership> {
         self.0.iter().find(|(n, _)| **n == *name).map(|(_, m)| m)
     }
