@@ -222,12 +222,11 @@ impl Resolver<'_> {
             let Some((slot, _)) = &self.fields.profile[field.index()] else {
                 continue;
             };
-            let folded_or_exact = |r: &Record| match field {
-                ProfileField::Email => case_folded(r.value(*slot)).into_owned(),
-                _ => r.value(*slot).to_string(),
-            };
-            let first = folded_or_exact(rows[0]);
-            if rows.iter().all(|r| folded_or_exact(r) == first) {
+            let first = identity_value(field, *slot, rows[0]);
+            if rows[1..]
+                .iter()
+                .all(|r| identity_value(field, *slot, r) == first)
+            {
                 continue;
             }
             if field == ProfileField::Email {
@@ -372,6 +371,14 @@ impl Resolver<'_> {
             );
         }
         Ok(user)
+    }
+}
+
+/// A row's value of an identity field as contracts compare it: an address in any case.
+fn identity_value(field: ProfileField, slot: usize, record: &Record) -> std::borrow::Cow<'_, str> {
+    match field {
+        ProfileField::Email => case_folded(record.value(slot)),
+        _ => record.value(slot).into(),
     }
 }
 
