@@ -98,13 +98,17 @@ fn resolve_on(config: &Config, snapshot: &Snapshot, today: Date, workers: usize)
     let merging = resolver.policy.merging;
     let duplicates =
         duplicates::Duplicates::find(&snapshot.records, &snapshot.layout, merging, workers > 1);
-    let mut parts = resolve_runs(config, snapshot, today, workers, &duplicates);
+    let mut parts = if workers > 1 {
+        resolve_runs(config, snapshot, today, workers, &duplicates)
+    } else {
+        vec![resolver.resolve_run(0, snapshot.records.shared(), &duplicates)]
+    };
     let merged = resolver.merge_contracts(&mut parts, &duplicates);
     parts.push(merged);
     join(config, snapshot, parts, &duplicates)
 }
 
-/// The records in consecutive runs, one thread each, in record order.
+/// The records in consecutive runs, one thread each, in record order (for several workers).
 fn resolve_runs(
     config: &Config,
     snapshot: &Snapshot,
