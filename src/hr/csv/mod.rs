@@ -47,7 +47,12 @@ pub fn read(
     if needs_decoding(&start, options) {
         return parse(&read_whole()?, display, options, layout);
     }
-    let delimiter = delimiter(options, &start, &layout);
+    let start_text = match std::str::from_utf8(&start) {
+        Ok(text) => text,
+        // The block may end inside a character, or the file may need the fallback encoding.
+        Err(e) => std::str::from_utf8(&start[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let delimiter = delimiter(options, start_text, &layout);
     let input = std::io::Cursor::new(start).chain(file);
     let (records, read) = match read_rows(input, display, delimiter, &layout) {
         Ok(read) => read,
@@ -96,7 +101,7 @@ pub fn parse(
     layout: Layout,
 ) -> Result<Snapshot, Error> {
     let text = decode(bytes, display, options.encoding)?;
-    let delimiter = delimiter(options, text.as_bytes(), &layout);
+    let delimiter = delimiter(options, &text, &layout);
     let (records, read) = match read_rows(text.as_bytes(), display, delimiter, &layout) {
         Ok(read) => read,
         Err(Stop::Invalid(e)) => return Err(e),
@@ -115,13 +120,9 @@ pub fn parse(
 
 /// The configured delimiter, or the one detected in the header: the first line of `start` that
 /// is not blank.
-fn delimiter(options: CsvOptions<'_>, start: &[u8], layout: &Layout) -> u8 {
+fn delimiter(options: CsvOptions<'_>, start: &str, layout: &Layout) -> u8 {
     options.delimiter.byte().unwrap_or_else(|| {
-        let text = match std::str::from_utf8(start) {
-            Ok(text) => text,
-            Err(e) => std::str::from_utf8(&start[..e.valid_up_to()]).unwrap_or_default(),
-        };
-        let header = text
+        let header = start
             .lines()
             .find(|l| !l.trim().is_empty())
             .unwrap_or_default();
@@ -153,20 +154,20 @@ fn read_rows<R: std::io::Read + Send>(
     };
     // What the last row was read as.
     let mut last = None;
+    // Stands in the parser's slot while a row is checked, so that no row allocates a record.
+    let mut spare = Some(csv::ByteRecord::new());
     let parsed = rows::parse_rows(input, delimiter, |line, fields| {
         // Each field is checked on its own: a character cut by a delimiter is two fields that
         // are not UTF-8. The record's buffers go back to the parser either way.
-        let fields_read = std::mem::take(fields);
+        let fields_read = std::mem::replace(fields, spare.take().expect("put back each row"));
         let text = csv::StringRecord::from_byte_record(fields_read).map_err(|_| Stop::NotUtf8)?;
         last = Some(rows.take(line, &text)?);
-        *fields = text.into_byte_record();
+        spare = Some(std::mem::replace(fields, text.into_byte_record()));
         Ok(())
     })
     .map_err(|halt| match halt {
         rows::Halt::Refused(stop) => stop,
-        rows::Halt::Unreadable(e) => {
-            Stop::Invalid(Error::input(format!("cannot read {display}: {e}")))
-        }
+        rows::Halt::Unreadable(e) => Stop::Invalid(cannot_read(display, e.into())),
     })?;
     if let (Some((line, bytes)), Some(taken)) = (&parsed.last_row, last) {
         rows.check_last_row(bytes, *line, taken)?;
@@ -220,7 +221,7 @@ impl Rows<'_> {
         let width = *width;
         let mut record = Record::new(line, columns.iter().map(|&i| fields.get(i).unwrap_or("")));
         let mut problems = Vec::new();
-        let over_lines = fields.iter().any(|f| f.contains('\n'));
+        let over_lines = fields.as_slice().contains('\n');
         if fields.len() != width {
             problems.push(format!(
                 "the row has {} fields where the header has {width}",
