@@ -118,8 +118,9 @@ fn refuse_other_date(
 
 /// A plan saved by `plan --out` is applied only if it is the plan: recomputed from the inputs
 /// as they are now, it must have the file's checksum, and so must the file's contents. An edited
-/// file, or inputs that changed since, are refused with what differs.
-fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
+/// file, or inputs that changed since, are refused with what differs. Returns the plan and its
+/// checksum.
+fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<(Plan, String), Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
     let saved = render::SavedPlan::parse(&text).map_err(|e| {
@@ -186,7 +187,7 @@ fn reviewed_plan(path: &Path, inputs: &Inputs) -> Result<Plan, Error> {
             plan_difference(&reviewed, &plan)
         )));
     }
-    Ok(plan)
+    Ok((plan, saved.checksum))
 }
 
 /// Where two plans differ, briefly: the parts that differ, and the first person whose
@@ -238,12 +239,15 @@ async fn apply_with(
     let inputs = gather(config, &args.run, connection).await?;
     refuse_unrecorded(&inputs, args.adopt)?;
     refuse_other_date(&inputs, args, connection)?;
-    let plan = match &args.plan {
-        Some(path) => reviewed_plan(path, &inputs)?,
-        None => make_plan(&inputs)?,
-    };
     // The whole plan encoded and hashed: worked out once.
-    let checksum = plan.checksum();
+    let (plan, checksum) = match &args.plan {
+        Some(path) => reviewed_plan(path, &inputs)?,
+        None => {
+            let plan = make_plan(&inputs)?;
+            let checksum = plan.checksum();
+            (plan, checksum)
+        }
+    };
     *facts = Some(ApplyFacts {
         network: plan.network.clone(),
         checksum: checksum.clone(),
@@ -333,7 +337,7 @@ fn refuse_unfit_plan(
     }
     if plan.safety.blocked && args.force.is_none() {
         eprint!("{}", render::text(plan, Paint::plain()));
-        return Err(Error::Blocked(render::blocked_message(plan)));
+        return Err(Error::Blocked(render::blocked_message(plan, checksum)));
     }
     Ok(config_commit)
 }

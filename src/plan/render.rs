@@ -49,16 +49,15 @@ pub fn impact_text(impact: &Impact, plan: &Plan, paint: Paint) -> String {
 }
 
 /// The message for a blocked plan, naming the checksum that `--force` must repeat.
-pub fn blocked_message(plan: &Plan) -> String {
+pub fn blocked_message(plan: &Plan, checksum: &str) -> String {
     format!(
-        "{}; to allow exactly this plan run `speakap-sync apply --force {}`",
+        "{}; to allow exactly this plan run `speakap-sync apply --force {checksum}`",
         inert(&plan.safety.violations.join("; ")),
-        plan.checksum()
     )
 }
 
 /// The thresholds the plan breaks, one a line, and the reviewed way past them.
-fn blocked_section(out: &mut String, plan: &Plan, paint: Paint) {
+fn blocked_section(out: &mut String, plan: &Plan, checksum: &str, paint: Paint) {
     out.push_str(&format!(
         "{}\n",
         paint.red("Blocked by a safety threshold:")
@@ -67,8 +66,7 @@ fn blocked_section(out: &mut String, plan: &Plan, paint: Paint) {
         out.push_str(&format!("  {}\n", inert(violation)));
     }
     out.push_str(&format!(
-        "  To apply exactly this plan once reviewed: speakap-sync apply --force {}\n\n",
-        plan.checksum()
+        "  To apply exactly this plan once reviewed: speakap-sync apply --force {checksum}\n\n"
     ));
 }
 
@@ -121,8 +119,10 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
     }
     people_lists(&mut out, plan, paint);
     record_lists(&mut out, plan, paint);
+    // Encoding the plan for its checksum is the costliest step of rendering a large plan.
+    let checksum = plan.checksum();
     if plan.safety.blocked {
-        blocked_section(&mut out, plan, paint);
+        blocked_section(&mut out, plan, &checksum, paint);
     }
     if plan.summary.has_changes() {
         out.push_str(&paint.bold(&format!("Plan: {}.\n", plan.summary.line())));
@@ -133,7 +133,7 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
             if plan.summary.skipped == 1 { "" } else { "s" }
         )));
     }
-    out.push_str(&format!("Checksum: {}\n", plan.checksum()));
+    out.push_str(&format!("Checksum: {checksum}\n"));
     out
 }
 
