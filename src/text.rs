@@ -1,8 +1,13 @@
 //! Untrusted text (HR data, API answers, file names from a server) made inert for a terminal or
 //! log line: it never spans lines, never reorders the text around it, and never starts a line
-//! with `::` (a workflow command in a GitHub Actions log).
+//! with `::` (a workflow command in a GitHub Actions log). Also a count with the noun that fits it.
 
 use std::borrow::Cow;
+
+/// `count` and the noun that fits it: "1 page", "3 pages"; "1 person is", "2 people are".
+pub fn counted(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
 
 /// `value` with every character that could break or disguise the line it is printed on shown
 /// escaped: line breaks and other control characters (C0, DEL, C1), the line and paragraph

@@ -13,6 +13,7 @@ use crate::config;
 use crate::error::Error;
 use crate::speakap::seed::{Seed, SeedGroup, SeedUser};
 use crate::speakap::{Client, token_from_env, wire};
+use crate::text::counted;
 
 pub async fn dump(args: &DumpArgs) -> Result<i32, Error> {
     let client = live_client(&args.config, args.worktree)?;
@@ -116,7 +117,7 @@ fn to_seed(mut users: Vec<wire::User>, mut groups: Vec<wire::Group>) -> Seed {
     if custom_roles > 0 {
         tracing::warn!(
             "{} a custom network role: the seed makes them members",
-            super::counted(custom_roles, "account has", "accounts have")
+            counted(custom_roles, "account has", "accounts have")
         );
     }
     Seed {

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::fields::FieldName;
 use crate::speakap::seed::{self, Seed, SeedGroup};
 use crate::speakap::{self, Client, wire};
-use crate::text::inert;
+use crate::text::{counted, inert};
 
 const TODO: &str = "# TODO: confirm";
 const SEED_FILE: &str = "simulator/seed.json";
@@ -166,12 +166,9 @@ fn code_mappings(
             }) => format!("{} → {}: {why}", quoted(&m.code.code), quoted(value)),
             Some(_) => continue,
             None => format!(
-                "{}: no {group_type} group resembles it; {} skipped until it is mapped",
+                "{}: no {group_type} group resembles it; its {} skipped until it is mapped",
                 quoted(&m.code.code),
-                match m.code.people {
-                    1 => "its 1 person is".to_string(),
-                    n => format!("its {} are", people(n)),
-                }
+                counted(m.code.people, "person is", "people are")
             ),
         };
         todos.push(Todo {
@@ -421,7 +418,7 @@ fn mapping_yaml(plan: &Plan) -> String {
             "  map:\n"
         });
         for m in mappings {
-            let people = people(m.code.people);
+            let people = counted(m.code.people, "person", "people");
             match &m.group {
                 Some(group) => {
                     let _ = writeln!(
@@ -578,7 +575,7 @@ fn summary(args: &InitArgs, plan: &Plan, files: &[(String, String)]) -> String {
                 out,
                 "  {:<16} {:>13}  → {}",
                 inert(&quoted(&m.code.code)),
-                people(m.code.people),
+                counted(m.code.people, "person", "people"),
                 inert(&group)
             );
         }
@@ -615,8 +612,4 @@ fn summary(args: &InitArgs, plan: &Plan, files: &[(String, String)]) -> String {
     );
     out.push_str("  speakap-sync validate && speakap-sync plan\n");
     out
-}
-
-fn people(count: usize) -> String {
-    super::counted(count, "person", "people")
 }

@@ -15,8 +15,3 @@ mod yaml;
 pub use doctor::doctor;
 pub use dump::dump;
 pub use init::init;
-
-/// `count` and the noun that fits it: "1 person", "3 people".
-fn counted(count: usize, one: &str, many: &str) -> String {
-    format!("{count} {}", if count == 1 { one } else { many })
-}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::export::{CellKind, Export, Format};
 use super::similarity::similarity;
 use crate::fields::{FieldName, parse_date};
+use crate::text::counted;
 
 /// A proposed value, and why to confirm it when it is not sure.
 #[derive(Clone, Debug)]
@@ -495,7 +496,7 @@ pub fn propose(export: &Export) -> Result<Proposal, String> {
     let multi_value_separator = "|".to_string();
     if let Some(xid) = columns.iter().find(|c| c.field == FieldName::Xid) {
         let values: Vec<&str> = export.column(xid.index).map(|c| c.text.trim()).collect();
-        let mut rows_per_id: std::collections::BTreeMap<&str, usize> = Default::default();
+        let mut rows_per_id: BTreeMap<&str, usize> = BTreeMap::new();
         for value in &values {
             *rows_per_id.entry(value).or_default() += 1;
         }
@@ -503,16 +504,16 @@ pub fn propose(export: &Export) -> Result<Proposal, String> {
         if !repeated.is_empty() {
             notes.push(format!(
                 "{} in column {} on more than one row ({}): those records are skipped until HR fixes them",
-                super::counted(repeated.len(), "employee ID is", "employee IDs are"),
+                counted(repeated.len(), "employee ID is", "employee IDs are"),
                 super::yaml::quoted(&xid.header),
-                super::counted(repeated.iter().sum(), "row", "rows"),
+                counted(repeated.iter().sum(), "row", "rows"),
             ));
         }
         let blank = export.rows.len() - values.len();
         if blank > 0 {
             notes.push(format!(
                 "{} no employee ID: skipped",
-                super::counted(blank, "row has", "rows have")
+                counted(blank, "row has", "rows have")
             ));
         }
     }
@@ -714,7 +715,7 @@ fn date_format(export: &Export, columns: &[ColumnChoice], language: Language) ->
                 best.to_string(),
                 format!(
                     "{} not written this way; those records are skipped",
-                    super::counted(unread, "date is", "dates are")
+                    counted(unread, "date is", "dates are")
                 ),
             )
         }

@@ -9,7 +9,7 @@ use crate::hr::{Locator, SnapshotInfo};
 use crate::output::Paint;
 use crate::resolve::{ProfileField, Provenance};
 use crate::speakap::NetworkRead;
-use crate::text::inert;
+use crate::text::{counted, inert};
 
 pub use super::saved::{SavedPlan, json};
 
@@ -76,7 +76,7 @@ pub(crate) fn hr_count(hr: &SnapshotInfo) -> String {
         Some(pages) => format!(
             "{} records in {}",
             hr.records,
-            counted(pages as usize, "page")
+            counted(pages as usize, "page", "pages")
         ),
         None => format!("{} records", hr.records),
     }
@@ -86,18 +86,11 @@ pub(crate) fn hr_count(hr: &SnapshotInfo) -> String {
 pub(crate) fn network_count(read: &NetworkRead) -> String {
     format!(
         "{} in {}, {} in {}",
-        counted(read.accounts, "account"),
-        counted(read.account_pages, "page"),
-        counted(read.groups, "group"),
-        counted(read.group_pages, "page")
+        counted(read.accounts, "account", "accounts"),
+        counted(read.account_pages, "page", "pages"),
+        counted(read.groups, "group", "groups"),
+        counted(read.group_pages, "page", "pages")
     )
-}
-
-fn counted(n: usize, noun: &str) -> String {
-    match n {
-        1 => format!("1 {noun}"),
-        n => format!("{n} {noun}s"),
-    }
 }
 
 pub fn text(plan: &Plan, paint: Paint) -> String {
