@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::cli::DoctorArgs;
 use crate::config::{self, Config, Source};
 use crate::error::Error;
-use crate::speakap::{ApiError, Client};
+use crate::speakap::ApiError;
 use crate::state;
 use crate::text::inert;
 
@@ -137,14 +137,8 @@ async fn check_network(config: &Config, checks: &mut Vec<Check>) -> Option<bool>
         format!("{} is set", settings.token_env),
         None,
     ));
-    let client = match Client::new(
-        &settings.url,
-        &config.sync.network,
-        &token,
-        &settings.api_version,
-        settings.requests_per_second,
-    ) {
-        Ok(client) => client.with_page_size(settings.page_size as usize),
+    let client = match config.sync.client(&settings.url, &token) {
+        Ok(client) => client,
         Err(e) => {
             checks.push(check("network", Verdict::Fail, e.to_string(), None));
             return None;
