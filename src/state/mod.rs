@@ -165,7 +165,11 @@ pub fn read_ledger(repo_root: &Path, network: &str) -> Result<Ledger, Error> {
 /// never in the work tree or in what is pushed. The common directory, so that the work trees of
 /// one repository (`git worktree`) share one lock, as they share the state ref.
 pub fn state_dir(repo_root: &Path) -> Result<PathBuf, Error> {
-    Ok(open(repo_root)?.commondir().join("speakap-sync"))
+    Ok(state_dir_of(&open(repo_root)?))
+}
+
+fn state_dir_of(repo: &Repository) -> PathBuf {
+    repo.commondir().join("speakap-sync")
 }
 
 /// The state ref's tip, if there is a record yet.
@@ -191,7 +195,7 @@ pub fn has_record(repo_root: &Path, network: &str) -> Result<bool, Error> {
 /// directory is read-only, or another process holds the ref's lock file.
 pub fn check_writable(repo_root: &Path) -> Result<(), Error> {
     let repo = open(repo_root)?;
-    let probe = state_dir(repo_root)?.join(".write-check");
+    let probe = state_dir_of(&repo).join(".write-check");
     std::fs::create_dir_all(probe.parent().expect("has a parent"))
         .and_then(|()| std::fs::write(&probe, b""))
         .and_then(|()| std::fs::remove_file(&probe))
