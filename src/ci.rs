@@ -53,8 +53,7 @@ impl Host {
                 Some(format!("[run {run}]({url})"))
             }
             Host::GitLab(_) => {
-                let url = gitlab::job_url()?;
-                let job = std::env::var("CI_JOB_ID").unwrap_or_default();
+                let (job, url) = gitlab::job()?;
                 Some(format!("[job {job}]({url})"))
             }
         }

@@ -207,9 +207,15 @@ impl GitLab {
 }
 
 /// This job's page, when `CI_JOB_URL` holds a web address.
-pub fn job_url() -> Option<String> {
+fn job_url() -> Option<String> {
     (std::env::var("CI_JOB_URL").ok())
         .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
+}
+
+/// This CI job: its ID and its page, when `CI_JOB_URL` holds a web address.
+pub fn job() -> Option<(String, String)> {
+    let url = job_url()?;
+    Some((std::env::var("CI_JOB_ID").unwrap_or_default(), url))
 }
 
 /// Where the full plan is when a note had to be cut: the job's artifact.
