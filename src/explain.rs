@@ -140,7 +140,6 @@ fn exclusions_and_overrides(out: &mut String, input: &ExplainInput) {
     }
 }
 
-/// What HR and the rules want for the person, each value with where it comes from.
 /// A merged person's contracts: which one is primary, which count, which do not yet or no more.
 fn contracts(out: &mut String, desired: &DesiredUser, locator: &Locator) {
     if desired.contracts.is_empty() {
@@ -162,6 +161,7 @@ fn contracts(out: &mut String, desired: &DesiredUser, locator: &Locator) {
     }
 }
 
+/// What HR and the rules want for the person, each value with where it comes from.
 fn desired_state(out: &mut String, desired: &DesiredUser, locator: &Locator, paint: Paint) {
     let _ = writeln!(out, "Desired (from HR and the rules):");
     for (field, value) in desired.profile() {
