@@ -13,9 +13,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{
-    Layout, Locator, Record, Records, Snapshot, format_date, match_columns, normalize, refuse_empty,
-};
+use super::{Layout, Locator, Record, Records, Snapshot, format_date, match_columns, normalize};
 use crate::config::{AfasSource, ColumnType};
 use crate::error::Error;
 use crate::redact::redact_credentials;
@@ -79,7 +77,6 @@ pub async fn read(
             "AFAS connector {endpoint} returned no rows; refusing to plan from it (it would look like everyone left)"
         )));
     }
-    refuse_empty(endpoint, &records)?;
     Ok(Snapshot {
         source: connector.endpoint,
         sha256: crate::digest::hex(&hasher.finalize()),
